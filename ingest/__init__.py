@@ -1,0 +1,1 @@
+"""Ingest: real exports into the vault."""

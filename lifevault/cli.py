@@ -1,0 +1,61 @@
+"""The one `lifevault` command. Each sub-command parses, calls the library, prints a summary.
+
+User errors (VaultError and friends) end in one line on stderr and a non-zero exit code, never a
+traceback; set LIFEVAULT_DEBUG=1 to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from lifevault import cli_vault
+from lifevault.demo import demo
+
+app = typer.Typer(
+    name="lifevault",
+    help="lifevault: your phone's personal data, encrypted on the device, for your agent.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+cli_vault.register(app)
+app.command("demo")(demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)
+    try:
+        rv = app(args=argv, prog_name="lifevault", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("lifevault: interrupted; nothing was changed by the unfinished step", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns errors into one line
+        from vault.errors import VaultError
+
+        if isinstance(e, VaultError):
+            print(f"lifevault: {e}", file=sys.stderr)
+            return e.exit_code
+        if os.environ.get("LIFEVAULT_DEBUG"):
+            raise
+        # Never print the message of an unexpected error: it could quote personal data.
+        print(
+            f"lifevault: internal error ({type(e).__name__}); nothing was lost. "
+            "Re-run with LIFEVAULT_DEBUG=1 for details and report it.",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Vault commands: init, status, passwd, rotate-key, export, import, audit verify."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lifevault.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    RecoveryOpt,
+    emit_json,
+    err,
+    open_vault,
+    settings,
+)
+from lifevault.secrets_input import read_passphrase
+from vault import audit, backup, ledger
+from vault import status as vault_status
+from vault.keys import KdfParams
+from vault.store import Vault
+
+audit_app = typer.Typer(help="Verify and export the audit log and privacy ledger.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("status")(status)
+    app.command("passwd")(passwd)
+    app.command("rotate-key")(rotate_key)
+    app.command("export")(export)
+    app.command("import")(import_)
+    app.add_typer(audit_app, name="audit")
+    audit_app.command("verify")(audit_verify)
+
+
+def init(
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    kdf_memory_mib: Annotated[int, typer.Option(help="Argon2id memory (MiB).")] = 64,
+    kdf_iterations: Annotated[int, typer.Option(help="Argon2id passes.")] = 3,
+    kdf_lanes: Annotated[int, typer.Option(help="Argon2id lanes.")] = 4,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a vault: keys.json (Argon2id-wrapped keys) and an encrypted vault.duckdb.
+
+    Example: LIFEVAULT_PASSPHRASE=... lifevault init --home ~/.lifevault
+    """
+    s = settings(home)
+    pw = read_passphrase(passphrase_file, confirm=True, prompt="New passphrase")
+    kdf = KdfParams(memory_kib=kdf_memory_mib * 1024, iterations=kdf_iterations, lanes=kdf_lanes)
+    vault, code = Vault.create(s.home, pw, kdf=kdf)
+    with vault:
+        audit.record(vault, audit.VaultCreated(cipher="AES-256-GCM", kdf={"name": "argon2id", **_kdf_dict(kdf)}))
+    err.print(f"Created vault in {s.home}")
+    err.print("Recovery code (shown once; write it down and keep it offline):")
+    err.print(f"  {code}")
+    if json_out:
+        emit_json({"home": str(s.home), "recovery_code": code})
+
+
+def _kdf_dict(kdf: KdfParams) -> dict[str, int]:
+    return {"memory_kib": kdf.memory_kib, "iterations": kdf.iterations, "lanes": kdf.lanes}
+
+
+def status(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: JsonOpt = False) -> None:
+    """Tables, row counts, file sizes, cipher, key ages, migrations and the last loads.
+
+    Example: lifevault status --json
+    """
+    with open_vault(home, passphrase_file) as vault:
+        info = vault_status.collect(vault)
+    if json_out:
+        emit_json(info)
+        return
+    err.print(f"Vault {info['home']}  cipher {info['cipher']}  KDF {info['kdf']}")
+    err.print("Files: " + ", ".join(f"{k} {v:,} B" for k, v in info["files"].items()))
+    for t, n in info["tables"].items():
+        err.print(f"  {t:<28} {n:>12,} rows")
+    err.print("Migrations: " + ", ".join(m["name"] for m in info["migrations"]))
+    for load in info.get("last_loads", []):
+        err.print(f"  load {load['load_id']} {load['source']} loaded {load['loaded']} at {load['finished_at']}")
+
+
+def passwd(
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    recovery_code: RecoveryOpt = None,
+    new_passphrase_file: Annotated[
+        Path | None, typer.Option(help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else prompt).")
+    ] = None,
+) -> None:
+    """Change the passphrase: re-wraps the keys only, the data is not touched.
+
+    Example: lifevault passwd --recovery-code XXXXX-XXXXX-... (when the passphrase is forgotten)
+    """
+    vault = open_vault(home, passphrase_file, recovery_code)
+    with vault:
+        env_new = os.environ.get("LIFEVAULT_NEW_PASSPHRASE")
+        new = env_new if (env_new and new_passphrase_file is None) else None
+        if new is None:
+            if new_passphrase_file is None:
+                os.environ.pop("LIFEVAULT_PASSPHRASE", None)  # force the prompt for the new one
+            new = read_passphrase(new_passphrase_file, confirm=True, prompt="New passphrase")
+        vault.change_passphrase(new)
+        audit.record(vault, audit.PassphraseChanged(via="recovery_code" if recovery_code else "passphrase"))
+    err.print("Passphrase changed; the data and the recovery code are unchanged.")
+
+
+def rotate_key(home: HomeOpt = None, passphrase_file: PassFileOpt = None) -> None:
+    """New database key: copy into a new encrypted file, swap atomically, destroy the old wrapped key.
+
+    Example: lifevault rotate-key
+    """
+    with open_vault(home, passphrase_file) as vault:
+        vault.rotate_duckdb_key()
+        gen = vault_status.key_generation(vault.home, "duckdb")
+        audit.record(vault, audit.KeyRotated(key="duckdb", generation=gen))
+    err.print(f"Database key rotated (generation {gen}); the old key no longer opens the vault.")
+
+
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Backup file to write.")],
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write an encrypted, portable backup (opens anywhere with the passphrase or recovery code).
+
+    Example: lifevault export --out vault-2025-11.lvbackup
+    """
+    with open_vault(home, passphrase_file) as vault:
+        summary = backup.export(vault, out)
+    err.print(f"Backup written to {out} ({summary['bytes']:,} bytes, sha256 {str(summary['sha256'])[:16]}…)")
+    if json_out:
+        emit_json(summary)
+
+
+def import_(
+    archive: Annotated[Path, typer.Argument(help="Backup file written by `lifevault export`.")],
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    recovery_code: RecoveryOpt = None,
+) -> None:
+    """Restore a backup into an empty vault home, after checking its integrity.
+
+    Example: lifevault import vault-2025-11.lvbackup --home ~/.lifevault
+    """
+    s = settings(home)
+    pw = None if recovery_code else read_passphrase(passphrase_file)
+    with backup.restore(archive, s.home, passphrase=pw, recovery_code=recovery_code):
+        pass
+    err.print(f"Backup restored into {s.home}")
+
+
+def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: JsonOpt = False) -> None:
+    """Recompute the audit-log and privacy-ledger hash chains; report the first broken link.
+
+    Example: lifevault audit verify --json
+    """
+    with open_vault(home, passphrase_file) as vault:
+        results = [audit.verify(vault), ledger.verify(vault)]
+    for r in results:
+        err.print(r.summary())
+    if json_out:
+        emit_json({r.table: {"ok": r.ok, "checked": r.checked, "first_broken": r.first_broken, "reason": r.reason}
+                   for r in results})
+    if not all(r.ok for r in results):
+        raise typer.Exit(2)

@@ -1,0 +1,44 @@
+"""Shared fixtures: a real encrypted vault on disk in tmp_path (cheap Argon2id so tests stay fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vault.keys import KdfParams
+from vault.store import Vault
+
+PASSPHRASE = "correct horse battery staple"
+FAST_KDF = KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1)
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def new_vault(home: Path) -> Iterator[tuple[Vault, str]]:
+    vault, code = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    try:
+        yield vault, code
+    finally:
+        vault.close()
+
+
+@pytest.fixture
+def vault(new_vault: tuple[Vault, str]) -> Vault:
+    return new_vault[0]
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def grep_tree(root: Path, needle: bytes) -> list[Path]:
+    """Every file under root whose bytes contain needle (also UTF-16 encoded, to be thorough)."""
+    forms = (needle, needle.decode().encode("utf-16-le"))
+    return [p for p in files_under(root) if any(f in p.read_bytes() for f in forms)]

@@ -1,0 +1,94 @@
+"""The append-only, hash-chained audit log: typed events in, verifiable history out.
+
+    audit.record(vault, MemorySearched(actor=token.id, query_sha256=sha(q), k=k, returned_ids=ids))
+
+Event classes are frozen dataclasses deriving from AuditEvent with a `kind`; other packages define
+their own (they import vault, never the reverse). Bodies carry ids, counts, hashes and parameters,
+never contents, query text or coordinates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from vault.chain import Chain, ChainRow, Verification
+
+if TYPE_CHECKING:
+    from vault.store import Vault
+
+TABLE = "audit_log"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    kind: ClassVar[str] = "event"
+    actor: str = "owner"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VaultCreated(AuditEvent):
+    kind: ClassVar[str] = "vault.created"
+    cipher: str
+    kdf: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassphraseChanged(AuditEvent):
+    kind: ClassVar[str] = "keys.passphrase_changed"
+    via: str  # "passphrase" | "recovery_code"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRotated(AuditEvent):
+    kind: ClassVar[str] = "keys.rotated"
+    key: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupExported(AuditEvent):
+    kind: ClassVar[str] = "backup.exported"
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupImported(AuditEvent):
+    kind: ClassVar[str] = "backup.imported"
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainVerified(AuditEvent):
+    kind: ClassVar[str] = "audit.verified"
+    results: dict[str, bool]
+
+
+def sha256_text(text: str) -> str:
+    """The only form in which free text (queries, forgotten ids) enters the audit log."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record(vault: Vault, event: AuditEvent) -> ChainRow:
+    return Chain(vault, TABLE).append(event.kind, asdict(event))
+
+
+def events(vault: Vault, *, kind: str | None = None, limit: int | None = None, after_seq: int = 0) -> Iterator[ChainRow]:
+    return Chain(vault, TABLE).rows(kind=kind, limit=limit, after_seq=after_seq)
+
+
+def verify(vault: Vault) -> Verification:
+    return Chain(vault, TABLE).verify()
+
+
+def export(vault: Vault) -> Iterator[str]:
+    """JSON Lines an auditor can verify independently (seq, ts, kind, body, prev_hash, hash)."""
+    from vault.chain import canonical
+
+    for seq, at, kind, body, prev, h in vault.query(
+        f"SELECT seq, ts, kind, body, prev_hash, hash FROM {TABLE} ORDER BY seq"
+    ):
+        yield canonical({"seq": seq, "at": at, "kind": kind, "body": body, "prev_hash": prev, "hash": h})

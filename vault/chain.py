@@ -1,0 +1,126 @@
+"""Hash chains over append-only tables (audit_log, privacy_ledger).
+
+Row i stores hash_i = sha256(seq | at | kind | body | hash_{i-1}) with body the canonical JSON of the
+event (sorted keys, no whitespace). verify() recomputes every link and reports the first broken one:
+an edited, inserted, removed or reordered row breaks the chain at that row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vault.store import Vault
+
+GENESIS = "0" * 64
+CHAINED_TABLES = ("audit_log", "privacy_ledger")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return o.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(o, date):
+        return o.isoformat()
+    if isinstance(o, (set, frozenset, tuple)):
+        return sorted(o) if isinstance(o, (set, frozenset)) else list(o)
+    if isinstance(o, bytes):
+        return o.hex()
+    raise TypeError(f"cannot put {type(o).__name__} in a chained record")
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
+
+
+def _ts(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def link_hash(seq: int, at: datetime, kind: str, body: str, prev: str) -> str:
+    return hashlib.sha256(f"{seq}|{_ts(at)}|{kind}|{body}|{prev}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainRow:
+    seq: int
+    at: datetime
+    kind: str
+    body: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verification:
+    table: str
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str = ""
+    head: str = GENESIS
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.table}: {self.checked} records, chain intact (head {self.head[:12]})"
+        return f"{self.table}: chain BROKEN at record {self.first_broken}: {self.reason}"
+
+
+class Chain:
+    def __init__(self, vault: Vault, table: str) -> None:
+        if table not in CHAINED_TABLES:
+            raise ValueError(f"{table} is not a chained table")
+        self.vault = vault
+        self.table = table
+
+    def head(self) -> tuple[int, str]:
+        row = self.vault.query(f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1")
+        return (row[0][0], row[0][1]) if row else (0, GENESIS)
+
+    def append(self, kind: str, body: dict[str, Any], *, at: datetime | None = None) -> ChainRow:
+        at = (at or datetime.now(UTC)).astimezone(UTC)
+        at = at.replace(microsecond=at.microsecond)  # microsecond precision: what TIMESTAMPTZ keeps
+        text = canonical(body)
+        seq, prev = self.head()
+        seq += 1
+        h = link_hash(seq, at, kind, text, prev)
+        self.vault.execute(
+            f"INSERT INTO {self.table} (seq, ts, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            [seq, at, kind, text, prev, h],
+        )
+        return ChainRow(seq=seq, at=at, kind=kind, body=json.loads(text), hash=h)
+
+    def rows(self, *, kind: str | None = None, since: datetime | None = None, limit: int | None = None,
+             after_seq: int = 0) -> Iterator[ChainRow]:
+        sql = f"SELECT seq, ts, kind, body, hash FROM {self.table} WHERE seq > ?"
+        params: list[Any] = [after_seq]
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if since:
+            sql += " AND ts >= ?"
+            params.append(since)
+        sql += " ORDER BY seq"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        for seq, at, k, body, h in self.vault.query(sql, params):
+            yield ChainRow(seq=seq, at=at, kind=k, body=json.loads(body), hash=h)
+
+    def verify(self) -> Verification:
+        prev, expected_seq, checked = GENESIS, 1, 0
+        cur = self.vault.query(f"SELECT seq, ts, kind, body, prev_hash, hash FROM {self.table} ORDER BY seq")
+        for seq, at, kind, body, prev_hash, h in cur:
+            broken = None
+            if seq != expected_seq:
+                broken = f"expected record {expected_seq}, found {seq} (a record was removed or inserted)"
+            elif prev_hash != prev:
+                broken = "its link to the previous record does not match"
+            elif link_hash(seq, at, kind, body, prev_hash) != h:
+                broken = "its contents were changed after it was written"
+            if broken:
+                return Verification(table=self.table, ok=False, checked=checked, first_broken=seq, reason=broken)
+            prev, expected_seq, checked = h, seq + 1, checked + 1
+        return Verification(table=self.table, ok=True, checked=checked, head=prev)

@@ -1,0 +1,56 @@
+"""Named, ordered schema migrations, recorded in `_migrations`. The only way the schema changes.
+
+Each migration is (name, SQL statements). Names never change once released; new ones are appended.
+All of them are applied in one transaction per migration when a vault opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from vault.schema import MIGRATIONS as _DEFINED
+
+if TYPE_CHECKING:
+    from vault.store import Vault
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = tuple(Migration(n, tuple(s)) for n, s in _DEFINED)
+
+
+def applied(vault: Vault) -> list[tuple[int, str, datetime]]:
+    return [tuple(r) for r in vault.query("SELECT seq, name, applied_at FROM _migrations ORDER BY seq")]  # type: ignore[misc]
+
+
+def apply(vault: Vault) -> list[str]:
+    """Apply every migration not yet recorded; returns the names applied now."""
+    vault.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (seq INTEGER PRIMARY KEY, name VARCHAR NOT NULL UNIQUE, "
+        "applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    done = {name for _, name, _ in applied(vault)}
+    known = [m.name for m in MIGRATIONS]
+    unknown = done - set(known)
+    if unknown:
+        from vault.errors import VaultError
+
+        raise VaultError(
+            f"this vault has migrations this lifevault does not know ({', '.join(sorted(unknown))}); upgrade lifevault"
+        )
+    now_applied = []
+    for seq, m in enumerate(MIGRATIONS, start=1):
+        if m.name in done:
+            continue
+        with vault.transaction():
+            for stmt in m.statements:
+                vault.execute(stmt)
+            vault.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [seq, m.name, datetime.now(UTC)])
+        now_applied.append(m.name)
+    return now_applied

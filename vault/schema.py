@@ -1,0 +1,30 @@
+"""Every table the vault holds, as named migrations (vault owns every byte at rest).
+
+Other packages read and write these tables through Vault; they never create tables themselves.
+"""
+
+from __future__ import annotations
+
+_CHAIN_COLUMNS = """
+    seq BIGINT PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    kind VARCHAR NOT NULL,
+    body VARCHAR NOT NULL,
+    prev_hash VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL
+"""
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0001_audit_log",
+        [f"CREATE TABLE audit_log ({_CHAIN_COLUMNS})"],
+    ),
+    (
+        "0002_privacy_ledger",
+        [f"CREATE TABLE privacy_ledger ({_CHAIN_COLUMNS})"],
+    ),
+    (
+        "0003_vault_meta",
+        ["CREATE TABLE vault_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"],
+    ),
+]

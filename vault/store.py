@@ -1,0 +1,407 @@
+"""The vault: a locked-down DuckDB session with the encrypted database attached.
+
+    with Vault.open(home, passphrase) as v:
+        v.query("SELECT count(*) FROM audit_log")
+
+Lock-down, in this order (the order matters: the extension must be loaded before external access is
+switched off, and configuration is locked last):
+  - autoinstall/autoload of extensions off; unsigned extensions stay disallowed;
+  - the httpfs extension (DuckDB's signed build, shipped in the duckdb-extension-httpfs wheel) loaded by
+    path: it supplies OpenSSL, without which DuckDB 1.5 only reads encrypted files;
+  - temp files in <home>/tmp, encrypted; allowed_directories = [home]; enable_external_access = false;
+  - ATTACH '<home>/vault.duckdb' (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM') with the key bound as a
+    parameter (base64 of the DEK; never in SQL text);
+  - lock_configuration = true.
+DuckDB's unsafe (mbedtls) write mode is never switched on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from vault import keys as keymod
+from vault import migrations
+from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
+from vault.fsio import fsync_dir
+
+DB_FILE = "vault.duckdb"
+LOCK_FILE = "vault.lock"
+TMP_DIR = "tmp"
+BLOB_DIR = "blobs"
+ALIAS = "vault"
+DUCKDB_VERSION = "1.5.5"
+
+
+def httpfs_extension_path() -> Path:
+    import duckdb_extension_httpfs  # the wheel that carries DuckDB's signed httpfs build
+
+    path = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{DUCKDB_VERSION}" / "httpfs.duckdb_extension"
+    if not path.is_file():
+        raise VaultError(f"the httpfs extension for DuckDB {DUCKDB_VERSION} is missing; reinstall lifevault")
+    return path
+
+
+def translate(e: Exception, *, home: Path | None = None) -> VaultError | Exception:
+    """Map DuckDB's errors onto one-line user errors; anything unrecognised is returned as is."""
+    msg = str(e)
+    where = f" ({home})" if home else ""
+    if "AES tag" in msg or "checksum" in msg.lower() or "Corrupt database" in msg or "not a valid DuckDB" in msg:
+        return IntegrityError(
+            f"the vault failed its integrity check{where}: vault.duckdb was modified or corrupted; "
+            "restore it from a backup (`lifevault import`)"
+        )
+    if "Wrong encryption key" in msg:
+        return IntegrityError(f"vault.duckdb does not belong to this keys.json{where}; restore the matching pair")
+    if "No space left" in msg or "File too large" in msg or "disk is full" in msg.lower():
+        return DiskFull("disk full: the write was rolled back and the previous state is intact; free space and retry")
+    return e
+
+
+class _Lock:
+    """An exclusive advisory lock on <home>/vault.lock holding {"pid", "port"} for error messages and the CLI."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_FILE
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self.fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            info = read_lock_info(home) or {}
+            pid = info.get("pid", "?")
+            port = info.get("port")
+            how = f"`lifevault serve` on 127.0.0.1:{port}" if port else "another lifevault command"
+            raise VaultLocked(
+                f"the vault is in use by process {pid} ({how}); wait for it to finish or stop it"
+            ) from None
+        self.write(port=None)
+
+    def write(self, *, port: int | None) -> None:
+        data = json.dumps({"pid": os.getpid(), "port": port}).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def read_lock_info(home: Path) -> dict[str, Any] | None:
+    """The holder of the vault lock, or None when nobody holds it."""
+    path = Path(home) / LOCK_FILE
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None  # nobody holds it
+        except OSError:
+            pass
+        raw = os.pread(fd, 4096, 0)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(raw) if raw else {"pid": "?"}
+    except ValueError:
+        return {"pid": "?"}
+
+
+def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    extra = {"memory_limit": memory_limit} if memory_limit else {}
+    con = duckdb.connect(
+        ":memory:",
+        config=extra | {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_unsigned_extensions": False,
+            "allow_community_extensions": False,
+        },
+    )
+    con.execute("LOAD " + _sql_literal(str(httpfs_extension_path())))
+    tmp = home / TMP_DIR
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    con.execute("SET temp_directory = ?", [str(tmp)])
+    con.execute("SET temp_file_encryption = true")
+    con.execute("SET allowed_directories = ?", [[str(home)]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: str) -> None:
+    con.execute(f"ATTACH {_sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM')", [key_text])
+
+
+def _sql_literal(text: str) -> str:
+    """A quoted SQL string literal, for paths only (keys are always bound as parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Vault:
+    """An open vault. Use Vault.create / Vault.open; close() (or `with`) releases the lock."""
+
+    def __init__(self, home: Path, keys: keymod.Keys, con: duckdb.DuckDBPyConnection, lock: _Lock) -> None:
+        self.home = home
+        self._keys = keys
+        self._con = con
+        self._lock = lock
+        self._rowid_mac = hmac.new(keys.rowid, digestmod=hashlib.sha256)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, home: Path, passphrase: str, *, kdf: keymod.KdfParams | None = None) -> tuple[Vault, str]:
+        """Create a new vault home; returns the open vault and the one-time recovery code."""
+        home = Path(home).expanduser().absolute()
+        if (home / keymod.KEYS_FILE).exists() or (home / DB_FILE).exists():
+            raise VaultExists(f"{home} already holds a vault; pick another --home or remove it first")
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keys, code = keymod.create(home, passphrase, kdf=kdf)
+        try:
+            vault = cls._open_with(home, keys)
+        except BaseException:
+            for leftover in (keymod.KEYS_FILE, DB_FILE, DB_FILE + ".wal"):
+                (home / leftover).unlink(missing_ok=True)
+            raise
+        return vault, code
+
+    @classmethod
+    def open(
+        cls, home: Path, passphrase: str | None = None, *, recovery_code: str | None = None,
+        memory_limit: str | None = None,
+    ) -> Vault:
+        """Unlock and open. memory_limit (e.g. "512MB") caps DuckDB's memory; beyond it, work spills to
+        encrypted temp files in <home>/tmp."""
+        home = Path(home).expanduser().absolute()
+        if not home.is_dir():
+            raise VaultMissing(f"vault home {home} does not exist (run `lifevault init --home {home}` first)")
+        if recovery_code is not None:
+            keys = keymod.unlock_with_recovery(home, recovery_code)
+        else:
+            if passphrase is None:
+                raise VaultError("a passphrase is needed to open the vault")
+            keys = keymod.unlock(home, passphrase)
+        if not (home / DB_FILE).exists():
+            raise VaultMissing(f"{home / DB_FILE} is missing; restore it from a backup (`lifevault import`)")
+        return cls._open_with(home, keys, memory_limit=memory_limit)
+
+    @classmethod
+    def _open_with(cls, home: Path, keys: keymod.Keys, *, memory_limit: str | None = None) -> Vault:
+        lock = _Lock(home)
+        try:
+            con = _connect(home, memory_limit=memory_limit)
+            try:
+                keys = cls._attach_current(con, home, keys)
+                os.chmod(home / DB_FILE, 0o600)
+                con.execute("SET lock_configuration = true")
+                con.execute(f"USE {ALIAS}")
+                vault = cls(home, keys, con, lock)
+                migrations.apply(vault)
+            except BaseException:
+                con.close()
+                raise
+        except BaseException as e:
+            lock.release()
+            err = translate(e, home=home)
+            if err is not e:
+                raise err from None
+            raise
+        _clean_stale(home)
+        return vault
+
+    @staticmethod
+    def _attach_current(con: duckdb.DuckDBPyConnection, home: Path, keys: keymod.Keys) -> keymod.Keys:
+        """Attach with the current key; finish or abandon an interrupted rotate-key."""
+        db = home / DB_FILE
+        try:
+            _attach(con, db, keys.duckdb_key_text(), ALIAS)
+            if keys.pending_duckdb is not None:  # the swap never happened: drop the staged key
+                keymod.drop_pending(home)
+            return keys
+        except duckdb.Error as e:
+            if keys.pending_duckdb is None or "Wrong encryption key" not in str(e):
+                raise
+        _attach(con, db, keys.duckdb_key_text(pending=True), ALIAS)  # the swap happened: promote
+        return keymod.promote_pending(home, keys)
+
+    def close(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("CHECKPOINT")
+            self._con.close()
+            self._con = None  # type: ignore[assignment]
+        self._lock.release()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def announce_port(self, port: int) -> None:
+        """Record in the lock file that `lifevault serve` owns the vault on this loopback port."""
+        self._lock.write(port=port)
+
+    # ---- SQL ---------------------------------------------------------------------------------------
+    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        try:
+            return self._con.execute(sql, params) if params is not None else self._con.execute(sql)
+        except duckdb.Error as e:
+            err = translate(e, home=self.home)
+            if err is not e:
+                raise err from None
+            raise
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
+        self._run(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._con.executemany(sql, rows)
+        except duckdb.Error as e:
+            err = translate(e, home=self.home)
+            if err is not e:
+                raise err from None
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        row = self._run(sql, params).fetchone()
+        return row[0] if row else None
+
+    def frame(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
+        return self._run(sql, params).pl()
+
+    def insert_frame(self, table: str, df: pl.DataFrame, *, on_conflict_nothing: bool = True) -> int:
+        """Insert a polars frame by column name; rows whose primary key exists are skipped. Returns rows added."""
+        if df.height == 0:
+            return 0
+        before = self.scalar(f"SELECT count(*) FROM {table}")
+        cols = ", ".join(f'"{c}"' for c in df.columns)
+        self._con.register("_lv_frame", df)
+        try:
+            conflict = " ON CONFLICT DO NOTHING" if on_conflict_nothing else ""
+            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _lv_frame{conflict}")
+        finally:
+            self._con.unregister("_lv_frame")
+        return int(self.scalar(f"SELECT count(*) FROM {table}")) - int(before)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Vault]:
+        self._run("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("ROLLBACK")
+            raise
+        self._run("COMMIT")
+
+    def checkpoint(self) -> None:
+        self._run("CHECKPOINT")
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name", [ALIAS]
+        )]
+
+    def setting(self, name: str) -> Any:
+        return self.scalar("SELECT current_setting(?)", [name])
+
+    # ---- keyed ids and sealed blobs -----------------------------------------------------------------
+    def row_id(self, *parts: object) -> int:
+        """A stable, keyed 63-bit id for a natural key (HMAC-SHA256 under the vault's rowid key)."""
+        mac = self._rowid_mac.copy()
+        mac.update("\x1f".join("" if p is None else str(p) for p in parts).encode())
+        return int.from_bytes(mac.digest()[:8], "big") >> 1
+
+    def row_ids(self, keys: Iterator[str] | Sequence[str]) -> list[int]:
+        base = self._rowid_mac
+        out = []
+        for k in keys:
+            mac = base.copy()
+            mac.update(k.encode())
+            out.append(int.from_bytes(mac.digest()[:8], "big") >> 1)
+        return out
+
+    def blob_path(self, name: str) -> Path:
+        d = self.home / BLOB_DIR
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d / f"{name}.sealed"
+
+    def write_blob(self, name: str, data: bytes) -> Path:
+        from vault import sealed
+
+        path = self.blob_path(name)
+        sealed.write(path, self._keys.sealed, name, data)
+        return path
+
+    def read_blob(self, name: str) -> bytes | None:
+        from vault import sealed
+
+        path = self.blob_path(name)
+        return sealed.read(path, self._keys.sealed, name) if path.exists() else None
+
+    def delete_blob(self, name: str) -> None:
+        self.blob_path(name).unlink(missing_ok=True)
+
+    # ---- key operations -----------------------------------------------------------------------------
+    def change_passphrase(self, new_passphrase: str, *, kdf: keymod.KdfParams | None = None) -> None:
+        self._keys = keymod.change_passphrase(self.home, self._keys, new_passphrase, kdf=kdf)
+
+    def rotate_duckdb_key(self) -> None:
+        """New DuckDB DEK: copy into a new encrypted file, swap atomically, destroy the old wrapped key."""
+        staged = keymod.stage_duckdb_key(self.home, self._keys)
+        new_path = self.home / (DB_FILE + ".rotating")
+        new_path.unlink(missing_ok=True)
+        self.checkpoint()
+        _attach(self._con, new_path, staged.duckdb_key_text(pending=True), "rotating")
+        try:
+            self._run(f"COPY FROM DATABASE {ALIAS} TO rotating")
+            self._run("CHECKPOINT rotating")
+        finally:
+            self._run("DETACH rotating")
+        fd = os.open(new_path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        self._run("USE memory")
+        self._run(f"DETACH {ALIAS}")
+        os.replace(new_path, self.home / DB_FILE)
+        (self.home / (DB_FILE + ".wal")).unlink(missing_ok=True)
+        fsync_dir(self.home)
+        self._keys = keymod.promote_pending(self.home, staged)
+        _attach(self._con, self.home / DB_FILE, self._keys.duckdb_key_text(), ALIAS)
+        self._run(f"USE {ALIAS}")
+
+
+def _clean_stale(home: Path) -> None:
+    """Remove leftovers of a crashed run (encrypted temp spill files, an abandoned rotation copy)."""
+    (home / (DB_FILE + ".rotating")).unlink(missing_ok=True)
+    tmp = home / TMP_DIR
+    if tmp.is_dir():
+        for child in tmp.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
