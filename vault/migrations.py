@@ -45,12 +45,14 @@ def apply(vault: Vault) -> list[str]:
             f"this vault has migrations this lifevault does not know ({', '.join(sorted(unknown))}); upgrade lifevault"
         )
     now_applied = []
-    for seq, m in enumerate(MIGRATIONS, start=1):
+    for m in MIGRATIONS:
         if m.name in done:
             continue
         with vault.transaction():
             for stmt in m.statements:
                 vault.execute(stmt)
-            vault.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [seq, m.name, datetime.now(UTC)])
+            vault.execute(
+                "INSERT INTO _migrations SELECT coalesce(max(seq), 0) + 1, ?, ? FROM _migrations", [m.name, datetime.now(UTC)]
+            )
         now_applied.append(m.name)
     return now_applied

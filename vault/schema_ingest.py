@@ -1,0 +1,78 @@
+"""Tables written by ingest: raw rows per source, quarantine, loads, cursors, and derived tables.
+
+Conventions: `row_id` is a keyed hash (HMAC under the vault's rowid key) of the natural key, so
+re-ingesting the same export adds nothing. Times are TIMESTAMPTZ in UTC; `utc_offset_min` keeps the
+offset the export was written in. `start`/`end`/`at` are SQL keywords, hence `start_ts`/`end_ts`/`ts`.
+"""
+
+from __future__ import annotations
+
+_PROVENANCE = "format VARCHAR NOT NULL, file VARCHAR, position BIGINT, load_id VARCHAR NOT NULL"
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "0010_ingest_raw",
+        [
+            f"""CREATE TABLE location_points (
+                row_id BIGINT PRIMARY KEY, ts TIMESTAMPTZ, utc_offset_min INTEGER,
+                lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, accuracy_m DOUBLE, altitude_m DOUBLE,
+                provider VARCHAR, {_PROVENANCE})""",
+            f"""CREATE TABLE place_visits (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, lat DOUBLE, lon DOUBLE, place_id VARCHAR, name VARCHAR, address VARCHAR,
+                semantic_type VARCHAR, confidence DOUBLE, {_PROVENANCE})""",
+            f"""CREATE TABLE activity_segments (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, start_lat DOUBLE, start_lon DOUBLE, end_lat DOUBLE, end_lon DOUBLE,
+                distance_m DOUBLE, activity_type VARCHAR, {_PROVENANCE})""",
+            f"""CREATE TABLE calendar_events (
+                row_id BIGINT PRIMARY KEY, uid VARCHAR NOT NULL, recurrence_id VARCHAR NOT NULL,
+                start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ, utc_offset_min INTEGER, tzid VARCHAR,
+                all_day BOOLEAN, summary VARCHAR, location VARCHAR, description VARCHAR, status VARCHAR,
+                organizer VARCHAR, attendees VARCHAR, calendar VARCHAR, {_PROVENANCE})""",
+            f"""CREATE TABLE usage_events (
+                row_id BIGINT PRIMARY KEY, ts TIMESTAMPTZ NOT NULL, utc_offset_min INTEGER, package VARCHAR,
+                class_name VARCHAR, event_type VARCHAR NOT NULL, {_PROVENANCE})""",
+            f"""CREATE TABLE usage_intervals (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, package VARCHAR, stream VARCHAR, {_PROVENANCE})""",
+        ],
+    ),
+    (
+        "0011_ingest_bookkeeping",
+        [
+            """CREATE TABLE loads (
+                load_id VARCHAR PRIMARY KEY, kind VARCHAR, source VARCHAR NOT NULL, files VARCHAR NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ, status VARCHAR NOT NULL,
+                loaded BIGINT NOT NULL DEFAULT 0, duplicates BIGINT NOT NULL DEFAULT 0,
+                quarantined BIGINT NOT NULL DEFAULT 0, seconds DOUBLE)""",
+            """CREATE TABLE quarantine (
+                row_id BIGINT PRIMARY KEY, load_id VARCHAR NOT NULL, format VARCHAR NOT NULL, file VARCHAR,
+                position BIGINT, reason VARCHAR NOT NULL, raw VARCHAR, quarantined_at TIMESTAMPTZ NOT NULL)""",
+            """CREATE TABLE ingest_cursors (
+                file_key VARCHAR PRIMARY KEY, format VARCHAR NOT NULL, batches_done BIGINT NOT NULL,
+                complete BOOLEAN NOT NULL, load_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL)""",
+        ],
+    ),
+    (
+        "0012_ingest_derived",
+        [
+            """CREATE TABLE stays (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, lat DOUBLE, lon DOUBLE, place_id VARCHAR, name VARCHAR, address VARCHAR,
+                semantic_type VARCHAR, origin VARCHAR NOT NULL, n_points BIGINT)""",
+            """CREATE TABLE trips (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, from_stay BIGINT, to_stay BIGINT, from_name VARCHAR, to_name VARCHAR,
+                start_lat DOUBLE, start_lon DOUBLE, end_lat DOUBLE, end_lon DOUBLE,
+                distance_m DOUBLE, activity_type VARCHAR, origin VARCHAR NOT NULL)""",
+            """CREATE TABLE app_sessions (
+                row_id BIGINT PRIMARY KEY, start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ NOT NULL,
+                utc_offset_min INTEGER, package VARCHAR NOT NULL, app_name VARCHAR, category VARCHAR,
+                origin VARCHAR NOT NULL)""",
+            """CREATE TABLE daily_summaries (
+                day DATE PRIMARY KEY, utc_offset_min INTEGER, places VARCHAR, meetings BIGINT,
+                meeting_minutes DOUBLE, screen_minutes DOUBLE, screen_by_app VARCHAR, screen_by_category VARCHAR)""",
+        ],
+    ),
+]
