@@ -1,0 +1,162 @@
+"""Loading ingested batches: rows + quarantine + cursor advance in ONE transaction; load records.
+
+A load is one `lifevault ingest` run. Each batch a source yields is written by write_batch in a single
+transaction together with its rejected records and the file's cursor, so a job killed at any point
+resumes from the last committed batch and ends with exactly the rows of a clean run (row ids are keyed
+hashes of natural keys and inserts skip existing ids).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
+
+import polars as pl
+
+from vault import audit
+
+if TYPE_CHECKING:
+    from vault.store import Vault
+
+RAW_TABLES = (
+    "location_points",
+    "place_visits",
+    "activity_segments",
+    "calendar_events",
+    "usage_events",
+    "usage_intervals",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadCompleted(audit.AuditEvent):
+    kind: ClassVar[str] = "ingest.load_completed"
+    load_id: str
+    source: str
+    formats: list[str]
+    files: int
+    loaded: int
+    duplicates: int
+    quarantined: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cursor:
+    file_key: str
+    format: str
+    batches_done: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchResult:
+    added: int
+    duplicates: int
+    quarantined: int
+
+
+def begin(vault: Vault, *, load_id: str, kind: str | None, source: str, files: list[str]) -> None:
+    vault.execute(
+        "INSERT INTO loads (load_id, kind, source, files, started_at, status) VALUES (?, ?, ?, ?, ?, 'running')",
+        [load_id, kind, source, json.dumps(files), datetime.now(UTC)],
+    )
+
+
+def cursor(vault: Vault, file_key: str) -> Cursor | None:
+    row = vault.query("SELECT format, batches_done, complete FROM ingest_cursors WHERE file_key = ?", [file_key])
+    if not row:
+        return None
+    return Cursor(file_key=file_key, format=row[0][0], batches_done=row[0][1], complete=row[0][2])
+
+
+def write_batch(
+    vault: Vault,
+    *,
+    load_id: str,
+    table: str,
+    rows: pl.DataFrame,
+    quarantine: pl.DataFrame | None,
+    cursor: Cursor,
+    replace: bool = False,
+) -> BatchResult:
+    """Insert rows (skipping or, with replace, updating existing ids), quarantine, cursor: one transaction.
+
+    `rows` must have unique row_id values (the caller drops in-batch duplicates and counts them)."""
+    if table not in RAW_TABLES:
+        raise ValueError(f"{table} is not a raw ingest table")
+    with vault.transaction():
+        added = duplicates = 0
+        if rows.height:
+            if replace:
+                existing = _existing(vault, table, rows)
+                if existing:
+                    vault.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT row_id FROM _lv_ids)")
+                vault.execute("DROP TABLE IF EXISTS _lv_ids")
+                vault.insert_frame(table, rows, on_conflict_nothing=False)
+                added, duplicates = rows.height - existing, existing
+            else:
+                added = vault.insert_frame(table, rows)
+                duplicates = rows.height - added
+        q = vault.insert_frame("quarantine", quarantine) if quarantine is not None and quarantine.height else 0
+        vault.execute(
+            "INSERT OR REPLACE INTO ingest_cursors VALUES (?, ?, ?, ?, ?, ?)",
+            [cursor.file_key, cursor.format, cursor.batches_done, cursor.complete, load_id, datetime.now(UTC)],
+        )
+    return BatchResult(added=added, duplicates=duplicates, quarantined=q)
+
+
+def _existing(vault: Vault, table: str, rows: pl.DataFrame) -> int:
+    vault.execute("CREATE OR REPLACE TEMP TABLE _lv_ids (row_id BIGINT)")
+    vault.insert_frame("_lv_ids", rows.select("row_id"), on_conflict_nothing=False)
+    return int(vault.scalar(f"SELECT count(*) FROM {table} WHERE row_id IN (SELECT row_id FROM _lv_ids)"))
+
+
+def finish(
+    vault: Vault,
+    *,
+    load_id: str,
+    source: str,
+    formats: list[str],
+    files: int,
+    loaded: int,
+    duplicates: int,
+    quarantined: int,
+    seconds: float,
+    status: str,
+) -> None:
+    """Close the load record and write its audit event, in one transaction."""
+    with vault.transaction():
+        vault.execute(
+            "UPDATE loads SET finished_at = ?, status = ?, loaded = ?, duplicates = ?, quarantined = ?, seconds = ? "
+            "WHERE load_id = ?",
+            [datetime.now(UTC), status, loaded, duplicates, quarantined, seconds, load_id],
+        )
+        audit.record(
+            vault,
+            LoadCompleted(
+                actor="ingest", load_id=load_id, source=source, formats=sorted(set(formats)), files=files,
+                loaded=loaded, duplicates=duplicates, quarantined=quarantined, status=status,
+            ),
+        )
+
+
+def quarantined(vault: Vault, load_id: str | None = None, *, limit: int = 1000) -> list[dict[str, object]]:
+    sql = "SELECT load_id, format, file, position, reason, raw, quarantined_at FROM quarantine"
+    params: list[object] = []
+    if load_id:
+        sql += " WHERE load_id = ?"
+        params.append(load_id)
+    sql += f" ORDER BY quarantined_at, file, position LIMIT {int(limit)}"
+    cols = ("load_id", "format", "file", "position", "reason", "raw", "quarantined_at")
+    return [dict(zip(cols, r, strict=True)) for r in vault.query(sql, params)]
+
+
+def loads(vault: Vault, *, limit: int = 20) -> list[dict[str, object]]:
+    cols = ("load_id", "kind", "source", "files", "started_at", "finished_at", "status", "loaded", "duplicates",
+            "quarantined", "seconds")
+    rows = vault.query(f"SELECT {', '.join(cols)} FROM loads ORDER BY started_at DESC LIMIT {int(limit)}")
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
