@@ -12,7 +12,7 @@ import sys
 import click
 import typer
 
-from lifevault import cli_vault
+from lifevault import cli_ingest, cli_vault
 from lifevault.demo import demo
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 cli_vault.register(app)
+cli_ingest.register(app)
 app.command("demo")(demo)
 
 

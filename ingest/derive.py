@@ -1,0 +1,288 @@
+"""Derived tables, recomputed after each load from the raw tables: stays, trips, app sessions, daily summaries.
+
+Stays (visits). Export visits (Semantic placeVisit, Timeline visit) are reused as they are; where two
+exports describe the same visit (overlap > 50% of the shorter), the first kept wins. Raw points outside
+every export visit go through a stay-point detector (Li et al. 2008 / Zheng):
+  - a stay is a run of consecutive fixes that all lie within STAY_RADIUS_M (200 m) of its first fix and
+    span at least STAY_MIN_MINUTES (10 min);
+  - fixes with accuracy worse than MAX_ACCURACY_M (250 m) are ignored;
+  - the stay's position is the mean of its fixes; it is named after the nearest place any export
+    visit named, when one lies within NAME_RADIUS_M (150 m), else it stays unnamed ("UNKNOWN").
+Trips join consecutive stays more than TRIP_MIN_M (250 m) apart; the activity type comes from the
+export activity segment overlapping the trip most.
+App sessions: per device stream, a RESUMED opens a session for its package (closing any other open
+one: a foreground switch), PAUSED/STOPPED close it, SCREEN_OFF, KEYGUARD_SHOWN and SHUTDOWN close all;
+no session runs longer than MAX_SESSION_HOURS (4 h). knowledgeC intervals are sessions already;
+My Activity launches become zero-length sessions (origin 'launch': counted, never as screen time).
+Daily summaries are per local day (the offset the data was recorded in).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from ingest.apps import describe
+from vault.store import Vault
+
+STAY_RADIUS_M = 200.0
+STAY_MIN_MINUTES = 10.0
+MAX_ACCURACY_M = 250.0
+NAME_RADIUS_M = 150.0
+TRIP_MIN_M = 250.0
+MAX_SESSION_HOURS = 4.0
+EARTH_M = 6_371_008.8
+
+
+def haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [i, j) of stays in time-sorted fixes (see module docstring for the thresholds)."""
+    out: list[tuple[int, int]] = []
+    n, i = len(ts_us), 0
+    min_span = STAY_MIN_MINUTES * 60e6
+    cos0 = np.cos(np.radians(lat))
+    while i < n:
+        # equirectangular distance is exact enough within 200 m and keeps the scan cheap
+        j = i + 1
+        while j < n:
+            dy = (lat[j] - lat[i]) * 111_195.0
+            dx = (lon[j] - lon[i]) * 111_195.0 * cos0[i]
+            if dx * dx + dy * dy > STAY_RADIUS_M * STAY_RADIUS_M:
+                break
+            j += 1
+        if ts_us[j - 1] - ts_us[i] >= min_span:
+            out.append((i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def _dedupe_visits(v: pl.DataFrame) -> pl.DataFrame:
+    v = v.sort("start_ts")
+    keep: list[int] = []
+    kept_end: list[tuple[object, object, object]] = []
+    starts, ends = v["start_ts"].to_list(), v["end_ts"].to_list()
+    for idx, (s, e) in enumerate(zip(starts, ends, strict=True)):
+        dup = False
+        for ks, ke, _ in kept_end[-3:]:
+            overlap = (min(e, ke) - max(s, ks)).total_seconds()  # type: ignore[operator]
+            shorter = min((e - s).total_seconds(), (ke - ks).total_seconds())  # type: ignore[operator]
+            if shorter <= 0 or overlap > 0.5 * shorter:
+                dup = True
+                break
+        if not dup:
+            keep.append(idx)
+            kept_end.append((s, e, idx))
+    return v[keep]
+
+
+def _stays(vault: Vault) -> pl.DataFrame:
+    visits = vault.frame(
+        "SELECT start_ts, end_ts, utc_offset_min, lat, lon, place_id, name, address, semantic_type "
+        "FROM place_visits WHERE end_ts >= start_ts"
+    )
+    visits = _dedupe_visits(visits).with_columns(origin=pl.lit("export"), n_points=pl.lit(None, pl.Int64))
+    pts = vault.frame(
+        "SELECT ts, lat, lon, utc_offset_min FROM location_points WHERE ts IS NOT NULL "
+        "AND (accuracy_m IS NULL OR accuracy_m <= ?) ORDER BY ts",
+        [MAX_ACCURACY_M],
+    )
+    if visits.height and pts.height:  # raw fixes inside an export visit are already explained by it
+        iv = visits.select("start_ts", "end_ts").sort("start_ts")
+        pts = pts.join_asof(iv, left_on="ts", right_on="start_ts", strategy="backward")
+        pts = pts.filter(pl.col("end_ts").is_null() | (pl.col("ts") > pl.col("end_ts"))).select("ts", "lat", "lon", "utc_offset_min")
+    derived_rows = []
+    if pts.height:
+        ts = pts["ts"].dt.epoch("us").to_numpy()
+        lat, lon = pts["lat"].to_numpy(), pts["lon"].to_numpy()
+        offs = pts["utc_offset_min"].to_list()
+        for i, j in stay_points(ts, lat, lon):
+            derived_rows.append({
+                "start_ts": pts["ts"][i], "end_ts": pts["ts"][j - 1], "utc_offset_min": offs[i],
+                "lat": float(lat[i:j].mean()), "lon": float(lon[i:j].mean()), "n_points": j - i,
+            })
+    derived = pl.DataFrame(derived_rows, schema={
+        "start_ts": pts.schema["ts"] if pts.height else pl.Datetime("us", "UTC"), "end_ts": pts.schema["ts"] if pts.height else pl.Datetime("us", "UTC"),
+        "utc_offset_min": pl.Int32, "lat": pl.Float64, "lon": pl.Float64, "n_points": pl.Int64,
+    })
+    derived = _name_stays(derived, visits)
+    cols = ["start_ts", "end_ts", "utc_offset_min", "lat", "lon", "place_id", "name", "address", "semantic_type",
+            "origin", "n_points"]
+    both = pl.concat([
+        visits.select(cols).with_columns(pl.col("utc_offset_min").cast(pl.Int32)),
+        derived.select(cols).with_columns(pl.col("utc_offset_min").cast(pl.Int32)),
+    ], how="vertical_relaxed")
+    return both.sort("start_ts")
+
+
+def _name_stays(derived: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
+    places = visits.filter(pl.col("lat").is_not_null()).unique(subset=["place_id", "name"], keep="first")
+    n = derived.height
+    names: list[str | None] = [None] * n
+    addr: list[str | None] = [None] * n
+    pid: list[str | None] = [None] * n
+    stype: list[str] = ["UNKNOWN"] * n
+    if n and places.height:
+        plat, plon = places["lat"].to_numpy(), places["lon"].to_numpy()
+        for k, (la, lo) in enumerate(zip(derived["lat"].to_numpy(), derived["lon"].to_numpy(), strict=True)):
+            d = haversine_m(np.full_like(plat, la), np.full_like(plon, lo), plat, plon)
+            best = int(np.argmin(d))
+            if d[best] <= NAME_RADIUS_M:
+                names[k], addr[k], pid[k] = places["name"][best], places["address"][best], places["place_id"][best]
+                stype[k] = places["semantic_type"][best] or "UNKNOWN"
+    return derived.with_columns(
+        place_id=pl.Series(pid, dtype=pl.String), name=pl.Series(names, dtype=pl.String),
+        address=pl.Series(addr, dtype=pl.String), semantic_type=pl.Series(stype, dtype=pl.String),
+        origin=pl.lit("derived"),
+    )
+
+
+def _trips(vault: Vault, stays: pl.DataFrame) -> pl.DataFrame:
+    schema = {"start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32,
+              "from_name": pl.String, "to_name": pl.String, "start_lat": pl.Float64, "start_lon": pl.Float64,
+              "end_lat": pl.Float64, "end_lon": pl.Float64, "distance_m": pl.Float64, "activity_type": pl.String,
+              "from_idx": pl.Int64, "to_idx": pl.Int64}
+    if stays.height < 2:
+        return pl.DataFrame(schema=schema)
+    a, b = stays[:-1], stays[1:]
+    dist = haversine_m(a["lat"].to_numpy(), a["lon"].to_numpy(), b["lat"].to_numpy(), b["lon"].to_numpy())
+    trips = pl.DataFrame({
+        "start_ts": a["end_ts"], "end_ts": b["start_ts"], "utc_offset_min": a["utc_offset_min"],
+        "from_name": a["name"], "to_name": b["name"], "start_lat": a["lat"], "start_lon": a["lon"],
+        "end_lat": b["lat"], "end_lon": b["lon"], "distance_m": dist,
+        "from_idx": np.arange(a.height), "to_idx": np.arange(1, stays.height),
+    }).filter((pl.col("distance_m") > TRIP_MIN_M) & (pl.col("end_ts") > pl.col("start_ts")))
+    segs = vault.frame("SELECT start_ts, activity_type FROM activity_segments ORDER BY start_ts")
+    if segs.height and trips.height:
+        trips = trips.sort("start_ts").join_asof(
+            segs.rename({"start_ts": "seg_start"}), left_on="start_ts", right_on="seg_start",
+            strategy="nearest", tolerance=timedelta(hours=1),
+        ).drop("seg_start")
+    else:
+        trips = trips.with_columns(activity_type=pl.lit(None, pl.String))
+    return trips.select(list(schema))
+
+
+def sessions_from_events(ev: pl.DataFrame) -> list[tuple[object, object, int | None, str]]:
+    """(start, end, utc_offset_min, package) from time-sorted usage events of one stream."""
+    out: list[tuple[object, object, int | None, str]] = []
+    cap = timedelta(hours=MAX_SESSION_HOURS)
+    open_: dict[str, tuple[object, int | None]] = {}
+
+    def close(pkg: str, at: object) -> None:
+        start, off = open_.pop(pkg)
+        end = min(at, start + cap)  # type: ignore[operator]
+        if end > start:  # type: ignore[operator]
+            out.append((start, end, off, pkg))
+
+    for at, off, pkg, et in ev.select("ts", "utc_offset_min", "package", "event_type").iter_rows():
+        if et == "RESUMED" and pkg:
+            for other in [p for p in open_ if p != pkg]:
+                close(other, at)
+            if pkg not in open_:
+                open_[pkg] = (at, off)
+        elif et in ("PAUSED", "STOPPED") and pkg in open_:
+            close(pkg, at)
+        elif et in ("SCREEN_OFF", "KEYGUARD_SHOWN", "SHUTDOWN", "STARTUP"):
+            for p in list(open_):
+                close(p, at)
+    return out
+
+
+def _sessions(vault: Vault) -> pl.DataFrame:
+    rows: list[tuple[object, object, int | None, str, str]] = []
+    ev = vault.frame(
+        "SELECT ts, utc_offset_min, package, event_type, format FROM usage_events "
+        "WHERE event_type <> 'LAUNCH' ORDER BY format, ts"
+    )
+    for (fmt,), part in ev.partition_by("format", as_dict=True).items() if ev.height else []:
+        rows += [(s, e, o, p, str(fmt)) for s, e, o, p in sessions_from_events(part)]
+    for s, e, o, p, stream in vault.query(
+        "SELECT start_ts, end_ts, utc_offset_min, package, stream FROM usage_intervals WHERE end_ts > start_ts"
+    ):
+        rows.append((s, e, o, p, f"knowledgec{stream}"))
+    for t, o, p in vault.query("SELECT ts, utc_offset_min, package FROM usage_events WHERE event_type = 'LAUNCH'"):
+        rows.append((t, t, o, p, "launch"))
+    df = pl.DataFrame(rows, schema={"start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"),
+                                    "utc_offset_min": pl.Int32, "package": pl.String, "origin": pl.String}, orient="row")
+    # the same session reported by two exports (UsageStats CSV and the Wellbeing db) counts once
+    df = df.with_columns(_minute=pl.col("start_ts").dt.truncate("1m")).unique(
+        subset=["package", "_minute"], keep="first", maintain_order=True).drop("_minute")
+    described = [describe(p) for p in df["package"].to_list()]
+    return df.with_columns(
+        app_name=pl.Series([d[0] for d in described], dtype=pl.String),
+        category=pl.Series([d[1] for d in described], dtype=pl.String),
+    ).sort("start_ts")
+
+
+def _local_day(col: str) -> pl.Expr:
+    return (pl.col(col) + pl.duration(minutes=pl.col("utc_offset_min").fill_null(0))).dt.date().alias("day")
+
+
+def _daily(vault: Vault, stays: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+    minutes = ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds() / 60.0)
+    place = stays.with_columns(_local_day("start_ts"), m=minutes, place=pl.col("name").fill_null(pl.col("semantic_type")))
+    place = place.group_by("day", "place").agg(pl.col("m").sum()).group_by("day").agg(
+        pl.struct("place", "m").alias("places"))
+    ev = vault.frame(
+        "SELECT start_ts, end_ts, utc_offset_min FROM calendar_events WHERE NOT coalesce(all_day, false) "
+        "AND coalesce(status, '') <> 'CANCELLED' AND end_ts IS NOT NULL"
+    )
+    meet = ev.with_columns(_local_day("start_ts"), m=minutes).group_by("day").agg(
+        meetings=pl.len().cast(pl.Int64), meeting_minutes=pl.col("m").sum())
+    timed = sessions.filter(pl.col("origin") != "launch").with_columns(_local_day("start_ts"), m=minutes)
+    by_app = timed.group_by("day", "app_name").agg(pl.col("m").sum()).group_by("day").agg(
+        pl.struct("app_name", "m").alias("by_app"), screen_minutes=pl.col("m").sum())
+    by_cat = timed.group_by("day", "category").agg(pl.col("m").sum()).group_by("day").agg(
+        pl.struct("category", "m").alias("by_cat"))
+    days = pl.concat([f.select("day") for f in (place, meet, by_app)]).unique()
+    out = days.join(place, on="day", how="left").join(meet, on="day", how="left").join(
+        by_app, on="day", how="left").join(by_cat, on="day", how="left")
+
+    def to_json(structs: list[dict[str, object]] | None, key: str) -> str:
+        return json.dumps({str(s[key]): round(float(s["m"]), 1) for s in (structs or [])}, sort_keys=True)  # type: ignore[arg-type]
+
+    return pl.DataFrame({
+        "day": out["day"],
+        "places": [to_json(x, "place") for x in out["places"].to_list()],
+        "meetings": out["meetings"].fill_null(0),
+        "meeting_minutes": out["meeting_minutes"].fill_null(0.0),
+        "screen_minutes": out["screen_minutes"].fill_null(0.0),
+        "screen_by_app": [to_json(x, "app_name") for x in out["by_app"].to_list()],
+        "screen_by_category": [to_json(x, "category") for x in out["by_cat"].to_list()],
+    }).sort("day")
+
+
+def run(vault: Vault) -> dict[str, int]:
+    """Recompute every derived table in one transaction; returns their row counts."""
+    stays = _stays(vault)
+    stay_ids = vault.row_ids(f"stay\x1f{s}\x1f{e}\x1f{o}" for s, e, o in stays.select("start_ts", "end_ts", "origin").iter_rows())
+    stays = stays.with_columns(row_id=pl.Series(stay_ids, dtype=pl.Int64)).unique("row_id", maintain_order=True)
+    trips = _trips(vault, stays)
+    ids = stays["row_id"].to_list()
+    trips = trips.with_columns(
+        from_stay=pl.Series([ids[i] for i in trips["from_idx"].to_list()], dtype=pl.Int64),
+        to_stay=pl.Series([ids[i] for i in trips["to_idx"].to_list()], dtype=pl.Int64),
+        origin=pl.lit("derived"),
+    ).drop("from_idx", "to_idx")
+    trips = trips.with_columns(row_id=pl.Series(vault.row_ids(
+        f"trip\x1f{a}\x1f{b}" for a, b in trips.select("from_stay", "to_stay").iter_rows()), dtype=pl.Int64))
+    sessions = _sessions(vault)
+    sessions = sessions.with_columns(row_id=pl.Series(vault.row_ids(
+        f"session\x1f{p}\x1f{s}\x1f{o}" for p, s, o in sessions.select("package", "start_ts", "origin").iter_rows()),
+        dtype=pl.Int64)).unique("row_id", maintain_order=True)
+    daily = _daily(vault, stays, sessions)
+    with vault.transaction():
+        for table, frame in (("stays", stays), ("trips", trips), ("app_sessions", sessions), ("daily_summaries", daily)):
+            vault.execute(f"DELETE FROM {table}")
+            vault.insert_frame(table, frame, on_conflict_nothing=False)
+    return {"stays": stays.height, "trips": trips.height, "app_sessions": sessions.height, "daily_summaries": daily.height}

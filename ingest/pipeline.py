@@ -1,0 +1,205 @@
+"""run(vault, paths) -> RunReport: detect, parse (streaming), key, load batch by batch, derive.
+
+One call is one load: every file under `paths` (folders and .zip members included) is matched to a
+source, its batches are keyed (keyed-hash row ids of natural keys) and written batch by batch, each
+batch in one transaction with its quarantined records and the file's cursor. A run killed at any point
+and started again skips the batches already committed and ends with the rows of a clean run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ingest import derive
+from ingest.detect import pick
+from ingest.files import InputFile, expand
+from ingest.records import Batch, Rejected
+from vault import load as vload
+from vault.errors import VaultError
+from vault.store import Vault
+
+# records table -> (vault table, column renames, natural key columns, upsert?)
+TARGETS: dict[str, tuple[str, dict[str, str], tuple[str, ...], bool]] = {
+    "points": ("location_points", {"at": "ts"}, ("ts", "lat", "lon", "format"), False),
+    "visits": ("place_visits", {"start": "start_ts", "end": "end_ts"}, ("start_ts", "end_ts", "place_id", "lat", "lon", "format"), False),
+    "segments": ("activity_segments", {"start": "start_ts", "end": "end_ts"}, ("start_ts", "end_ts", "activity_type", "format"), False),
+    "events": ("calendar_events", {"start": "start_ts", "end": "end_ts"}, ("uid", "recurrence_id"), True),
+    "usage_events": ("usage_events", {"at": "ts"}, ("ts", "package", "class_name", "event_type", "format"), False),
+    "usage_intervals": ("usage_intervals", {"start": "start_ts", "end": "end_ts"}, ("start_ts", "end_ts", "package", "stream", "format"), False),
+}
+
+
+class IngestError(VaultError):
+    """A user-facing ingest failure (nothing recognisable to ingest, strict mode, ...)."""
+
+
+class StrictFailure(IngestError):
+    """Strict mode and something was quarantined: the load is complete, the exit code says it was not clean."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, report: RunReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(slots=True, kw_only=True)
+class FileReport:
+    file: str
+    format: str
+    loaded: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    resumed_batches: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class RunReport:
+    load_id: str
+    kind: str | None
+    loaded: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    files: list[FileReport] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # files no source recognised
+    derived: dict[str, int] = field(default_factory=dict)
+    status: str = "completed"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Progress = Callable[[str, int], None]  # (file display name, rows just processed)
+
+
+def file_key(f: InputFile, fmt: str) -> str:
+    h = hashlib.sha256(f"{fmt}|{f.display}|{f.size}|".encode())
+    h.update(f.head(65536))
+    return h.hexdigest()
+
+
+def keyed(vault: Vault, batch: Batch) -> tuple[str, pl.DataFrame, bool, int]:
+    """Rename to vault columns, add row_id from the natural key; drop in-batch duplicates (counted)."""
+    table, renames, natural, upsert = TARGETS[batch.table]
+    df = batch.rows.rename({k: v for k, v in renames.items() if k in batch.rows.columns})
+    parts = []
+    for c in natural:
+        col = pl.col(c)
+        if df.schema[c] == pl.Float64:
+            col = col.round(7)
+        parts.append(col.cast(pl.String).fill_null(""))
+    if batch.table == "points":  # GPX points without time are keyed by their place in the file
+        parts.append(pl.when(pl.col("ts").is_null()).then(pl.format("{}#{}", "file", "position")).otherwise(pl.lit("")))
+    keys = df.select(pl.concat_str(parts, separator="\x1f").alias("k"))["k"].to_list()
+    df = df.with_columns(pl.Series("row_id", vault.row_ids(keys), dtype=pl.Int64))
+    before = df.height
+    df = df.unique(subset="row_id", keep="last" if upsert else "first", maintain_order=True)
+    return table, df, upsert, before - df.height
+
+
+def quarantine_frame(vault: Vault, load_id: str, rejected: list[Rejected]) -> pl.DataFrame | None:
+    if not rejected:
+        return None
+    now = datetime.now(UTC)
+    ids = vault.row_ids(f"{r.format}\x1f{r.file}\x1f{r.position}\x1f{r.reason}" for r in rejected)
+    return pl.DataFrame(
+        {
+            "row_id": ids,
+            "load_id": [load_id] * len(rejected),
+            "format": [r.format for r in rejected],
+            "file": [r.file for r in rejected],
+            "position": [r.position for r in rejected],
+            "reason": [r.reason for r in rejected],
+            "raw": [r.raw for r in rejected],
+            "quarantined_at": [now] * len(rejected),
+        },
+        schema_overrides={"row_id": pl.Int64, "position": pl.Int64},
+    ).unique(subset="row_id", keep="first", maintain_order=True)
+
+
+def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: dict[str, Any],
+                 progress: Progress | None) -> FileReport:
+    report = FileReport(file=f.display, format=mod.FORMAT)
+    key = file_key(f, mod.FORMAT)
+    prior = vload.cursor(vault, key)
+    skip = prior.batches_done if prior is not None and not prior.complete else 0
+    n = 0
+    for n, batch in enumerate(mod.batches(f, **options), start=1):
+        if n <= skip:  # committed by an earlier, interrupted run
+            report.resumed_batches += 1
+            continue
+        table, rows, upsert, in_batch = keyed(vault, batch)
+        res = vload.write_batch(
+            vault, load_id=load_id, table=table, rows=rows,
+            quarantine=quarantine_frame(vault, load_id, batch.rejected),
+            cursor=vload.Cursor(file_key=key, format=mod.FORMAT, batches_done=n, complete=False),
+            replace=upsert,
+        )
+        report.loaded += res.added
+        report.duplicates += res.duplicates + in_batch
+        report.quarantined += len(batch.rejected)
+        if progress:
+            progress(f.display, batch.rows.height + len(batch.rejected))
+    vault.execute("UPDATE ingest_cursors SET complete = true, batches_done = ? WHERE file_key = ?", [n, key])
+    return report
+
+
+def run(
+    vault: Vault,
+    paths: list[Path],
+    *,
+    kind: str | None = None,
+    fmt: str | None = None,
+    strict: bool = False,
+    options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    on_file: Callable[[InputFile, str | None], None] | None = None,
+) -> RunReport:
+    """Ingest every recognised file under `paths` as one load; raise StrictFailure when strict and anything was quarantined."""
+    t0 = time.perf_counter()
+    for p in paths:
+        if not Path(p).exists():
+            raise IngestError(f"{p} does not exist; nothing was ingested")
+    files = list(expand([Path(p) for p in paths]))
+    plan = [(f, pick(f, kind=kind, fmt=fmt)) for f in files]
+    chosen = [(f, m) for f, m in plan if m is not None]
+    report = RunReport(load_id=uuid.uuid4().hex[:12], kind=kind, skipped=[f.display for f, m in plan if m is None])
+    if not chosen:
+        names = ", ".join(f.display for f in files[:3]) + ("…" if len(files) > 3 else "")
+        raise IngestError(f"no known export found in {names or 'the given paths'}; use --format to force one")
+    source = ",".join(sorted({m.KIND for _, m in chosen}))
+    vload.begin(vault, load_id=report.load_id, kind=kind, source=source, files=[f.display for f, _ in chosen])
+    for f, mod in chosen:
+        if on_file:
+            on_file(f, mod.FORMAT)
+        opts = options if (options and mod.KIND == "calendar") else {}
+        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress)
+        report.files.append(fr)
+        report.loaded += fr.loaded
+        report.duplicates += fr.duplicates
+        report.quarantined += fr.quarantined
+    report.derived = derive.run(vault)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    report.status = "quarantined-strict" if strict and report.quarantined else "completed"
+    vload.finish(
+        vault, load_id=report.load_id, source=source, formats=[m.FORMAT for _, m in chosen], files=len(chosen),
+        loaded=report.loaded, duplicates=report.duplicates, quarantined=report.quarantined,
+        seconds=report.seconds, status=report.status,
+    )
+    if report.status == "quarantined-strict":
+        raise StrictFailure(
+            f"{report.quarantined} record(s) quarantined (strict mode); the good rows are loaded, nothing is lost. "
+            f"See `lifevault quarantine {report.load_id}`",
+            report,
+        )
+    return report

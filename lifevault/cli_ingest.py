@@ -1,0 +1,102 @@
+"""Ingest commands: ingest, quarantine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+from vault import load as vload
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("quarantine")(quarantine)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Export files, folders, or Takeout .zip archives.")],
+    kind: Annotated[str | None, typer.Option(help="Only sources of this kind: location, calendar or usage.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force a source format (e.g. google_records, ics).")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit non-zero (4) when any record was quarantined.")] = False,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ingest exports into the vault: detect, validate, deduplicate, load, derive.
+
+    Example: lifevault ingest ~/Downloads/takeout-20251101.zip calendar.ics --strict
+    """
+    from ingest.detect import KINDS
+    from ingest.pipeline import StrictFailure, run
+
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
+    with open_vault(home, passphrase_file) as vault:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} records"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+            task = bar.add_task("scanning", total=None, rows=0)
+            done = {"rows": 0}
+
+            def on_rows(name: str, n: int) -> None:
+                done["rows"] += n
+                bar.update(task, description=name, rows=done["rows"])
+
+            try:
+                report = run(vault, paths, kind=kind, fmt=fmt, strict=strict, progress=on_rows)
+                failure = None
+            except StrictFailure as e:
+                report, failure = e.report, e
+    _print_report(report)
+    if json_out:
+        emit_json(report.to_json())
+    if failure is not None:
+        raise failure
+
+
+def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"load {report.load_id}", show_lines=False)
+    for col in ("file", "format", "loaded", "duplicates", "quarantined"):
+        table.add_column(col, justify="right" if col in ("loaded", "duplicates", "quarantined") else "left")
+    for f in report.files:
+        table.add_row(f.file, f.format, f"{f.loaded:,}", f"{f.duplicates:,}", f"{f.quarantined:,}")
+    table.add_row("total", "", f"{report.loaded:,}", f"{report.duplicates:,}", f"{report.quarantined:,}", style="bold")
+    err.print(table)
+    derived = ", ".join(f"{k} {v:,}" for k, v in report.derived.items())
+    err.print(f"{report.seconds:.2f} s; derived: {derived}")
+    if report.skipped:
+        err.print(f"{len(report.skipped)} file(s) not recognised as an export and skipped")
+    if report.quarantined:
+        err.print(f"{report.quarantined} record(s) quarantined: `lifevault quarantine {report.load_id}`")
+
+
+def quarantine(
+    load_id: Annotated[str | None, typer.Argument(help="Only this load (default: all).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many records.")] = 100,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List quarantined records with their file, position and reason.
+
+    Example: lifevault quarantine 3f2a9c1b7e20
+    """
+    with open_vault(home, passphrase_file) as vault:
+        rows = vload.quarantined(vault, load_id, limit=limit)
+    if json_out:
+        emit_json({"load_id": load_id, "records": rows})
+        return
+    if not rows:
+        err.print("No quarantined records.")
+        return
+    table = Table()
+    for col in ("load", "format", "file", "position", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["load_id"]), str(r["format"]), str(r["file"]), str(r["position"]), str(r["reason"]))
+    err.print(table)
