@@ -48,17 +48,21 @@ def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tup
     out: list[tuple[int, int]] = []
     n, i = len(ts_us), 0
     min_span = STAY_MIN_MINUTES * 60e6
-    cos0 = np.cos(np.radians(lat))
+    r2 = STAY_RADIUS_M * STAY_RADIUS_M
+    # plain lists: scalar access is several times faster than numpy indexing in this scan
+    ts, y = ts_us.tolist(), (lat * 111_195.0).tolist()
+    x = (lon * 111_195.0).tolist()
+    cos0 = np.cos(np.radians(lat)).tolist()
     while i < n:
         # equirectangular distance is exact enough within 200 m and keeps the scan cheap
+        yi, xi, ci = y[i], x[i], cos0[i]
         j = i + 1
         while j < n:
-            dy = (lat[j] - lat[i]) * 111_195.0
-            dx = (lon[j] - lon[i]) * 111_195.0 * cos0[i]
-            if dx * dx + dy * dy > STAY_RADIUS_M * STAY_RADIUS_M:
+            dy, dx = y[j] - yi, (x[j] - xi) * ci
+            if dx * dx + dy * dy > r2:
                 break
             j += 1
-        if ts_us[j - 1] - ts_us[i] >= min_span:
+        if ts[j - 1] - ts[i] >= min_span:
             out.append((i, j))
             i = j
         else:
@@ -262,27 +266,50 @@ def _daily(vault: Vault, stays: pl.DataFrame, sessions: pl.DataFrame) -> pl.Data
     }).sort("day")
 
 
-def run(vault: Vault) -> dict[str, int]:
-    """Recompute every derived table in one transaction; returns their row counts."""
-    stays = _stays(vault)
-    stay_ids = vault.row_ids(f"stay\x1f{s}\x1f{e}\x1f{o}" for s, e, o in stays.select("start_ts", "end_ts", "origin").iter_rows())
-    stays = stays.with_columns(row_id=pl.Series(stay_ids, dtype=pl.Int64)).unique("row_id", maintain_order=True)
-    trips = _trips(vault, stays)
-    ids = stays["row_id"].to_list()
-    trips = trips.with_columns(
-        from_stay=pl.Series([ids[i] for i in trips["from_idx"].to_list()], dtype=pl.Int64),
-        to_stay=pl.Series([ids[i] for i in trips["to_idx"].to_list()], dtype=pl.Int64),
-        origin=pl.lit("derived"),
-    ).drop("from_idx", "to_idx")
-    trips = trips.with_columns(row_id=pl.Series(vault.row_ids(
-        f"trip\x1f{a}\x1f{b}" for a, b in trips.select("from_stay", "to_stay").iter_rows()), dtype=pl.Int64))
-    sessions = _sessions(vault)
-    sessions = sessions.with_columns(row_id=pl.Series(vault.row_ids(
-        f"session\x1f{p}\x1f{s}\x1f{o}" for p, s, o in sessions.select("package", "start_ts", "origin").iter_rows()),
-        dtype=pl.Int64)).unique("row_id", maintain_order=True)
-    daily = _daily(vault, stays, sessions)
+LOCATION_TABLES = frozenset({"location_points", "place_visits", "activity_segments"})
+USAGE_TABLES = frozenset({"usage_events", "usage_intervals"})
+
+
+def _replace(vault: Vault, table: str, frame: pl.DataFrame) -> None:
+    vault.execute(f"DELETE FROM {table}")
+    vault.insert_frame(table, frame, on_conflict_nothing=False)
+
+
+def run(vault: Vault, changed: frozenset[str] | set[str] | None = None) -> dict[str, int]:
+    """Recompute the derived tables that depend on `changed` raw tables (None: all), in one transaction.
+
+    Returns the row counts of every derived table."""
+    everything = changed is None
+    changed = set(changed or ())
+    writes: list[tuple[str, pl.DataFrame]] = []
+    if everything or changed & LOCATION_TABLES:
+        stays = _stays(vault)
+        stay_ids = vault.row_ids(
+            f"stay\x1f{s}\x1f{e}\x1f{o}" for s, e, o in stays.select("start_ts", "end_ts", "origin").iter_rows())
+        stays = stays.with_columns(row_id=pl.Series(stay_ids, dtype=pl.Int64)).unique("row_id", maintain_order=True)
+        trips = _trips(vault, stays)
+        ids = stays["row_id"].to_list()
+        trips = trips.with_columns(
+            from_stay=pl.Series([ids[i] for i in trips["from_idx"].to_list()], dtype=pl.Int64),
+            to_stay=pl.Series([ids[i] for i in trips["to_idx"].to_list()], dtype=pl.Int64),
+            origin=pl.lit("derived"),
+        ).drop("from_idx", "to_idx")
+        trips = trips.with_columns(row_id=pl.Series(vault.row_ids(
+            f"trip\x1f{a}\x1f{b}" for a, b in trips.select("from_stay", "to_stay").iter_rows()), dtype=pl.Int64))
+        writes += [("stays", stays), ("trips", trips)]
+    else:
+        stays = vault.frame("SELECT * FROM stays")
+    if everything or changed & USAGE_TABLES:
+        sessions = _sessions(vault)
+        sessions = sessions.with_columns(row_id=pl.Series(vault.row_ids(
+            f"session\x1f{p}\x1f{s}\x1f{o}" for p, s, o in sessions.select("package", "start_ts", "origin").iter_rows()),
+            dtype=pl.Int64)).unique("row_id", maintain_order=True)
+        writes.append(("app_sessions", sessions))
+    else:
+        sessions = vault.frame("SELECT * FROM app_sessions")
+    if everything or changed:
+        writes.append(("daily_summaries", _daily(vault, stays, sessions)))
     with vault.transaction():
-        for table, frame in (("stays", stays), ("trips", trips), ("app_sessions", sessions), ("daily_summaries", daily)):
-            vault.execute(f"DELETE FROM {table}")
-            vault.insert_frame(table, frame, on_conflict_nothing=False)
-    return {"stays": stays.height, "trips": trips.height, "app_sessions": sessions.height, "daily_summaries": daily.height}
+        for table, frame in writes:
+            _replace(vault, table, frame)
+    return {t: int(vault.scalar(f"SELECT count(*) FROM {t}")) for t in ("stays", "trips", "app_sessions", "daily_summaries")}

@@ -128,7 +128,7 @@ def quarantine_frame(vault: Vault, load_id: str, rejected: list[Rejected]) -> pl
 
 
 def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: dict[str, Any],
-                 progress: Progress | None) -> FileReport:
+                 progress: Progress | None, changed: set[str]) -> FileReport:
     report = FileReport(file=f.display, format=mod.FORMAT)
     key = file_key(f, mod.FORMAT)
     prior = vload.cursor(vault, key)
@@ -145,6 +145,8 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
             cursor=vload.Cursor(file_key=key, format=mod.FORMAT, batches_done=n, complete=False),
             replace=upsert,
         )
+        if res.added:
+            changed.add(table)
         report.loaded += res.added
         report.duplicates += res.duplicates + in_batch
         report.quarantined += len(batch.rejected)
@@ -179,16 +181,17 @@ def run(
         raise IngestError(f"no known export found in {names or 'the given paths'}; use --format to force one")
     source = ",".join(sorted({m.KIND for _, m in chosen}))
     vload.begin(vault, load_id=report.load_id, kind=kind, source=source, files=[f.display for f, _ in chosen])
+    changed: set[str] = set()
     for f, mod in chosen:
         if on_file:
             on_file(f, mod.FORMAT)
         opts = options if (options and mod.KIND == "calendar") else {}
-        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress)
+        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, changed)
         report.files.append(fr)
         report.loaded += fr.loaded
         report.duplicates += fr.duplicates
         report.quarantined += fr.quarantined
-    report.derived = derive.run(vault)
+    report.derived = derive.run(vault, changed)
     report.seconds = round(time.perf_counter() - t0, 3)
     report.status = "quarantined-strict" if strict and report.quarantined else "completed"
     vload.finish(

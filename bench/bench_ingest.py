@@ -1,0 +1,148 @@
+"""Ingest benchmarks (issue 3), each measured against a baseline in the same run.
+
+    .venv/bin/python -m bench.bench_ingest [--points 1000000] [--events 5000]
+
+1. Records.json with N points, end to end into the encrypted vault (`ingest.pipeline.run`: streaming
+   parse, validation, keyed row ids, load, derived tables), against the row-by-row baseline the dogsheep
+   tools use: stdlib json.load of the whole file + sqlite3 executemany upserts into a plaintext file.
+   Each side runs in its own process; peak memory is that process's max RSS, also shown net of the
+   RSS it had after imports (the interpreter, polars, duckdb and torch-free imports).
+2. An iCalendar file with E events (a fifth of them weekly-recurring), parsed and expanded: occurrences/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+
+def write_records(path: Path, n: int, seed: int = 1) -> None:
+    rnd = random.Random(seed)
+    t = datetime(2023, 1, 1, tzinfo=UTC)
+    lat, lon = 51.5074, -0.1278
+    with path.open("w") as f:
+        f.write('{"locations": [\n')
+        for i in range(n):
+            t += timedelta(seconds=rnd.randint(20, 120))
+            lat += rnd.uniform(-0.0005, 0.0005)
+            lon += rnd.uniform(-0.0005, 0.0005)
+            rec = {"latitudeE7": round(lat * 1e7), "longitudeE7": round(lon * 1e7), "accuracy": rnd.randint(3, 60),
+                   "source": rnd.choice(("WIFI", "GPS", "CELL")), "deviceTag": 1184882232,
+                   "timestamp": t.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+            f.write(("," if i else "") + json.dumps(rec) + "\n")
+        f.write("]}\n")
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_lifevault(records: Path, work: Path) -> dict[str, float]:
+    from ingest.pipeline import run
+    from vault.keys import KdfParams
+    from vault.store import Vault
+
+    vault, _ = Vault.create(work / "home", "bench", kdf=KdfParams())
+    base = _rss_mib()
+    t = time.perf_counter()
+    report = run(vault, [records], kind="location")
+    secs = time.perf_counter() - t
+    vault.close()
+    return {"seconds": secs, "rows": report.loaded, "rss_mib": _rss_mib(), "rss_base_mib": base}
+
+
+def child_baseline(records: Path, work: Path) -> dict[str, float]:
+    import sqlite3
+
+    base = _rss_mib()
+    t = time.perf_counter()
+    db = sqlite3.connect(work / "baseline.db")
+    db.execute("CREATE TABLE location_history (id TEXT PRIMARY KEY, latitude REAL, longitude REAL, accuracy INTEGER, "
+               "timestamp TEXT, source TEXT)")
+    data = json.loads(records.read_text())
+    rows = (
+        (f"{r['timestamp']}:{r['latitudeE7']}:{r['longitudeE7']}", r["latitudeE7"] / 1e7, r["longitudeE7"] / 1e7,
+         r.get("accuracy"), r["timestamp"], r.get("source"))
+        for r in data["locations"]
+    )
+    db.executemany("INSERT OR REPLACE INTO location_history VALUES (?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    n = db.execute("SELECT count(*) FROM location_history").fetchone()[0]
+    db.close()
+    return {"seconds": time.perf_counter() - t, "rows": n, "rss_mib": _rss_mib(), "rss_base_mib": base}
+
+
+def write_ics(path: Path, n: int, seed: int = 2) -> None:
+    rnd = random.Random(seed)
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//lifevault bench//EN", "X-WR-TIMEZONE:Europe/London"]
+    start = datetime(2025, 1, 1, 9, 0)
+    for i in range(n):
+        s = start + timedelta(days=rnd.randint(0, 300), hours=rnd.randint(0, 9))
+        lines += ["BEGIN:VEVENT", f"UID:bench-{i}@lifevault", "DTSTAMP:20250101T000000Z",
+                  f"DTSTART;TZID=Europe/London:{s:%Y%m%dT%H%M%S}", f"DTEND;TZID=Europe/London:{s + timedelta(minutes=45):%Y%m%dT%H%M%S}",
+                  f"SUMMARY:Meeting {i}"]
+        if i % 5 == 0:
+            lines.append("RRULE:FREQ=WEEKLY;COUNT=20")
+        lines.append("END:VEVENT")
+    lines.append("END:VCALENDAR")
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def bench_ics(n: int, work: Path) -> tuple[int, float]:
+    from ingest.files import InputFile
+    from ingest.sources.calendar import ics
+
+    path = work / "bench.ics"
+    write_ics(path, n)
+    t = time.perf_counter()
+    rows = sum(b.rows.height for b in ics.batches(InputFile(path)))
+    return rows, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=5000)
+    ap.add_argument("--child", choices=["lifevault", "baseline"])
+    ap.add_argument("--records")
+    ap.add_argument("--work")
+    args = ap.parse_args()
+    if args.child:
+        fn = child_lifevault if args.child == "lifevault" else child_baseline
+        print(json.dumps(fn(Path(args.records), Path(args.work))))
+        return
+    work = Path(tempfile.mkdtemp(prefix="lv-bench-ingest-"))
+    records = work / "Records.json"
+    write_records(records, args.points)
+    size_mib = records.stat().st_size / 2**20
+    out = {}
+    for side in ("baseline", "lifevault"):
+        d = work / side
+        d.mkdir()
+        res = subprocess.run([sys.executable, "-m", "bench.bench_ingest", "--child", side, "--records", str(records),
+                              "--work", str(d)], capture_output=True, text=True, check=True, env=os.environ)
+        out[side] = json.loads(res.stdout.strip().splitlines()[-1])
+    lv, bl = out["lifevault"], out["baseline"]
+    print(f"Records.json: {args.points:,} points, {size_mib:.0f} MiB")
+    for name, r in (("baseline (json.load + sqlite3 executemany, plaintext)", bl), ("lifevault (encrypted vault)", lv)):
+        print(f"  {name:<55} {r['seconds']:7.2f}s  {r['rows'] / r['seconds']:>10,.0f} points/s  "
+              f"peak RSS {r['rss_mib']:6.0f} MiB (+{r['rss_mib'] - r['rss_base_mib']:.0f} over imports)")
+    print(f"  speed-up vs baseline: {bl['seconds'] / lv['seconds']:.2f}x (goal >= 5x); "
+          f"points/s {lv['rows'] / lv['seconds']:,.0f} (goal >= 200k); "
+          f"peak memory / file size: {lv['rss_mib'] / size_mib:.2f}x total, "
+          f"{(lv['rss_mib'] - lv['rss_base_mib']) / size_mib:.2f}x net (goal < 2x)")
+    rows, secs = bench_ics(args.events, work)
+    print(f"ICS: {args.events:,} events -> {rows:,} occurrences in {secs:.2f}s = {rows / secs:,.0f} occurrences/s")
+
+
+if __name__ == "__main__":
+    main()
