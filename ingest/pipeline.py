@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class FileReport:
     duplicates: int = 0
     quarantined: int = 0
     resumed_batches: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # valid records that are not data, by reason
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,10 +89,11 @@ def file_key(f: InputFile, fmt: str) -> str:
     return h.hexdigest()
 
 
-def keyed(vault: Vault, batch: Batch) -> tuple[str, pl.DataFrame, bool, int]:
-    """Rename to vault columns, add row_id from the natural key; drop in-batch duplicates (counted)."""
+def keyed(vault: Vault, batch: Batch, load_id: str) -> tuple[str, pl.DataFrame, bool, int]:
+    """Rename to vault columns, add row_id (natural key) and load_id; drop in-batch duplicates (counted)."""
     table, renames, natural, upsert = TARGETS[batch.table]
     df = batch.rows.rename({k: v for k, v in renames.items() if k in batch.rows.columns})
+    df = df.with_columns(load_id=pl.lit(load_id))
     parts = []
     for c in natural:
         col = pl.col(c)
@@ -134,11 +136,18 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0
-    for n, batch in enumerate(mod.batches(f, **options), start=1):
+    stream = mod.batches(f, **options)
+    while True:
+        try:
+            batch = next(stream)
+        except StopIteration as stop:  # sources return {reason: count} for valid records that are not data
+            report.skipped = dict(stop.value or {})
+            break
+        n += 1
         if n <= skip:  # committed by an earlier, interrupted run
             report.resumed_batches += 1
             continue
-        table, rows, upsert, in_batch = keyed(vault, batch)
+        table, rows, upsert, in_batch = keyed(vault, batch, load_id)
         res = vload.write_batch(
             vault, load_id=load_id, table=table, rows=rows,
             quarantine=quarantine_frame(vault, load_id, batch.rejected),
@@ -152,8 +161,26 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
         report.quarantined += len(batch.rejected)
         if progress:
             progress(f.display, batch.rows.height + len(batch.rejected))
-    vault.execute("UPDATE ingest_cursors SET complete = true, batches_done = ? WHERE file_key = ?", [n, key])
+    with vault.transaction():
+        if mod.KIND == "calendar" and "window_start" in options:
+            _drop_stale_occurrences(vault, f, load_id, options)
+        vault.execute("UPDATE ingest_cursors SET complete = true, batches_done = ? WHERE file_key = ?", [n, key])
     return report
+
+
+def _drop_stale_occurrences(vault: Vault, f: InputFile, load_id: str, options: dict[str, Any]) -> None:
+    """A calendar export is the truth for its window: occurrences of this file it no longer has are gone
+    (an added EXDATE, a deleted event). Outside the window, history is kept."""
+    vault.execute(
+        "DELETE FROM calendar_events WHERE file = ? AND load_id <> ? AND start_ts >= ? AND start_ts < ?",
+        [f.name, load_id, options["window_start"], options["window_end"]],
+    )
+
+
+def calendar_window(now: datetime | None = None, *, back_days: int = 730, ahead_days: int = 365) -> dict[str, datetime]:
+    """The default expansion window: 2 years back, 1 year ahead (in days, so 29 February never bites)."""
+    now = now or datetime.now(UTC)
+    return {"window_start": now - timedelta(days=back_days), "window_end": now + timedelta(days=ahead_days)}
 
 
 def run(
@@ -185,7 +212,7 @@ def run(
     for f, mod in chosen:
         if on_file:
             on_file(f, mod.FORMAT)
-        opts = options if (options and mod.KIND == "calendar") else {}
+        opts = (calendar_window() | (options or {})) if mod.KIND == "calendar" else {}
         fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, changed)
         report.files.append(fr)
         report.loaded += fr.loaded
