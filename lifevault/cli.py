@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 import typer
@@ -30,6 +31,9 @@ app.command("demo")(demo)
 
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
+    if not os.environ.get("LIFEVAULT_DEBUG"):
+        # libraries' warnings (e.g. icalendar guessing a TZID) are not the user's problem and clutter the report
+        warnings.simplefilter("ignore")
     try:
         rv = app(args=argv, prog_name="lifevault", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
