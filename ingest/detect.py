@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 from types import ModuleType
 
@@ -28,7 +27,8 @@ class UnknownFormat(ValueError):
 
 @cache
 def sources() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(m) for m in SOURCE_MODULES)
+    import importlib.util
+    return tuple(importlib.import_module(m) for m in SOURCE_MODULES if importlib.util.find_spec(m))
 
 
 def formats() -> dict[str, ModuleType]:

@@ -33,8 +33,9 @@ def demo(
 
     Example: lifevault demo --days 90 --home /tmp/lv-demo
     """
-    from ingest.pipeline import run
     from ingest.synth import generate
+
+    from ingest.pipeline import run
 
     target = Path(home).expanduser().absolute() if home else Path(tempfile.mkdtemp(prefix="lifevault-demo-")) / "home"
     passphrase = os.environ.get("LIFEVAULT_PASSPHRASE") or DEMO_PASSPHRASE
