@@ -6,6 +6,7 @@ Each area keeps its migrations in its own module; names are globally unique and 
 
 from __future__ import annotations
 
+from vault.schema_api import MIGRATIONS as API
 from vault.schema_ingest import MIGRATIONS as INGEST
 from vault.schema_memory import MIGRATIONS as MEMORY
 
@@ -24,4 +25,4 @@ CORE: list[tuple[str, list[str]]] = [
     ("0003_vault_meta", ["CREATE TABLE vault_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"]),
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = CORE + INGEST + MEMORY
+MIGRATIONS: list[tuple[str, list[str]]] = CORE + INGEST + MEMORY + API
