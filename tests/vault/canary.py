@@ -14,6 +14,8 @@ _counter = itertools.count(10_000_000 + random.randrange(1_000_000))
 
 def _value(data_type: str, canary: str) -> object:
     t = data_type.upper()
+    if t.endswith("[]"):
+        return [_value(t[:-2], canary)]
     if t in ("VARCHAR", "TEXT") or t.startswith("VARCHAR"):
         return canary
     if t == "JSON":
@@ -30,8 +32,6 @@ def _value(data_type: str, canary: str) -> object:
         return datetime.now(UTC).date()
     if t == "BLOB":
         return canary.encode()
-    if t.endswith("[]"):
-        return [_value(t[:-2], canary)]
     raise AssertionError(f"canary planting does not know type {data_type}")
 
 
