@@ -27,8 +27,10 @@ class UnknownFormat(ValueError):
 
 @cache
 def sources() -> tuple[ModuleType, ...]:
-    import importlib.util
-    return tuple(importlib.import_module(m) for m in SOURCE_MODULES if importlib.util.find_spec(m))
+    """Every source module; a missing one is a bug, so the import error propagates."""
+    import importlib
+
+    return tuple(importlib.import_module(m) for m in SOURCE_MODULES)
 
 
 def formats() -> dict[str, ModuleType]:
