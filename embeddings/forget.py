@@ -1,0 +1,231 @@
+"""Forget: pick memories (by id, source, time range, query, kind), preview the cascade, then commit it.
+
+The cascade removes, for each memory:
+  - visit: the `stays` row, the export visits (`place_visits`) and raw fixes (`location_points`) in its time
+    span, the trips that start or end at it (and their memories), and the place's entry in that day's
+    `daily_summaries.places`;
+  - trip: the `trips` row, overlapping `activity_segments`, the fixes strictly inside its span;
+  - event: the `calendar_events` occurrence;
+  - usage cluster: its `app_sessions`, that app's `usage_events` and `usage_intervals` in the span;
+    a day of screen time: the `daily_summaries` row;
+  - every memory: its row, its history (notes) and its vector bookkeeping.
+The service removes the vectors and reseals the index *before* the database transaction commits (a crash
+in between leaves memories without vectors, which `index` re-embeds, never vectors of forgotten
+memories), then CHECKPOINTs so the WAL holds nothing of them. Removed source rows are remembered by keyed
+id in `forgotten_rows`. The audit event keeps only sha256 hashes of the selector and the memory ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from embeddings import memories
+from embeddings.records import InvalidMemory
+from embeddings.retrieve import Catalog
+from vault.store import Vault
+
+PREVIEW_ITEMS = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetRequest:
+    memory_ids: tuple[int, ...] | None = None
+    source: str | None = None  # a memory source ("location", "calendar", "usage", a note's source) or source table
+    since: datetime | None = None
+    until: datetime | None = None
+    query: str | None = None  # memories whose text contains every word of the query
+    kinds: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not any((self.memory_ids, self.source, self.since, self.until, self.query, self.kinds)):
+            raise InvalidMemory("say what to forget: memory ids, a source, a time range, a query or kinds")
+
+    @property
+    def target_kind(self) -> str:
+        for name, present in (("ids", self.memory_ids), ("query", self.query), ("source", self.source),
+                              ("time_range", self.since or self.until), ("kinds", self.kinds)):
+            if present:
+                return name
+        return "none"
+
+    def selector_sha256(self) -> str:
+        body = {"ids": sorted(self.memory_ids or ()), "source": self.source, "query": self.query,
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None, "kinds": sorted(self.kinds or ())}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreviewItem:
+    memory_id: int
+    kind: str
+    text: str
+    start: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetPlan:
+    request: ForgetRequest
+    memory_ids: tuple[int, ...]
+    by_kind: dict[str, int]
+    rows: dict[str, tuple[int, ...]]  # source table -> keyed row ids to delete
+    summary_days: tuple[tuple[str, str | None], ...]  # (day, place key to drop; None: drop the day's row)
+    preview: tuple[PreviewItem, ...] = field(default=())
+
+    @property
+    def digest(self) -> str:
+        """What exactly would be deleted, as a hash: an API can return it with the preview and commit only
+        when a fresh preview of the same request still has it (nothing changed in between)."""
+        body = {"ids": list(self.memory_ids), "rows": {t: list(ids) for t, ids in self.rows.items()},
+                "days": [list(d) for d in self.summary_days]}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_kind": self.request.target_kind, "memories": len(self.memory_ids), "by_kind": self.by_kind,
+                "digest": self.digest,
+                "rows": {t: len(ids) for t, ids in self.rows.items()},
+                "preview": [{"id": p.memory_id, "kind": p.kind, "text": p.text,
+                             "start": p.start.isoformat() if p.start else None} for p in self.preview]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetReceipt:
+    memories: int
+    rows_deleted: dict[str, int]
+    vectors_removed: int
+    audit_seq: int
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"memories": self.memories, "rows_deleted": self.rows_deleted, "vectors_removed": self.vectors_removed,
+                "audit_seq": self.audit_seq, "at": self.at.isoformat()}
+
+
+def select(vault: Vault, catalog: Catalog, req: ForgetRequest) -> list[int]:
+    """Ids of the memories the request names (every given criterion must hold)."""
+    where, params = ["TRUE"], []
+    if req.memory_ids:
+        where.append("memory_id IN (SELECT unnest(?::BIGINT[]))")
+        params.append(list(req.memory_ids))
+    if req.source:
+        where.append("(source = ? OR source_table = ?)")
+        params += [req.source, req.source]
+    if req.since:
+        where.append("coalesce(end_ts, start_ts) >= ?")
+        params.append(req.since)
+    if req.until:
+        where.append("start_ts < ?")
+        params.append(req.until)
+    if req.kinds:
+        where.append("kind IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(sorted(req.kinds))
+    ids = [r[0] for r in vault.query(f"SELECT memory_id FROM memories WHERE {' AND '.join(where)}", params)]
+    if req.query:
+        matching = set(catalog.ids[catalog.lexical.matching_all(req.query)].tolist())
+        ids = [i for i in ids if i in matching]
+    return ids
+
+
+def _ids(vault: Vault, sql: str, params: list[Any]) -> set[int]:
+    return {r[0] for r in vault.query(sql, params)}
+
+
+def plan(vault: Vault, catalog: Catalog, req: ForgetRequest) -> ForgetPlan:
+    chosen = select(vault, catalog, req)
+    rows: dict[str, set[int]] = {}
+    days: set[tuple[str, str | None]] = set()
+    todo, seen = list(chosen), set(chosen)
+
+    def add(table: str, ids: set[int]) -> None:
+        if ids:
+            rows.setdefault(table, set()).update(ids)
+
+    while todo:
+        batch, todo = todo[:500], todo[500:]
+        for _mid, kind, table, row_ids, s, e, off, details in vault.query(
+            "SELECT memory_id, kind, source_table, source_row_ids, start_ts, end_ts, utc_offset_min, details "
+            "FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [batch]
+        ):
+            row_ids = set(row_ids or ())
+            det = json.loads(details) if details else {}
+            if table and table != "daily_summaries":
+                add(table, row_ids)
+            if kind == "visit" and s is not None:
+                add("place_visits", _ids(vault, "SELECT row_id FROM place_visits WHERE start_ts < ? AND end_ts > ?", [e, s]))
+                add("location_points", _ids(vault, "SELECT row_id FROM location_points WHERE ts BETWEEN ? AND ?", [s, e]))
+                place = det.get("place") or {}
+                key = place.get("name") or place.get("semantic_type")
+                if key:
+                    days.add((memories.local(s, off).date().isoformat(), key))
+                trips = _ids(vault, "SELECT row_id FROM trips WHERE from_stay IN (SELECT unnest(?::BIGINT[])) "
+                                    "OR to_stay IN (SELECT unnest(?::BIGINT[]))", [list(row_ids), list(row_ids)])
+                for t in trips:
+                    tid = vault.row_id("memory", "trip", t)
+                    if tid not in seen:
+                        seen.add(tid)
+                        todo.append(tid)
+                add("trips", trips)
+            elif kind == "trip" and s is not None:
+                add("activity_segments", _ids(
+                    vault, "SELECT row_id FROM activity_segments WHERE start_ts < ? AND end_ts > ?", [e, s]))
+                add("location_points", _ids(vault, "SELECT row_id FROM location_points WHERE ts > ? AND ts < ?", [s, e]))
+            elif kind == "usage" and table == "app_sessions" and det.get("package"):
+                pkg = det["package"]
+                add("usage_events", _ids(
+                    vault, "SELECT row_id FROM usage_events WHERE package = ? AND ts BETWEEN ? AND ?", [pkg, s, e]))
+                add("usage_intervals", _ids(
+                    vault, "SELECT row_id FROM usage_intervals WHERE package = ? AND start_ts < ? AND end_ts > ?",
+                    [pkg, e, s]))
+            elif kind == "usage" and table == "daily_summaries" and s is not None:
+                days.add((memories.local(s, off).date().isoformat(), None))
+    all_ids = sorted(seen & set(_ids(vault, "SELECT memory_id FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
+                                     [sorted(seen)])))
+    by_kind: dict[str, int] = {}
+    preview = []
+    for mid, kind, text, s in vault.query(
+        "SELECT memory_id, kind, text, start_ts FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[])) "
+        "ORDER BY start_ts NULLS LAST", [all_ids]
+    ):
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+        if len(preview) < PREVIEW_ITEMS:
+            preview.append(PreviewItem(memory_id=mid, kind=kind, text=text, start=s))
+    return ForgetPlan(request=req, memory_ids=tuple(all_ids), by_kind=by_kind,
+                      rows={t: tuple(sorted(ids)) for t, ids in sorted(rows.items())},
+                      summary_days=tuple(sorted(days, key=lambda d: (d[0], d[1] or ""))), preview=tuple(preview))
+
+
+def delete_rows(vault: Vault, p: ForgetPlan, *, now: datetime | None = None) -> dict[str, int]:
+    """The database half of the cascade (the caller holds the transaction). Returns rows deleted per table."""
+    now = now or datetime.now(UTC)
+    deleted: dict[str, int] = {"memories": int(vault.scalar(
+        "SELECT count(*) FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [list(p.memory_ids)]))}
+    memories.delete_ids(vault, p.memory_ids)
+    for table, ids in p.rows.items():
+        n = int(vault.scalar(f"SELECT count(*) FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [list(ids)]))
+        vault.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [list(ids)])
+        vault.execute("INSERT INTO forgotten_rows SELECT ?, unnest(?::BIGINT[]), ? ON CONFLICT DO NOTHING",
+                      [table, list(ids), now])
+        deleted[table] = n
+    for day, place in p.summary_days:
+        if place is None:
+            vault.execute("DELETE FROM daily_summaries WHERE day = ?::DATE", [day])
+            deleted["daily_summaries"] = deleted.get("daily_summaries", 0) + 1
+            continue
+        row = vault.query("SELECT places FROM daily_summaries WHERE day = ?::DATE", [day])
+        if row and row[0][0]:
+            places = json.loads(row[0][0])
+            if places.pop(place, None) is not None:
+                vault.execute("UPDATE daily_summaries SET places = ? WHERE day = ?::DATE",
+                              [json.dumps(places, sort_keys=True), day])
+                deleted["daily_summaries.places"] = deleted.get("daily_summaries.places", 0) + 1
+    return deleted
+
+
+def hashed_ids(ids: tuple[int, ...] | list[int] | np.ndarray) -> list[str]:
+    return [hashlib.sha256(str(int(i)).encode()).hexdigest() for i in ids]

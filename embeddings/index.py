@@ -1,0 +1,272 @@
+"""The vector index: FAISS IndexIDMap2 over IndexFlatIP (exact) below HNSW_THRESHOLD vectors, HNSW above.
+
+Vectors are L2-normalised, so inner product is cosine similarity. Ids are memory ids. Deletes:
+  - Flat: remove_ids, at once (the vector is gone from memory and from the next sealed blob);
+  - HNSW (which cannot remove nodes): a tombstone. The node's stored vector is overwritten with zeros
+    (so a forgotten memory's embedding is not kept, even sealed) and its id becomes -1, excluded from
+    every search; the index is rebuilt from the live vectors when tombstones pass TOMBSTONE_REBUILD.
+Searches over a subset (filters applied before ranking): a small subset is scored exactly by gathering its
+stored vectors; a larger one with a bitmap selector over slot positions -- on the flat storage (exact,
+skipping unselected vectors) for Flat and for HNSW with a selective filter, on the HNSW graph otherwise,
+falling back to the exact scan when HNSW returns fewer than k of the subset.
+
+At rest the index is a sealed blob (vault.write_blob: AES-256-GCM, bound to its name): never
+faiss.write_index to a path, never mmap. The blob starts with a small JSON header (model, dtype, kind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from vault.errors import IntegrityError
+from vault.store import Vault
+
+HNSW_THRESHOLD = 200_000
+TOMBSTONE_REBUILD = 0.10
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 96
+EXACT_SUBSET_MAX = 2_048  # subsets this small are scored exactly by gathering their vectors
+HNSW_FILTER_MIN_FRACTION = 0.3  # below this share of the index, a filtered search scans exactly
+_MAGIC = b"LVMIDX1\n"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexStats:
+    kind: str
+    vectors: int
+    tombstones: int
+    dim: int
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One query gains nothing from FAISS's OpenMP team, and its threads spinning after each search slow
+    the next query embedding (torch has its own team) by 2-3x on 2 cores; bulk adds keep every thread."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _flat_storage(index: faiss.Index) -> faiss.IndexFlat:
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return faiss.downcast_index(inner.storage)
+    return inner
+
+
+class VectorIndex:
+    def __init__(self, index: faiss.IndexIDMap2, *, tombstones: int = 0) -> None:
+        self._index = index
+        self.tombstones = tombstones
+        self._ids: np.ndarray | None = None
+        self._order: np.ndarray | None = None
+
+    # ---- construction ----------------------------------------------------------------------------------
+    @classmethod
+    def new(cls, dim: int, *, hnsw: bool = False) -> VectorIndex:
+        if hnsw:
+            inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            inner.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            inner = faiss.IndexFlatIP(dim)
+        return cls(faiss.IndexIDMap2(inner))
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def is_hnsw(self) -> bool:
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSWFlat)
+
+    @property
+    def stats(self) -> IndexStats:
+        return IndexStats(kind="hnsw" if self.is_hnsw else "flat", vectors=len(self),
+                          tombstones=self.tombstones, dim=self.dim)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal) - self.tombstones
+
+    # ---- id bookkeeping --------------------------------------------------------------------------------
+    def _slots(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._ids is None or self._order is None:
+            self._ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            self._order = np.argsort(self._ids, kind="stable")
+        return self._ids, self._order
+
+    def _changed(self) -> None:
+        self._ids = self._order = None
+
+    def ids(self) -> np.ndarray:
+        ids, _ = self._slots()
+        return ids[ids >= 0]
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Slot positions of the given ids (ids not in the index are skipped)."""
+        all_ids, order = self._slots()
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(all_ids) or not len(ids):
+            return np.empty(0, dtype=np.int64)
+        at = np.searchsorted(all_ids, ids, sorter=order)
+        at = np.minimum(at, len(order) - 1)
+        pos = order[at]
+        return pos[(all_ids[pos] == ids) & (ids >= 0)]
+
+    def _matrix(self) -> np.ndarray:
+        """The stored vectors as a writable (ntotal, dim) view (no copy)."""
+        flat = _flat_storage(self._index)
+        n = int(flat.ntotal)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self._matrix()[self.positions(ids)].copy()
+
+    # ---- mutation --------------------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add or replace vectors under ids; switches to HNSW when the index grows past HNSW_THRESHOLD."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        self.remove(ids)
+        if not self.is_hnsw and len(self) + len(ids) > HNSW_THRESHOLD:
+            self._rebuild(hnsw=True)
+        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self._changed()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete vectors by id (see module docstring); returns how many were present."""
+        pos = self.positions(np.asarray(ids, dtype=np.int64))
+        if not len(pos):
+            return 0
+        if not self.is_hnsw:
+            removed = int(self._index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
+            self._changed()
+            return removed
+        self._matrix()[pos] = 0.0  # the embedding itself is destroyed, not only unlinked
+        id_map = faiss.vector_to_array(self._index.id_map)
+        id_map[pos] = -1
+        faiss.copy_array_to_vector(id_map, self._index.id_map)
+        self._index.construct_rev_map()
+        self.tombstones += len(pos)
+        self._changed()
+        if self.tombstones > TOMBSTONE_REBUILD * max(1, int(self._index.ntotal)):
+            self._rebuild(hnsw=len(self) > HNSW_THRESHOLD)
+        return len(pos)
+
+    def _rebuild(self, *, hnsw: bool) -> None:
+        ids = self.ids()
+        vecs = self.vectors(ids)
+        fresh = VectorIndex.new(self.dim, hnsw=hnsw)
+        if len(ids):
+            fresh._index.add_with_ids(vecs, ids)
+        self._index, self.tombstones = fresh._index, 0
+        self._changed()
+
+    def rebuild(self) -> None:
+        self._rebuild(hnsw=len(self) > HNSW_THRESHOLD)
+
+    # ---- search ----------------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (ids, scores) by inner product, best first; only ids in `subset` when it is given."""
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if k <= 0 or len(self) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        ids, _ = self._slots()
+        if subset is None:
+            if not self.tombstones:
+                return self._inner_search(q, k, None)
+            pos = np.flatnonzero(ids >= 0)
+        else:
+            pos = self.positions(subset)
+        if len(pos) <= EXACT_SUBSET_MAX:
+            return self._exact(q, k, pos)
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[pos] = True
+        bitmap = np.packbits(mask, bitorder="little")
+        # HNSW with a selective filter visits most of the graph to find k survivors: an exact scan of the
+        # stored vectors that skips the unselected ones is faster and never comes back short
+        exact = not self.is_hnsw or len(pos) < HNSW_FILTER_MIN_FRACTION * len(ids)
+        found, scores = self._inner_search(q, k, bitmap, exact=exact)
+        if not exact and len(found) < min(k, len(pos)):
+            return self._inner_search(q, k, bitmap, exact=True)
+        return found, scores
+
+    def _exact(self, q: np.ndarray, k: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(pos):
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        # einsum, not `@`: BLAS's thread team would spin after the call and slow the next query embedding 3-5x
+        scores = np.einsum("ij,j->i", self._matrix()[pos], q[0])
+        kk = min(k, len(pos))
+        top = np.argpartition(-scores, kk - 1)[:kk]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        ids, _ = self._slots()
+        return ids[pos[top]], scores[top].astype(np.float32)
+
+    def _inner_search(self, q: np.ndarray, k: int, bitmap: np.ndarray | None, *,
+                      exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Search the inner HNSW index, or its flat storage when `exact` (a selector over slot positions),
+        then map slots to ids."""
+        inner = _flat_storage(self._index) if exact else faiss.downcast_index(self._index.index)
+        selector = faiss.IDSelectorBitmap(int(self._index.ntotal), faiss.swig_ptr(bitmap)) if bitmap is not None else None
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))
+            if selector is not None:
+                params.sel = selector
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        with _one_thread():
+            scores, slots = inner.search(q, min(k, int(self._index.ntotal)), params=params)
+        keep = slots[0] >= 0
+        ids, _ = self._slots()
+        found = ids[slots[0][keep]]
+        live = found >= 0
+        return found[live], scores[0][keep][live]
+
+    # ---- sealing ---------------------------------------------------------------------------------------
+    def to_bytes(self, header: dict[str, Any]) -> bytes:
+        head = json.dumps(header | {"tombstones": self.tombstones}, sort_keys=True).encode()
+        body = faiss.serialize_index(self._index)
+        return _MAGIC + struct.pack(">I", len(head)) + head + body.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str) -> tuple[VectorIndex, dict[str, Any]]:
+        broken = IntegrityError(f"the sealed index {name!r} is not a lifevault vector index; run `lifevault index --rebuild`")
+        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
+            raise broken
+        (n,) = struct.unpack_from(">I", data, len(_MAGIC))
+        start = len(_MAGIC) + 4
+        try:
+            header = json.loads(data[start : start + n])
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + n).copy())
+        except (ValueError, RuntimeError):
+            raise broken from None
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise broken
+        return cls(index, tombstones=int(header.get("tombstones", 0))), header
+
+
+def load(vault: Vault, name: str) -> tuple[VectorIndex, dict[str, Any]] | None:
+    """The sealed index `name`, or None when there is none yet. Tampering raises IntegrityError."""
+    data = vault.read_blob(name)
+    if data is None:
+        return None
+    return VectorIndex.from_bytes(data, name=name)
+
+
+def save(vault: Vault, name: str, index: VectorIndex, header: dict[str, Any]) -> None:
+    vault.write_blob(name, index.to_bytes(header))

@@ -1,0 +1,265 @@
+"""Lexical search: Okapi BM25 (k1 = 1.2, b = 0.75, Lucene's idf) over memory texts, in numpy.
+
+DuckDB's fts extension is not an option: the vault session never installs or autoloads extensions and
+the wheel does not ship fts. Postings are term-major CSR arrays (doc positions, term frequencies); bulk
+appends are tokenised by polars (vectorised) and merged at once, single documents (notes) go to a small
+delta that is merged when it grows past MERGE_FRACTION; deleted documents are masked (`kill`) and their
+postings dropped at the next merge. Tokens (documents and queries alike, one implementation): NFKD with
+marks removed, lower case, runs of letters and digits, English stop words removed, plural -s stripped.
+Document positions are assigned by the caller (retrieve.Catalog) and never reused until a rebuild.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import polars as pl
+
+K1 = 1.2
+B = 0.75
+MERGE_FRACTION = 0.05
+BULK = 64  # appends of at least this many documents are merged straight away
+COMMON_FRACTION = 0.2
+STOPWORDS = sorted(set("""
+a an and are as at be been but by did do does for from had has have how i if in into is it its me my of on or
+our so that the their them then there these they this to was we were what when where which while who whom why
+will with you your am can could should would about after before during over under again than too very just
+""".split()))
+
+
+def _token_column(col: pl.Expr) -> pl.Expr:
+    return col.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.to_lowercase().str.extract_all(
+        r"[\p{L}\p{N}]+")
+
+
+def _stem(col: pl.Expr) -> pl.Expr:
+    n = col.str.len_chars()
+    return (pl.when((n > 3) & col.str.ends_with("ies")).then(col.str.slice(0, n - 3) + "y")
+            .when((n > 3) & col.str.ends_with("s") & ~col.str.contains("(ss|us|is)$")).then(col.str.slice(0, n - 1))
+            .otherwise(col))
+
+
+def token_frame(texts: Sequence[str], start: int = 0) -> pl.DataFrame:
+    """(doc, t) rows: every token of every text, doc numbered from `start`."""
+    df = pl.DataFrame({"doc": np.arange(start, start + len(texts), dtype=np.int64),
+                       "t": pl.Series(list(texts), dtype=pl.String)})
+    df = df.with_columns(_token_column(pl.col("t"))).explode("t").drop_nulls("t")
+    return df.filter(~pl.col("t").is_in(STOPWORDS)).with_columns(_stem(pl.col("t")))
+
+
+_STOP = frozenset(STOPWORDS)
+_RUN = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[str, ...]:
+    folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.category(c).startswith("M"))
+    out = []
+    for w in _RUN.findall(folded.lower()):
+        if w in _STOP:
+            continue
+        if len(w) > 3 and w.endswith("ies"):
+            w = w[:-3] + "y"
+        elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+            w = w[:-1]
+        out.append(w)
+    return tuple(out)
+
+
+def tokens(text: str) -> list[str]:
+    """One text's tokens, as token_frame makes them (the same rules in Python: a query costs microseconds)."""
+    return list(_tokens(text))
+
+
+class BM25:
+    def __init__(self, docs: Sequence[str] = ()) -> None:
+        self._vocab: dict[str, int] = {}
+        self._ptr = np.zeros(1, dtype=np.int64)
+        self._docs = np.empty(0, dtype=np.int32)
+        self._tf = np.empty(0, dtype=np.float32)
+        self._w = np.empty(0, dtype=np.float32)
+        self._norm_avgdl = 1.0
+        self._dl = np.empty(0, dtype=np.float32)
+        self._alive = np.empty(0, dtype=bool)
+        self._delta: dict[int, list[tuple[int, int]]] = {}  # term -> [(doc, tf)] not yet merged
+        self._delta_docs = 0
+        self._cached: tuple[int, float] | None = None
+        self.append(docs)
+
+    def __len__(self) -> int:
+        return len(self._dl)
+
+    @property
+    def alive(self) -> int:
+        return int(self._alive.sum())
+
+    def _term(self, t: str) -> int:
+        tid = self._vocab.get(t)
+        if tid is None:
+            tid = self._vocab[t] = len(self._vocab)
+        return tid
+
+    def append(self, docs: Iterable[str]) -> range:
+        """Add documents at the next positions; returns them."""
+        docs = list(docs)
+        start = len(self._dl)
+        if not docs:
+            return range(start, start)
+        tf = token_frame(docs, start).group_by("doc", "t").len("tf")
+        vocab = {t: self._term(t) for t in tf["t"].unique().to_list()}
+        tids = tf["t"].replace_strict(vocab, return_dtype=pl.Int64).to_numpy()
+        doc = tf["doc"].to_numpy()
+        counts = tf["tf"].to_numpy()
+        lengths = np.bincount(doc - start, weights=counts, minlength=len(docs)).astype(np.float32)
+        self._dl = np.concatenate([self._dl, lengths])
+        self._cached = None
+        self._alive = np.concatenate([self._alive, np.ones(len(docs), dtype=bool)])
+        if len(docs) >= BULK:
+            self._merge((tids, doc, counts))
+            return range(start, len(self._dl))
+        for t, d, c in zip(tids.tolist(), doc.tolist(), counts.tolist(), strict=True):
+            self._delta.setdefault(t, []).append((d, c))
+        self._delta_docs += len(docs)
+        if self._delta_docs > max(256, MERGE_FRACTION * len(self._dl)):
+            self._merge()
+        return range(start, len(self._dl))
+
+    def kill(self, positions: Iterable[int] | np.ndarray) -> None:
+        self._alive[np.asarray(list(positions) if not isinstance(positions, np.ndarray) else positions,
+                               dtype=np.int64)] = False
+        self._cached = None
+
+    def _merge(self, bulk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        nterms = len(self._vocab)
+        parts_t = [np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))]
+        parts_d, parts_f = [self._docs.astype(np.int64)], [self._tf]
+        if self._delta:
+            d = np.asarray([(t, doc, c) for t, posts in self._delta.items() for doc, c in posts], dtype=np.int64)
+            parts_t.append(d[:, 0])
+            parts_d.append(d[:, 1])
+            parts_f.append(d[:, 2].astype(np.float32))
+        if bulk is not None:
+            parts_t.append(bulk[0])
+            parts_d.append(bulk[1])
+            parts_f.append(bulk[2].astype(np.float32))
+        terms, docs, tf = np.concatenate(parts_t), np.concatenate(parts_d), np.concatenate(parts_f)
+        keep = self._alive[docs] if len(docs) else np.empty(0, dtype=bool)
+        terms, docs, tf = terms[keep], docs[keep], tf[keep]
+        order = np.argsort(terms, kind="stable")
+        self._docs, self._tf = docs[order].astype(np.int32), tf[order]
+        # Lucene-style: the length-normalised tf of each posting under the mean length at merge time
+        alive_dl = self._dl[self._alive]
+        self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
+        self._w = self._tf_part(self._tf, self._docs)
+        self._ptr = np.zeros(nterms + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=nterms), out=self._ptr[1:])
+        self._delta, self._delta_docs = {}, 0
+
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        tid = self._vocab.get(term)
+        if tid is None:
+            return np.empty(0, np.int32), np.empty(0, np.float32)
+        docs, tf = self._docs[:0], self._tf[:0]
+        if tid + 1 < len(self._ptr):
+            lo, hi = self._ptr[tid], self._ptr[tid + 1]
+            docs, tf = self._docs[lo:hi], self._tf[lo:hi]
+        extra = self._delta.get(tid)
+        if extra:
+            d = np.asarray(extra, dtype=np.int64)
+            docs = np.concatenate([docs, d[:, 0].astype(np.int32)])
+            tf = np.concatenate([tf, d[:, 1].astype(np.float32)])
+        return docs, tf
+
+    def _tf_part(self, tf: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        norm = K1 * (1.0 - B + B * self._dl[docs] / (self._norm_avgdl or 1.0))
+        return (tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
+
+    def _stats(self) -> tuple[int, float]:
+        """(live documents, mean live document length), cached until the next append or kill."""
+        if self._cached is None:
+            live = int(self._alive.sum())
+            self._cached = (live, float(self._dl[self._alive].mean()) if live else 1.0)
+        return self._cached
+
+    def _weighted(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """A term's postings: (doc positions, length-normalised tf)."""
+        tid = self._vocab.get(term)
+        if tid is None:
+            return np.empty(0, np.int32), np.empty(0, np.float32)
+        docs, w = self._docs[:0], self._w[:0]
+        if tid + 1 < len(self._ptr):
+            lo, hi = self._ptr[tid], self._ptr[tid + 1]
+            docs, w = self._docs[lo:hi], self._w[lo:hi]
+        extra = self._delta.get(tid)
+        if extra:
+            d = np.asarray(extra, dtype=np.int64)
+            docs = np.concatenate([docs, d[:, 0].astype(np.int32)])
+            w = np.concatenate([w, self._tf_part(d[:, 1].astype(np.float32), d[:, 0])])
+        return docs, w
+
+    def scores(self, query: str, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, BM25 scores) of the live documents holding a query term and passing the mask.
+        Terms in more than COMMON_FRACTION of the documents are skipped when the query has rarer ones
+        (their idf is near zero; their postings are most of the work)."""
+        live, _ = self._stats()
+        postings = [self._weighted(t) for t in dict.fromkeys(tokens(query))]
+        postings = [p for p in postings if len(p[0])]
+        rare = [p for p in postings if len(p[0]) <= COMMON_FRACTION * live]
+        parts_d, parts_w = [], []
+        for docs, w in rare or postings:
+            df = len(docs)
+            idf = math.log(1.0 + (live - df + 0.5) / (df + 0.5))
+            parts_d.append(docs)
+            parts_w.append(w * np.float32(idf))
+        if not parts_d:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        docs, weights = np.concatenate(parts_d), np.concatenate(parts_w)
+        if len(parts_d) == 1:
+            pos, s = docs.astype(np.int64), weights
+        elif len(docs) > len(self._dl) // 8:  # dense enough: one pass over all documents
+            full = np.bincount(docs, weights=weights, minlength=len(self._dl))
+            pos = np.flatnonzero(full)
+            s = full[pos]
+        else:
+            pos, inverse = np.unique(docs, return_inverse=True)
+            s = np.bincount(inverse, weights=weights)
+        keep = self._alive[pos] if mask is None else (self._alive[pos] & mask[pos])
+        return pos[keep].astype(np.int64), s[keep].astype(np.float32)
+
+    def specificity(self, query: str) -> float:
+        """How rare the query's rarest known term is: its idf over the idf of a term in one document (0..1).
+        An identifier or a rare name scores ~1; a query of common words scores low."""
+        live, _ = self._stats()
+        dfs = [len(self._postings(t)[0]) for t in dict.fromkeys(tokens(query))]
+        dfs = [d for d in dfs if d]
+        if not dfs or live < 2:
+            return 0.0
+        idf = math.log(1.0 + (live - min(dfs) + 0.5) / (min(dfs) + 0.5))
+        return min(1.0, idf / math.log(1.0 + (live - 0.5) / 1.5))
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (positions, scores) with score > 0, best first."""
+        hits, s = self.scores(query, mask)
+        if not len(hits):
+            return hits, s
+        kk = min(k, len(hits))
+        top = np.argpartition(-s, kk - 1)[:kk]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return hits[top], s[top]
+
+    def matching_all(self, query: str) -> np.ndarray:
+        """Positions of live documents that contain every query token (forget by query)."""
+        terms = list(dict.fromkeys(tokens(query)))
+        if not terms:
+            return np.empty(0, dtype=np.int64)
+        result: np.ndarray | None = None
+        for term in terms:
+            docs = np.unique(self._postings(term)[0]).astype(np.int64)
+            result = docs if result is None else np.intersect1d(result, docs, assume_unique=True)
+        assert result is not None
+        return result[self._alive[result]]

@@ -1,0 +1,88 @@
+"""What a caller may see of memories: which sensitivities at all, and how precisely (see issue 5's scopes).
+
+    Redaction(location="precise"|"coarse"|"none", attendee_emails=bool, visible=frozenset of sensitivities)
+
+- visible: memories of other sensitivities are filtered out before ranking (a caller never learns they exist).
+- location "coarse": texts are the redacted variants ("Visited a café ...", event locations dropped), ranking
+  uses those texts and their own vectors, coordinates are rounded to COARSE_DECIMALS (about 1 km), place
+  names and addresses are replaced by the place's type. "none": location memories (visits, trips) are
+  invisible and event locations dropped, no coordinates at all. "precise": everything as stored.
+- attendee_emails: calendar attendees' and organisers' addresses only when true (names always).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+SENSITIVITIES = frozenset({"location", "calendar", "usage", "note"})
+COARSE_DECIMALS = 2  # 0.01 degree of latitude is 1.1 km
+Precision = Literal["precise", "coarse", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redaction:
+    location: Precision = "precise"
+    attendee_emails: bool = True
+    visible: frozenset[str] = field(default=SENSITIVITIES)
+
+    OWNER: ClassVar[Redaction]
+
+    def __post_init__(self) -> None:
+        if self.location not in ("precise", "coarse", "none"):
+            raise ValueError(f"location precision must be precise, coarse or none, not {self.location!r}")
+        if self.location == "none" and "location" in self.visible:
+            object.__setattr__(self, "visible", self.visible - {"location"})
+
+    @property
+    def redacts_text(self) -> bool:
+        return self.location != "precise"
+
+    @classmethod
+    def for_scopes(cls, scopes: Iterable[str], *, location: Precision = "coarse") -> Redaction:
+        """The view a capability token gets. `owner` sees everything precisely; otherwise memory:read shows
+        notes, events (attendee names) and usage; location:read adds visits and trips at `location`
+        precision (the token's caveat; without location:read: "none"); calendar:read adds attendee emails."""
+        s = set(scopes)
+        if "owner" in s:
+            return cls.OWNER
+        precision: Precision = location if "location:read" in s else "none"
+        visible = {"note", "calendar", "usage"} | ({"location"} if precision != "none" else set())
+        return cls(location=precision, attendee_emails="calendar:read" in s, visible=frozenset(visible))
+
+    def place(self, place: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A place as this caller may see it."""
+        if not place or self.location == "none":
+            return None
+        if self.location == "precise":
+            return dict(place)
+        return {"type": place.get("type"), "lat": _round(place.get("lat")), "lon": _round(place.get("lon"))}
+
+    def details(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        """The structured part of a memory (places, attendees, app) as this caller may see it."""
+        out: dict[str, Any] = {}
+        if kind == "visit":
+            out["place"] = self.place(details.get("place"))
+        elif kind == "trip":
+            out["from"], out["to"] = self.place(details.get("from")), self.place(details.get("to"))
+        elif kind == "event":
+            out["location"] = details.get("location") if self.location == "precise" else None
+            out["status"], out["all_day"] = details.get("status"), details.get("all_day")
+            out["attendees"] = [
+                {"name": a.get("name"), "partstat": a.get("partstat")}
+                | ({"email": a.get("email")} if self.attendee_emails else {})
+                for a in details.get("attendees") or []
+            ]
+            if self.attendee_emails:
+                out["organizer"] = details.get("organizer")
+        else:
+            out = dict(details)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _round(v: Any) -> float | None:
+    return None if v is None else round(float(v), COARSE_DECIMALS)
+
+
+Redaction.OWNER = Redaction()

@@ -1,0 +1,350 @@
+"""Hybrid retrieval: filters first, then lexical (BM25) and dense (cosine) rankings fused by reciprocal rank.
+
+    candidates = every memory passing the filters (visibility, kinds, tags, sources, time range, as-of,
+                 weekdays, local hours) -- computed before any ranking, so a narrow filter still yields k
+                 results when k exist, and hidden memories never influence scores or counts
+    lexical    = BM25 over the candidates' texts (the redacted texts when the caller's location is not precise)
+    dense      = inner product of the query vector with the candidates' vectors (exact over small subsets)
+    recency    = only when the query asks "when did I last/first": the most relevant candidates (near-ties on
+                 both other signals) come first, latest (or earliest) first
+    fused      = sum over signals of weight / (RRF_K + rank)      (Cormack et al. 2009, k = 60); the lexical
+                 weight grows from LEXICAL_MIN_WEIGHT to 1 with the rarity of the query's rarest term
+`explain` keeps every signal's rank and score per hit.
+
+The Catalog holds, per memory, the columns the filters need (numpy arrays aligned with BM25 positions);
+it is loaded from the vault once and kept in step by the service on every write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from embeddings.index import VectorIndex
+from embeddings.lexical import BM25
+from embeddings.records import MemoryRecord
+from embeddings.redaction import SENSITIVITIES, Redaction
+from embeddings.temporal import TimeFilter
+
+RRF_K = 60
+WEIGHTS = {"dense": 1.0, "lexical": 1.0, "recency": 1.0}
+LEXICAL_MIN_WEIGHT = 0.3  # lexical weight for a query of common words; 1.0 for an identifier
+MIN_DEPTH = 100
+RELEVANT_DENSE_GAP = 0.06  # recency ranks the candidates within this cosine of the best one
+RELEVANT_LEXICAL_FRACTION = 0.8  # ... and within this fraction of the best BM25 score
+Mode = Literal["hybrid", "dense", "lexical"]
+_NO_TIME = np.iinfo(np.int64).min
+_US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    kinds: frozenset[str] | None = None
+    tags: frozenset[str] | None = None  # a memory must carry every tag given
+    sources: frozenset[str] | None = None
+    as_of: datetime | None = None  # only what was known then (ingested_at <= as_of)
+    weekdays: frozenset[int] | None = None
+    hours: tuple[int, int] | None = None
+
+    @classmethod
+    def combine(cls, base: Filters, time: TimeFilter) -> Filters:
+        t = time.narrow(since=base.since, until=base.until)
+        return cls(since=t.since, until=t.until, kinds=base.kinds, tags=base.tags, sources=base.sources,
+                   as_of=base.as_of, weekdays=t.weekdays or base.weekdays, hours=t.hours or base.hours)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in ("since", "until", "as_of"):
+            v = getattr(self, key)
+            if v is not None:
+                out[key] = v.astimezone(UTC).isoformat()
+        for key in ("kinds", "tags", "sources", "weekdays"):
+            v = getattr(self, key)
+            if v:
+                out[key] = sorted(v)
+        if self.hours:
+            out["hours"] = [f"{m // 60:02d}:{m % 60:02d}" for m in self.hours]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    rank: int  # 1-based
+    score: float  # cosine (dense), BM25 (lexical), epoch seconds (recency)
+    weight: float = 1.0  # its share of the fused score: weight / (RRF_K + rank)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    memory: MemoryRecord
+    score: float
+    rank: int
+    signals: dict[str, Signal] = field(default_factory=dict)
+
+    def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
+        out = self.memory.to_dict() | {"score": round(self.score, 6), "rank": self.rank}
+        if explain:
+            out["explain"] = {name: {"rank": s.rank, "score": round(s.score, 6), "weight": round(s.weight, 4)}
+                              for name, s in self.signals.items()}
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchResult:
+    hits: tuple[Hit, ...]
+    query_sha256: str
+    filters: dict[str, Any]
+    understood: tuple[str, ...]
+    candidates: int
+    mode: str
+
+    def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
+        return {"hits": [h.to_dict(explain=explain) for h in self.hits], "filters": self.filters,
+                "understood": list(self.understood), "candidates": self.candidates, "mode": self.mode}
+
+
+def _us(col: pl.Series) -> np.ndarray:
+    return col.dt.epoch("us").fill_null(_NO_TIME).to_numpy().astype(np.int64)
+
+
+class Catalog:
+    """Per-memory filter columns and the BM25 indexes, by position (positions are never reused)."""
+
+    SELECT = ("SELECT memory_id, kind, sensitivity, source, start_ts, end_ts, utc_offset_min, ingested_at, tags, "
+              "text, text_redacted FROM memories")
+
+    def __init__(self) -> None:
+        self.ids = np.empty(0, np.int64)
+        self.kind = np.empty(0, dtype="<U8")
+        self.sensitivity = np.empty(0, dtype="<U8")
+        self.source = np.empty(0, dtype=object)
+        self.start = np.empty(0, np.int64)
+        self.end = np.empty(0, np.int64)
+        self.offset = np.empty(0, np.int64)
+        self.ingested = np.empty(0, np.int64)
+        self.has_redacted = np.empty(0, bool)
+        self.alive = np.empty(0, bool)
+        self._codes: dict[str, int] = {}
+        self.kind_code = np.empty(0, np.int16)
+        self.sensitivity_code = np.empty(0, np.int16)
+        self.weekday = np.empty(0, np.int8)  # local weekday of the start, Monday = 0
+        self.minute = np.empty(0, np.int16)  # local minute of day of the start
+        self.duration = np.empty(0, np.int16)  # minutes, clipped to [1, 1440]
+        self._tags: dict[str, list[int]] = {}
+        self._texts: list[str] = []
+        self._redacted: dict[int, str] = {}
+        self._order: np.ndarray | None = None
+        self.lexical = BM25()
+        self._lexical_redacted: BM25 | None = None
+
+    @classmethod
+    def load(cls, vault: Any) -> Catalog:
+        cat = cls()
+        cat.add(vault.frame(cls.SELECT + " ORDER BY start_ts NULLS LAST, memory_id"))
+        return cat
+
+    def __len__(self) -> int:
+        return int(self.alive.sum())
+
+    def add(self, df: pl.DataFrame) -> None:
+        """Append memories (a frame shaped like SELECT); ids already present are replaced."""
+        if df.height == 0:
+            return
+        self.remove(df["memory_id"].to_numpy())
+        base = len(self.ids)
+        self.ids = np.concatenate([self.ids, df["memory_id"].to_numpy().astype(np.int64)])
+        self.kind = np.concatenate([self.kind, df["kind"].to_numpy().astype("<U8")])
+        self.sensitivity = np.concatenate([self.sensitivity, df["sensitivity"].to_numpy().astype("<U8")])
+        self.kind_code = np.concatenate([self.kind_code, self._encode(df["kind"].to_list())])
+        self.sensitivity_code = np.concatenate([self.sensitivity_code, self._encode(df["sensitivity"].to_list())])
+        self.source = np.concatenate([self.source, df["source"].to_numpy().astype(object)])
+        start, end = _us(df["start_ts"]), _us(df["end_ts"])
+        self.start = np.concatenate([self.start, start])
+        self.end = np.concatenate([self.end, np.where(end == _NO_TIME, start, end)])
+        self.offset = np.concatenate([self.offset, df["utc_offset_min"].fill_null(0).to_numpy().astype(np.int64)])
+        self.ingested = np.concatenate([self.ingested, _us(df["ingested_at"])])
+        red = df["text_redacted"].to_list()
+        self.has_redacted = np.concatenate([self.has_redacted, np.array([r is not None for r in red], dtype=bool)])
+        self.alive = np.concatenate([self.alive, np.ones(df.height, bool)])
+        end = self.end[base:]
+        local_min = (start // _US + self.offset[base:] * 60) // 60
+        self.weekday = np.concatenate([self.weekday, ((local_min // 1440 + 3) % 7).astype(np.int8)])  # 1970-01-01: Thu
+        self.minute = np.concatenate([self.minute, (local_min % 1440).astype(np.int16)])
+        self.duration = np.concatenate([self.duration, np.clip((end - start) // (60 * _US), 1, 1440).astype(np.int16)])
+        for i, tags in enumerate(df["tags"].to_list()):
+            for t in tags or ():
+                self._tags.setdefault(t, []).append(base + i)
+        texts = df["text"].to_list()
+        self._texts.extend(texts)
+        self._redacted.update({base + i: r for i, r in enumerate(red) if r is not None})
+        self.lexical.append(texts)
+        if self._lexical_redacted is not None:
+            self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
+        self._order = None
+
+    def remove(self, ids: Iterable[int] | np.ndarray) -> None:
+        pos = self.positions(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
+        if not len(pos):
+            return
+        self.alive[pos] = False
+        self.lexical.kill(pos)
+        if self._lexical_redacted is not None:
+            self._lexical_redacted.kill(pos)
+        for p in pos.tolist():
+            self._texts[p] = ""
+            self._redacted.pop(p, None)
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Live positions of the given ids (unknown ids are skipped)."""
+        if not len(self.ids) or not len(ids):
+            return np.empty(0, np.int64)
+        if self._order is None:
+            self._order = np.lexsort((~self.alive, self.ids))  # per id, the live position first
+        at = np.minimum(np.searchsorted(self.ids, ids, sorter=self._order), len(self._order) - 1)
+        pos = self._order[at]
+        return pos[(self.ids[pos] == ids) & self.alive[pos]]
+
+    def bm25(self, *, redacted: bool) -> BM25:
+        if not redacted:
+            return self.lexical
+        if self._lexical_redacted is None:
+            bm = BM25([self._redacted.get(i, t) for i, t in enumerate(self._texts)])
+            bm.kill(np.flatnonzero(~self.alive))
+            self._lexical_redacted = bm
+        return self._lexical_redacted
+
+    def mask(self, f: Filters, visible: frozenset[str]) -> np.ndarray:
+        m = self.alive.copy()
+        if not SENSITIVITIES <= visible:
+            m &= self._member(self.sensitivity_code, visible)
+        if f.kinds is not None:
+            m &= self._member(self.kind_code, f.kinds)
+        if f.sources is not None:
+            m &= np.isin(self.source, sorted(f.sources))
+        for tag in f.tags or ():
+            has = np.zeros(len(m), bool)
+            has[self._tags.get(tag, [])] = True
+            m &= has
+        timed = self.start != _NO_TIME
+        if f.since is not None:
+            m &= timed & (np.maximum(self.end, self.start) >= int(f.since.timestamp() * _US))
+        if f.until is not None:
+            m &= timed & (self.start < int(f.until.timestamp() * _US))
+        if f.as_of is not None:
+            m &= self.ingested <= int(f.as_of.timestamp() * _US)
+        if f.weekdays is not None:
+            days = np.zeros(7, bool)
+            days[sorted(f.weekdays)] = True
+            m &= timed & days[self.weekday]
+        if f.hours is not None:
+            m &= timed & self._in_hours(*f.hours)
+        return m
+
+    def _encode(self, values: list[str]) -> np.ndarray:
+        return np.fromiter((self._codes.setdefault(v, len(self._codes)) for v in values), dtype=np.int16,
+                           count=len(values))
+
+    def _member(self, codes: np.ndarray, values: frozenset[str]) -> np.ndarray:
+        """codes ∈ values, through a lookup table over the few distinct kinds / sensitivities."""
+        table = np.zeros(len(self._codes) + 1, bool)
+        table[[self._codes[v] for v in values if v in self._codes]] = True
+        return table[codes]
+
+    def _in_hours(self, a: int, b: int) -> np.ndarray:
+        """Does the local span [start, end) overlap the daily window [a, b) (minutes; a > b wraps midnight)?"""
+        s = self.minute.astype(np.int32)
+        e = s + self.duration
+        windows = [(a, b)] if a < b else [(a, 1440), (0, b)]
+        hit = np.zeros(len(s), bool)
+        for lo, hi in windows:
+            for shift in (0, 1440):  # spans running past midnight continue on the next day
+                hit |= (s < hi + shift) & (e > lo + shift)
+        return hit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ranked:
+    ids: list[int]
+    fused: list[float]
+    signals: list[dict[str, Signal]]
+    candidates: int
+
+
+def _dense(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, mask: np.ndarray, q: np.ndarray, depth: int,
+           use_redacted: bool) -> tuple[np.ndarray, np.ndarray]:
+    everything = bool(mask.all()) if len(mask) else True
+    if not use_redacted or redacted is None:
+        return full.search(q, depth, None if everything and len(cat) == len(full) else cat.ids[mask])
+    plain = mask & ~cat.has_redacted
+    ids_a, sc_a = full.search(q, depth, cat.ids[plain])
+    ids_b, sc_b = redacted.search(q, depth, cat.ids[mask & cat.has_redacted])
+    ids, sc = np.concatenate([ids_a, ids_b]), np.concatenate([sc_a, sc_b])
+    order = np.argsort(-sc, kind="stable")[:depth]
+    return ids[order], sc[order]
+
+
+def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_vector: Any, query: str, *, k: int,
+         filters: Filters, redaction: Redaction, recency: str | None = None, mode: Mode = "hybrid") -> Ranked:
+    """Fused ranking of the candidates that pass `filters` and `redaction.visible`."""
+    mask = cat.mask(filters, redaction.visible)
+    n = int(mask.sum())
+    depth = max(MIN_DEPTH, 5 * k)
+    lists: dict[str, tuple[Sequence[int], Sequence[float]]] = {}
+    weights = dict(WEIGHTS)
+    if mode in ("hybrid", "lexical") and query.strip():
+        bm25 = cat.bm25(redacted=redaction.redacts_text)
+        pos, scores = bm25.search(query, depth, mask)
+        lists["lexical"] = (cat.ids[pos].tolist(), scores.tolist())
+        if mode == "hybrid":  # rare terms (names, identifiers) make the lexical ranking more trustworthy
+            weights["lexical"] = LEXICAL_MIN_WEIGHT + (1 - LEXICAL_MIN_WEIGHT) * bm25.specificity(query)
+    if mode in ("hybrid", "dense") and query.strip() and query_vector is not None and n:
+        ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, redaction.redacts_text)
+        lists["dense"] = (ids.tolist(), scores.tolist())
+    if recency or not lists:
+        lists["recency"] = _recency(cat, mask, lists, recency or "latest", depth)
+    fused: dict[int, float] = {}
+    signals: dict[int, dict[str, Signal]] = {}
+    for name, (ids, scores) in lists.items():
+        w = weights[name]
+        for r, (mid, s) in enumerate(zip(ids, scores, strict=True), 1):
+            fused[mid] = fused.get(mid, 0.0) + w / (RRF_K + r)
+            signals.setdefault(mid, {})[name] = Signal(rank=r, score=float(s), weight=w)
+    dense_score = {m: s["dense"].score for m, s in signals.items() if "dense" in s}
+    order = sorted(fused, key=lambda m: (-fused[m], -dense_score.get(m, -2.0), m))
+    if recency and "recency" in lists:  # "when did I last ...": among the near-ties, time decides
+        by_time = [m for m in lists["recency"][0] if m in fused]
+        first = set(by_time)
+        order = by_time + [m for m in order if m not in first]
+    order = order[:k]
+    return Ranked(ids=order, fused=[fused[m] for m in order], signals=[signals[m] for m in order], candidates=n)
+
+
+def _recency(cat: Catalog, mask: np.ndarray, lists: dict[str, tuple[Sequence[int], Sequence[float]]], direction: str,
+             depth: int) -> tuple[list[int], list[float]]:
+    """The most relevant candidates (near the best dense score and the best BM25 score) ordered by time; all
+    candidates by time when there is no query text."""
+    if lists:
+        sets = []
+        if "dense" in lists and lists["dense"][1]:
+            best = lists["dense"][1][0]
+            sets.append({m for m, s in zip(*lists["dense"], strict=True) if s >= best - RELEVANT_DENSE_GAP})
+        if "lexical" in lists and lists["lexical"][1]:
+            best = lists["lexical"][1][0]
+            sets.append({m for m, s in zip(*lists["lexical"], strict=True) if s >= RELEVANT_LEXICAL_FRACTION * best})
+        relevant = set.intersection(*sets) if sets else set()
+        if not relevant and sets:
+            relevant = set.union(*sets)
+        pos = cat.positions(np.fromiter(relevant, dtype=np.int64, count=len(relevant)))
+    else:
+        pos = np.flatnonzero(mask)
+    start = cat.start[pos]
+    order = np.argsort(-start if direction == "latest" else start, kind="stable")[:depth]
+    chosen = pos[order]
+    return cat.ids[chosen].tolist(), (cat.start[chosen] / _US).tolist()

@@ -1,0 +1,369 @@
+"""MemoryService: the memory layer's one facade (the CLI and the API call this, nothing deeper).
+
+    svc = MemoryService(vault)
+    svc.index()                                   # sync memories from ingested tables, embed what changed, seal
+    svc.search("when did I last see Dr. Lee?", k=5, redaction=Redaction.for_scopes(token.scopes), actor=token.id)
+    svc.context("plan my week", token_budget=1500)
+    mid = svc.remember("Prefers window seats", tags=["travel"], metadata={"confidence": 0.9}).memory_id
+    svc.update(mid, text="Prefers aisle seats"); svc.history(mid); svc.delete(mid)
+    plan = svc.forget_preview(ForgetRequest(query="Dr Lee")); svc.forget_commit(plan)
+    svc.close()                                   # seals vectors of notes written since the last seal
+
+State (catalog, BM25, the two vector indexes) is loaded lazily on first use and kept in step with every
+write made through the service. Every read and write records a typed audit event (ids and hashes only).
+Notes' vectors are added in memory at once (searchable immediately) and sealed by flush()/close(); a
+crash before that leaves notes without vectors, which the next load re-embeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+
+from embeddings import context as ctx
+from embeddings import forget as fg
+from embeddings import index as vindex
+from embeddings import memories, notes, retrieve, temporal
+from embeddings.encoder import Encoder
+from embeddings.events import (
+    ContextBuilt,
+    MemoryForgotten,
+    MemoryIndexed,
+    MemoryRead,
+    MemorySearched,
+    MemoryWritten,
+)
+from embeddings.records import MemoryNotFound, MemoryRecord, fetch
+from embeddings.redaction import Redaction
+from vault import audit
+from vault.errors import IntegrityError
+from vault.store import Vault
+
+INDEX_BLOB = "memory-index"
+REDACTED_BLOB = "memory-index-redacted"
+Progress = Callable[[int, int], None]  # (done, total)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexReport:
+    added: int
+    changed: int
+    removed: int
+    embedded: int
+    vectors: int
+    index_kind: str
+    model: str
+    model_version: str
+    dtype: str
+    rebuilt: bool
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    """One call at a time per service: its state and the DuckDB connection are not for concurrent use
+    (an API serving requests from a thread pool can share one service)."""
+
+    @functools.wraps(method)
+    def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _set(values: Iterable[str] | None) -> frozenset[str] | None:
+    return frozenset(values) if values else None
+
+
+class MemoryService:
+    def __init__(self, vault: Vault, *, encoder: Encoder | None = None) -> None:
+        self.vault = vault
+        self.encoder = encoder or Encoder()
+        self._catalog: retrieve.Catalog | None = None
+        self._full: vindex.VectorIndex | None = None
+        self._redacted: vindex.VectorIndex | None = None
+        self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
+        self._dirty = False  # the in-memory indexes differ from the sealed ones
+        self._lock = threading.RLock()
+
+    # ---- state -------------------------------------------------------------------------------------------
+    def _header(self, variant: str) -> dict[str, Any]:
+        info = self.encoder.info
+        return {"model": info.name, "model_version": info.version, "dtype": info.dtype, "dim": info.dim,
+                "variant": variant}
+
+    def _load_index(self, name: str) -> vindex.VectorIndex:
+        try:
+            loaded = vindex.load(self.vault, name)
+        except IntegrityError as e:
+            raise IntegrityError(f"{e}; the memories are intact: rebuild it with `lifevault index --rebuild`") from None
+        if loaded is None:
+            return vindex.VectorIndex.new(self.encoder.info.dim)
+        index, header = loaded
+        if header.get("model_version") != self.encoder.info.version or header.get("dim") != self.encoder.info.dim:
+            return vindex.VectorIndex.new(self.encoder.info.dim)  # another model's vectors: `index` re-embeds
+        return index
+
+    def _state(self) -> tuple[retrieve.Catalog, vindex.VectorIndex, vindex.VectorIndex]:
+        if self._catalog is None:
+            self._catalog = retrieve.Catalog.load(self.vault)
+        if self._full is None or self._redacted is None:
+            self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
+            self._reconcile()
+        return self._catalog, self._full, self._redacted
+
+    def _reconcile(self) -> None:
+        """Drop vectors of memories that no longer exist; embed notes that lost theirs in a crash."""
+        self._drop_stale()
+        assert self._catalog is not None and self._full is not None
+        notes_missing = [r[0] for r in self.vault.query(  # updated, but the new vector was never sealed
+            "SELECT m.memory_id FROM memories m JOIN memory_vectors v USING (memory_id) "
+            "WHERE m.kind = 'note' AND v.text_sha <> m.text_sha")]
+        note_ids = self._catalog.ids[self._catalog.alive & (self._catalog.kind == "note")]
+        notes_missing += note_ids[~np.isin(note_ids, self._full.ids())].tolist()  # written, never sealed
+        if notes_missing:
+            self._embed(sorted(set(notes_missing)))
+
+    def _drop_stale(self) -> None:
+        """Remove vectors whose memory is gone (forgotten or no longer derived from the sources)."""
+        assert self._catalog is not None and self._full is not None and self._redacted is not None
+        live = self._catalog.ids[self._catalog.alive]
+        for ix in (self._full, self._redacted):
+            stale = ix.ids()[~np.isin(ix.ids(), live)]
+            if len(stale):
+                ix.remove(stale)
+                self._dirty = True
+
+    def _embed(self, ids: list[int], progress: Progress | None = None) -> int:
+        """Embed these memories' texts (and redacted texts) into the in-memory indexes; pending until sealed."""
+        assert self._full is not None and self._redacted is not None
+        rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha FROM memories "
+                                "WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        texts = [r[1] for r in rows] + [r[2] for r in rows if r[2] is not None]
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], len(texts))
+
+        vecs = self.encoder.encode(texts, progress=step)
+        n = len(rows)
+        full_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        red_ids = np.array([r[0] for r in rows if r[2] is not None], dtype=np.int64)
+        self._full.add(full_ids, vecs[:n])
+        self._redacted.remove(full_ids)
+        self._redacted.add(red_ids, vecs[n:])
+        self._pending.update({r[0]: r[3] for r in rows})
+        self._dirty = True
+        return n
+
+    @_locked
+    def flush(self) -> None:
+        """Seal both indexes and record the vectors' provenance (what was embedded by which model)."""
+        if not self._dirty or self._full is None or self._redacted is None:
+            return
+        vindex.save(self.vault, INDEX_BLOB, self._full, self._header("full"))
+        vindex.save(self.vault, REDACTED_BLOB, self._redacted, self._header("redacted"))
+        info = self.encoder.info
+        rows = [(mid, info.name, info.version, info.dtype, sha) for mid, sha in self._pending.items()]
+        if rows:
+            now = datetime.now(UTC)
+            with self.vault.transaction():
+                self.vault.execute("DELETE FROM memory_vectors WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
+                                   [[r[0] for r in rows]])
+                self.vault.executemany(
+                    "INSERT INTO memory_vectors SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                    "(SELECT 1 FROM memories WHERE memory_id = ?)", [(*r, now, r[0]) for r in rows])
+        self._pending.clear()
+        self._dirty = False
+
+    def close(self) -> None:
+        self.flush()
+
+    # ---- indexing ----------------------------------------------------------------------------------------
+    @_locked
+    def index(self, *, rebuild: bool = False, progress: Progress | None = None, actor: str = "owner") -> IndexReport:
+        """Sync memories with the ingested tables, embed new or changed ones (all with rebuild), seal."""
+        t0 = time.perf_counter()
+        sync = memories.sync(self.vault)
+        self._catalog = retrieve.Catalog.load(self.vault)
+        if rebuild:
+            dim = self.encoder.info.dim
+            self._full, self._redacted = vindex.VectorIndex.new(dim), vindex.VectorIndex.new(dim)
+            self.vault.execute("DELETE FROM memory_vectors")
+        elif self._full is None or self._redacted is None:
+            self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
+        self._drop_stale()
+        live = self._catalog.ids[self._catalog.alive]
+        info = self.encoder.info
+        todo = {r[0] for r in self.vault.query(
+            "SELECT m.memory_id FROM memories m LEFT JOIN memory_vectors v USING (memory_id) "
+            "WHERE v.memory_id IS NULL OR v.text_sha <> m.text_sha OR v.model <> ? OR v.model_version <> ?",
+            [info.name, info.version])}
+        todo |= set(live[~np.isin(live, self._full.ids())].tolist())
+        embedded = self._embed(sorted(todo), progress) if todo else 0
+        self._dirty = True  # always reseal: removals count too
+        self.flush()
+        report = IndexReport(added=sync.added, changed=sync.changed, removed=sync.removed, embedded=embedded,
+                             vectors=len(self._full), index_kind=self._full.stats.kind, model=info.name,
+                             model_version=info.version, dtype=info.dtype, rebuilt=rebuild,
+                             seconds=round(time.perf_counter() - t0, 3))
+        audit.record(self.vault, MemoryIndexed(actor=actor, added=sync.added, changed=sync.changed,
+                                               removed=sync.removed, embedded=embedded, vectors=report.vectors,
+                                               model=info.name, model_version=info.version, rebuilt=rebuild))
+        return report
+
+    # ---- reading -----------------------------------------------------------------------------------------
+    @_locked
+    def search(self, query: str, *, k: int = 10, since: datetime | None = None, until: datetime | None = None,
+               kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
+               sources: Iterable[str] | None = None, as_of: datetime | None = None,
+               redaction: Redaction = Redaction.OWNER, mode: retrieve.Mode = "hybrid", parse_time: bool = True,
+               now: datetime | None = None, actor: str = "owner") -> retrieve.SearchResult:
+        """Hybrid search, filters before ranking. Each hit carries every signal's rank and score (explain)."""
+        if k <= 0:
+            raise ValueError("k must be positive")
+        catalog, full, red = self._state()
+        now = now or datetime.now().astimezone()
+        cleaned, tf = temporal.parse(query, now) if parse_time else (query, temporal.TimeFilter())
+        base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags), sources=_set(sources),
+                                as_of=as_of)
+        filters = retrieve.Filters.combine(base, tf)
+        qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
+        ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
+                               recency=tf.recency, mode=mode)
+        records = fetch(self.vault, ranked.ids, redaction)
+        hits = tuple(
+            retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)
+            for i, (mid, score, sig) in enumerate(
+                (m, s, g) for m, s, g in zip(ranked.ids, ranked.fused, ranked.signals, strict=True) if m in records)
+        )
+        result = retrieve.SearchResult(hits=hits, query_sha256=audit.sha256_text(query), filters=filters.describe(),
+                                       understood=tf.understood, candidates=ranked.candidates, mode=mode)
+        audit.record(self.vault, MemorySearched(actor=actor, query_sha256=result.query_sha256, k=k,
+                                                returned_ids=[h.memory.memory_id for h in hits],
+                                                filters=result.filters))
+        return result
+
+    @_locked
+    def context(self, task: str, *, token_budget: int = 1500, k: int = 40, since: datetime | None = None,
+                until: datetime | None = None, kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
+                redaction: Redaction = Redaction.OWNER, now: datetime | None = None,
+                actor: str = "owner") -> ctx.ContextPack:
+        """A token-budgeted, cited context pack for a task (counted with the model's tokenizer)."""
+        catalog, full, red = self._state()
+        now = now or datetime.now().astimezone()
+        cleaned, tf = temporal.parse(task, now)
+        filters = retrieve.Filters.combine(
+            retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags)), tf)
+        qv = self.encoder.encode_query(cleaned) if cleaned.strip() else None
+        ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
+                               recency=tf.recency)
+        records = fetch(self.vault, ranked.ids, redaction)
+        hits = [retrieve.Hit(memory=records[m], score=s, rank=i + 1, signals=g)
+                for i, (m, s, g) in enumerate(zip(ranked.ids, ranked.fused, ranked.signals, strict=True)) if m in records]
+        pack = ctx.build(hits, token_budget=token_budget, count_tokens=self.encoder.count_tokens)
+        audit.record(self.vault, ContextBuilt(actor=actor, task_sha256=audit.sha256_text(task), token_budget=token_budget,
+                                              tokens_used=pack.tokens_used,
+                                              returned_ids=[s.memory_id for s in pack.snippets],
+                                              left_out=len(pack.left_out)))
+        return pack
+
+    @_locked
+    def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:
+        record = fetch(self.vault, [memory_id], redaction).get(memory_id)
+        if record is None:
+            raise MemoryNotFound(f"no memory {memory_id}")
+        audit.record(self.vault, MemoryRead(actor=actor, returned_ids=[memory_id]))
+        return record
+
+    @_locked
+    def history(self, memory_id: int, *, actor: str = "owner") -> list[notes.NoteVersion]:
+        versions = notes.history(self.vault, memory_id)
+        audit.record(self.vault, MemoryRead(actor=actor, returned_ids=[memory_id]))
+        return versions
+
+    # ---- writing -----------------------------------------------------------------------------------------
+    def _refresh(self, memory_id: int, *, embed: bool) -> None:
+        catalog, _, _ = self._state()
+        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + " WHERE memory_id = ?", [memory_id]))
+        if embed:
+            self._embed([memory_id])
+
+    @_locked
+    def remember(self, text: str, *, occurred_at: datetime | None = None, tags: Iterable[str] = (),
+                 metadata: dict[str, Any] | None = None, source: str = "agent", actor: str = "owner") -> MemoryRecord:
+        """Write an agent note; it is searchable at once."""
+        self._state()
+        note = notes.remember(self.vault, text=text, occurred_at=occurred_at, tags=tags, metadata=metadata,
+                              source=source)
+        audit.record(self.vault, MemoryWritten(actor=actor, memory_id=note.memory_id, op="create", version=1))
+        self._refresh(note.memory_id, embed=True)
+        return fetch(self.vault, [note.memory_id], Redaction.OWNER)[note.memory_id]
+
+    @_locked
+    def update(self, memory_id: int, *, text: str | None = None, occurred_at: Any = notes.UNSET,
+               tags: Iterable[str] | None = None, metadata: Any = notes.UNSET, actor: str = "owner") -> MemoryRecord:
+        """Change a note (the previous version goes to its history)."""
+        self._state()
+        note, version = notes.update(self.vault, memory_id, text=text, occurred_at=occurred_at, tags=tags,
+                                     metadata=metadata)
+        audit.record(self.vault, MemoryWritten(actor=actor, memory_id=memory_id, op="update", version=version))
+        self._refresh(memory_id, embed=text is not None)
+        return fetch(self.vault, [memory_id], Redaction.OWNER)[memory_id]
+
+    @_locked
+    def delete(self, memory_id: int, *, actor: str = "owner") -> fg.ForgetReceipt:
+        """Delete one memory with its history, vector and (for ingested memories) source rows."""
+        p = self.forget_preview(fg.ForgetRequest(memory_ids=(memory_id,)))
+        if not p.memory_ids:
+            raise MemoryNotFound(f"no memory {memory_id}")
+        return self.forget_commit(p, actor=actor)
+
+    @_locked
+    def forget_preview(self, request: fg.ForgetRequest) -> fg.ForgetPlan:
+        catalog, _, _ = self._state()
+        return fg.plan(self.vault, catalog, request)
+
+    @_locked
+    def forget_commit(self, plan: fg.ForgetPlan, *, actor: str = "owner") -> fg.ForgetReceipt:
+        """Carry out a previewed plan: vectors out and index resealed first, then rows, then CHECKPOINT."""
+        catalog, full, red = self._state()
+        ids = np.array(plan.memory_ids, dtype=np.int64)
+        removed = full.remove(ids)
+        red.remove(ids)
+        for mid in plan.memory_ids:
+            self._pending.pop(mid, None)
+        self._dirty = True
+        self.flush()
+        now = datetime.now(UTC)
+        with self.vault.transaction():
+            deleted = fg.delete_rows(self.vault, plan, now=now)
+            row = audit.record(self.vault, MemoryForgotten(
+                actor=actor, target_kind=plan.request.target_kind, selector_sha256=plan.request.selector_sha256(),
+                items=len(plan.memory_ids), memory_id_sha256=fg.hashed_ids(plan.memory_ids), rows_deleted=deleted,
+                vectors_removed=removed))
+        self.vault.checkpoint()
+        catalog.remove(ids)
+        return fg.ForgetReceipt(memories=len(plan.memory_ids), rows_deleted=deleted, vectors_removed=removed,
+                                audit_seq=row.seq, at=now)
+
+    # ---- introspection -----------------------------------------------------------------------------------
+    @_locked
+    def stats(self) -> dict[str, Any]:
+        catalog, full, red = self._state()
+        return {"memories": len(catalog), "vectors": len(full), "redacted_vectors": len(red),
+                "index": full.stats.kind, "tombstones": full.tombstones, "model": self.encoder.info.name,
+                "model_version": self.encoder.info.version, "dtype": self.encoder.info.dtype}
