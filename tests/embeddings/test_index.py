@@ -1,0 +1,113 @@
+"""The vector index: exact below the HNSW threshold, tombstones above, sealed at rest, tamper-evident."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embeddings import index as vindex
+from embeddings.index import VectorIndex
+from embeddings.service import INDEX_BLOB, REDACTED_BLOB, MemoryService
+from tests.conftest import PASSPHRASE, grep_tree
+from tests.embeddings.persona import CANARY_PLACE, seed
+from vault.errors import IntegrityError
+from vault.store import Vault
+
+
+def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_flat_search_is_exact_and_a_subset_search_only_returns_the_subset():
+    vecs, ids = _unit(500), np.arange(1000, 1500, dtype=np.int64)
+    ix = VectorIndex.new(32)
+    ix.add(ids, vecs)
+    got, scores = ix.search(vecs[7], 5)
+    assert got[0] == 1007 and scores[0] == pytest.approx(1.0, abs=1e-5)
+    brute = np.argsort(-(vecs @ vecs[7]))[:5] + 1000
+    assert list(got) == list(brute)
+    subset = ids[100:103]
+    assert set(ix.search(vecs[7], 5, subset)[0]) == set(subset)
+
+
+def test_hnsw_deletes_are_tombstones_whose_vectors_are_zeroed_and_a_rebuild_clears_them(monkeypatch):
+    vecs, ids = _unit(400), np.arange(400, dtype=np.int64) + 10
+    ix = VectorIndex.new(32, hnsw=True)
+    ix.add(ids, vecs)
+    assert ix.remove(ids[:5]) == 5
+    assert ix.stats.tombstones == 5 and len(ix) == 395
+    assert not set(ix.search(vecs[0], 20)[0]) & set(ids[:5].tolist())
+    restored, _ = VectorIndex.from_bytes(ix.to_bytes({}), name="t")
+    assert restored.tombstones == 5
+    stored = faiss_vectors(restored)
+    assert (np.abs(stored).sum(axis=1) == 0).sum() == 5  # the forgotten embeddings are not in the blob
+    ix.remove(ids[5:60])  # past TOMBSTONE_REBUILD: rebuilt from the live vectors
+    assert ix.stats.tombstones == 0 and len(ix) == 340
+
+
+def faiss_vectors(ix: VectorIndex) -> np.ndarray:
+    return ix._matrix().copy()
+
+
+def test_the_index_switches_to_hnsw_past_the_threshold(monkeypatch):
+    monkeypatch.setattr(vindex, "HNSW_THRESHOLD", 100)
+    ix = VectorIndex.new(32)
+    ix.add(np.arange(150, dtype=np.int64), _unit(150))
+    assert ix.stats.kind == "hnsw" and len(ix) == 150
+    assert ix.search(_unit(150)[42], 1)[0][0] == 42
+
+
+def test_the_sealed_index_round_trips_and_records_the_model(vault: Vault, indexed: MemoryService):
+    loaded = vindex.load(vault, INDEX_BLOB)
+    assert loaded is not None
+    ix, header = loaded
+    assert header["model"] == "sentence-transformers/all-MiniLM-L6-v2" and header["dim"] == 384
+    assert len(ix) == vault.scalar("SELECT count(*) FROM memories")
+    red = vindex.load(vault, REDACTED_BLOB)
+    assert red is not None and len(red[0]) == vault.scalar("SELECT count(*) FROM memories WHERE text_redacted IS NOT NULL")
+    assert not list(vault.home.rglob("*.faiss")) and not list(vault.home.rglob("*.index"))
+
+
+def test_a_tampered_sealed_index_fails_with_a_clear_integrity_error(vault: Vault, indexed: MemoryService, encoder):
+    path = vault.blob_path(INDEX_BLOB)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    fresh = MemoryService(vault, encoder=encoder)
+    with pytest.raises(IntegrityError, match="memory-index.sealed failed its integrity check.*index --rebuild"):
+        fresh.search("coffee")
+    assert fresh.index(rebuild=True).vectors == vault.scalar("SELECT count(*) FROM memories")  # and it recovers
+    assert fresh.search("Café Nero", k=1).hits[0].memory.kind == "visit"
+
+
+def test_a_canary_in_a_note_and_a_visit_is_in_no_file_under_the_vault_home_after_indexing(
+        vault: Vault, svc: MemoryService, home):
+    canary = "QX7-canary-Wobbleton"
+    seed(vault)
+    vault.execute("UPDATE stays SET name = ? WHERE name = ?", [f"{canary} {CANARY_PLACE}", CANARY_PLACE])
+    svc.remember(f"Met {canary} at the bakery", tags=[canary], metadata={"who": canary})
+    svc.index()
+    svc.flush()
+    assert svc.search(canary, k=3).hits[0].memory.text.count(canary) == 1  # it really is indexed
+    assert grep_tree(home, canary.encode()) == []
+    vault.checkpoint()
+    assert grep_tree(home, canary.encode()) == []
+    assert vault.blob_path(INDEX_BLOB).exists() and vault.blob_path(REDACTED_BLOB).exists()
+    vault.close()
+    assert grep_tree(home, canary.encode()) == []
+    with Vault.open(home, PASSPHRASE) as reopened:  # and it is still there, behind the key
+        assert MemoryService(reopened, encoder=svc.encoder).search(canary, k=1).hits[0].memory.kind in ("note", "visit")
+
+
+def test_a_large_subset_is_searched_through_a_bitmap_selector_and_stays_exact(monkeypatch):
+    monkeypatch.setattr(vindex, "EXACT_SUBSET_MAX", 10)
+    vecs, ids = _unit(3000), np.arange(3000, dtype=np.int64) * 7 + 1
+    subset = ids[::3]
+    for hnsw in (False, True):
+        ix = VectorIndex.new(32, hnsw=hnsw)
+        ix.add(ids, vecs)
+        got, _ = ix.search(vecs[300], 10, subset)
+        truth = subset[np.argsort(-(vecs[::3] @ vecs[300]))[:10]]
+        assert set(got) <= set(subset.tolist()) and len(got) == 10
+        assert got[0] == truth[0] and len(set(got) & set(truth)) >= (10 if not hnsw else 8)
