@@ -36,6 +36,11 @@ def ingest(
 
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
+    from lifevault.cli_api import forward_ingest
+
+    # a running `lifevault serve` owns the vault: send it the job
+    if forward_ingest(home, paths, kind=kind, fmt=fmt, strict=strict, json_out=json_out):
+        return
     with open_vault(home, passphrase_file) as vault:
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} records"),
                    TimeElapsedColumn())

@@ -1,0 +1,38 @@
+"""Query parameters shared by the derived-data endpoints: a time range (`from`, `to`) and a row limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query
+from pydantic import AwareDatetime
+
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    start: datetime
+    end: datetime
+    limit: int
+
+
+def time_range(
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="Start (ISO 8601 with offset); default 30 days before `to`.")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="End (ISO 8601 with offset); default now.")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000, description="At most this many rows.")] = 500,
+) -> Range:
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=DEFAULT_DAYS)
+    if start >= end:
+        raise HTTPException(status_code=422, detail="`from` must be before `to`")
+    return Range(start=start, end=end, limit=limit)
+
+
+RangeDep = Annotated[Range, Depends(time_range)]
+
+
+def iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v is not None else None

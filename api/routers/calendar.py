@@ -1,0 +1,58 @@
+"""The calendar (scope calendar:read): occurrences in a range, and free time between them.
+
+Attendees come with their addresses (the calendar scope grants them); an event's location only with
+precise location (it names a place as exactly as a visit does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.auth import AuditDep, BackendDep, CalendarReader
+from api.params import RangeDep, iso
+from api.schemas import EventsOut, FreeOut
+from embeddings.memories import parse_attendees, person_name
+
+router = APIRouter(tags=["calendar"])
+_EVENTS = ("SELECT row_id, start_ts, end_ts, all_day, summary, description, location, status, organizer, attendees, "
+           "calendar FROM calendar_events WHERE start_ts < ? AND coalesce(end_ts, start_ts) >= ? ")
+
+
+def _attendee(a: dict[str, Any]) -> dict[str, Any]:
+    return {"name": person_name(a), "email": a.get("email"), "partstat": a.get("partstat")}
+
+
+@router.get("/calendar/events", response_model=EventsOut, summary="Calendar occurrences in a time range")
+def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
+    precise = actor.is_owner or actor.location == "precise"
+    rows = b.query(_EVENTS + "ORDER BY start_ts LIMIT ?", [r.end, r.start, r.limit])
+    out = [{"id": rid, "start": iso(s), "end": iso(e), "all_day": all_day, "summary": summary,
+            "description": desc, "location": loc if precise else None, "status": status, "organizer": org,
+            "attendees": [_attendee(a) for a in parse_attendees(att)], "calendar": cal}
+           for rid, s, e, all_day, summary, desc, loc, status, org, att, cal in rows]
+    audit.result([e["id"] for e in out])
+    return {"events": out}
+
+
+@router.get("/calendar/free", response_model=FreeOut, summary="Free time between timed, non-cancelled events")
+def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep,
+         min_minutes: Annotated[int, Query(ge=1, le=1440, description="Shortest gap worth listing.")] = 30) -> dict[str, Any]:
+    rows = b.query(_EVENTS + "AND NOT coalesce(all_day, false) AND coalesce(status, '') <> 'CANCELLED' "
+                   "ORDER BY start_ts", [r.end, r.start])
+    busy: list[tuple[datetime, datetime]] = []
+    for _rid, s, e, *_ in rows:
+        s, e = max(s, r.start), min(e or s, r.end)
+        if busy and s <= busy[-1][1]:
+            busy[-1] = (busy[-1][0], max(busy[-1][1], e))
+        else:
+            busy.append((s, e))
+    slots, cursor = [], r.start
+    for s, e in [*busy, (r.end, r.end)]:
+        if (s - cursor).total_seconds() >= min_minutes * 60:
+            slots.append({"start": iso(cursor), "end": iso(s), "minutes": round((s - cursor).total_seconds() / 60, 1)})
+        cursor = max(cursor, e)
+    audit.result([row[0] for row in rows])
+    return {"free": slots[: r.limit]}

@@ -1,0 +1,52 @@
+"""Forget (scope memory:write): preview what a selector would delete, then commit it with the preview's digest.
+
+A non-owner token forgets only memories it may see (the selector is narrowed to its visible kinds) and its
+preview shows them redacted to its grants. The commit carries the preview's digest: if anything changed in
+between, the commit is refused with 409 and nothing is deleted. The receipt names counts and the audit
+record; the audit log keeps only hashes of the selector and the memory ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.auth import AuditDep, BackendDep, MemoryWriter
+from api.params import iso
+from api.schemas import ForgetIn, ForgetPreviewOut, ReceiptOut
+from embeddings.forget import ForgetRequest
+from embeddings.memories import SENSITIVITY
+from embeddings.records import fetch
+
+router = APIRouter(tags=["memory"])
+
+
+@router.post("/forget", response_model=ForgetPreviewOut | ReceiptOut,
+             summary="Preview (commit=false) or delete (commit=true with the preview's digest) memories")
+def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    redaction = actor.redaction()
+    kinds = frozenset(body.kinds) if body.kinds else None
+    if not actor.is_owner:
+        visible = frozenset(k for k, s in SENSITIVITY.items() if s in redaction.visible)
+        kinds = (kinds or visible) & visible
+        if not kinds:
+            raise HTTPException(status_code=422, detail="none of these kinds is visible to this token")
+    request = ForgetRequest(memory_ids=tuple(body.memory_ids) if body.memory_ids else None, source=body.source,
+                            since=body.since, until=body.until, query=body.query, kinds=kinds)
+    with b.lock:
+        plan = b.service.forget_preview(request)
+        if body.commit:
+            if body.digest != plan.digest:
+                raise HTTPException(status_code=409, detail="the selection changed or the digest is missing; "
+                                                            "preview again and commit with the new digest")
+            receipt = b.service.forget_commit(plan, actor=actor.token_id)
+            audit.result(None, count=receipt.memories, query=body.query)
+            return receipt.to_dict() | {"committed": True}
+        shown = fetch(b.vault, [p.memory_id for p in plan.preview], redaction)
+    preview = [{"id": p.memory_id, "kind": p.kind, "text": shown[p.memory_id].text, "start": iso(p.start)}
+               for p in plan.preview if p.memory_id in shown]
+    audit.result([p["id"] for p in preview], query=body.query)
+    d = plan.to_dict()
+    return {"committed": False, "memories": d["memories"], "by_kind": d["by_kind"], "rows": d["rows"],
+            "digest": plan.digest, "preview": preview}

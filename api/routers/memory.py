@@ -1,0 +1,88 @@
+"""Memory: search, context packs, notes (remember, read, edit, delete). All through MemoryService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path
+
+from api.auth import AuditDep, BackendDep, MemoryReader, MemoryWriter
+from api.schemas import (
+    ContextIn,
+    ContextOut,
+    CreatedOut,
+    DeletedOut,
+    MemoryOut,
+    RememberIn,
+    SearchIn,
+    SearchOut,
+    UpdateIn,
+)
+from embeddings.records import MemoryNotFound, fetch
+
+router = APIRouter(tags=["memory"])
+MemoryId = Path(ge=0, lt=2**63, description="A memory id (from search, context or remember).")
+
+
+def _visible(b: Any, actor: Any, memory_id: int) -> None:
+    """404 unless this caller may see the memory (a token never learns that hidden data exists)."""
+    if not actor.is_owner and memory_id not in fetch(b.vault, [memory_id], actor.redaction()):
+        raise MemoryNotFound("no such memory")
+
+
+@router.post("/search", response_model=SearchOut, summary="Hybrid search over memories, best first")
+def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    with b.lock:
+        result = b.service.search(body.query, k=body.k, since=body.since, until=body.until, kinds=body.kinds,
+                                  tags=body.tags, redaction=actor.redaction(), actor=actor.token_id)
+    audit.result([h.memory.memory_id for h in result.hits], query=body.query)
+    return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood)}
+
+
+@router.post("/context", response_model=ContextOut, summary="A token-budgeted, cited context pack for a task")
+def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    with b.lock:
+        pack = b.service.context(body.task, token_budget=body.token_budget, since=body.since, until=body.until,
+                                 redaction=actor.redaction(), actor=actor.token_id)
+    audit.result([s.memory_id for s in pack.snippets], query=body.task)
+    return pack.to_dict()
+
+
+@router.post("/memories", response_model=CreatedOut, status_code=201, summary="Write a note (searchable at once)")
+def remember(body: RememberIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    with b.lock:
+        note = b.service.remember(body.text, occurred_at=body.occurred_at, tags=body.tags, metadata=body.metadata,
+                                  source=body.source, actor=actor.token_id)
+    audit.result([note.memory_id])
+    return {"id": note.memory_id}
+
+
+@router.get("/memories/{memory_id}", response_model=MemoryOut, summary="One memory, redacted to the token")
+def get_memory(actor: MemoryReader, audit: AuditDep, b: BackendDep, memory_id: int = MemoryId) -> dict[str, Any]:
+    with b.lock:
+        record = b.service.get(memory_id, redaction=actor.redaction(), actor=actor.token_id)
+    audit.result([memory_id])
+    return record.to_dict()
+
+
+@router.patch("/memories/{memory_id}", response_model=MemoryOut, summary="Edit a note (history is kept)")
+def update_memory(body: UpdateIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep,
+                  memory_id: int = MemoryId) -> dict[str, Any]:
+    given = body.model_dump(exclude_unset=True)
+    with b.lock:
+        _visible(b, actor, memory_id)
+        kwargs: dict[str, Any] = {k: given[k] for k in ("text", "tags", "occurred_at", "metadata") if k in given}
+        b.service.update(memory_id, actor=actor.token_id, **kwargs)
+        record = fetch(b.vault, [memory_id], actor.redaction())[memory_id]
+    audit.result([memory_id])
+    return record.to_dict()
+
+
+@router.delete("/memories/{memory_id}", response_model=DeletedOut,
+               summary="Delete one memory (with its history, vector and, for ingested memories, source rows)")
+def delete_memory(actor: MemoryWriter, audit: AuditDep, b: BackendDep, memory_id: int = MemoryId) -> dict[str, Any]:
+    with b.lock:
+        _visible(b, actor, memory_id)
+        receipt = b.service.delete(memory_id, actor=actor.token_id)
+    audit.result([memory_id])
+    return {"deleted": receipt.memories, "receipt": receipt.to_dict() | {"committed": True}}

@@ -1,0 +1,102 @@
+"""What the server holds while it runs (built in create_app's lifespan, never at import time).
+
+One vault, one MemoryService, one TokenStore, one lock: the DuckDB connection is not for concurrent use, so
+every handler touches the vault inside `backend.lock` (the service's own lock nests inside it).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from api.tokens import Actor, RateLimiter, TokenStore
+from embeddings.service import MemoryService
+from vault import audit
+from vault.audit import AuditEvent
+from vault.store import Vault
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SESSION_FILE = "serve.token"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiSettings:
+    """How to run the API. `passphrase` is used once, to open the vault, and never logged."""
+
+    home: Path
+    passphrase: str | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8765
+    announce: bool = False  # write the port to the lock file and the CLI's owner secret to <home>/serve.token
+    memory_limit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host not in LOOPBACK:
+            from vault.errors import VaultError
+
+            raise VaultError(f"--host {self.host} is not a loopback address; lifevault serves 127.0.0.1 only")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiRequest(AuditEvent):
+    """One request made with a token, whatever its outcome. Query texts appear only as sha256."""
+
+    kind: ClassVar[str] = "api.request"
+    token_id: str
+    agent: str
+    endpoint: str  # "POST /v1/search" (the route template, never the filled-in path)
+    scopes: list[str]  # granted to the token
+    scopes_used: list[str]  # the scope this endpoint required
+    purpose: str | None
+    query_sha256: str | None
+    returned_ids: list[int] | None  # ids of memories or rows returned; None for aggregates
+    returned: int
+    status: int
+    via: str  # "http" | "mcp"
+
+
+@dataclass(slots=True)
+class RequestAudit:
+    """Filled in by the auth dependency and the handler; written by the audit middleware."""
+
+    actor: Actor
+    scope: str
+    query_sha256: str | None = None
+    returned_ids: list[int] | None = field(default_factory=list)
+    returned: int = 0
+
+    def result(self, ids: list[int] | None = None, *, count: int | None = None, query: str | None = None) -> None:
+        if query is not None:
+            self.query_sha256 = audit.sha256_text(query)
+        self.returned_ids = ids
+        self.returned = len(ids) if ids is not None else int(count or 0)
+
+
+class Backend:
+    def __init__(self, settings: ApiSettings, vault: Vault, service: MemoryService, tokens: TokenStore) -> None:
+        self.settings = settings
+        self.vault = vault
+        self.service = service
+        self.tokens = tokens
+        self.limiter = RateLimiter()
+        self.lock = threading.RLock()
+        self.allowed_hosts = allowed_hosts(settings.host, settings.port)
+        self.origins = {f"http://{h}" for h in self.allowed_hosts}
+
+    def record(self, event: AuditEvent) -> None:
+        with self.lock:
+            audit.record(self.vault, event)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.vault.query(sql, params)
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """Host header values the server answers: the bound loopback name (and its loopback aliases) with port."""
+    names = {host}
+    if host in LOOPBACK:
+        names |= {"127.0.0.1", "localhost", "[::1]"}
+    return frozenset({f"{n}:{port}" for n in names} | names)
