@@ -1,0 +1,220 @@
+"""Memory commands: index, search, context, remember, forget (thin: parse, call MemoryService, print)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+
+KINDS = "visit, event, usage, trip, note"
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only memories from this date/time on (ISO 8601).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only memories before this date/time (ISO 8601).")]
+KindOpt = Annotated[list[str] | None, typer.Option("--kind", help=f"Only these kinds ({KINDS}); repeatable.")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories carrying this tag; repeatable.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+    app.command("search")(search)
+    app.command("context")(context)
+    app.command("remember")(remember)
+    app.command("forget")(forget)
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    """ISO date or date-time; without a zone it is local time."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (use 2025-03-04 or 2025-03-04T14:30)", param_hint=option) from None
+    return at if at.tzinfo is not None else at.astimezone()
+
+
+def _check_kinds(kinds: list[str] | None) -> list[str] | None:
+    from embeddings.memories import KINDS as known
+
+    for k in kinds or ():
+        if k not in known:
+            raise typer.BadParameter(f"unknown kind {k!r} (one of {KINDS})", param_hint="--kind")
+    return kinds or None
+
+
+def index(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every memory and rebuild the index.")] = False,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Turn ingested data into memories, embed what is new or changed, and seal the vector index.
+
+    Example: lifevault index --rebuild
+    """
+    from embeddings.service import MemoryService
+
+    with open_vault(home, passphrase_file) as vault:
+        svc = MemoryService(vault)
+        columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("embedding", total=None)
+            report = svc.index(rebuild=rebuild, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        svc.close()
+    err.print(f"Memories: {report.added} added, {report.changed} changed, {report.removed} removed; "
+              f"embedded {report.embedded}; index holds {report.vectors} vectors ({report.index_kind}, "
+              f"{report.model} {report.model_version}, {report.dtype}) in {report.seconds:.1f} s")
+    if json_out:
+        emit_json(report.to_dict())
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for; time phrases like 'last month' become filters.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=200, help="How many hits.")] = 10,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    kind: KindOpt = None,
+    tag: TagOpt = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each signal's rank and score.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or lexical.")] = "hybrid",
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search memories: lexical (BM25) and semantic rankings fused, filters applied first.
+
+    Example: lifevault search "when did I last see Dr. Lee?" --k 5 --explain
+    """
+    from embeddings.service import MemoryService
+
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise typer.BadParameter("mode must be hybrid, dense or lexical", param_hint="--mode")
+    with open_vault(home, passphrase_file) as vault:
+        svc = MemoryService(vault)
+        result = svc.search(query, k=k, since=_when(since, "--since"), until=_when(until, "--until"),
+                            kinds=_check_kinds(kind), tags=tag, mode=mode)  # type: ignore[arg-type]
+        svc.close()
+    if json_out:
+        emit_json(result.to_dict(explain=explain))
+        return
+    if result.understood:
+        err.print("Understood: " + ", ".join(result.understood))
+    if not result.hits:
+        err.print(f"No memories found ({result.candidates} passed the filters).")
+    for hit in result.hits:
+        m = hit.memory
+        err.print(f"{hit.rank:>3}. [{m.kind}] {m.text}  (id {m.memory_id})")
+        if explain:
+            signals = ", ".join(f"{n} #{s.rank} ({s.score:.3f}, weight {s.weight:.2f})" for n, s in hit.signals.items())
+            err.print(f"     fused {hit.score:.4f}: {signals}")
+
+
+def context(
+    task: Annotated[str, typer.Argument(help="The task the context is for.")],
+    budget: Annotated[int, typer.Option("--budget", min=16, help="Token budget (the model's tokenizer).")] = 1500,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    kind: KindOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build a token-budgeted context pack with citations for a task (printed on stdout).
+
+    Example: lifevault context "plan next week around my appointments" --budget 1500
+    """
+    from embeddings.service import MemoryService
+
+    with open_vault(home, passphrase_file) as vault:
+        svc = MemoryService(vault)
+        pack = svc.context(task, token_budget=budget, since=_when(since, "--since"), until=_when(until, "--until"),
+                           kinds=_check_kinds(kind))
+        svc.close()
+    if json_out:
+        emit_json(pack.to_dict())
+        return
+    typer.echo(pack.text)
+    err.print(f"{len(pack.snippets)} memories, {pack.tokens_used}/{pack.token_budget} tokens; "
+              f"{len(pack.left_out)} left out for lack of budget")
+
+
+def remember(
+    text: Annotated[str, typer.Argument(help="The note.")],
+    at: Annotated[str | None, typer.Option("--at", help="When it happened (ISO 8601; default now).")] = None,
+    tag: TagOpt = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", help="A JSON object kept with the note.")] = None,
+    source: Annotated[str, typer.Option("--source", help="Who wrote it.")] = "owner",
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a note into memory (searchable at once; `at` is when it happened).
+
+    Example: lifevault remember "Ana's birthday dinner at Tasca do Chico" --at 2025-03-15 --tag lisbon
+    """
+    from embeddings.service import MemoryService
+
+    meta = None
+    if metadata is not None:
+        try:
+            meta = json.loads(metadata)
+        except ValueError:
+            raise typer.BadParameter("not valid JSON", param_hint="--metadata") from None
+    with open_vault(home, passphrase_file) as vault:
+        svc = MemoryService(vault)
+        record = svc.remember(text, occurred_at=_when(at, "--at"), tags=tag or (), metadata=meta, source=source)
+        svc.close()
+    err.print(f"Remembered as memory {record.memory_id}")
+    if json_out:
+        emit_json(record.to_dict())
+
+
+def forget(
+    memory_id: Annotated[list[int] | None, typer.Option("--id", help="A memory id; repeatable.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="location, calendar, usage or a note source.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    query: Annotated[str | None, typer.Option("--query", help="Memories containing every word of this.")] = None,
+    kind: KindOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be forgotten.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Forget memories and the source rows behind them, everywhere (preview first; --dry-run stops there).
+
+    Example: lifevault forget --query "Dr Lee" --since 2025-01-01 --dry-run
+    """
+    from embeddings.forget import ForgetRequest
+    from embeddings.service import MemoryService
+
+    request = ForgetRequest(memory_ids=tuple(memory_id) if memory_id else None, source=source,
+                            since=_when(since, "--since"), until=_when(until, "--until"), query=query,
+                            kinds=frozenset(_check_kinds(kind) or ()) or None)
+    with open_vault(home, passphrase_file) as vault:
+        svc = MemoryService(vault)
+        plan = svc.forget_preview(request)
+        rows = ", ".join(f"{t} {len(ids)}" for t, ids in plan.rows.items()) or "none"
+        err.print(f"Would forget {len(plan.memory_ids)} memories "
+                  f"({', '.join(f'{k} {n}' for k, n in plan.by_kind.items()) or 'none'}); source rows: {rows}")
+        for item in plan.preview:
+            err.print(f"  - [{item.kind}] {item.text}")
+        if len(plan.memory_ids) > len(plan.preview):
+            err.print(f"  ... and {len(plan.memory_ids) - len(plan.preview)} more")
+        if dry_run or not plan.memory_ids:
+            if json_out:
+                emit_json({"dry_run": True} | plan.to_dict())
+            return
+        if not yes and not typer.confirm("Forget these for good?", err=True):
+            raise typer.Exit(1)
+        receipt = svc.forget_commit(plan)
+        svc.close()
+    err.print(f"Forgotten: {receipt.memories} memories; rows deleted {receipt.rows_deleted}; "
+              f"index resealed (audit record {receipt.audit_seq})")
+    if json_out:
+        emit_json({"dry_run": False} | receipt.to_dict())
