@@ -1,0 +1,335 @@
+"""The device round: the only code path by which anything learned from the vault leaves the phone.
+
+    load global weights
+    -> projected epsilon (accountant over the ledger + this release) -> ledger.refuse_if_over  [BEFORE training]
+    -> examples from the vault (too little data: refuse, send nothing)
+    -> train locally -> update = new - old (float64)
+    -> clip the whole update to L2 norm C (one user = one privacy unit)
+    -> noise, by mode
+    -> ledger.append (hash-chained; refuses over budget)                                      [BEFORE returning]
+    -> return the update
+
+Modes (the noise multiplier z is always the one the SUM of the round carries, in units of C):
+  local        the device adds N(0, (zC)^2) itself. The epsilon it records is what it can verify: no
+               trust in the server, no amplification by sampling assumed.       label "device-verifiable"
+  central      the device only clips; the server adds N(0, (zC)^2) to the sum. The device records the
+               epsilon that holds if the server is honest (adds that noise, keeps the clip).
+                                                                                label "central (honest server)"
+  distributed  each of t devices adds N(0, (zC)^2 / t); under SecAgg+ the server only sees the sum, which
+               carries the full (zC)^2 as long as at least t honest devices' shares are in it (the server
+               discards rounds with fewer than t survivors). Alone, a device's own share is z/sqrt(t).
+                                                                                label "distributed (honest majority)"
+Amplification by sampling is never assumed in the recorded epsilon: the device cannot verify that the
+server sampled it by Poisson. The ledger keeps what the server declared (sampling, rate) so a report can
+show the amplified figure as a third, weaker claim.
+
+The budget is the user's lifetime budget (default epsilon 8 at delta 1e-6, vault.ledger.DEFAULT_BUDGET_*),
+configurable per device, never by the server, never renewed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from federated import features as feat
+from vault import audit
+from vault import ledger as vledger
+from vault.errors import BudgetExhausted
+
+if TYPE_CHECKING:
+    from vault.store import Vault
+
+MODES = ("local", "central", "distributed")
+LABELS = {
+    "local": "device-verifiable",
+    "central": "central (honest server)",
+    "distributed": "distributed (honest majority)",
+}
+SAMPLINGS = ("none", "poisson")
+
+
+def _positive(name: str, v: Any, *, integer: bool = False) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    if not ok or (integer and int(v) != v):
+        raise ValueError(f"{name} must be a finite {'integer' if integer else 'number'} > 0, got {v!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundSpec:
+    """What the server asks for a round. Public: nothing in it depends on any device's data."""
+
+    round: int
+    model_id: str
+    mode: str
+    clip_norm: float
+    noise_multiplier: float  # z: the sum carries N(0, (z*C)^2)
+    noise_shares: int = 1  # distributed: t, the number of honest shares the sum needs
+    sampling: str = "none"  # what the server declares about how it picked this device
+    sampling_rate: float | None = None
+    local_steps: int = 50
+    batch_size: int = 64
+    learning_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if not isinstance(self.round, int) or self.round < 0:
+            raise ValueError(f"round must be an integer >= 0, got {self.round!r}")
+        if not self.model_id:
+            raise ValueError("model_id must not be empty")
+        _positive("clip_norm", self.clip_norm)
+        _positive("noise_multiplier", self.noise_multiplier)
+        for name in ("noise_shares", "local_steps", "batch_size"):
+            _positive(name, getattr(self, name), integer=True)
+        _positive("learning_rate", self.learning_rate)
+        if self.sampling == "poisson":
+            q = self.sampling_rate
+            if q is None or not (isinstance(q, (int, float)) and math.isfinite(q) and 0 < q < 1):
+                raise ValueError(f"sampling_rate must be in (0, 1) for poisson sampling, got {q!r}")
+        elif self.sampling_rate is not None:
+            raise ValueError("sampling_rate is only meaningful with poisson sampling")
+
+    @property
+    def device_sigma(self) -> float:
+        """Standard deviation of the noise THIS device adds (in parameter units)."""
+        if self.mode == "local":
+            return self.noise_multiplier * self.clip_norm
+        if self.mode == "distributed":
+            return self.noise_multiplier * self.clip_norm / math.sqrt(self.noise_shares)
+        return 0.0
+
+    def to_config(self) -> dict[str, Any]:
+        """Flat, Flower-ConfigRecord-friendly form (keys with dashes; None dropped)."""
+        return {k.replace("_", "-"): v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> RoundSpec:
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.name.replace("_", "-")
+            if key in cfg:
+                kw[f.name] = cfg[key]
+        for name in ("round", "noise_shares", "local_steps", "batch_size"):
+            if name in kw and isinstance(kw[name], float) and kw[name].is_integer():
+                kw[name] = int(kw[name])
+        return cls(**kw)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """What the device decides for itself. The server can neither see nor change it."""
+
+    budget_epsilon: float = vledger.DEFAULT_BUDGET_EPSILON
+    delta: float = vledger.DEFAULT_BUDGET_DELTA
+    min_examples: int = feat.MIN_EXAMPLES
+    min_days: int = feat.MIN_DAYS
+
+    def __post_init__(self) -> None:
+        _positive("budget_epsilon", self.budget_epsilon)
+        _positive("delta", self.delta)
+        if not self.delta < 1:
+            raise ValueError("delta must be < 1")
+        _positive("min_examples", self.min_examples, integer=True)
+        _positive("min_days", self.min_days, integer=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Released:
+    """One round's outcome on the device. Only `update` leaves it; the rest stays for the owner."""
+
+    update: np.ndarray  # float64: clipped, plus this device's noise share
+    spec: RoundSpec
+    epsilon_after: float  # PLD, as recorded (label says under which assumption)
+    epsilon_after_rdp: float
+    epsilon_label: str
+    epsilon_device_verifiable: float  # inf when the device added no noise itself (central)
+    ledger_seq: int
+    norm_before_clip: float
+    examples: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundTrained(audit.AuditEvent):
+    """The device read its data to train a round (counts and parameters only)."""
+
+    kind: ClassVar[str] = "federated.round_trained"
+    round: int
+    model_id: str
+    mode: str
+    examples: int
+    ledger_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingRefused(audit.AuditEvent):
+    """The device refused to train for lack of data (the budget refusal is vault.ledger.ReleaseRefused)."""
+
+    kind: ClassVar[str] = "federated.training_refused"
+    round: int
+    model_id: str
+    reason: str
+    examples: int
+    days: int
+
+
+# ---- accounting ----------------------------------------------------------------------------------------
+
+Event = tuple[float, str, "float | None"]  # (noise multiplier, sampling, sampling rate) of one release
+
+
+def gaussian(noise_multiplier: float) -> Event:
+    """One Gaussian release with no amplification assumed."""
+    return (float(noise_multiplier), "none", None)
+
+
+def composed(events: Sequence[Event], *, delta: float) -> tuple[float, float]:
+    """(PLD epsilon, RDP epsilon) of the composition of `events`. Composition does not depend on order, so
+    the result is cached on the sorted events: a device recomputes the same history every round."""
+    if not events:
+        return 0.0, 0.0
+    key = tuple(sorted(events, key=lambda e: (e[0], e[1], e[2] if e[2] is not None else -1.0)))
+    return _composed(key, float(delta))
+
+
+@functools.lru_cache(maxsize=4096)
+def _composed(events: tuple[Event, ...], delta: float) -> tuple[float, float]:
+    from federated import accounting
+
+    evs = [accounting.Release(noise_multiplier=z, sampling=s, sampling_rate=q) for z, s, q in events]
+    return (
+        float(accounting.epsilon(evs, delta, accountant="pld")),
+        float(accounting.epsilon(evs, delta, accountant="rdp")),
+    )
+
+
+def history(vault: Vault) -> list[dict[str, Any]]:
+    """The ledger's releases, oldest first (bodies as recorded)."""
+    return [row.body for row in vledger.releases(vault)]
+
+
+def recorded_events(vault: Vault) -> list[Event]:
+    """Accountant events for every release in the ledger, as the recorded epsilon counts them."""
+    return [gaussian(float(b["noise_multiplier"])) for b in history(vault)]
+
+
+def projected(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:
+    """(PLD, RDP) epsilon the ledger would show if this round were released. Depends on no data."""
+    return composed([*recorded_events(vault), gaussian(spec.noise_multiplier)], delta=policy.delta)
+
+
+def device_verifiable(vault: Vault, spec: RoundSpec | None, policy: Policy) -> float:
+    """Epsilon counting only the noise the device added itself (inf once any central release exists).
+
+    The ledger keeps the noise multiplier of the sum; for past distributed rounds the device's own share
+    (z / sqrt(t)) is not recorded, so they count here at z: this figure is exact for local-only histories."""
+    shares: list[tuple[str, float]] = [(str(b["mode"]), float(b["noise_multiplier"])) for b in history(vault)]
+    if spec is not None:
+        shares.append((spec.mode, spec.noise_multiplier / math.sqrt(spec.noise_shares)
+                       if spec.mode == "distributed" else spec.noise_multiplier))
+    if any(mode == "central" for mode, _ in shares):
+        return math.inf
+    return composed([gaussian(z) for _, z in shares], delta=policy.delta)[0]
+
+
+def check_budget(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:
+    """The hard stop BEFORE training: raises BudgetExhausted (audited by the ledger) when over."""
+    eps, eps_rdp = projected(vault, spec, policy)
+    vledger.refuse_if_over(
+        vault, round=spec.round, model_id=spec.model_id, epsilon_would_be=eps, budget_epsilon=policy.budget_epsilon,
+    )
+    return eps, eps_rdp
+
+
+# ---- the round ---------------------------------------------------------------------------------------
+
+def train_update(global_weights: np.ndarray, ex: feat.Examples, spec: RoundSpec) -> np.ndarray:
+    """Train from the global weights on the device's examples; return new - old in float64."""
+    from federated import model as fmodel
+
+    start = np.asarray(global_weights, dtype=np.float64)
+    net = fmodel.build()
+    fmodel.set_flat(net, start)
+    fmodel.train_local(net, ex, steps=spec.local_steps, batch_size=spec.batch_size, lr=spec.learning_rate,
+                       seed=spec.round)
+    return fmodel.get_flat(net).astype(np.float64) - start
+
+
+def release_round(
+    vault: Vault,
+    global_weights: np.ndarray,
+    spec: RoundSpec,
+    policy: Policy | None = None,
+    *,
+    examples: feat.Examples | None = None,
+) -> Released:
+    """Run one device round end to end (see the module docstring). Raises BudgetExhausted or
+    features.TooLittleData when the device refuses; in both cases nothing was released."""
+    from federated import dp
+
+    t0 = time.perf_counter()
+    policy = policy or Policy()
+    weights = np.asarray(global_weights, dtype=np.float64)
+    if weights.ndim != 1 or not np.all(np.isfinite(weights)):
+        raise ValueError("global weights must be a finite 1-d vector")
+
+    eps, eps_rdp = check_budget(vault, spec, policy)  # before any training
+
+    ex = examples if examples is not None else feat.examples(vault)
+    try:
+        feat.require_enough(ex, minimum=policy.min_examples, min_days=policy.min_days)
+    except feat.TooLittleData:
+        audit.record(vault, TrainingRefused(
+            actor="federated", round=spec.round, model_id=spec.model_id, reason="too-little-data",
+            examples=len(ex), days=ex.days,
+        ))
+        raise
+
+    update = train_update(weights, ex, spec)
+    norm = float(np.linalg.norm(update))
+    clipped = dp.clip(update, spec.clip_norm)
+    sigma = spec.device_sigma
+    noisy = dp.add_noise(clipped, sigma) if sigma > 0 else clipped
+    verifiable = device_verifiable(vault, spec, policy)
+
+    row = vledger.append(vault, vledger.Release(
+        round=spec.round, model_id=spec.model_id, mode=spec.mode, mechanism="gaussian",
+        clip_norm=float(spec.clip_norm), noise_multiplier=float(spec.noise_multiplier),
+        sampling=spec.sampling, sampling_rate=spec.sampling_rate, delta=policy.delta,
+        epsilon_after=eps, epsilon_after_rdp=eps_rdp, epsilon_label=LABELS[spec.mode],
+        budget_epsilon=policy.budget_epsilon,
+    ))
+    audit.record(vault, RoundTrained(
+        actor="federated", round=spec.round, model_id=spec.model_id, mode=spec.mode, examples=len(ex),
+        ledger_seq=row.seq,
+    ))
+    return Released(
+        update=np.asarray(noisy, dtype=np.float64), spec=spec, epsilon_after=eps, epsilon_after_rdp=eps_rdp,
+        epsilon_label=LABELS[spec.mode], epsilon_device_verifiable=verifiable, ledger_seq=row.seq,
+        norm_before_clip=norm, examples=len(ex), seconds=time.perf_counter() - t0,
+    )
+
+
+def evaluate(global_weights: np.ndarray, ex: feat.Examples) -> tuple[int, int]:
+    """(correct, total) next-app-category predictions of the global model on these examples."""
+    from federated import model as fmodel
+
+    net = fmodel.build()
+    fmodel.set_flat(net, np.asarray(global_weights, dtype=np.float64))
+    res = fmodel.evaluate(net, ex)
+    return int(res["app_correct"]), int(res["app_total"])
+
+
+__all__ = [
+    "BudgetExhausted", "LABELS", "MODES", "Policy", "Released", "RoundSpec", "RoundTrained", "TrainingRefused",
+    "check_budget", "composed", "device_verifiable", "evaluate", "history", "projected", "release_round",
+]

@@ -1,0 +1,396 @@
+"""The reference cloud: a Flower ServerApp running DP-FedAvg with uniform weights.
+
+Per round: pick the round's devices (all training nodes, or Poisson with rate q when sample-rate is set),
+send each the global weights and a client.RoundSpec, collect the replies until round-timeout, and
+    local        mean = sum(received updates) / received       (each update already carries its noise)
+    central      mean = (sum(received updates) + N(0, (zC)^2)) / sampled   (fixed denominator: the number of
+                 devices asked, decided before any reply, so one user moves the mean by at most C/sampled)
+    distributed  SecAgg+ (flwr's SecAggPlusWorkflow): the server only learns the sum of the surviving
+                 devices' noisy shares; a round with fewer than t survivors is discarded (its noise would
+                 be short of (zC)^2)
+    global += server-learning-rate * mean
+Dropouts (no reply by the timeout, an error, a refusal) are counted and left out; a round nobody answered
+leaves the model unchanged. After each round the global model is evaluated on the held-out nodes
+(eval-nodes of them, never trained on) and the round is logged: sent, received, refused, failed,
+accuracy (sum correct / sum total over held-out devices), seconds.
+
+Run config (pyproject [tool.flwr.app.config] or `flwr run -c`): see ServerConfig. Flower is kept on the
+machine: flower_env() sets FLWR_HOME to a directory the caller owns, switches off telemetry, the update
+check and runtime dependency installation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from federated import client as dev
+
+log = logging.getLogger("lifevault.federated")
+
+RoundSink = Callable[["RoundLog"], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    num_rounds: int = 3
+    mode: str = "central"
+    clip_norm: float = 1.0
+    noise_multiplier: float = 1.0
+    model_id: str = "lifevault-next-app-v1"
+    min_nodes: int = 2
+    wait_for_nodes_s: float = 60.0
+    eval_nodes: int = 0
+    sample_rate: float = 0.0  # 0: every training node every round; else Poisson sampling with this rate
+    noise_shares_fraction: float = 0.75  # distributed: t = ceil(fraction * sampled), at least 2
+    local_steps: int = 50
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    server_learning_rate: float = 1.0
+    round_timeout_s: float = 600.0
+    seed: int = 0
+    results_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode not in dev.MODES:
+            raise ValueError(f"mode must be one of {', '.join(dev.MODES)}")
+        if not 0 <= self.sample_rate < 1:
+            raise ValueError("sample-rate must be in [0, 1)")
+        if not 0 < self.noise_shares_fraction <= 1:
+            raise ValueError("noise-shares-fraction must be in (0, 1]")
+
+    @classmethod
+    def from_run_config(cls, cfg: dict[str, Any]) -> ServerConfig:
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.name.replace("_", "-")
+            if key in cfg:
+                default = f.default
+                kw[f.name] = type(default)(cfg[key]) if default is not None else cfg[key]  # type: ignore[misc]
+        return cls(**kw)
+
+    def to_run_config(self) -> dict[str, Any]:
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+
+@dataclass(slots=True, kw_only=True)
+class RoundLog:
+    round: int
+    sent: int
+    received: int
+    refused: int
+    failed: int
+    applied: bool
+    accuracy: float | None
+    evaluated: int
+    seconds: float
+    epsilon_reported: float | None = None  # the largest ledger epsilon the devices reported
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+def initial_weights(seed: int) -> np.ndarray:
+    from federated import model as fmodel
+
+    return np.asarray(fmodel.get_flat(fmodel.build(seed=seed)), dtype=np.float64)
+
+
+def _content(weights: np.ndarray, config: dict[str, Any] | None = None) -> RecordDict:
+    rd = RecordDict({"arrays": ArrayRecord({"weights": Array(np.asarray(weights, dtype=np.float64))})})
+    if config is not None:
+        rd["config"] = ConfigRecord(config)
+    return rd
+
+
+def wait_for_nodes(grid: Grid, minimum: int, timeout_s: float) -> list[int]:
+    end = time.monotonic() + timeout_s
+    while True:
+        nodes = sorted(int(n) for n in grid.get_node_ids())
+        if len(nodes) >= minimum or time.monotonic() >= end:
+            return nodes
+        time.sleep(0.5)
+
+
+def split_nodes(nodes: list[int], eval_nodes: int, seed: int) -> tuple[list[int], list[int]]:
+    """(training nodes, held-out nodes): a seeded choice, so a run's split is reproducible."""
+    if eval_nodes <= 0:
+        return nodes, []
+    if eval_nodes >= len(nodes):
+        raise ValueError(f"eval-nodes ({eval_nodes}) must leave at least one training node of {len(nodes)}")
+    order = np.random.default_rng(seed).permutation(len(nodes))
+    held = sorted(nodes[i] for i in order[:eval_nodes])
+    return [n for n in nodes if n not in held], held
+
+
+def sample(nodes: list[int], rate: float, rng: np.random.Generator) -> list[int]:
+    if rate <= 0:
+        return list(nodes)
+    return [n for n in nodes if rng.random() < rate]
+
+
+def round_spec(cfg: ServerConfig, rnd: int, sampled: int) -> dev.RoundSpec:
+    shares = max(2, math.ceil(cfg.noise_shares_fraction * sampled)) if cfg.mode == "distributed" else 1
+    return dev.RoundSpec(
+        round=rnd, model_id=cfg.model_id, mode=cfg.mode, clip_norm=cfg.clip_norm,
+        noise_multiplier=cfg.noise_multiplier, noise_shares=shares,
+        sampling="poisson" if cfg.sample_rate > 0 else "none",
+        sampling_rate=cfg.sample_rate if cfg.sample_rate > 0 else None,
+        local_steps=cfg.local_steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+    )
+
+
+def _status(msg: Message) -> str | None:
+    if msg.has_content() and "status" in msg.content.config_records:
+        return str(msg.content.config_records["status"].get("reason", "refused"))
+    return None
+
+
+def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: list[int], timeout: float
+                ) -> tuple[np.ndarray | None, RoundLog]:
+    """One local/central round over the Message API; returns (mean update or None, partial log)."""
+    msgs = [Message(_content(weights, spec.to_config()), dst_node_id=n, message_type=MessageType.TRAIN,
+                    group_id=str(spec.round)) for n in nodes]
+    replies = list(grid.send_and_receive(msgs, timeout=timeout))
+    updates: list[np.ndarray] = []
+    refusals: dict[str, int] = {}
+    failed, eps = 0, []
+    for m in replies:
+        if m.has_error():
+            failed += 1
+            continue
+        reason = _status(m)
+        if reason is not None:
+            refusals[reason] = refusals.get(reason, 0) + 1
+            continue
+        try:
+            u = np.asarray(m.content.array_records["arrays"]["update"].numpy(), dtype=np.float64)
+        except (KeyError, ValueError):
+            failed += 1
+            continue
+        if u.shape != weights.shape or not np.all(np.isfinite(u)):
+            failed += 1
+            continue
+        updates.append(u)
+        if "metrics" in m.content.metric_records:
+            eps.append(float(m.content.metric_records["metrics"].get("epsilon", 0.0)))
+    failed += len(nodes) - len(replies)  # no reply by the timeout: a dropout
+    mean = None
+    if updates:
+        total = np.sum(updates, axis=0)
+        if spec.mode == "central":
+            from federated import dp
+
+            total = dp.add_noise(total, spec.noise_multiplier * spec.clip_norm)
+            mean = total / len(nodes)  # fixed denominator: decided before any reply
+        else:
+            mean = total / len(updates)
+    log_ = RoundLog(round=spec.round, sent=len(nodes), received=len(updates), refused=sum(refusals.values()),
+                    failed=failed, applied=mean is not None, accuracy=None, evaluated=0, seconds=0.0,
+                    epsilon_reported=max(eps) if eps else None, refusals=refusals)
+    return mean, log_
+
+
+def secagg_round(grid: Grid, context: Context, weights: np.ndarray, spec: dev.RoundSpec, nodes: list[int],
+                 timeout: float) -> tuple[np.ndarray | None, RoundLog]:
+    """One distributed round under SecAgg+ (flwr's legacy workflow: the only legacy path on the server)."""
+    from flwr.common import FitIns, parameters_to_ndarrays
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.compat.app_utils import start_update_client_manager_thread
+    from flwr.server.compat.legacy_context import LegacyContext
+    from flwr.server.server_config import ServerConfig as LegacyServerConfig
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import SecAggPlusWorkflow
+    from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+
+    wanted = set(nodes)
+    counted: dict[str, int] = {}
+
+    class _Chosen(FedAvg):  # exactly the round's devices, uniform weights
+        def configure_fit(self, server_round, parameters, client_manager):  # type: ignore[no-untyped-def]
+            ins = FitIns(parameters, spec.to_config())
+            return [(p, ins) for p in client_manager.all().values() if p.node_id in wanted]
+
+    def _count(metrics: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        counted["received"] = len(metrics)
+        return {"received": len(metrics)}
+
+    strategy = _Chosen(accept_failures=True, fit_metrics_aggregation_fn=_count, min_available_clients=len(nodes))
+    legacy = LegacyContext(context, config=LegacyServerConfig(num_rounds=1), strategy=strategy,
+                           client_manager=SimpleClientManager())
+    thread, stop, ready = start_update_client_manager_thread(grid, legacy.client_manager)
+    try:
+        ready.wait()
+        legacy.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord(
+            {Key.CURRENT_ROUND: spec.round, Key.START_TIME: time.time()})
+        legacy.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord(
+            {"0": Array(np.asarray(weights, dtype=np.float64))})
+        bound = spec.clip_norm * (1.0 + 8.0 * spec.noise_multiplier / math.sqrt(spec.noise_shares))
+        workflow = SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=0.5, clipping_range=bound,
+                                      max_weight=2.0, timeout=timeout)
+        workflow(grid, legacy)
+    finally:
+        stop.set()
+        thread.join()
+    received = counted.get("received", 0)
+    mean = None
+    if received >= spec.noise_shares:
+        from flwr.compat.common import recorddict_compat as compat
+
+        params = compat.arrayrecord_to_parameters(legacy.state.array_records[MAIN_PARAMS_RECORD], keep_input=True)
+        arr = np.concatenate([np.ravel(a) for a in parameters_to_ndarrays(params)]).astype(np.float64)
+        mean = arr if arr.shape == weights.shape else None
+    log_ = RoundLog(round=spec.round, sent=len(nodes), received=received, refused=0,
+                    failed=len(nodes) - received, applied=mean is not None, accuracy=None, evaluated=0,
+                    seconds=0.0)
+    return mean, log_
+
+
+def evaluate(grid: Grid, weights: np.ndarray, nodes: list[int], rnd: int, timeout: float) -> tuple[float | None, int]:
+    """(accuracy over the held-out devices' test examples, devices that answered)."""
+    if not nodes:
+        return None, 0
+    msgs = [Message(_content(weights), dst_node_id=n, message_type=MessageType.EVALUATE, group_id=str(rnd))
+            for n in nodes]
+    correct = total = answered = 0
+    for m in grid.send_and_receive(msgs, timeout=timeout):
+        if m.has_error() or "metrics" not in m.content.metric_records:
+            continue
+        met = m.content.metric_records["metrics"]
+        correct += int(met["correct"])
+        total += int(met["total"])
+        answered += 1
+    return (correct / total if total else None), answered
+
+
+def run_rounds(grid: Grid, context: Context, cfg: ServerConfig, *, sink: RoundSink | None = None,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, list[RoundLog]]:
+    """The whole run; returns (final weights, one log per round)."""
+    nodes = wait_for_nodes(grid, cfg.min_nodes, cfg.wait_for_nodes_s)
+    if len(nodes) < cfg.min_nodes:
+        raise RuntimeError(f"only {len(nodes)} of the {cfg.min_nodes} nodes needed connected")
+    train_nodes, held_out = split_nodes(nodes, cfg.eval_nodes, cfg.seed)
+    log.info("federated run: %d training nodes, %d held out, mode %s", len(train_nodes), len(held_out), cfg.mode)
+    w = initial_weights(cfg.seed) if weights is None else np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng(cfg.seed + 1)
+    logs: list[RoundLog] = []
+    for rnd in range(1, cfg.num_rounds + 1):
+        t0 = time.perf_counter()
+        chosen = sample(train_nodes, cfg.sample_rate, rng)
+        if not chosen or (cfg.mode == "distributed" and len(chosen) < 2):
+            entry = RoundLog(round=rnd, sent=0, received=0, refused=0, failed=0, applied=False, accuracy=None,
+                             evaluated=0, seconds=0.0)
+        else:
+            spec = round_spec(cfg, rnd, len(chosen))
+            if cfg.mode == "distributed":
+                mean, entry = secagg_round(grid, context, w, spec, chosen, cfg.round_timeout_s)
+            else:
+                mean, entry = plain_round(grid, w, spec, chosen, cfg.round_timeout_s)
+            if mean is not None:
+                w = w + cfg.server_learning_rate * mean
+        entry.accuracy, entry.evaluated = evaluate(grid, w, held_out, rnd, cfg.round_timeout_s)
+        entry.seconds = round(time.perf_counter() - t0, 3)
+        log.info("round %d: %s", rnd, json.dumps(asdict(entry), sort_keys=True))
+        logs.append(entry)
+        if sink is not None:
+            sink(entry)
+    if cfg.results_file:
+        Path(cfg.results_file).write_text(json.dumps([asdict(x) for x in logs], indent=1))
+    return w, logs
+
+
+def make_app(cfg: ServerConfig | None = None, *, sink: RoundSink | None = None) -> ServerApp:
+    """A ServerApp; `cfg` None reads the run config (what `flwr run` passes)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        _quiet_flower_logs()
+        run_rounds(grid, context, cfg or ServerConfig.from_run_config(dict(context.run_config)), sink=sink)
+
+    return app
+
+
+def _quiet_flower_logs() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+app = make_app()  # the component `flwr run` loads: federated.server_app:app
+
+
+# ---- running Flower on this machine only ----------------------------------------------------------
+
+def flower_env(flwr_home: Path, *, base: dict[str, str] | None = None, pythonpath: Iterable[Path] = ()) -> dict[str, str]:
+    """Environment for Flower processes: FLWR_HOME under the caller's control, no telemetry, no update
+    check, no runtime dependency installation, this project importable."""
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "FLWR_HOME": str(flwr_home),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+    })
+    paths = [str(p) for p in pythonpath] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+APP_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "lifevault-federated"
+version = "{version}"
+description = "lifevault: next-app-category model trained with differential privacy on devices"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "lifevault"
+
+[tool.flwr.app.components]
+serverapp = "federated.server_app:app"
+clientapp = "federated.client_app:app"
+
+[tool.flwr.app.config]
+{config}
+"""
+
+
+def write_flower_app(directory: Path, cfg: ServerConfig, *, version: str = "0.1.0") -> Path:
+    """A Flower App folder for `flwr run`: only a pyproject.toml naming this package's components (every
+    node runs the installed lifevault; the FAB carries no code)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k, v in cfg.to_run_config().items():
+        lines.append(f"{k} = {json.dumps(v)}")
+    (directory / "pyproject.toml").write_text(APP_PYPROJECT.format(version=version, config="\n".join(lines)))
+    return directory
+
+
+def write_flower_config(flwr_home: Path, *, name: str, address: str, insecure: bool) -> Path:
+    """FLWR_HOME/config.toml with exactly one SuperLink connection (no default cloud connection)."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    path = flwr_home / "config.toml"
+    path.write_text(
+        f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "{address}"\n'
+        f"insecure = {'true' if insecure else 'false'}\n"
+    )
+    return path

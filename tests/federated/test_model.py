@@ -1,0 +1,88 @@
+"""The on-device model: deterministic, exact flat round trips, and it learns a habit a phone shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from federated import features as feat
+from federated import model as fmodel
+from ingest.apps import CATEGORIES
+from tests.federated.test_flower_client import fill_device
+
+
+@pytest.fixture(scope="module")
+def habits(tmp_path_factory: pytest.TempPathFactory) -> feat.Examples:
+    from tests.conftest import FAST_KDF, PASSPHRASE
+    from vault.store import Vault
+
+    vault, _ = Vault.create(tmp_path_factory.mktemp("model") / "home", PASSPHRASE, kdf=FAST_KDF)
+    with vault:
+        fill_device(vault, seed=4, days=42)
+        return feat.examples(vault)
+
+
+def test_the_model_predicts_the_categories_ingest_assigns():
+    assert fmodel.APP_CATEGORIES == CATEGORIES
+    assert set(feat.SEMANTIC_PLACES.values()) | {k for k, _ in feat.NAME_WORDS} <= set(fmodel.PLACE_TYPES)
+    assert fmodel.PLACE_TYPES[-1] == "unknown" and "other" in fmodel.PLACE_TYPES
+
+
+def test_the_same_seed_builds_identical_weights_and_another_seed_does_not():
+    a, b, c = (fmodel.get_flat(fmodel.build(seed=s)) for s in (3, 3, 4))
+    assert a.dtype == np.float64 and a.shape == (fmodel.size(),)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_flat_weights_round_trip_exactly_in_float64():
+    net = fmodel.build(seed=0)
+    v = np.random.default_rng(0).normal(size=fmodel.size())  # not representable in float32
+    fmodel.set_flat(net, v)
+    assert np.array_equal(fmodel.get_flat(net), v)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(3), np.full(fmodel.size(), np.nan), np.zeros((2, fmodel.size()))])
+def test_set_flat_rejects_wrong_shapes_and_non_finite_values(bad):
+    with pytest.raises(ValueError):
+        fmodel.set_flat(fmodel.build(), bad)
+
+
+def test_encoding_has_one_hot_blocks_and_the_scalar_columns(habits):
+    x = fmodel.encode(habits)
+    assert x.shape == (len(habits), fmodel.N_INPUTS)
+    blocks = [(2, 9), (9, 9 + len(fmodel.PLACE_TYPES)),
+              (9 + len(fmodel.PLACE_TYPES), 9 + len(fmodel.PLACE_TYPES) + len(fmodel.APP_CATEGORIES) + 1)]
+    for lo, hi in blocks:
+        assert np.array_equal(x[:, lo:hi].sum(axis=1), np.ones(len(habits)))
+    assert np.array_equal(x[:, 0], habits.hour_sin) and np.array_equal(x[:, -2], habits.unlock)
+    assert np.array_equal(x[:, -1], habits.meeting_soon)
+
+
+def test_local_training_is_deterministic_given_the_seeds(habits):
+    def run(seed: int) -> np.ndarray:
+        net = fmodel.build(seed=1)
+        fmodel.train_local(net, habits, steps=5, batch_size=16, lr=0.1, seed=seed)
+        return fmodel.get_flat(net)
+
+    assert np.array_equal(run(0), run(0)) and not np.array_equal(run(0), run(1))
+
+
+def test_training_learns_the_habits_better_than_the_most_common_category(habits):
+    past, future = habits.split_by_time(0.7)
+    majority = np.bincount(past.y_app, minlength=len(fmodel.APP_CATEGORIES)).argmax()
+    baseline = float(np.mean(future.y_app == majority))
+    net = fmodel.build(seed=0)
+    before = fmodel.evaluate(net, future)
+    fmodel.train_local(net, past, steps=1000, batch_size=64, lr=0.5, seed=0)
+    after = fmodel.evaluate(net, future)
+    assert after["app_total"] == len(future) and after["place_total"] == int(np.sum(future.y_place >= 0))
+    # the habits' own ceiling is about 0.47 here (the most common app at each place): 0.37 -> above 0.42
+    assert after["app_correct"] / after["app_total"] > max(baseline + 0.05, before["app_correct"] / len(future))
+    assert after["place_correct"] / after["place_total"] > 0.6  # the next place follows from the day plan
+
+
+def test_torch_stays_within_the_thread_limit():
+    import torch
+
+    fmodel.build()
+    assert torch.get_num_threads() <= fmodel.MAX_THREADS
