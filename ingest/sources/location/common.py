@@ -55,7 +55,7 @@ def e7(obj: dict[str, Any], lat_key: str, lon_key: str, what: str) -> tuple[floa
     if not isinstance(la, int | float) or not isinstance(lo, int | float) or isinstance(la, bool) or isinstance(lo, bool):
         raise ValueError(f"{what}: {lat_key}/{lon_key} are not numbers")
     try:
-        return check_coords(la / 1e7, lo / 1e7)
+        return check_coords(round(la / 1e7, 7), round(lo / 1e7, 7))
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
 

@@ -226,7 +226,7 @@ def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) 
         ).cast(pl.Int32),
     )
     df = _reparse_odd_timestamps(df)
-    lat_d, lon_d = pl.col("lat7") / 1e7, pl.col("lon7") / 1e7
+    lat_d, lon_d = (pl.col("lat7") / 1e7).round(7), (pl.col("lon7") / 1e7).round(7)
     reason = (
         pl.when(~pl.col("has_ts")).then(pl.lit("no timestamp or timestampMs"))
         .when(pl.col("at").is_null()).then(pl.lit("timestamp is not a valid date-time"))

@@ -1,0 +1,129 @@
+"""Takeout Records.json: golden values for both timestamp generations, quarantine reasons, streaming."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingest.detect import pick
+from ingest.files import InputFile, expand
+from ingest.sources.location import google_records
+from tests.ingest.location import RECORDS_NEW, RECORDS_OLD, TAKEOUT_2023, parse, reasons, utc
+
+COLUMNS = ("at", "utc_offset_min", "lat", "lon", "accuracy_m", "altitude_m", "provider", "position")
+
+
+def rows_of(path: Path | InputFile) -> list[tuple]:
+    rows, _, _ = parse(google_records, path)
+    return rows["points"].select(COLUMNS).rows()
+
+
+def test_iso_timestamps_give_the_golden_points() -> None:
+    assert rows_of(RECORDS_NEW) == [
+        (utc(2013, 3, 1, 5, 17, 39, 849000), None, 53.3690589, 83.6951347, 22.0, None, "WIFI", 0),
+        (utc(2013, 3, 1, 5, 18, 39), None, 53.36912, 83.69521, 5.0, 152.0, "GPS", 1),
+        (utc(2013, 3, 1, 6, 0, 0), 120, 53.37, 83.696, 12.0, None, "WIFI", 5),  # "+02:00" kept as the offset
+        (utc(2013, 3, 2, 10, 0, 0, 123000), None, -33.8688197, 151.2092955, 8.0, None, "GPS", 6),
+    ]
+
+
+def test_legacy_timestamp_ms_gives_the_same_instant_as_iso() -> None:
+    rows = rows_of(RECORDS_OLD)
+    assert rows[:2] == [
+        (utc(2013, 3, 1, 5, 17, 39, 849000), None, 53.3690589, 83.6951347, 22.0, None, None, 0),
+        (utc(2013, 3, 1, 5, 18, 39, 849000), None, 53.36907, 83.69514, 30.0, None, None, 1),
+    ]
+    assert rows[0][:4] == rows_of(RECORDS_NEW)[0][:4]
+
+
+def test_bad_records_are_rejected_with_position_and_reason() -> None:
+    _, rejected, skipped = parse(google_records, RECORDS_NEW)
+    assert reasons(rejected) == {
+        2: "latitude outside -90..90",
+        3: "timestamp is not a valid date-time",
+        4: "longitude outside -180..180",
+    }
+    assert skipped == {}
+    assert '"latitudeE7": 1900000000' in next(r.raw for r in rejected if r.position == 2)
+    _, rejected, _ = parse(google_records, RECORDS_OLD)
+    assert reasons(rejected) == {
+        2: "timestamp outside 2000..2100",  # seconds mistaken for milliseconds land in 1970
+        3: "no timestamp or timestampMs",
+        4: "not a JSON object",
+        5: "latitudeE7/longitudeE7 are not numbers",
+    }
+
+
+def test_a_file_truncated_inside_a_record_keeps_the_records_before_it(tmp_path: Path) -> None:
+    text = RECORDS_NEW.read_text()
+    cut = tmp_path / "Records.json"
+    cut.write_text(text[: text.index('"wifiScan"')])
+    rows, rejected, _ = parse(google_records, cut)
+    assert rows["points"]["position"].to_list() == [0, 1, 5]
+    assert reasons(rejected)[6] == "truncated JSON at end of file"
+
+
+def test_a_file_truncated_between_records_says_so(tmp_path: Path) -> None:
+    text = RECORDS_NEW.read_text()
+    cut = tmp_path / "Records.json"
+    cut.write_text(text[: text.rindex("}, {") + 3])
+    rows, rejected, _ = parse(google_records, cut)
+    assert rows["points"]["position"].to_list() == [0, 1, 5]
+    assert reasons(rejected)[6] == "file ends inside the locations array (truncated)"
+
+
+def test_a_malformed_record_mid_file_is_rejected_and_the_next_ones_still_load(tmp_path: Path) -> None:
+    text = RECORDS_NEW.read_text().replace('"accuracy": 22,', '"accuracy": 22,,', 1)
+    broken = tmp_path / "Records.json"
+    broken.write_text(text)
+    rows, rejected, _ = parse(google_records, broken)
+    assert rows["points"]["position"].to_list() == [1, 5, 6]
+    assert reasons(rejected)[0] == "malformed JSON record" and '"accuracy": 22,,' in rejected[0].raw
+
+
+def test_a_json_file_without_locations_is_one_reject(tmp_path: Path) -> None:
+    other = tmp_path / "Records.json"
+    other.write_text('{"something": []}')
+    assert not google_records.detect(InputFile(other))
+    rows, rejected, _ = parse(google_records, other)
+    assert rows["points"].height == 0 and [(r.position, r.reason) for r in rejected] == [
+        (-1, 'not a Records.json: no "locations" array')]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_tiny_read_chunks_and_batches_give_the_same_result(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    want_rows, want_rej, _ = parse(google_records, RECORDS_NEW)
+    old_rows, old_rej, _ = parse(google_records, RECORDS_OLD)
+    monkeypatch.setattr(google_records, "CHUNK_CHARS", chunk)
+    monkeypatch.setattr(google_records, "MARGIN_CHARS", 3)
+    monkeypatch.setattr(google_records, "BATCH_ROWS", 2)
+    for path, rows, rej in ((RECORDS_NEW, want_rows, want_rej), (RECORDS_OLD, old_rows, old_rej)):
+        got_rows, got_rej, _ = parse(google_records, path)
+        assert got_rows["points"].equals(rows["points"])
+        assert reasons(got_rej) == reasons(rej)
+
+
+def test_a_bom_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
+    f = tmp_path / "Records.json"
+    f.write_bytes(b"\xef\xbb\xbf" + RECORDS_NEW.read_bytes().replace(b"\n", b"\r\n"))
+    assert google_records.detect(InputFile(f))
+    assert rows_of(f) == rows_of(RECORDS_NEW)
+
+
+def test_records_inside_a_takeout_zip_are_read_in_place(tmp_path: Path) -> None:
+    archive = tmp_path / "takeout-20230201T101010Z-001.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(TAKEOUT_2023.rglob("*.json")):
+            z.write(p, f"Takeout/Location History/{p.relative_to(TAKEOUT_2023)}")
+    members = list(expand([archive]))
+    (records,) = [m for m in members if m.name == "Records.json"]
+    assert pick(records) is google_records and records.member == "Takeout/Location History/Records.json"
+    assert rows_of(records) == rows_of(RECORDS_NEW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]  # nothing extracted
+
+
+def test_detection_picks_records_json_and_nothing_else_claims_it() -> None:
+    for path in (RECORDS_NEW, RECORDS_OLD):
+        assert pick(InputFile(path)) is google_records
