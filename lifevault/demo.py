@@ -33,9 +33,8 @@ def demo(
 
     Example: lifevault demo --days 90 --home /tmp/lv-demo
     """
-    from ingest.synth import generate
-
     from ingest.pipeline import run
+    from ingest.synth import generate
 
     target = Path(home).expanduser().absolute() if home else Path(tempfile.mkdtemp(prefix="lifevault-demo-")) / "home"
     passphrase = os.environ.get("LIFEVAULT_PASSPHRASE") or DEMO_PASSPHRASE
@@ -49,14 +48,16 @@ def demo(
             audit.record(vault, audit.VaultCreated(cipher="AES-256-GCM", kdf={"name": "argon2id"}))
             err.print(f"[2/3] Vault created in {target}")
             err.print("[3/3] Ingesting…")
-            report = run(vault, [exports])
+            start, end = manifest.truth.period  # expand the calendar over the persona's year, not around today
+            report = run(vault, [exports], options={"window_start": start, "window_end": end})
             err.print(f"      loaded {report.loaded:,}, duplicates {report.duplicates:,}, "
                       f"quarantined {report.quarantined:,} in {report.seconds:.1f}s")
             for f in report.files:
-                err.print(f"        {f.format:<24} {f.loaded:>9,} rows  {f.quarantined:>3} quarantined  {f.file}")
-            err.print("      derived: " + ", ".join(f"{k} {v:,}" for k, v in report.derived.items()))
+                err.print(f"        {f.format:<26} {f.loaded:>9,} rows  {f.quarantined:>3} quarantined  {f.file}",
+                          soft_wrap=True)
+            err.print("      derived: " + ", ".join(f"{k} {v:,}" for k, v in report.derived.items()), soft_wrap=True)
             for q in vload.quarantined(vault, report.load_id, limit=5):
-                err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}")
+                err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}", soft_wrap=True)
     finally:
         shutil.rmtree(exports, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     err.print(f"Done. Passphrase: {passphrase!r}; recovery code {code}. Try: lifevault status --home {target}")
