@@ -35,6 +35,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from federated import aggregate
 from federated import client as dev
 
 log = logging.getLogger("lifevault.federated")
@@ -184,16 +185,8 @@ def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: lis
         if "metrics" in m.content.metric_records:
             eps.append(float(m.content.metric_records["metrics"].get("epsilon", 0.0)))
     failed += len(nodes) - len(replies)  # no reply by the timeout: a dropout
-    mean = None
-    if updates:
-        total = np.sum(updates, axis=0)
-        if spec.mode == "central":
-            from federated import dp
-
-            total = dp.add_noise(total, spec.noise_multiplier * spec.clip_norm)
-            mean = total / len(nodes)  # fixed denominator: decided before any reply
-        else:
-            mean = total / len(updates)
+    mean = aggregate.mean_update(updates, mode=spec.mode, sampled=len(nodes), clip_norm=spec.clip_norm,
+                                 noise_multiplier=spec.noise_multiplier)
     log_ = RoundLog(round=spec.round, sent=len(nodes), received=len(updates), refused=sum(refusals.values()),
                     failed=failed, applied=mean is not None, accuracy=None, evaluated=0, seconds=0.0,
                     epsilon_reported=max(eps) if eps else None, refusals=refusals)
