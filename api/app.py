@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.schemas import Health
+from api.schemas import ERRORS, Health
 from api.state import SESSION_FILE, ApiRequest, ApiSettings, Backend, RequestAudit
 from api.tokens import TokenError
 from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable
@@ -176,7 +176,7 @@ def create_app(settings: ApiSettings, *, encoder: Any = None) -> FastAPI:
     from api.routers import audit, calendar, forget, ingest, memory, timeline, tokens, usage
 
     for module in (memory, timeline, calendar, usage, forget, audit, ingest, tokens):
-        app.include_router(module.router, prefix=PREFIX)
+        app.include_router(module.router, prefix=PREFIX, responses=ERRORS)
     app.add_middleware(Guard)
     return app
 

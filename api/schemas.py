@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -10,8 +10,26 @@ Kind = Literal["visit", "event", "usage", "trip", "note"]
 Scope = Literal["memory:read", "memory:write", "location:read", "calendar:read", "usage:read", "audit:read", "owner"]
 
 
+NoteText = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S", description="Not blank.")]
+Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(description="A message (never quoting the request), or validation "
+                                                          "errors as location, message and type.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text} for code, text in (
+        (400, "A request the vault cannot honour"), (401, "No token, or a malformed, unknown, revoked or expired one"),
+        (403, "The token lacks the scope, or the Host/Origin is not this loopback server"),
+        (404, "No such memory (or none this token may see)"), (409, "A conflict: not a note, or a stale forget digest"),
+        (422, "Invalid input"), (429, "Over this token's rate limit (see Retry-After)"))
+}
 
 
 class Health(BaseModel):
@@ -26,7 +44,7 @@ class SearchIn(In):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     kinds: list[Kind] | None = Field(None, max_length=5)
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: list[Tag] | None = Field(None, max_length=20)
     explain: bool = False
 
 
@@ -104,9 +122,9 @@ class ContextOut(BaseModel):
 
 
 class RememberIn(In):
-    text: str = Field(min_length=1, max_length=4000)
+    text: NoteText
     occurred_at: AwareDatetime | None = None
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
     metadata: dict[str, Any] | None = None
     source: str = Field("agent", min_length=1, max_length=100)
 
@@ -116,14 +134,24 @@ class CreatedOut(BaseModel):
 
 
 class UpdateIn(In):
-    text: str | None = Field(None, min_length=1, max_length=4000)
+    text: NoteText | None = None
     occurred_at: AwareDatetime | None = None
-    tags: list[str] | None = Field(None, max_length=20)
+    tags: list[Tag] | None = Field(None, max_length=20)
     metadata: dict[str, Any] | None = None
 
 
+_ID = {"type": "integer", "minimum": 0}
+_SELECTORS = {"memory_ids": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ID}, "source": {"type": "string", "minLength": 1},
+              "since": {"type": "string"}, "until": {"type": "string"}, "query": {"type": "string", "minLength": 1},
+              "kinds": {"type": "array", "minItems": 1}}
+
+
 class ForgetIn(In):
-    memory_ids: list[int] | None = Field(None, max_length=1000)
+    """At least one selector (memory_ids, source, since, until, query, kinds); all given must hold."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": [k], "properties": {k: v}} for k, v in _SELECTORS.items()]})
+    memory_ids: list[Annotated[int, Field(ge=0)]] | None = Field(None, max_length=1000)
     source: str | None = Field(None, max_length=100)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
@@ -288,10 +316,10 @@ class IndexIn(In):
 
 
 class TokenIn(In):
-    agent: str = Field(min_length=1, max_length=100)
+    agent: str = Field(min_length=1, max_length=100, pattern=r"\S")
     scopes: list[Scope] = Field(min_length=1)
     location: Literal["none", "coarse", "precise"] | None = None
-    ttl: str | None = Field(None, max_length=20, description="e.g. 30d, 12h, never")
+    ttl: str | None = Field(None, pattern=r"^([1-9][0-9]{0,4}[smhdw]|never)$", description="e.g. 30d, 12h, never")
     purpose: str | None = Field(None, max_length=500)
     rate_per_minute: int = Field(600, ge=1, le=1_000_000)
 

@@ -117,7 +117,10 @@ class Actor:
     purpose: str | None
 
     def has(self, scope: str) -> bool:
-        return "owner" in self.scopes or scope in self.scopes
+        """owner grants every scope; location:read at precision "none" grants nothing."""
+        if "owner" in self.scopes:
+            return True
+        return scope in self.scopes and not (scope == "location:read" and self.location == "none")
 
     @property
     def is_owner(self) -> bool:
@@ -163,8 +166,6 @@ def check_grant(scopes: list[str] | tuple[str, ...] | frozenset[str], location: 
         raise TokenError("a token needs at least one --scope")
     if location not in PRECISIONS:
         raise TokenError(f"--location must be none, coarse or precise, not {location!r}")
-    if "location:read" in scopes and location == "none":
-        raise TokenError("--scope location:read needs --location coarse or precise")
     return frozenset(scopes), location  # type: ignore[return-value]
 
 

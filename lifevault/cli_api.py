@@ -145,6 +145,8 @@ def token_create(
     from api.tokens import TokenStore, parse_ttl
 
     loc = location or ("coarse" if "location:read" in scope else "none")
+    if "location:read" in scope and loc == "none":
+        raise typer.BadParameter("--scope location:read needs --location coarse or precise", param_hint="--location")
     running = forward_if_served(home)
     if running is not None:
         out = running.request("POST", "/v1/tokens", json_body={

@@ -32,7 +32,10 @@ def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) 
         kinds = (kinds or visible) & visible
         if not kinds:
             raise HTTPException(status_code=422, detail="none of these kinds is visible to this token")
-    request = ForgetRequest(memory_ids=tuple(body.memory_ids) if body.memory_ids else None, source=body.source,
+    ids = None
+    if body.memory_ids:  # ids are 63-bit; larger ones name nothing (-1 keeps "these ids" while matching none)
+        ids = tuple(i for i in body.memory_ids if i < 2**63) or (-1,)
+    request = ForgetRequest(memory_ids=ids, source=body.source,
                             since=body.since, until=body.until, query=body.query, kinds=kinds)
     with b.lock:
         plan = b.service.forget_preview(request)

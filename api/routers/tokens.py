@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, HTTPException, Path
 
 from api.auth import AuditDep, BackendDep, Owner
 from api.schemas import IssuedOut, TokenIn, TokenOut, TokensOut
@@ -33,6 +33,8 @@ def list_tokens(actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token at once (owner)")
 def revoke(actor: Owner, audit: AuditDep, b: BackendDep,
            token_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")]) -> dict[str, Any]:
+    if b.tokens.get(token_id) is None:
+        raise HTTPException(status_code=404, detail="no such token")
     with b.lock:
         token = b.tokens.revoke(token_id, actor=actor.token_id)
     audit.result(None, count=1)

@@ -1,0 +1,106 @@
+"""A real uvicorn server on 127.0.0.1: the CLI forwards jobs to it, and MCP clients use it with agent tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from lifevault.cli import main
+from tests.api.conftest import Live
+from tests.conftest import PASSPHRASE
+from vault import audit as vault_audit
+from vault.errors import VaultLocked
+from vault.store import Vault, read_lock_info
+
+ICS = Path(__file__).resolve().parents[1] / "ingest" / "fixtures" / "calendar" / "work.ics"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def get(live: Live, path: str, token: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{live.url}{path}", params=params, headers={"Authorization": f"Bearer {live.tokens[token]}"})
+
+
+def test_the_server_owns_the_vault_and_announces_its_port(live: Live) -> None:
+    info = read_lock_info(live.home)
+    assert info is not None and info["port"] == live.port and info["pid"] == os.getpid()
+    session = live.home / "serve.token"
+    assert stat.S_IMODE(session.stat().st_mode) == 0o600
+    with pytest.raises(VaultLocked):
+        Vault.open(live.home, PASSPHRASE)
+    assert httpx.get(f"{live.url}/v1/health").json()["status"] == "ok"
+
+
+def test_ingest_is_sent_to_the_running_server_instead_of_failing_on_the_lock(live: Live, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("LIFEVAULT_PASSPHRASE", raising=False)  # no passphrase needed: the server holds the vault
+    window = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "limit": "5000"}
+    before = len(get(live, "/v1/calendar/events", "calendar:read", **window).json()["events"])
+    code = main(["ingest", str(ICS), "--home", str(live.home), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(out.out)
+    assert report["loaded"] > 0 and "in the server" in out.err
+    events = get(live, "/v1/calendar/events", "calendar:read", **window)
+    assert events.status_code == 200 and len(events.json()["events"]) == before + report["loaded"]
+    code = main(["ingest", str(ICS), "--home", str(live.home), "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["loaded"] == 0  # idempotent through the server too
+
+
+def test_tokens_are_created_listed_and_revoked_through_the_running_server(live: Live, capsys) -> None:
+    assert main(["token", "create", "--agent", "cli-made", "--scope", "usage:read", "--home", str(live.home), "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    ok = httpx.get(f"{live.url}/v1/usage/summary", headers={"Authorization": f"Bearer {made['token']}"})
+    assert ok.status_code == 200
+    assert main(["token", "list", "--home", str(live.home), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["tokens"]
+    assert made["token_id"] in {t["token_id"] for t in listed} and all("token" not in t for t in listed)
+    assert main(["token", "revoke", made["token_id"], "--home", str(live.home)]) == 0
+    assert httpx.get(f"{live.url}/v1/usage/summary",
+                     headers={"Authorization": f"Bearer {made['token']}"}).status_code == 401
+
+
+async def _mcp_session(live: Live, token: str) -> dict[str, object]:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "lifevault.cli", "mcp", "--home", str(live.home)],
+        env={"LIFEVAULT_TOKEN": live.tokens[token], "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+    out: dict[str, object] = {}
+    with open(os.devnull, "w") as devnull:
+        async with stdio_client(params, errlog=devnull) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            out["tools"] = {t.name: t.annotations for t in tools}
+            out["search"] = await session.call_tool("search", {"query": "coffee at the café", "k": 3})
+            out["timeline"] = await session.call_tool("timeline", {"start": "2025-03-01T00:00:00Z",
+                                                                    "end": "2025-03-05T00:00:00Z"})
+            out["forget"] = await session.call_tool("forget", {"query": "café"})
+    return out
+
+
+def test_mcp_tools_over_stdio_use_the_agent_token_and_are_audited(live: Live) -> None:
+    result = anyio.run(_mcp_session, live, "coarse")
+    tools = result["tools"]
+    assert set(tools) == {"search", "context", "remember", "timeline", "places", "calendar", "usage", "forget"}
+    for name in ("search", "context", "timeline", "places", "calendar", "usage"):
+        assert tools[name].read_only_hint is True and tools[name].destructive_hint is False
+    assert tools["forget"].destructive_hint is True and tools["forget"].read_only_hint is False
+    assert tools["remember"].read_only_hint is False and tools["remember"].destructive_hint is False
+    search = result["search"]
+    assert not search.is_error and search.structured_content["hits"]
+    text = json.dumps(search.structured_content) + json.dumps(result["timeline"].structured_content)
+    assert "Café Nero" not in text and "Elm Grove" not in text  # the coarse token's redaction holds over MCP
+    forget = result["forget"]
+    assert forget.is_error and "403" in forget.content[0].text  # the coarse token has no memory:write
+    sent = httpx.get(f"{live.url}/v1/audit/events", params={"kind": "api.request", "limit": 1000},
+                     headers={"Authorization": f"Bearer {live.tokens['owner']}"}).json()["events"]
+    mine = [e["body"] for e in sent if e["body"]["token_id"] == live.ids["coarse"]]
+    assert [(b["endpoint"], b["status"], b["via"]) for b in mine] == [
+        ("POST /v1/search", 200, "mcp"), ("GET /v1/timeline", 200, "mcp"), ("POST /v1/forget", 403, "mcp")]
+    assert mine[0]["query_sha256"] == vault_audit.sha256_text("coffee at the café")
