@@ -103,6 +103,8 @@ def test_tiny_read_chunks_and_batches_give_the_same_result(chunk: int, monkeypat
         got_rows, got_rej, _ = parse(google_records, path)
         assert got_rows["points"].equals(rows["points"])
         assert reasons(got_rej) == reasons(rej)
+        heights = [b.rows.height for b in google_records.batches(InputFile(path))]
+        assert all(h == 2 for h in heights[:-1]) and heights[-1] <= 2  # fixed batch boundaries: resumable
 
 
 def test_a_bom_and_crlf_line_ends_are_read(tmp_path: Path) -> None:
@@ -127,3 +129,46 @@ def test_records_inside_a_takeout_zip_are_read_in_place(tmp_path: Path) -> None:
 def test_detection_picks_records_json_and_nothing_else_claims_it() -> None:
     for path in (RECORDS_NEW, RECORDS_OLD):
         assert pick(InputFile(path)) is google_records
+
+
+def fast_results(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each attempt of the NDJSON fast path succeeded."""
+    results: list[bool] = []
+    real = google_records._fast
+
+    def spy(*args: object) -> object:
+        got = real(*args)  # type: ignore[arg-type]
+        results.append(got is not None)
+        return got
+
+    monkeypatch.setattr(google_records, "_fast", spy)
+    return results
+
+
+def test_the_fast_path_reads_plain_records_and_unusual_windows_go_element_by_element(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = fast_results(monkeypatch)
+    parse(google_records, RECORDS_NEW)
+    assert results == [True]  # nested activity arrays and bad values do not stop it; validation rejects them
+    results.clear()
+    parse(google_records, RECORDS_OLD)
+    assert results == [False]  # a bare string element: the slow path says "not a JSON object"
+
+
+def test_the_fast_and_the_slow_path_agree_on_a_synthetic_takeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.synth import generate
+
+    m = generate(tmp_path, days=20, points_target=20_000)
+    (records,) = m.files["google_records"]
+    text = records.read_text().replace('"source": "GPS"', '"source": "G\\u0050S"', 1)  # one escape: one slow window
+    records.write_text(text)
+    monkeypatch.setattr(google_records, "CHUNK_CHARS", 1 << 18)
+    monkeypatch.setattr(google_records, "MARGIN_CHARS", 1 << 12)
+    results = fast_results(monkeypatch)
+    fast_rows, fast_rej, _ = parse(google_records, records)
+    assert True in results and False in results
+    monkeypatch.setattr(google_records, "FAST", False)
+    slow_rows, slow_rej, _ = parse(google_records, records)
+    assert fast_rows["points"].equals(slow_rows["points"]) and fast_rows["points"].height == 20_000
+    assert reasons(fast_rej) == reasons(slow_rej) and len(fast_rej) == 3

@@ -23,12 +23,14 @@ the array (truncated download): one Rejected at the next position. utc_offset_mi
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any, BinaryIO
 
+import numpy as np
 import polars as pl
 
 from ingest.files import InputFile
@@ -47,7 +49,6 @@ _SEP = re.compile(r"[\s,]*")
 _OPEN = re.compile(r'"locations"\s*:\s*\[')
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _FIELDS = ("latitudeE7", "longitudeE7", "accuracy", "altitude", "source", "timestamp", "timestampMs")
-_OFFSET = r"([+-])(\d{2}):?(\d{2})$"
 
 
 def detect(f: InputFile) -> bool:
@@ -123,12 +124,13 @@ def _parse(f: InputFile, text: _Text) -> Generator[Batch, None, None]:
     text.pos = m.end()
     scan = json.JSONDecoder().scan_once
     sep = _SEP.match
-    objs: list[Any] = []  # parsed elements in file order; _BROKEN where an element was not valid JSON
+    out = _Pending(f)
+    objs: list[Any] = []  # elements parsed one by one, in file order; _BROKEN where one was not valid JSON
     keep = objs.append
-    rejected: list[Rejected] = []
     first = 0  # position of objs[0]
     buf, pos = text.buf, text.pos
     limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+    slow_until = 0  # the fast path failed on this window: go element by element up to here
     while True:
         pos = sep(buf, pos).end()
         if pos >= limit and not text.eof:
@@ -136,12 +138,30 @@ def _parse(f: InputFile, text: _Text) -> Generator[Batch, None, None]:
             text.more()
             buf, pos = text.buf, text.pos
             limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+            slow_until = 0
             continue
         if pos >= len(buf):
-            rejected.append(_reject(f, first + len(objs), "file ends inside the locations array (truncated)", ""))
+            out.rejected.append(_reject(f, first + len(objs), "file ends inside the locations array (truncated)", ""))
             break
         if buf[pos] == "]":
             break
+        if pos >= slow_until and FAST:
+            got = _fast(buf, pos, len(buf) if text.eof else limit + MARGIN_CHARS)
+            if got is not None:
+                if objs:
+                    out.add(*points(objs, first, f))
+                    first += len(objs)
+                    objs = []
+                    keep = objs.append
+                raw, lines, used = got
+                out.add(*_validate(raw.with_columns(position=pl.int_range(first, first + raw.height, dtype=pl.Int64)),
+                                   f, lambda p, base=first, lines=lines: lines()[p - base]))
+                first += raw.height
+                pos += used
+                while out.rows >= BATCH_ROWS:
+                    yield out.take(BATCH_ROWS)
+                continue
+            slow_until = limit
         try:
             obj, pos = scan(buf, pos)
         except (StopIteration, ValueError):
@@ -149,22 +169,113 @@ def _parse(f: InputFile, text: _Text) -> Generator[Batch, None, None]:
             obj, end = _recover(text, scan)
             buf, pos = text.buf, text.pos
             limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+            slow_until = limit
             if obj is _BROKEN:
                 at = first + len(objs)
                 if end is None:
                     reason = "truncated JSON at end of file" if text.eof else "malformed JSON; the rest of the file is unreadable"
-                    rejected.append(_reject(f, at, reason, buf[pos:pos + 4096]))
+                    out.rejected.append(_reject(f, at, reason, buf[pos:pos + 4096]))
                     break
-                rejected.append(_reject(f, at, "malformed JSON record", buf[pos:end]))
+                out.rejected.append(_reject(f, at, "malformed JSON record", buf[pos:end]))
             pos = end
         keep(obj)
-        if len(objs) >= BATCH_ROWS:
-            yield points(objs, first, f, rejected)
+        if len(objs) + out.rows >= BATCH_ROWS:
+            out.add(*points(objs, first, f))
             first += len(objs)
-            objs, rejected = [], []
+            objs = []
             keep = objs.append
-    if objs or rejected:
-        yield points(objs, first, f, rejected)
+            while out.rows >= BATCH_ROWS:
+                yield out.take(BATCH_ROWS)
+    if objs:
+        out.add(*points(objs, first, f))
+    while out.rows > BATCH_ROWS:
+        yield out.take(BATCH_ROWS)
+    if out.rows or out.rejected:
+        yield out.take()
+
+
+class _Pending:
+    """Converted rows and rejects waiting to be yielded as one Batch."""
+
+    def __init__(self, f: InputFile) -> None:
+        self.f = f
+        self.frames: list[pl.DataFrame] = []
+        self.rejected: list[Rejected] = []
+        self.rows = 0
+
+    def add(self, rows: pl.DataFrame, rejected: list[Rejected]) -> None:
+        self.frames.append(rows)
+        self.rejected.extend(rejected)
+        self.rows += rows.height
+
+    def take(self, limit: int | None = None) -> Batch:
+        """A Batch of the first `limit` rows (all when None) and the rejects that come before the rest."""
+        rows = pl.concat(self.frames) if self.frames else empty("points")
+        rest = empty("points")
+        if limit is not None and rows.height > limit:
+            rows, rest = rows.head(limit), rows.slice(limit)
+        if rest.height:
+            cut = rest["position"][0]
+            mine = [r for r in self.rejected if r.position < cut]
+            self.rejected = [r for r in self.rejected if r.position >= cut]
+        else:
+            mine, self.rejected = self.rejected, []
+        self.frames, self.rows = ([rest] if rest.height else []), rest.height
+        return Batch("points", rows, sorted(mine, key=lambda r: r.position))
+
+
+# The fast path: a window of compact, ASCII, escape-free elements is turned into NDJSON (one element per
+# line) with numpy -- string-aware bracket depth finds the top-level commas -- and parsed by polars in
+# Rust. Anything unusual (a backslash, non-ASCII text, a non-object element, a type polars will not read
+# as the schema says, a syntax error) makes it return None and the window goes element by element.
+FAST = True
+_SCHEMA = {"latitudeE7": pl.Float64, "longitudeE7": pl.Float64, "accuracy": pl.Float64, "altitude": pl.Float64,
+           "source": pl.String, "timestamp": pl.String, "timestampMs": pl.String}
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[[ord(c) for c in '{}[],"']] = True
+_WHITESPACE = bytes.maketrans(b"\n\r\t", b"   ")
+
+
+def _fast(buf: str, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list[bytes]], int] | None:
+    """(raw columns of the complete elements from pos, their NDJSON lines on demand, chars consumed) or None."""
+    region = buf[pos:end]
+    if not region.isascii() or "\\" in region or not region.startswith("{"):
+        return None
+    data = region.encode("ascii")
+    a = np.frombuffer(data, dtype=np.uint8)
+    idx = np.flatnonzero(_STRUCTURAL[a])
+    ch = a[idx]
+    quote = ch == 34
+    outside = (np.cumsum(quote) & 1) == 0  # after an even number of quotes
+    keep = outside & ~quote
+    idx, ch = idx[keep], ch[keep]
+    step = np.where((ch == 123) | (ch == 91), 1, np.where((ch == 125) | (ch == 93), -1, 0)).astype(np.int32)
+    depth = np.cumsum(step)
+    closed = np.flatnonzero(depth < 0)  # the "]" closing the locations array
+    stop = int(closed[0]) if closed.size else len(idx)
+    ends = np.flatnonzero((step[:stop] == -1) & (depth[:stop] == 0))
+    if ends.size == 0:
+        return None
+    last = int(ends[-1])
+    commas = idx[:last][(ch[:last] == 44) & (depth[:last] == 0)]
+    if commas.size != ends.size - 1 or (ends.size > 1 and not (idx[ends[:-1]] < commas).all()):
+        return None  # "}{" without a comma, ",,", a bare value between objects...
+    cut = int(idx[last]) + 1
+    nd = bytearray(data[:cut].translate(_WHITESPACE))
+    np.frombuffer(nd, dtype=np.uint8)[commas] = 10
+    try:
+        raw = pl.read_ndjson(io.BytesIO(nd), schema=_SCHEMA)
+    except Exception:  # noqa: BLE001 -- any polars complaint: the slow path will say what is wrong, per element
+        return None
+    if raw.height != ends.size:
+        return None
+    raw = raw.select(
+        lat7="latitudeE7", lon7="longitudeE7", accuracy_m="accuracy", altitude_m="altitude", provider="source",
+        iso="timestamp", ms=pl.col("timestampMs").str.strip_chars().cast(pl.Int64, strict=False),
+        has_lat=pl.col("latitudeE7").is_not_null() & pl.col("longitudeE7").is_not_null(),
+        has_ts=pl.col("timestamp").is_not_null() | pl.col("timestampMs").is_not_null(),
+    )
+    return raw, lambda: bytes(nd).split(b"\n"), cut
 
 
 _BROKEN = object()
@@ -184,10 +295,11 @@ def _recover(text: _Text, scan: Any) -> tuple[Any, int | None]:
     return _BROKEN, end
 
 
-def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) -> Batch:
-    """Validate and convert one batch of parsed elements (vectorised); elements that fail become Rejected.
+def points(objs: list[Any], first: int, f: InputFile) -> tuple[pl.DataFrame, list[Rejected]]:
+    """Validate and convert elements parsed one by one: (POINTS rows, Rejected).
 
     objs[i] is the element at position first + i (_BROKEN for one already rejected as malformed JSON)."""
+    rejected: list[Rejected] = []
     if any(type(o) is not dict for o in objs):
         for i, o in enumerate(objs):
             if o is not _BROKEN and type(o) is not dict:
@@ -197,7 +309,7 @@ def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) 
     else:
         pos = list(range(first, first + len(objs)))
     if not objs:
-        return Batch("points", empty("points"), sorted(rejected, key=lambda r: r.position))
+        return empty("points"), rejected
     cols = {k: [o.get(k) for o in objs] for k in _FIELDS}
     lat, lon, ts, ms = cols["latitudeE7"], cols["longitudeE7"], cols["timestamp"], cols["timestampMs"]
     df = pl.DataFrame(
@@ -209,21 +321,27 @@ def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) 
             "provider": pl.Series(cols["source"], dtype=pl.String, strict=False),
             "iso": pl.Series(ts, dtype=pl.String, strict=False),
             "ms": pl.Series(ms, dtype=pl.String, strict=False).str.strip_chars().cast(pl.Int64, strict=False),
-            "position": pl.Series(pos, dtype=pl.Int64),
             "has_lat": pl.Series([a is not None and b is not None for a, b in zip(lat, lon, strict=True)]),
             "has_ts": pl.Series([a is not None or b is not None for a, b in zip(ts, ms, strict=True)]),
+            "position": pl.Series(pos, dtype=pl.Int64),
         }
     )
-    iso = pl.col("iso").str.strip_chars()
-    parsed = iso.str.replace(r"[Zz]$", "+00:00").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
+    where = {p: i for i, p in enumerate(pos)}
+    rows, bad = _validate(df, f, lambda p: json.dumps(objs[where[p]], ensure_ascii=False, default=str))
+    return rows, rejected + bad
+
+
+def _validate(df: pl.DataFrame, f: InputFile, raw_of: Callable[[int], str | bytes]) -> tuple[pl.DataFrame, list[Rejected]]:
+    """Raw columns (lat7, lon7, accuracy_m, altitude_m, provider, iso, ms, has_lat, has_ts, position) ->
+    (POINTS rows, Rejected for the rows that fail; raw_of(position) gives a failing row's text)."""
+    rejected: list[Rejected] = []
+    # the common "...Z" form vectorised; explicit offsets and odd spellings go through Python below
+    zulu = pl.col("iso").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_zone="UTC")
     df = df.with_columns(
-        at=pl.when(pl.col("iso").is_not_null()).then(parsed).otherwise(
+        at=pl.when(pl.col("iso").is_not_null()).then(zulu).otherwise(
             pl.from_epoch(pl.col("ms"), time_unit="ms").dt.replace_time_zone("UTC")
         ).cast(UTC_US),
-        utc_offset_min=pl.when(iso.str.contains(_OFFSET)).then(
-            pl.when(iso.str.extract(_OFFSET, 1) == "-").then(-1).otherwise(1)
-            * (iso.str.extract(_OFFSET, 2).cast(pl.Int32) * 60 + iso.str.extract(_OFFSET, 3).cast(pl.Int32))
-        ).cast(pl.Int32),
+        utc_offset_min=pl.lit(None, dtype=pl.Int32),
     )
     df = _reparse_odd_timestamps(df)
     lat_d, lon_d = (pl.col("lat7") / 1e7).round(7), (pl.col("lon7") / 1e7).round(7)
@@ -238,10 +356,8 @@ def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) 
     )
     df = df.with_columns(reason=reason)
     bad = df.filter(pl.col("reason").is_not_null())
-    if bad.height:
-        where = {p: i for i, p in enumerate(pos)}
-        for p, r in bad.select("position", "reason").iter_rows():
-            rejected.append(_reject(f, p, r, json.dumps(objs[where[p]], ensure_ascii=False, default=str)))
+    for p, r in bad.select("position", "reason").iter_rows():
+        rejected.append(_reject(f, p, r, raw_of(p)))
     rows = df.filter(pl.col("reason").is_null()).select(
         "at",
         "utc_offset_min",
@@ -254,7 +370,7 @@ def points(objs: list[Any], first: int, f: InputFile, rejected: list[Rejected]) 
         file=pl.lit(f.name),
         position="position",
     )
-    return Batch("points", rows, sorted(rejected, key=lambda r: r.position))
+    return rows, rejected
 
 
 def _reparse_odd_timestamps(df: pl.DataFrame) -> pl.DataFrame:
