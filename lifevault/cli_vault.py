@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lifevault import cli_audit
 from lifevault.cli_common import (
     HomeOpt,
     JsonOpt,
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.command("import")(import_)
     app.add_typer(audit_app, name="audit")
     audit_app.command("verify")(audit_verify)
+    cli_audit.register(audit_app)
 
 
 def init(
@@ -158,16 +160,21 @@ def import_(
 
 
 def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: JsonOpt = False) -> None:
-    """Recompute the audit-log and privacy-ledger hash chains; report the first broken link.
+    """Recompute the audit-log and privacy-ledger hash chains and every epsilon in the ledger (PLD and RDP).
+
+    Reports the first broken link and every release whose recorded epsilon differs from the recomputation.
 
     Example: lifevault audit verify --json
     """
     with open_vault(home, passphrase_file) as vault:
         results = [audit.verify(vault), ledger.verify(vault)]
+        epsilons = cli_audit.recompute_ledger(vault)
     for r in results:
         err.print(r.summary())
+    err.print(cli_audit.summary(epsilons))
     if json_out:
-        emit_json({r.table: {"ok": r.ok, "checked": r.checked, "first_broken": r.first_broken, "reason": r.reason}
-                   for r in results})
-    if not all(r.ok for r in results):
+        out = {r.table: {"ok": r.ok, "checked": r.checked, "first_broken": r.first_broken, "reason": r.reason}
+               for r in results}
+        emit_json(out | {"epsilon_recomputed": epsilons})
+    if not (all(r.ok for r in results) and epsilons["ok"]):
         raise typer.Exit(2)

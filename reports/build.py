@@ -202,7 +202,22 @@ def summary(report: dict[str, Any]) -> list[str]:
         "The audit log and the privacy ledger are intact." if chains_ok else
         "WARNING: the audit log or the privacy ledger failed verification: see Integrity.",
     ]
+    emp = report.get("empirical_audit")
+    if emp:
+        lines.append(empirical_summary(emp))
     return lines
+
+
+def empirical_summary(emp: dict[str, Any]) -> str:
+    """One plain-language line about the latest empirical privacy audit (`lifevault audit dp`)."""
+    upper = emp.get("epsilon_upper_bound")
+    when = str(emp.get("at") or "")[:10]
+    claim = "no finite epsilon (noise off)" if upper is None else f"epsilon {float(upper):.2f}"
+    verdict = ("consistent: the code leaks no more than it claims" if emp.get("consistent", True) else
+               "WARNING: the measured leak exceeds the claim, the privacy code is broken")
+    return (f"The latest empirical privacy audit ({when}, {emp.get('canaries')} canaries) measured epsilon of at "
+            f"least {float(emp.get('epsilon_lower_bound', 0.0)):.2f} with {float(emp.get('confidence', 0.95)):.0%} "
+            f"confidence, against the accountant's {claim}: {verdict}.")
 
 
 def build(vault: Vault) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""`lifevault audit dp` (empirical privacy audit) and the epsilon recomputation of `lifevault audit verify`.
+
+The vault never imports federated: the recomputation happens here, on the ledger's recorded bodies,
+with federated.accounting (PLD and RDP), and the verdict goes back to `audit verify`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+from vault.errors import VaultError
+
+
+def register(audit_app: typer.Typer) -> None:
+    audit_app.command("dp")(audit_dp)
+
+
+def audit_dp(
+    canaries: Annotated[int, typer.Option(help="Canary clients (each included with probability 1/2).")] = 1000,
+    rounds: Annotated[int, typer.Option(help="Rounds the canaries take part in.")] = 1,
+    mode: Annotated[str, typer.Option(help="local | central | distributed (default: the ledger's last release, else central).")] = "",
+    clip_norm: Annotated[float | None, typer.Option(help="Clip norm C (default: the ledger's last release, else 1.0).")] = None,
+    noise_multiplier: Annotated[float | None, typer.Option(
+        help="Noise multiplier z; 0 switches noise off (default: the ledger's last release, else calibrated "
+             "for the default budget over --rounds).")] = None,
+    delta: Annotated[float | None, typer.Option(help="Delta of both bounds (default: the ledger's, else 1e-6).")] = None,
+    dim: Annotated[int | None, typer.Option(help="Update dimension (default max(2048, 8 x canaries)).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the audit's CSPRNG (default: fresh random).")] = None,
+    significance: Annotated[float, typer.Option(help="1 - confidence of the lower bound.")] = 0.05,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Empirical privacy audit: run the DP mechanism with canaries, report a lower bound on epsilon.
+
+    Runs the federated clip/noise/aggregation in simulation (no personal data is read) and records the
+    result in the audit log (`privacy.empirical_audit`), where the privacy report shows it. A lower bound
+    above the accountant's upper bound means the mechanism leaks more than it claims: exit code 2.
+
+    Example: lifevault audit dp --canaries 1000 --json
+    """
+    from federated import audit as faudit
+    from vault import audit, ledger
+
+    with open_vault(home, passphrase_file) as vault:
+        last: dict[str, Any] = {}
+        for row in ledger.releases(vault):
+            last = row.body
+        d = float(delta if delta is not None else last.get("delta", ledger.DEFAULT_BUDGET_DELTA))
+        z = noise_multiplier if noise_multiplier is not None else last.get("noise_multiplier")
+        try:
+            if z is None:
+                from federated import dp
+
+                z = dp.calibrate(epsilon=ledger.DEFAULT_BUDGET_EPSILON, delta=d, rounds=rounds)
+            result = faudit.run_audit(
+                canaries, rounds=rounds, clip_norm=float(clip_norm if clip_norm is not None else last.get("clip_norm", 1.0)),
+                noise_multiplier=float(z), mode=mode or str(last.get("mode", "central")), seed=seed, delta=d,
+                significance=significance, dim=dim,
+            )
+        except (ValueError, TypeError) as e:
+            raise VaultError(f"audit dp: {e}") from None
+        audit.record(vault, result)
+    upper = result.epsilon_upper_bound
+    err.print(
+        f"Empirical lower bound on epsilon: {result.epsilon_lower_bound:.3f} at {result.confidence:.0%} confidence "
+        f"(delta {result.delta:g}; {result.canaries} canaries, {result.correct}/{result.guesses} guesses right); "
+        f"accountant's upper bound: {'none (noise off)' if upper is None else f'{upper:.3f}'}; "
+        f"mode {result.mode}, C {result.clip_norm:g}, z {result.noise_multiplier:g}, {result.rounds} round(s), "
+        f"{result.seconds:.1f} s."
+    )
+    err.print("Consistent: the mechanism leaks no more than the accountant says." if result.consistent else
+              "VIOLATION: the lower bound exceeds the accountant's upper bound; the DP code is broken.")
+    if json_out:
+        emit_json(result.to_json())
+    if not result.consistent:
+        raise typer.Exit(2)
+
+
+def recompute_ledger(vault: Any) -> dict[str, Any]:
+    """Every epsilon in the privacy ledger recomputed independently (PLD and RDP) against what was recorded."""
+    from federated import accounting
+    from vault import ledger
+
+    rows = list(ledger.releases(vault))
+    checked = accounting.recompute([r.body for r in rows])
+    mismatches = [
+        {"seq": rows[c.index].seq, "recorded_pld": c.recorded_pld, "pld": c.pld, "recorded_rdp": c.recorded_rdp,
+         "rdp": c.rdp}
+        for c in checked if not c.ok
+    ]
+    return {"ok": not mismatches, "checked": len(checked), "mismatches": mismatches}
+
+
+def summary(result: dict[str, Any]) -> str:
+    if result["ok"]:
+        return f"privacy_ledger epsilons: OK ({result['checked']} recomputed with PLD and RDP)"
+    seqs = ", ".join(str(m["seq"]) for m in result["mismatches"])
+    return f"privacy_ledger epsilons: {len(result['mismatches'])} mismatch(es) at record(s) {seqs}"

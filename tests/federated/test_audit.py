@@ -1,0 +1,229 @@
+"""federated.audit: the one-run empirical audit (Steinke, Nasr, Jagielski 2023), pinned to
+../shared/reference/dp_vectors.md ("Empirical audit"), run on the real clip/noise/aggregation, and shown
+to catch injected bugs. Also `lifevault audit dp` and the ledger recomputation in `lifevault audit verify`.
+
+The mechanism's noise comes from the OS CSPRNG, so lower bounds vary from run to run: every assertion
+keeps a wide margin (a buggy mechanism lands near 3-4, the accountant's bound at z=10 is 0.6)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from federated import accounting, aggregate, dp
+from federated import audit as faudit
+from tests.conftest import PASSPHRASE
+
+# ---- the bound ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("guesses,correct,delta,expected", [
+    (100, 100, 0.0, 3.4930), (100, 100, 1e-5, 3.4654), (100, 90, 0.0, 1.6308), (500, 400, 0.0, 1.1986),
+])
+def test_raw_bound_matches_the_reference(guesses, correct, delta, expected):
+    eps = faudit.epsilon_lower_bound(canaries=1000, guesses=guesses, correct=correct, delta=delta, significance=0.05)
+    assert eps == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("mu,eps,auroc", [(0, 0.0, 0.5), (1, 1.13346, 0.7603), (2, 2.311945, 0.9214),
+                                          (4, 4.395568, 0.9977)])
+def test_mu_table_from_normal_quantile_scores(mu, eps, auroc):
+    ins, outs = faudit.normal_quantile_scores(mu, 10_000)
+    bound = faudit.one_run_bound(ins, outs, delta=1e-6, significance=0.05)
+    assert bound.epsilon == pytest.approx(eps, abs=1e-5)
+    assert bound.auroc == pytest.approx(auroc, abs=1e-4)
+    assert bound.canaries == 20_000
+
+
+def test_p_value_grows_with_the_epsilon_tested_and_with_delta():
+    p = [faudit.p_value(canaries=1000, guesses=100, correct=90, epsilon=e, delta=0.0) for e in (0.5, 1.5, 2.5)]
+    assert p[0] < p[1] < p[2] <= 1
+    assert faudit.p_value(canaries=1000, guesses=100, correct=90, epsilon=1.5, delta=1e-4) > p[1]
+
+
+def test_a_guesser_no_better_than_chance_proves_nothing():
+    assert faudit.epsilon_lower_bound(canaries=1000, guesses=500, correct=250) == 0.0
+    with pytest.raises(ValueError):
+        faudit.epsilon_lower_bound(canaries=10, guesses=20, correct=5)
+
+
+# ---- the mechanism --------------------------------------------------------------------------------------
+
+BUGGY = {"rounds": 2, "clip_norm": 1.0, "noise_multiplier": 10.0}  # accountant: eps 0.575 at delta 1e-6
+
+
+def upper_bound() -> float:
+    return accounting.epsilon([accounting.Release(noise_multiplier=10.0)] * 2, 1e-6)
+
+
+@pytest.mark.parametrize("mode", aggregate.MODES)
+def test_a_correct_mechanism_stays_below_the_accountant_and_the_audit_has_power(mode):
+    r = faudit.run_audit(500, rounds=1, clip_norm=1.0, noise_multiplier=1.0, mode=mode, seed=7, dim=4096)
+    assert r.epsilon_upper_bound == pytest.approx(accounting.epsilon([accounting.Release(noise_multiplier=1.0)], 1e-6))
+    assert 0.2 < r.epsilon_lower_bound <= r.epsilon_upper_bound and r.consistent
+    assert 0.6 < r.auroc < 0.95 and r.confidence == pytest.approx(0.95)
+
+
+def test_with_noise_off_the_lower_bound_is_large():
+    r = faudit.run_audit(500, rounds=1, clip_norm=1.0, noise_multiplier=0.0, mode="central", seed=1, dim=4096)
+    assert r.epsilon_lower_bound > 3.0 and r.epsilon_upper_bound is None and r.auroc > 0.99
+
+
+def _reused_seed_noise(vec, sigma):
+    arr = np.asarray(vec, dtype=np.float64)
+    return arr + sigma * np.random.default_rng(1234).standard_normal(arr.shape)  # the bug: a fixed seed
+
+
+@pytest.mark.parametrize("mode", ["central", "local"])
+def test_a_reused_rng_seed_is_caught(mode, monkeypatch):
+    assert faudit.run_audit(200, mode=mode, seed=3, **BUGGY).epsilon_lower_bound < upper_bound()
+    monkeypatch.setattr(dp, "add_noise", _reused_seed_noise)  # the bug sits where the noise comes from
+    r = faudit.run_audit(200, mode=mode, seed=3, **BUGGY)
+    assert r.epsilon_lower_bound > 2.5 > 4 * upper_bound() and not r.consistent
+
+
+def _noise_with_the_wrong_denominator(updates, *, mode, sampled, clip_norm, noise_multiplier):
+    total = np.sum(updates, axis=0)
+    return dp.add_noise(total, noise_multiplier * clip_norm / sampled) / sampled  # noise sized for the mean
+
+
+def test_a_wrong_denominator_is_caught():
+    r = faudit.run_audit(200, mode="central", seed=4, aggregator=_noise_with_the_wrong_denominator, **BUGGY)
+    assert r.epsilon_lower_bound > 2.5 > 4 * r.epsilon_upper_bound and not r.consistent
+
+
+def _noise_then_clip(update, clip_norm, sigma):
+    return dp.clip(dp.add_noise(update, sigma), clip_norm)
+
+
+def test_noise_before_clipping_is_caught():
+    r = faudit.run_audit(200, mode="local", seed=5, device=_noise_then_clip, **BUGGY)
+    assert r.epsilon_lower_bound > 2.5 > 4 * r.epsilon_upper_bound and not r.consistent
+
+
+def test_canaries_above_the_clip_norm_are_what_exposes_noise_before_clipping():
+    # with canaries of norm exactly C, clipping a noised update is post-processing of a correct release:
+    # nothing to see. That is why canaries default to 1000 C (a correct mechanism clips them to C).
+    r = faudit.run_audit(200, mode="local", seed=5, device=_noise_then_clip, canary_norm=1.0, **BUGGY)
+    assert r.epsilon_lower_bound < r.epsilon_upper_bound
+    assert faudit.CANARY_NORM_FACTOR * 1.0 == faudit.run_audit(
+        50, rounds=1, clip_norm=1.0, noise_multiplier=1.0, seed=1, dim=64).canary_norm
+
+
+def test_the_audit_uses_the_real_clip_and_server_aggregation(monkeypatch):
+    calls = {"clip": 0, "mean": 0}
+    real_clip, real_mean = dp.clip, aggregate.mean_update
+
+    def counting_clip(v, C):
+        calls["clip"] += 1
+        return real_clip(v, C)
+
+    def counting_mean(*a, **k):
+        calls["mean"] += 1
+        return real_mean(*a, **k)
+
+    monkeypatch.setattr(dp, "clip", counting_clip)
+    monkeypatch.setattr(aggregate, "mean_update", counting_mean)
+    r = faudit.run_audit(50, rounds=3, clip_norm=1.0, noise_multiplier=1.0, mode="central", seed=9, dim=64,
+                         background=2)
+    assert calls["mean"] == 3 + 1  # every round + the probe round
+    assert calls["clip"] == 3 * (r.included + 2) + 2
+
+
+def test_the_same_seed_gives_the_same_canaries_and_a_new_seed_others():
+    kw = {"rounds": 1, "clip_norm": 1.0, "noise_multiplier": 10.0, "dim": 64}
+    a, b, c = (faudit.run_audit(64, seed=s, **kw) for s in (1, 1, 2))
+    assert a.included == b.included and a.seed_sha256 == b.seed_sha256 != c.seed_sha256
+    assert faudit.run_audit(64, **kw).seed_sha256 not in (a.seed_sha256, c.seed_sha256)  # no seed: random
+
+
+@pytest.mark.parametrize("kw", [{"canaries": 1}, {"rounds": 0}, {"clip_norm": 0.0}, {"noise_multiplier": -1.0},
+                                {"noise_multiplier": math.nan}, {"mode": "federated"}, {"delta": 0.0},
+                                {"significance": 1.0}])
+def test_audit_parameters_are_validated(kw):
+    args = {"canaries": 10, "rounds": 1, "clip_norm": 1.0, "noise_multiplier": 1.0} | kw
+    with pytest.raises(ValueError):
+        faudit.run_audit(args.pop("canaries"), **args)
+
+
+# ---- the CLI and the audit log ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_home(monkeypatch, tmp_path):
+    from lifevault.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("LIFEVAULT_HOME", str(home))
+    assert main(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-lanes", "1"]) == 0
+    return home
+
+
+def test_audit_dp_command_records_the_result_for_the_privacy_report(cli_home, capsys):
+    from lifevault.cli import main
+    from reports.build import build
+    from vault.store import Vault
+
+    capsys.readouterr()
+    code = main(["audit", "dp", "--canaries", "200", "--dim", "1024", "--noise-multiplier", "2.0",
+                 "--rounds", "2", "--seed", "11", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    res = json.loads(out.out)
+    assert res["canaries"] == 200 and res["consistent"] is True
+    assert res["epsilon_lower_bound"] <= res["epsilon_upper_bound"]
+    assert "lower bound" in out.err
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        report = build(v)
+    emp = report["empirical_audit"]
+    assert emp["epsilon_lower_bound"] == res["epsilon_lower_bound"]
+    assert emp["epsilon_upper_bound"] == res["epsilon_upper_bound"] and emp["mode"] == "central"
+    assert any("empirical privacy audit" in s for s in report["summary"])
+
+
+def test_audit_dp_user_errors_are_one_line(cli_home, capsys):
+    from lifevault.cli import main
+
+    capsys.readouterr()
+    code = main(["audit", "dp", "--canaries", "1", "--noise-multiplier", "1.0"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def _append(v, z: float, *, lie: bool = False) -> None:
+    from vault import ledger
+
+    bodies = [row.body for row in ledger.releases(v)]
+    events = [accounting.Release(noise_multiplier=float(b["noise_multiplier"])) for b in bodies]
+    events.append(accounting.Release(noise_multiplier=z))
+    eps = accounting.epsilon(events, 1e-6)
+    eps_rdp = accounting.epsilon(events, 1e-6, accountant="rdp")
+    ledger.append(v, ledger.Release(
+        round=len(bodies) + 1, model_id="m", mode="local", mechanism="gaussian", clip_norm=1.0, noise_multiplier=z,
+        sampling="none", sampling_rate=None, delta=1e-6, epsilon_after=eps / 2 if lie else eps,
+        epsilon_after_rdp=eps_rdp, epsilon_label="device-verifiable", budget_epsilon=8.0))
+
+
+def test_audit_verify_recomputes_every_ledger_epsilon_and_reports_a_mismatch(cli_home, capsys):
+    from lifevault.cli import main
+    from vault.store import Vault
+
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        _append(v, 10.0)
+        _append(v, 10.0)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["audit_log"]["ok"] and out["epsilon_recomputed"]["ok"] and out["epsilon_recomputed"]["checked"] == 2
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        _append(v, 10.0, lie=True)  # a release that understates what it spent: the chain is intact
+    code = main(["audit", "verify", "--json"])
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert code == 2 and out["privacy_ledger"]["ok"] and not out["epsilon_recomputed"]["ok"]
+    assert [m["seq"] for m in out["epsilon_recomputed"]["mismatches"]] == [3]
+    assert "mismatch" in cap.err
