@@ -87,6 +87,9 @@ def _set(values: Iterable[str] | None) -> frozenset[str] | None:
 
 
 class MemoryService:
+    """The memory layer over one open vault. Public: index, search, context, get, history, remember, update,
+    delete, forget_preview, forget_commit, flush, close, stats (signatures are a contract with api/)."""
+
     def __init__(self, vault: Vault, *, encoder: Encoder | None = None) -> None:
         self.vault = vault
         self.encoder = encoder or Encoder()
@@ -190,6 +193,7 @@ class MemoryService:
         self._dirty = False
 
     def close(self) -> None:
+        """Seal pending vectors. The vault stays open (its owner closes it)."""
         self.flush()
 
     # ---- indexing ----------------------------------------------------------------------------------------
@@ -283,6 +287,7 @@ class MemoryService:
 
     @_locked
     def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:
+        """One memory as `redaction` lets the caller see it; MemoryNotFound when absent or hidden. Audited."""
         record = fetch(self.vault, [memory_id], redaction).get(memory_id)
         if record is None:
             raise MemoryNotFound(f"no memory {memory_id}")
@@ -291,6 +296,7 @@ class MemoryService:
 
     @_locked
     def history(self, memory_id: int, *, actor: str = "owner") -> list[notes.NoteVersion]:
+        """Every version of a note, oldest first, the current one last (MemoryNotFound / NotEditable otherwise)."""
         versions = notes.history(self.vault, memory_id)
         audit.record(self.vault, MemoryRead(actor=actor, returned_ids=[memory_id]))
         return versions
@@ -334,6 +340,8 @@ class MemoryService:
 
     @_locked
     def forget_preview(self, request: fg.ForgetRequest) -> fg.ForgetPlan:
+        """What `request` would delete (memories, source rows, summary entries, a preview of the texts);
+        changes nothing. `plan.digest` identifies the exact set, for a confirm-then-commit protocol."""
         catalog, _, _ = self._state()
         return fg.plan(self.vault, catalog, request)
 
@@ -363,6 +371,7 @@ class MemoryService:
     # ---- introspection -----------------------------------------------------------------------------------
     @_locked
     def stats(self) -> dict[str, Any]:
+        """Counts and model of the loaded state (no personal data)."""
         catalog, full, red = self._state()
         return {"memories": len(catalog), "vectors": len(full), "redacted_vectors": len(red),
                 "index": full.stats.kind, "tombstones": full.tombstones, "model": self.encoder.info.name,

@@ -16,7 +16,8 @@ from vault.store import Vault
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch, encoder):  # encoder: the model is loaded once for the session
+def cli(tmp_path: Path, monkeypatch, encoder):
+    monkeypatch.setattr("embeddings.service.Encoder", lambda: encoder)  # the session's model, loaded once
     home = tmp_path / "home"
     vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
     with vault:

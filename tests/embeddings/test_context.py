@@ -13,17 +13,17 @@ from tests.embeddings.persona import NOW, PRECISE_LAT, PRECISE_LON
 
 
 @pytest.mark.parametrize("budget", [90, 200, 700])
-def test_a_context_pack_never_exceeds_its_budget_by_the_models_tokenizer(indexed: MemoryService, budget: int):
-    pack = indexed.context("what do I usually do on Tuesday mornings?", token_budget=budget, now=NOW)
-    counted = len(indexed.encoder.tokenizer(pack.text, add_special_tokens=False)["input_ids"])
+def test_a_context_pack_never_exceeds_its_budget_by_the_models_tokenizer(shared: MemoryService, budget: int):
+    pack = shared.context("what do I usually do on Tuesday mornings?", token_budget=budget, now=NOW)
+    counted = len(shared.encoder.tokenizer(pack.text, add_special_tokens=False)["input_ids"])
     assert counted == pack.tokens_used <= budget
     assert pack.snippets and pack.left_out  # something fit, something did not
     assert len({s.memory_id for s in pack.snippets} | {x.memory_id for x in pack.left_out}) == (
         len(pack.snippets) + len(pack.left_out))
 
 
-def test_every_snippet_cites_its_memory_source_and_time(indexed: MemoryService):
-    pack = indexed.context("plan a visit to Dr. Lee", token_budget=400, now=NOW)
+def test_every_snippet_cites_its_memory_source_and_time(shared: MemoryService):
+    pack = shared.context("plan a visit to Dr. Lee", token_budget=400, now=NOW)
     for s in pack.snippets:
         assert f"[{s.n}] " in pack.text and f"memory {s.memory_id}" in s.text
         assert s.source in ("location", "calendar", "usage") and s.start is not None
@@ -31,11 +31,11 @@ def test_every_snippet_cites_its_memory_source_and_time(indexed: MemoryService):
     assert "Dr. Lee" in pack.snippets[0].text
 
 
-def test_coarse_location_never_returns_precise_coordinates_or_place_names(indexed: MemoryService):
+def test_coarse_location_never_returns_precise_coordinates_or_place_names(shared: MemoryService):
     coarse = Redaction.for_scopes(["memory:read", "location:read"], location="coarse")
     precise_names = ("Café Nero", "Kings Rd", "Harley", "Elm Grove", "PureGym", "Time Out Market", "Acme")
-    result = indexed.search("coffee at Café Nero on Kings Rd", k=20, redaction=coarse, now=NOW)
-    pack = indexed.context("where do I get coffee on Kings Rd?", token_budget=1500, redaction=coarse, now=NOW)
+    result = shared.search("coffee at Café Nero on Kings Rd", k=20, redaction=coarse, now=NOW)
+    pack = shared.context("where do I get coffee on Kings Rd?", token_budget=1500, redaction=coarse, now=NOW)
     dumped = json.dumps(result.to_dict(explain=True), default=str) + pack.text + json.dumps(pack.to_dict())
     for name in precise_names:
         assert name not in dumped, name
@@ -46,16 +46,16 @@ def test_coarse_location_never_returns_precise_coordinates_or_place_names(indexe
     assert cafes and cafes[0].memory.details["place"] == {"type": "a café", "lat": 51.49, "lon": -0.17}
 
 
-def test_precise_location_shows_names_and_coordinates(indexed: MemoryService):
-    hit = indexed.search("Café Nero", k=1, now=NOW).hits[0]
+def test_precise_location_shows_names_and_coordinates(shared: MemoryService):
+    hit = shared.search("Café Nero", k=1, now=NOW).hits[0]
     assert hit.memory.details["place"]["name"] == "Café Nero" and hit.memory.details["place"]["lat"] == PRECISE_LAT
 
 
-def test_attendee_emails_only_with_calendar_scope(indexed: MemoryService):
+def test_attendee_emails_only_with_calendar_scope(shared: MemoryService):
     with_cal = Redaction.for_scopes(["memory:read", "calendar:read"])
     without = Redaction.for_scopes(["memory:read"])
-    a = indexed.search("check-up with Dr. Lee", k=1, kinds=["event"], redaction=with_cal, now=NOW).hits[0]
-    b = indexed.search("check-up with Dr. Lee", k=1, kinds=["event"], redaction=without, now=NOW).hits[0]
+    a = shared.search("check-up with Dr. Lee", k=1, kinds=["event"], redaction=with_cal, now=NOW).hits[0]
+    b = shared.search("check-up with Dr. Lee", k=1, kinds=["event"], redaction=without, now=NOW).hits[0]
     assert a.memory.details["attendees"][0]["email"] == "ann.lee@clinic.example"
     assert "email" not in b.memory.details["attendees"][0] and "@" not in json.dumps(b.to_dict())
     assert "Harley" not in b.memory.text  # no location scope: event places are dropped too

@@ -10,49 +10,48 @@ from embeddings.redaction import Redaction
 from embeddings.service import MemoryService
 from tests.embeddings.persona import NOW
 from vault import audit
-from vault.store import Vault
 
 
-def test_when_did_i_last_see_dr_lee_finds_the_latest_past_appointment(indexed: MemoryService):
-    hits = indexed.search("when did I last see Dr. Lee?", k=3, now=NOW).hits
+def test_when_did_i_last_see_dr_lee_finds_the_latest_past_appointment(shared: MemoryService):
+    hits = shared.search("when did I last see Dr. Lee?", k=3, now=NOW).hits
     assert "Dr. Lee" in hits[0].memory.text and hits[0].memory.start_ts.day == 13
     assert all(h.memory.start_ts <= NOW for h in hits)
     assert "recency" in hits[0].signals
 
 
-def test_the_weekend_in_lisbon_returns_what_happened_there_on_saturday_and_sunday(indexed: MemoryService):
-    result = indexed.search("what did I do the weekend I was in Lisbon?", k=3, now=NOW)
+def test_the_weekend_in_lisbon_returns_what_happened_there_on_saturday_and_sunday(shared: MemoryService):
+    result = shared.search("what did I do the weekend I was in Lisbon?", k=3, now=NOW)
     assert result.understood == ("the weekend",)
     assert {h.memory.start_ts.day for h in result.hits} == {15, 16}
     assert all("Lisbon" in h.memory.text or "Belém" in h.memory.text for h in result.hits)
 
 
-def test_youtube_after_11pm_last_month_becomes_a_time_filter(indexed: MemoryService):
+def test_youtube_after_11pm_last_month_becomes_a_time_filter(shared: MemoryService):
     april = datetime(2025, 4, 10, 12, tzinfo=UTC)
-    result = indexed.search("how much time did I spend on YouTube after 11pm last month?", k=30, now=april)
+    result = shared.search("how much time did I spend on YouTube after 11pm last month?", k=30, now=april)
     assert result.filters["since"].startswith("2025-03-01") and result.filters["hours"] == ["23:00", "24:00"]
     sessions = [h for h in result.hits if h.memory.text.startswith("Used YouTube")]
     assert len(sessions) == 19 and all(h.memory.start_ts.month == 3 for h in result.hits)
     assert not any(h.memory.text.startswith("Used Slack") for h in result.hits)  # 11:00 sessions: filtered out
 
 
-def test_a_narrow_time_filter_still_returns_k_results_when_k_exist(indexed: MemoryService):
+def test_a_narrow_time_filter_still_returns_k_results_when_k_exist(shared: MemoryService):
     since, until = datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 3, 11, tzinfo=UTC)
-    result = indexed.search("Café Nero coffee on Kings Rd", k=5, since=since, until=until, parse_time=False)
+    result = shared.search("Café Nero coffee on Kings Rd", k=5, since=since, until=until, parse_time=False)
     assert result.candidates >= 5 and len(result.hits) == 5
     assert all(h.memory.end_ts >= since and h.memory.start_ts < until for h in result.hits)
     assert not any("Café Nero" in h.memory.text for h in result.hits)  # none that day: the filter came first
 
 
-def test_kind_and_tag_filters_apply_before_ranking(indexed: MemoryService):
-    hits = indexed.search("Dr. Lee", k=10, kinds=["event"], now=NOW).hits
+def test_kind_and_tag_filters_apply_before_ranking(shared: MemoryService):
+    hits = shared.search("Dr. Lee", k=10, kinds=["event"], now=NOW).hits
     assert hits and {h.memory.kind for h in hits} == {"event"}
-    gyms = indexed.search("workout", k=10, tags=["gym"], now=NOW).hits
+    gyms = shared.search("workout", k=10, tags=["gym"], now=NOW).hits
     assert len(gyms) == 2 and all("PureGym" in h.memory.text for h in gyms)
 
 
-def test_explain_gives_each_signal_its_rank_and_score(indexed: MemoryService):
-    result = indexed.search("coffee on Kings Rd", k=3, now=NOW)
+def test_explain_gives_each_signal_its_rank_and_score(shared: MemoryService):
+    result = shared.search("coffee on Kings Rd", k=3, now=NOW)
     top = result.to_dict(explain=True)["hits"][0]
     assert set(top["explain"]) == {"dense", "lexical"}
     assert top["explain"]["dense"]["rank"] >= 1 and 0 < top["explain"]["dense"]["score"] <= 1
@@ -62,23 +61,24 @@ def test_explain_gives_each_signal_its_rank_and_score(indexed: MemoryService):
     assert abs(fused - top["score"]) < 1e-6
 
 
-def test_dense_and_lexical_modes_use_one_signal_each(indexed: MemoryService):
-    dense = indexed.search("a doctor's appointment", k=3, mode="dense", now=NOW).hits
-    lexical = indexed.search("Harley", k=3, mode="lexical", now=NOW).hits
+def test_dense_and_lexical_modes_use_one_signal_each(shared: MemoryService):
+    dense = shared.search("a doctor's appointment", k=3, mode="dense", now=NOW).hits
+    lexical = shared.search("Harley", k=3, mode="lexical", now=NOW).hits
     assert all(set(h.signals) == {"dense"} for h in dense)
     assert all(set(h.signals) == {"lexical"} for h in lexical) and "Harley" in lexical[0].memory.text
 
 
-def test_hidden_sensitivities_never_influence_results_or_counts(indexed: MemoryService):
+def test_hidden_sensitivities_never_influence_results_or_counts(shared: MemoryService):
     no_location = Redaction.for_scopes(["memory:read"])
-    result = indexed.search("Café Nero Kings Rd", k=10, redaction=no_location, now=NOW)
+    result = shared.search("Café Nero Kings Rd", k=10, redaction=no_location, now=NOW)
     assert all(h.memory.kind not in ("visit", "trip") for h in result.hits)
-    full = indexed.search("Café Nero Kings Rd", k=10, now=NOW)
+    full = shared.search("Café Nero Kings Rd", k=10, now=NOW)
     assert result.candidates < full.candidates
 
 
-def test_every_search_is_audited_with_a_query_hash_and_the_returned_ids(vault: Vault, indexed: MemoryService):
-    result = indexed.search("secret question about Dr. Lee", k=2, actor="token-123", now=NOW)
+def test_every_search_is_audited_with_a_query_hash_and_the_returned_ids(shared: MemoryService):
+    vault = shared.vault
+    result = shared.search("secret question about Dr. Lee", k=2, actor="token-123", now=NOW)
     last = list(audit.events(vault, kind=MemorySearched.kind))[-1]
     assert last.body["actor"] == "token-123" and last.body["query_sha256"] == audit.sha256_text(
         "secret question about Dr. Lee")
