@@ -101,6 +101,13 @@ def test_un_amplified_pld_matches_the_exact_analytic_gaussian():
         assert accounting.epsilon(plain(z, k), 1e-6) == pytest.approx(exact, abs=1e-3)
 
 
+def test_a_tiny_noise_multiplier_is_accounted_exactly_and_fast_instead_of_exhausting_memory():
+    events = [Release(noise_multiplier=0.001)] * 3  # PLD would need ~1e12 grid points
+    exact = dp.gaussian_epsilon(0.001 / math.sqrt(3), delta=1e-6)
+    assert accounting.epsilon(events, 1e-6) == exact and exact > 1000
+    assert accounting.epsilon(events, 1e-6, accountant="rdp") >= exact
+
+
 def test_noise_multiplier_for_budget_is_the_smallest_that_fits():
     z = accounting.noise_multiplier_for_budget(8.0, 1e-6, 30)
     assert accounting.epsilon(plain(z, 30), 1e-6) <= 8.0
