@@ -228,22 +228,70 @@ def projected(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, flo
 
 
 def device_verifiable(vault: Vault, spec: RoundSpec | None, policy: Policy) -> float:
-    """Epsilon counting only the noise the device added itself (inf once any central release exists).
-
-    The ledger keeps the noise multiplier of the sum; for past distributed rounds the device's own share
-    (z / sqrt(t)) is not recorded, so they count here at z: this figure is exact for local-only histories."""
-    shares: list[tuple[str, float]] = [(str(b["mode"]), float(b["noise_multiplier"])) for b in history(vault)]
-    if spec is not None:
-        shares.append((spec.mode, spec.noise_multiplier / math.sqrt(spec.noise_shares)
-                       if spec.mode == "distributed" else spec.noise_multiplier))
-    if any(mode == "central" for mode, _ in shares):
+    """Epsilon counting only the noise the device added itself: what it can verify without trusting
+    anyone. inf once a central round was released (the device added no noise), and inf once a past
+    distributed round was: the ledger records the z of the sum, not the number of shares t, and the
+    device's own share z / sqrt(t) cannot be bounded without it. Exact for local-only histories (plus the
+    current round, whose t is known)."""
+    past = history(vault)
+    if any(str(b["mode"]) != "local" for b in past):
         return math.inf
-    return composed([gaussian(z) for _, z in shares], delta=policy.delta)[0]
+    zs = [float(b["noise_multiplier"]) for b in past]
+    if spec is not None:
+        if spec.mode == "central":
+            return math.inf
+        zs.append(spec.noise_multiplier / math.sqrt(spec.noise_shares) if spec.mode == "distributed"
+                  else spec.noise_multiplier)
+    return composed([gaussian(z) for z in zs], delta=policy.delta)[0]
+
+
+def epsilons(vault: Vault, policy: Policy | None = None) -> dict[str, Any]:
+    """Every applicable epsilon of the releases so far, side by side (for the owner and the reports):
+    recorded (the ledger's PLD figure under its label's assumption), rdp (cross-check), device-verifiable,
+    and amplified (only when the server declared Poisson sampling for every release: the weakest claim,
+    the device cannot check how it was sampled)."""
+    policy = policy or Policy()
+    past = history(vault)
+    if not past:
+        return {"releases": 0, "recorded": 0.0, "rdp": 0.0, "labels": [], "device_verifiable": 0.0}
+    out: dict[str, Any] = {
+        "releases": len(past), "recorded": float(past[-1]["epsilon_after"]),
+        "rdp": float(past[-1]["epsilon_after_rdp"]),
+        "labels": sorted({str(b["epsilon_label"]) for b in past}),
+        "device_verifiable": device_verifiable(vault, None, policy),
+    }
+    if all(b.get("sampling") == "poisson" for b in past):
+        events = [(float(b["noise_multiplier"]), "poisson", float(b["sampling_rate"])) for b in past]
+        out["amplified"] = composed(events, delta=policy.delta)[0]
+    return out
+
+
+def exact(events: Sequence[Event], *, delta: float) -> float:
+    """The exact epsilon of un-amplified Gaussian releases: they compose to one Gaussian with noise
+    multiplier (sum z_i^-2)^(-1/2) (Dong, Roth & Su 2019), whose curve is analytic (Balle & Wang 2018).
+    A lower bound on what the pessimistic PLD accountant reports, and cheap whatever z is."""
+    from federated import dp
+
+    if not events:
+        return 0.0
+    if any(s != "none" for _, s, _ in events):
+        raise ValueError("the exact composition holds for un-amplified Gaussian releases only")
+    z = sum(e[0] ** -2 for e in events) ** -0.5
+    return dp.gaussian_epsilon(z, delta=delta)
 
 
 def check_budget(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:
-    """The hard stop BEFORE training: raises BudgetExhausted (audited by the ledger) when over."""
-    eps, eps_rdp = projected(vault, spec, policy)
+    """The hard stop BEFORE training: raises BudgetExhausted (audited by the ledger) when over.
+
+    The exact epsilon is checked first: when even it exceeds the budget the round is refused without
+    running the PLD accountant, whose cost grows without bound as z shrinks (a server asking for z = 0.01
+    must not keep a phone busy for minutes). Otherwise the recorded PLD figure decides."""
+    events = [*recorded_events(vault), gaussian(spec.noise_multiplier)]
+    floor = exact(events, delta=policy.delta)
+    if floor > policy.budget_epsilon:
+        vledger.refuse_if_over(vault, round=spec.round, model_id=spec.model_id, epsilon_would_be=floor,
+                               budget_epsilon=policy.budget_epsilon)
+    eps, eps_rdp = composed(events, delta=policy.delta)
     vledger.refuse_if_over(
         vault, round=spec.round, model_id=spec.model_id, epsilon_would_be=eps, budget_epsilon=policy.budget_epsilon,
     )
@@ -331,5 +379,5 @@ def evaluate(global_weights: np.ndarray, ex: feat.Examples) -> tuple[int, int]:
 
 __all__ = [
     "BudgetExhausted", "LABELS", "MODES", "Policy", "Released", "RoundSpec", "RoundTrained", "TrainingRefused",
-    "check_budget", "composed", "device_verifiable", "evaluate", "history", "projected", "release_round",
+    "check_budget", "composed", "device_verifiable", "epsilons", "evaluate", "exact", "history", "projected", "release_round",
 ]

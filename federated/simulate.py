@@ -74,32 +74,53 @@ Populate = Callable[[Any, int], None]  # (open vault, persona index) -> writes t
 
 
 def personas(root: Path, n: int, *, seed: int = 7, days: int = 365, end: date = date(2025, 10, 31),
-             populate: Populate | None = None, progress: Callable[[int], None] | None = None) -> Fleet:
+             populate: Populate | None = None, progress: Callable[[int], None] | None = None,
+             workers: int = 1) -> Fleet:
     """n synthetic devices under root/device-NNN (existing ones are kept: re-running is cheap).
 
     Default: ingest/synth.py writes persona seed+i's exports in the real formats, which are ingested by
-    the real pipeline. `populate` replaces that (tests write derived rows directly)."""
-    from vault.store import Vault
-
+    the real pipeline (`workers` processes in parallel). `populate` replaces that (tests write derived
+    rows directly)."""
     root = Path(root).expanduser().absolute()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     pp = root / "passphrase"
     if not pp.exists():
         pp.write_text(SYNTH_PASSPHRASE + "\n")
         pp.chmod(0o600)
-    homes = []
-    for i in range(n):
-        home = root / f"device-{i:03d}"
-        homes.append(home)
-        if (home / "keys.json").exists():
-            continue
-        vault, _ = Vault.create(home, SYNTH_PASSPHRASE, kdf=synth_kdf())
-        with vault:
-            (populate or _synth_persona(seed=seed, days=days, end=end, scratch=root / "exports"))(vault, i)
-        if progress:
-            progress(i)
+    homes = tuple(root / f"device-{i:03d}" for i in range(n))
+    todo = [i for i in range(n) if not (homes[i] / "keys.json").exists()]
+    if populate is None and workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        jobs = [(root, i, seed, days, end) for i in todo]
+        with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
+            for i in pool.imap_unordered(_build_persona, jobs):
+                if progress:
+                    progress(i)
+    else:
+        for i in todo:
+            _create(homes[i], i, populate or _synth_persona(seed=seed, days=days, end=end, scratch=root / "exports"))
+            if progress:
+                progress(i)
     shutil.rmtree(root / "exports", ignore_errors=True)
-    return Fleet(root=root, homes=tuple(homes), passphrase_file=pp)
+    return Fleet(root=root, homes=homes, passphrase_file=pp)
+
+
+def _create(home: Path, i: int, populate: Populate) -> None:
+    from vault.store import Vault
+
+    partial = home.with_name(home.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    vault, _ = Vault.create(partial, SYNTH_PASSPHRASE, kdf=synth_kdf())
+    with vault:
+        populate(vault, i)
+    partial.rename(home)  # a persona interrupted halfway is rebuilt, never half-used
+
+
+def _build_persona(job: tuple[Path, int, int, int, date]) -> int:
+    root, i, seed, days, end = job
+    _create(root / f"device-{i:03d}", i, _synth_persona(seed=seed, days=days, end=end, scratch=root / "exports"))
+    return i
 
 
 def _synth_persona(*, seed: int, days: int, end: date, scratch: Path) -> Populate:
@@ -124,13 +145,16 @@ class SimulationResult:
     target_epsilon: float | None
     rounds: list[sapp.RoundLog] = field(default_factory=list)
     epsilons: dict[str, float] = field(default_factory=dict)  # device -> ledger epsilon spent (PLD)
+    privacy: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> client.epsilons(), side by side
     held_out: int = 0
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return {"mode": self.mode, "noise_multiplier": self.noise_multiplier, "target_epsilon": self.target_epsilon,
-                "held_out": self.held_out, "rounds": [asdict(r) for r in self.rounds], "epsilons": self.epsilons}
+                "held_out": self.held_out, "rounds": [asdict(r) for r in self.rounds], "epsilons": self.epsilons,
+                "privacy": {k: {n: (None if isinstance(x, float) and math.isinf(x) else x) for n, x in v.items()}
+                            for k, v in self.privacy.items()}}
 
 
 def noise_for(epsilon: float, *, delta: float, rounds: int) -> float:
@@ -227,4 +251,5 @@ def simulate(
     for i in range(n):
         with fleet.device(i).vault() as v:
             result.epsilons[fleet.homes[i].name] = vledger.spent(v)
+            result.privacy[fleet.homes[i].name] = dev.epsilons(v, policy)
     return result

@@ -13,7 +13,7 @@ import warnings
 import click
 import typer
 
-from lifevault import cli_api, cli_ingest, cli_memory, cli_report, cli_vault
+from lifevault import cli_api, cli_federate, cli_ingest, cli_memory, cli_report, cli_vault
 from lifevault.demo import demo
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ cli_ingest.register(app)
 cli_report.register(app)
 cli_api.register(app)
 cli_memory.register(app)
+cli_federate.register(app)
 app.command("demo")(demo)
 
 

@@ -207,6 +207,28 @@ def test_budget_is_checked_before_training(device, monkeypatch):
     assert called == []
 
 
+def test_exact_epsilon_is_the_floor_of_the_recorded_pld_figure():
+    # reference: Gaussian z=4.8448 composed 10x at delta 1e-5 -> PLD 2.688, RDP 2.915 (dp_vectors.md)
+    ten = [dev.gaussian(4.8448)] * 10
+    pld, rdp = dev.composed(ten, delta=1e-5)
+    assert pld == pytest.approx(2.688, abs=1e-3) and rdp == pytest.approx(2.915, abs=1e-3)
+    mixed = [dev.gaussian(2.0), dev.gaussian(3.0), dev.gaussian(50.0)]
+    for events in (ten, mixed):
+        floor = dev.exact(events, delta=1e-5)
+        pld, rdp = dev.composed(events, delta=1e-5)
+        assert floor <= pld <= rdp and pld - floor < 1e-3
+
+
+def test_a_tiny_noise_multiplier_is_refused_quickly(device):
+    t0 = time.perf_counter()
+    with device.vault() as v, pytest.raises(dev.BudgetExhausted):
+        dev.release_round(v, initial(), spec(1, z=1e-3), dev.Policy())
+    assert time.perf_counter() - t0 < 10  # the PLD accountant alone would take minutes at z = 0.001
+    with device.vault() as v:
+        (event,) = list(audit.events(v, kind="privacy.release_refused"))
+        assert event.body["epsilon_would_be"] > 1000 and list(vledger.releases(v)) == []
+
+
 def test_clipped_update_norm_is_at_most_c_in_central_mode(device):
     app, ctx, w = capp.make_app(), context_for(device), initial()
     for r, clip in enumerate((1e-3, 0.05, 0.5), start=1):
