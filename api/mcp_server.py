@@ -140,11 +140,15 @@ async def serve_stdio(url: str | None, app: Any, token: str | None) -> None:
         await build(upstream, env_token(token)).run_stdio_async()
 
 
+def http_app(upstream: httpx.AsyncClient, *, host: str) -> Any:
+    """The streamable HTTP app (stateless, JSON responses; the SDK's Host/Origin checks for loopback)."""
+    return build(upstream, header_token).streamable_http_app(stateless_http=True, json_response=True, host=host)
+
+
 async def serve_http(url: str | None, app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
     async with upstream_client(url, app) as upstream:
-        server = build(upstream, header_token)
-        starlette_app = server.streamable_http_app(stateless_http=True, json_response=True, host=host)
-        config = uvicorn.Config(starlette_app, host=host, port=port, access_log=False, log_level="warning")
+        config = uvicorn.Config(http_app(upstream, host=host), host=host, port=port, access_log=False,
+                                log_level="warning")
         await uvicorn.Server(config).serve()

@@ -19,7 +19,7 @@ class Range:
     limit: int
 
 
-def time_range(
+async def time_range(
     start: Annotated[AwareDatetime | None, Query(alias="from", description="Start (ISO 8601 with offset); default 30 days before `to`.")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to", description="End (ISO 8601 with offset); default 30 days after `from`, or now.")] = None,
     limit: Annotated[int, Query(ge=1, le=5000, description="At most this many rows.")] = 500,

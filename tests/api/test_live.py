@@ -6,6 +6,8 @@ import json
 import os
 import stat
 import sys
+import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -104,3 +106,44 @@ def test_mcp_tools_over_stdio_use_the_agent_token_and_are_audited(live: Live) ->
     assert [(b["endpoint"], b["status"], b["via"]) for b in mine] == [
         ("POST /v1/search", 200, "mcp"), ("GET /v1/timeline", 200, "mcp"), ("POST /v1/forget", 403, "mcp")]
     assert mine[0]["query_sha256"] == vault_audit.sha256_text("coffee at the café")
+
+
+def test_mcp_over_streamable_http_takes_the_bearer_token_of_each_request(live: Live) -> None:
+    import httpx2
+    import uvicorn
+    from mcp.client.streamable_http import streamable_http_client
+
+    from api.mcp_server import http_app
+    from tests.api.conftest import HOST, free_port
+
+    port = free_port()
+    upstream = httpx.AsyncClient(base_url=live.url, timeout=60)
+    server = uvicorn.Server(uvicorn.Config(http_app(upstream, host=HOST), host=HOST, port=port, access_log=False,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.05)
+
+    async def session(token: str | None) -> object:
+        headers = {"Authorization": f"Bearer {live.tokens[token]}"} if token else {}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as client, \
+                streamable_http_client(f"http://{HOST}:{port}/mcp", http_client=client) as (read, write), \
+                ClientSession(read, write) as s:
+            await s.initialize()
+            return await s.call_tool("usage", {"start": "2025-03-01T00:00:00Z", "end": "2025-03-21T00:00:00Z"})
+
+    try:
+        ok = anyio.run(session, "usage:read")
+        refused = anyio.run(session, "calendar:read")
+        anonymous = anyio.run(session, None)
+        rebound = httpx.post(f"http://{HOST}:{port}/mcp", json={}, headers={
+            "Host": "evil.example", "Accept": "application/json, text/event-stream"})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not ok.is_error and ok.structured_content["rows"]
+    assert refused.is_error and "403" in refused.content[0].text
+    assert anonymous.is_error and "no capability token" in anonymous.content[0].text
+    assert rebound.status_code in (403, 421)  # the MCP app refuses DNS-rebound requests too

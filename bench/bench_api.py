@@ -1,0 +1,236 @@
+"""/v1/search over HTTP (a live uvicorn server on 127.0.0.1) vs MemoryService.search called directly.
+
+    python -m bench.bench_api [--memories 100000] [--encode 2000] [--requests 300] [--clients 1 8 32]
+
+One encrypted vault with N synthetic memories; the first --encode are embedded with the real model, the
+rest get random unit vectors (embedding 100k texts on 2 shared cores takes far longer than the benchmark;
+random vectors cost FAISS exactly what real ones do). The sealed index is loaded by the server as in
+production. Each request is a distinct query (no query-vector cache hits) with k=10 and an agent token
+(memory:read, coarse).
+
+Same run, in order: the library directly (1 caller), then `lifevault serve`'s app in a child process with
+1, 8 and 32 concurrent HTTP clients (keep-alive, one connection per client), then the library again.
+HTTP overhead = HTTP p50 at 1 client - library p50. Clients and server share the machine's 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+PASSPHRASE = "bench passphrase"
+HOST = "127.0.0.1"
+PLACES = ["Café Nero", "Dishoom", "PureGym", "Waitrose", "British Library", "Hyde Park", "The Crown", "Boots"]
+PEOPLE = ["Ann Lee", "Bob Stone", "Priya Shah", "Tom Baker", "Mei Chen", "Omar Haddad"]
+TOPICS = ["quarterly planning", "dentist check-up", "design review", "budget", "book club", "piano lesson"]
+APPS = ["YouTube", "Slack", "Instagram", "Spotify", "Gmail", "Strava"]
+
+
+def texts(n: int, rng: random.Random) -> list[tuple[str, str]]:
+    out = []
+    for i in range(n):
+        r = i % 4
+        if r == 0:
+            out.append(("event", f"Calendar: {rng.choice(TOPICS)} with {rng.choice(PEOPLE)} #{i}"))
+        elif r == 1:
+            out.append(("usage", f"Used {rng.choice(APPS)} for {rng.randrange(5, 90)} min #{i}"))
+        elif r == 2:
+            out.append(("note", f"{rng.choice(PEOPLE)} recommended {rng.choice(PLACES)} for {rng.choice(TOPICS)} #{i}"))
+        else:
+            out.append(("event", f"Calendar: {rng.choice(TOPICS)} at {rng.choice(PLACES)} #{i}"))
+    return out
+
+
+def queries(n: int, rng: random.Random) -> list[str]:
+    forms = ["meetings with {p} about {t}", "{t} with {p}", "when did {p} recommend {l}", "how long on {a}",
+             "notes about {p} and {l}", "{t} at {l}"]
+    seen: dict[str, None] = {}
+    while len(seen) < n:
+        q = rng.choice(forms).format(p=rng.choice(PEOPLE), t=rng.choice(TOPICS), l=rng.choice(PLACES),
+                                     a=rng.choice(APPS))
+        seen[f"{q} {rng.randrange(10_000)}"] = None
+    return list(seen)
+
+
+def build(home: Path, n: int, n_real: int) -> str:
+    """The vault with N memories and a sealed index; returns an agent token (memory:read)."""
+    from api.tokens import TokenStore
+    from embeddings import index as vindex
+    from embeddings import memories
+    from embeddings.encoder import Encoder
+    from embeddings.service import INDEX_BLOB, REDACTED_BLOB
+    from vault.keys import KdfParams
+    from vault.store import Vault
+
+    rng = random.Random(5)
+    docs = texts(n, rng)
+    enc = Encoder()
+    t = time.perf_counter()
+    real = enc.encode([d for _, d in docs[:n_real]])
+    print(f"  {n_real:,} memories embedded for real in {time.perf_counter() - t:.1f} s "
+          f"({n_real / (time.perf_counter() - t):.0f}/s); the other {n - n_real:,} get random unit vectors", flush=True)
+    vecs = np.random.default_rng(7).normal(size=(n, enc.info.dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs[:n_real] = real
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    items = []
+    for i, (kind, text) in enumerate(docs):
+        start = base + timedelta(minutes=rng.randrange(365 * 24 * 60))
+        items.append(memories.Memory(
+            memory_id=i + 1, kind=kind, text=text, text_redacted=None, start_ts=start,
+            end_ts=start + timedelta(minutes=45), utc_offset_min=0, tags=(kind,), details={},
+            source=memories.SOURCE.get(kind, "agent"), source_table=None, source_row_ids=()))
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1))
+    with vault:
+        vault.insert_frame("memories", memories.frame(items, now=base), on_conflict_nothing=False)
+        info = enc.info
+        vault.execute("INSERT INTO memory_vectors SELECT memory_id, ?, ?, ?, text_sha, now() FROM memories",
+                      [info.name, info.version, info.dtype])
+        header = {"model": info.name, "model_version": info.version, "dtype": info.dtype, "dim": info.dim}
+        ix = vindex.VectorIndex.new(info.dim, hnsw=n > vindex.HNSW_THRESHOLD)
+        ix.add(np.arange(1, n + 1, dtype=np.int64), vecs)
+        vindex.save(vault, INDEX_BLOB, ix, header | {"variant": "full"})
+        vindex.save(vault, REDACTED_BLOB, vindex.VectorIndex.new(info.dim), header | {"variant": "redacted"})
+        issued = TokenStore.load(vault).create(agent="bench", scopes=["memory:read"], location="none",
+                                               rate_per_minute=10_000_000, purpose="benchmark")
+        print(f"  vault: {n:,} memories, index {ix.stats.kind}", flush=True)
+    return issued.secret
+
+
+def pct(xs: list[float], p: float) -> float:
+    return float(np.percentile(np.array(xs) * 1000, p))
+
+
+def direct(home: Path, qs: list[str]) -> list[float]:
+    from embeddings.redaction import Redaction
+    from embeddings.service import MemoryService
+    from vault.store import Vault
+
+    with Vault.open(home, PASSPHRASE) as vault:
+        svc = MemoryService(vault)
+        svc.search("warm up", k=10)
+        red = Redaction.for_scopes(["memory:read"])
+        out = []
+        for q in qs:
+            t = time.perf_counter()
+            res = svc.search(q, k=10, redaction=red, actor="bench")
+            out.append(time.perf_counter() - t)
+            assert len(res.hits) == 10
+    return out
+
+
+def http(url: str, token: str, qs: list[str], clients: int) -> tuple[list[float], float, int]:
+    """(latencies, wall seconds, errors) for len(qs) requests spread over `clients` concurrent clients."""
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    chunks = [qs[i::clients] for i in range(clients)]
+
+    def worker(mine: list[str]) -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+            for q in mine:
+                t = time.perf_counter()
+                r = c.post("/v1/search", json={"query": q, "k": 10})
+                dt = time.perf_counter() - t
+                ok = r.status_code == 200 and len(r.json()["hits"]) == 10
+                with lock:
+                    lat.append(dt)
+                    errors[0] += not ok
+
+    threads = [threading.Thread(target=worker, args=(ch,)) for ch in chunks]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return lat, time.perf_counter() - t0, errors[0]
+
+
+def serve(home: str, port: int) -> None:
+    """Child process: the API as `lifevault serve` runs it."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.state import ApiSettings
+
+    app = create_app(ApiSettings(home=Path(home), passphrase=os.environ["LIFEVAULT_BENCH_PASSPHRASE"], host=HOST,
+                                 port=port))
+    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--memories", type=int, default=100_000)
+    ap.add_argument("--encode", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
+    ap.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32])
+    ap.add_argument("--serve", nargs=2, metavar=("HOME", "PORT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+    rng = random.Random(11)
+    qs = queries(args.requests * (len(args.clients) + 2) + 10, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        token = build(home, args.memories, min(args.encode, args.memories))
+        lib_a = direct(home, qs[: args.requests])
+        print(f"  library (before): p50 {pct(lib_a, 50):.1f} ms p95 {pct(lib_a, 95):.1f} p99 {pct(lib_a, 99):.1f}",
+              flush=True)
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        env = os.environ | {"LIFEVAULT_BENCH_PASSPHRASE": PASSPHRASE}
+        child = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve", str(home), str(port)], env=env)
+        url = f"http://{HOST}:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline and child.poll() is None, "server did not start"
+                time.sleep(0.2)
+            http(url, token, [f"warm up {i}" for i in range(20)], 1)
+            rows = []
+            used = args.requests
+            for c in args.clients:
+                batch = qs[used : used + args.requests]
+                used += args.requests
+                lat, wall, errs = http(url, token, batch, c)
+                rows.append((c, lat, wall, errs))
+                print(f"  HTTP {c:>2} clients: {len(lat) / wall:6.1f} req/s  p50 {pct(lat, 50):6.1f} ms  "
+                      f"p95 {pct(lat, 95):6.1f}  p99 {pct(lat, 99):6.1f}  errors {errs}", flush=True)
+        finally:
+            child.terminate()
+            child.wait(timeout=60)
+        lib_b = direct(home, qs[used : used + args.requests])
+    lib = lib_a + lib_b
+    print(f"  library (after):  p50 {pct(lib_b, 50):.1f} ms p95 {pct(lib_b, 95):.1f} p99 {pct(lib_b, 99):.1f}")
+    print(f"\nmemories {args.memories:,}; {args.requests} requests per level; library {len(lib)} calls (before+after)")
+    print("caller               req/s    p50 ms   p95 ms   p99 ms  errors")
+    print(f"library, 1 caller   {len(lib) / sum(lib):6.1f}   {pct(lib, 50):6.1f}   {pct(lib, 95):6.1f}   "
+          f"{pct(lib, 99):6.1f}       -")
+    for c, lat, wall, errs in rows:
+        print(f"HTTP, {c:>2} clients    {len(lat) / wall:6.1f}   {pct(lat, 50):6.1f}   {pct(lat, 95):6.1f}   "
+              f"{pct(lat, 99):6.1f}  {errs:6d}")
+    print(f"HTTP overhead at p50 (1 client - library): {pct(rows[0][1], 50) - statistics.median(lib) * 1000:+.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
