@@ -65,9 +65,15 @@ def test_after_forgetting_a_canary_it_is_found_nowhere(vault: Vault, svc: Memory
     ix, _ = vindex.load(vault, INDEX_BLOB)  # type: ignore[misc]
     assert not set(ix.ids().tolist()) & {note_id, visit_id}
     assert float(np.max(ix._matrix() @ canary_vec)) < 0.95
-    # vault files after compaction
+    # every sealed blob, decrypted
+    for blob in (home / "blobs").glob("*.sealed"):
+        plain = vault.read_blob(blob.name.removesuffix(".sealed")) or b""
+        assert CANARY.encode() not in plain and b"Plimwick" not in plain
+    # vault files after compaction (a checkpoint, then a fresh file holding only live rows)
     vault.checkpoint()
     assert grep_tree(home, CANARY.encode()) == []
+    vault.rotate_duckdb_key()
+    assert grep_tree(home, CANARY.encode()) == [] and tables_containing(vault, CANARY) == []
     vault.close()
     with Vault.open(home, PASSPHRASE) as again:
         assert tables_containing(again, CANARY) == []
