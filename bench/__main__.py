@@ -10,10 +10,10 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem for p in HERE.glob("bench_*.py"))
+    names = argv or sorted(p.stem for p in HERE.glob("bench_*.py")) + ["eval_retrieval"]
     rc = 0
     for name in names:
-        mod = name if name.startswith("bench_") else f"bench_{name}"
+        mod = name if name.startswith(("bench_", "eval_")) else f"bench_{name}"
         print(f"== {mod}", flush=True)
         rc |= subprocess.call([sys.executable, "-m", f"bench.{mod}"])
     return rc
