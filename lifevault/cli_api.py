@@ -49,6 +49,20 @@ def _api_settings(home: Path | None, passphrase_file: Path | None, host: str, po
                        announce=announce)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before the vault is opened when the port is taken (uvicorn would only notice after startup)."""
+    import socket
+
+    from vault.errors import VaultError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise VaultError(f"{host}:{port} is already in use; pick another --port") from None
+
+
 def serve(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8765,
@@ -69,7 +83,8 @@ def serve(
         from vault.errors import VaultLocked
 
         raise VaultLocked("a lifevault server already owns this vault; stop it first")
-    api_settings = _api_settings(home, passphrase_file, host, port, announce=True)
+    api_settings = _api_settings(home, passphrase_file, host, port, announce=True)  # refuses a non-loopback host
+    _check_port(host, port)
     app = create_app(api_settings)
     err.print(f"Serving {api_settings.home} on http://{host}:{port}/v1 (OpenAPI: /v1/openapi.json); Ctrl-C stops")
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", server_header=False)

@@ -18,13 +18,15 @@ from api.schemas import (
     SearchOut,
     UpdateIn,
 )
+from api.state import Backend
+from api.tokens import Actor
 from embeddings.records import MemoryNotFound, fetch
 
 router = APIRouter(tags=["memory"])
 MemoryId = Path(ge=0, lt=2**63, description="A memory id (from search, context or remember).")
 
 
-def _visible(b: Any, actor: Any, memory_id: int) -> None:
+def _visible(b: Backend, actor: Actor, memory_id: int) -> None:
     """404 unless this caller may see the memory (a token never learns that hidden data exists)."""
     if not actor.is_owner and memory_id not in fetch(b.vault, [memory_id], actor.redaction()):
         raise MemoryNotFound("no such memory")
