@@ -248,6 +248,19 @@ def test_local_noise_has_the_calibrated_standard_deviation(device):
     assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / 0.03) ** 2
 
 
+def test_a_distributed_share_carries_variance_sigma2_c2_over_n(device):
+    s = dev.RoundSpec(round=1, model_id="test-model", mode="distributed", clip_norm=0.01, noise_multiplier=3.0,
+                      noise_shares=4, local_steps=10, batch_size=32, learning_rate=0.5)
+    with device.vault() as v:
+        rel = dev.release_round(v, initial(), s, dev.Policy())
+        (row,) = [r.body for r in vledger.releases(v)]
+    d, sigma = rel.update.shape[0], 3.0 * 0.01 / math.sqrt(4)  # four shares sum to N(0, (zC)^2)
+    s2 = float(np.sum(rel.update**2)) / sigma**2
+    assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / sigma) ** 2
+    assert row["noise_multiplier"] == 3.0 and row["epsilon_label"] == "distributed (honest majority)"
+    assert rel.epsilon_device_verifiable > rel.epsilon_after  # its own share alone protects less than the sum
+
+
 def test_a_distributed_round_outside_secagg_is_refused(device):
     reply = capp.make_app()(train_message(initial(), spec(1, mode="distributed")), context_for(device))
     assert released(reply) is None and reason(reply) == "distributed-needs-secagg"
@@ -319,3 +332,6 @@ def test_ledger_survives_kill_9_and_its_chain_verifies(device, tmp_path):
         assert vledger.verify(v).ok and audit.verify(v).ok
         rows = [r.body for r in vledger.releases(v)]
     assert len(rows) >= 3 and [r["round"] for r in rows] == list(range(1, len(rows) + 1))
+    from lifevault.cli import main  # the owner's check: both chains and every recorded epsilon recomputed
+
+    assert main(["audit", "verify", "--home", str(device.home), "--passphrase-file", str(device.passphrase_file)]) == 0
