@@ -49,7 +49,9 @@ def load_model() -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr is noise in the CLI and the API
     model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
     model.eval()
     return model

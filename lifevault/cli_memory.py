@@ -102,15 +102,15 @@ def search(
         emit_json(result.to_dict(explain=explain))
         return
     if result.understood:
-        err.print("Understood: " + ", ".join(result.understood))
+        err.print("Understood: " + ", ".join(result.understood), markup=False)
     if not result.hits:
         err.print(f"No memories found ({result.candidates} passed the filters).")
     for hit in result.hits:
         m = hit.memory
-        err.print(f"{hit.rank:>3}. [{m.kind}] {m.text}  (id {m.memory_id})")
+        err.print(f"{hit.rank:>3}. [{m.kind}] {m.text}  (id {m.memory_id})", markup=False)
         if explain:
             signals = ", ".join(f"{n} #{s.rank} ({s.score:.3f}, weight {s.weight:.2f})" for n, s in hit.signals.items())
-            err.print(f"     fused {hit.score:.4f}: {signals}")
+            err.print(f"     fused {hit.score:.4f}: {signals}", markup=False)
 
 
 def context(
@@ -201,9 +201,10 @@ def forget(
         plan = svc.forget_preview(request)
         rows = ", ".join(f"{t} {len(ids)}" for t, ids in plan.rows.items()) or "none"
         err.print(f"Would forget {len(plan.memory_ids)} memories "
-                  f"({', '.join(f'{k} {n}' for k, n in plan.by_kind.items()) or 'none'}); source rows: {rows}")
+                  f"({', '.join(f'{k} {n}' for k, n in plan.by_kind.items()) or 'none'}); source rows: {rows}",
+                  markup=False)
         for item in plan.preview:
-            err.print(f"  - [{item.kind}] {item.text}")
+            err.print(f"  - [{item.kind}] {item.text}", markup=False)
         if len(plan.memory_ids) > len(plan.preview):
             err.print(f"  ... and {len(plan.memory_ids) - len(plan.preview)} more")
         if dry_run or not plan.memory_ids:
@@ -215,6 +216,6 @@ def forget(
         receipt = svc.forget_commit(plan)
         svc.close()
     err.print(f"Forgotten: {receipt.memories} memories; rows deleted {receipt.rows_deleted}; "
-              f"index resealed (audit record {receipt.audit_seq})")
+              f"index resealed (audit record {receipt.audit_seq})", markup=False)
     if json_out:
         emit_json({"dry_run": False} | receipt.to_dict())

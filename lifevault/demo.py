@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -58,6 +58,39 @@ def demo(
             err.print("      derived: " + ", ".join(f"{k} {v:,}" for k, v in report.derived.items()), soft_wrap=True)
             for q in vload.quarantined(vault, report.load_id, limit=5):
                 err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}", soft_wrap=True)
+            _memory(vault, manifest)
     finally:
         shutil.rmtree(exports, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     err.print(f"Done. Passphrase: {passphrase!r}; recovery code {code}. Try: lifevault status --home {target}")
+
+
+def _memory(vault: Vault, manifest: Any) -> None:
+    """Index the vault's memories, then ask a few questions as of the persona's last day, with citations."""
+    from collections import Counter
+    from datetime import timedelta
+
+    from embeddings.service import MemoryService
+
+    err.print("[+] Memory: indexing (memories, embeddings, sealed index)…")
+    svc = MemoryService(vault)
+    report = svc.index()
+    err.print(f"      {report.vectors:,} memories embedded ({report.model}, {report.dtype}) in {report.seconds:.1f}s")
+    now = manifest.truth.period[1] - timedelta(seconds=1)
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (month - timedelta(days=1)).replace(day=1)
+    when = "last month" if manifest.truth.period[0] <= last_month else "this month"
+    since, until = (last_month, month) if when == "last month" else (month, now)
+    met = Counter(a.name.split()[0] for o in manifest.truth.occurrences if since <= o.start < until for a in o.attendees)
+    person = next((n for n, _ in met.most_common() if n != manifest.persona.name.split()[0]), "Sam")
+    for question in ("when did I last go to the gym?", f"meetings with {person} {when}", "YouTube after 11pm"):
+        result = svc.search(question, k=3, now=now)
+        understood = f"  (understood: {', '.join(result.understood)})" if result.understood else ""
+        err.print(f"      Q: {question}{understood}", soft_wrap=True, markup=False)
+        for hit in result.hits:
+            m = hit.memory
+            start = m.start_ts.date().isoformat() if m.start_ts else "undated"
+            err.print(f"        {hit.rank}. {m.text}  [memory {m.memory_id}, {m.source}, {start}]", soft_wrap=True,
+                      markup=False)
+        if not result.hits:
+            err.print("        (no memories)")
+    svc.close()

@@ -49,6 +49,7 @@ def test_search_prints_hits_for_people(cli):
     cli("index")
     code, _, err = cli("search", "gym on weekends", "--explain")
     assert code == 0 and "Understood: on weekends" in err and "PureGym" in err and "fused" in err
+    assert "[visit] Visited PureGym" in err  # texts and labels are printed literally, never as console markup
 
 
 def test_context_prints_the_pack_on_stdout_within_budget(cli):
