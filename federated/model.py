@@ -15,8 +15,8 @@ parameters while the clipped signal does not, so every parameter the task does n
 The parameters are float64: the update a device computes (new - old) is then exact, and clipping it in
 float64 is clipping what is sent. CPU only, at most MAX_THREADS torch threads: the phone's other work comes
 first, and on a model this small a second thread only adds contention (measured: 1 ms per SGD step on one
-thread, 24 ms on two busy cores). Deterministic: weights from `build(seed)`, minibatches from
-`train_local(seed=...)`, each with its own torch.Generator (the global RNG is never touched).
+thread, 24 ms on two busy cores). Deterministic: weights from `build(seed)` (numpy, seeded), minibatches from
+`train_local(seed=...)` (its own torch.Generator); no global RNG is touched.
 """
 
 from __future__ import annotations
@@ -69,16 +69,21 @@ def _net_class() -> type:
     return NextApp
 
 
+def initial(seed: int = 0) -> np.ndarray:
+    """The initial weights as get_flat lays them out, without torch (the server needs no torch): each
+    layer's weight uniform in +-1/sqrt(fan_in) from a seeded numpy generator, biases zero."""
+    rng = np.random.default_rng(int(seed))
+    parts = []
+    for fan_in, fan_out in ((N_INPUTS, HIDDEN), (HIDDEN, len(APP_CATEGORIES)), (HIDDEN, len(PLACE_TYPES))):
+        bound = 1.0 / float(np.sqrt(fan_in))
+        parts += [rng.uniform(-bound, bound, size=fan_out * fan_in), np.zeros(fan_out)]
+    return np.concatenate(parts).astype(np.float64)
+
+
 def build(*, seed: int = 0) -> torch.nn.Module:
-    """A fresh model; the same seed gives bit-identical weights."""
-    torch = _torch()
+    """A fresh model holding initial(seed): the same seed gives bit-identical weights."""
     net = _net_class()()
-    g = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        for layer in (net.hidden, net.app, net.place):
-            bound = 1.0 / float(np.sqrt(layer.in_features))
-            layer.weight.copy_((torch.rand(layer.weight.shape, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-            layer.bias.zero_()
+    set_flat(net, initial(seed))
     return net
 
 

@@ -103,7 +103,7 @@ class RoundLog:
 def initial_weights(seed: int) -> np.ndarray:
     from federated import model as fmodel
 
-    return np.asarray(fmodel.get_flat(fmodel.build(seed=seed)), dtype=np.float64)
+    return fmodel.initial(seed)  # numpy only: the server process never imports torch
 
 
 def _content(weights: np.ndarray, config: dict[str, Any] | None = None) -> RecordDict:
@@ -336,6 +336,7 @@ def flower_env(flwr_home: Path, *, base: dict[str, str] | None = None, pythonpat
         "FLWR_DISABLE_UPDATE_CHECK": "1",
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
         "PYTHONUNBUFFERED": "1",
     })
     paths = [str(p) for p in pythonpath] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
