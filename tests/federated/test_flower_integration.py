@@ -197,11 +197,15 @@ def test_a_distributed_round_goes_through_secagg_in_flowers_simulation_engine(tm
     from federated import simulate as sim
 
     fleet = sim.personas(tmp_path / "fleet", 4, populate=lambda v, i: fill_device(v, seed=20 + i, days=14))
-    result = sim.simulate(fleet, rounds=1, mode="distributed", epsilon=8.0, eval_fraction=0.25, local_steps=5)
+    # epsilon 2 rather than 8: a larger z keeps the PLD grids (and this test) small; the checks are the same
+    result = sim.simulate(fleet, rounds=1, mode="distributed", epsilon=2.0, eval_fraction=0.25, local_steps=5)
     (rnd,) = result.rounds
     assert (rnd.sent, rnd.received, rnd.applied) == (3, 3, True) and rnd.accuracy is not None
     trained = [name for name, eps in result.epsilons.items() if eps > 0]
-    assert len(trained) == 3 and all(0 < result.epsilons[n] <= 8.0 for n in trained)
+    assert len(trained) == 3 and all(0 < result.epsilons[n] <= 2.0 for n in trained)
+    # the ledger records the z of the sum, not t: afterwards the device cannot bound what its own share
+    # (z / sqrt(t)) protects, so it claims nothing rather than the sum's figure
+    assert all(result.privacy[n]["device_verifiable"] == float("inf") for n in trained)
     for home in fleet.homes:
         with Vault.open(home, sim.SYNTH_PASSPHRASE) as v:
             rows = [r.body for r in vledger.releases(v)]
