@@ -41,7 +41,7 @@ FORMAT = "google_records"
 KIND = "location"
 
 CHUNK_CHARS = 1 << 22  # 4 Mi characters decoded per read
-BATCH_ROWS = 100_000
+BATCH_ROWS = 250_000
 MARGIN_CHARS = 1 << 20  # an element starting this close to the end of the window waits for more text
 MAX_RECORD_CHARS = 1 << 24  # a single record larger than 16 Mi characters is not a location record
 
