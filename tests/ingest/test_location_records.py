@@ -172,3 +172,18 @@ def test_the_fast_and_the_slow_path_agree_on_a_synthetic_takeout(tmp_path: Path,
     slow_rows, slow_rej, _ = parse(google_records, records)
     assert fast_rows["points"].equals(slow_rows["points"]) and fast_rows["points"].height == 20_000
     assert reasons(fast_rej) == reasons(slow_rej) and len(fast_rej) == 3
+
+
+def test_a_window_full_of_bad_records_is_quarantined_quickly(tmp_path: Path) -> None:
+    import time
+
+    n = 20_000
+    body = ",\n".join(f'{{"latitudeE7": 1900000000, "longitudeE7": {i}, "timestamp": "2020-01-01T00:00:00Z"}}'
+                      for i in range(n))
+    f = tmp_path / "Records.json"
+    f.write_text('{"locations": [\n' + body + "\n]}\n")
+    t = time.process_time()
+    rows, rejected, _ = parse(google_records, f)
+    assert time.process_time() - t < 10
+    assert rows["points"].height == 0 and len(rejected) == n
+    assert rejected[-1].position == n - 1 and f'"longitudeE7": {n - 1},' in rejected[-1].raw

@@ -23,6 +23,7 @@ the array (truncated download): one Rejected at the next position. utc_offset_mi
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import json
 import re
@@ -274,7 +275,7 @@ def _fast(buf: str, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list
         has_lat=pl.col("latitudeE7").is_not_null() & pl.col("longitudeE7").is_not_null(),
         has_ts=pl.col("timestamp").is_not_null() | pl.col("timestampMs").is_not_null(),
     )
-    return raw, lambda: bytes(nd).split(b"\n"), cut
+    return raw, functools.cache(lambda: bytes(nd).split(b"\n")), cut
 
 
 _BROKEN = object()
