@@ -78,15 +78,15 @@ def simulate_cmd(
                           noise_multiplier=noise_multiplier, clip_norm=clip_norm, eval_fraction=eval_fraction,
                           seed=seed, on_round=on_round)
     table = Table(title=f"{mode} DP, noise multiplier {result.noise_multiplier:.3f}, delta {delta:g}")
-    for col in ("device", "epsilon recorded (PLD)", "under", "RDP cross-check", "device-verifiable", "amplified"):
-        table.add_column(col, justify="right")
+    for col in ("device", "epsilon (PLD)", "assuming", "RDP", "device-verifiable", "amplified"):
+        table.add_column(col, justify="right", no_wrap=col != "assuming")
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else ("inf" if x == float("inf") else f"{x:.3f}")
 
     for name, p in result.privacy.items():
         if not p["releases"]:
-            table.add_row(name, "0", "held out (nothing released)", "-", "-", "-")
+            table.add_row(name, "0", "held out", "-", "-", "-")
             continue
         table.add_row(name, fmt(p["recorded"]), ", ".join(p["labels"]), fmt(p["rdp"]), fmt(p["device_verifiable"]),
                       fmt(p.get("amplified")))
