@@ -109,24 +109,23 @@ def mcp(
 
     from api import mcp_server
     from api.app import create_app
+    from api.state import LOOPBACK
+    from vault.errors import VaultError
 
+    if host not in LOOPBACK:
+        raise VaultError(f"--host {host} is not a loopback address; lifevault serves 127.0.0.1 only")
+    token = os.environ.get("LIFEVAULT_TOKEN")
+    if not http and not token:
+        raise typer.BadParameter("set LIFEVAULT_TOKEN to the agent's token (`lifevault token create`)")
     running = forward_if_served(home)
     app = None
     if running is None:
         app = create_app(_api_settings(home, passphrase_file, "127.0.0.1", port + 1, announce=False))
     url = running.url if running is not None else None
     if http:
-        from api.state import LOOPBACK
-        from vault.errors import VaultError
-
-        if host not in LOOPBACK:
-            raise VaultError(f"--host {host} is not a loopback address; lifevault serves 127.0.0.1 only")
         err.print(f"MCP (streamable HTTP) on http://{host}:{port}/mcp; Ctrl-C stops")
         anyio.run(lambda: mcp_server.serve_http(url, app, host=host, port=port))
         return
-    token = os.environ.get("LIFEVAULT_TOKEN")
-    if not token:
-        raise typer.BadParameter("set LIFEVAULT_TOKEN to the agent's token (`lifevault token create`)")
     anyio.run(lambda: mcp_server.serve_stdio(url, app, token))
 
 
