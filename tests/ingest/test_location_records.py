@@ -99,6 +99,7 @@ def test_tiny_read_chunks_and_batches_give_the_same_result(chunk: int, monkeypat
     monkeypatch.setattr(google_records, "CHUNK_CHARS", chunk)
     monkeypatch.setattr(google_records, "MARGIN_CHARS", 3)
     monkeypatch.setattr(google_records, "BATCH_ROWS", 2)
+    monkeypatch.setattr(google_records, "FLUSH_OBJECTS", 1)
     for path, rows, rej in ((RECORDS_NEW, want_rows, want_rej), (RECORDS_OLD, old_rows, old_rej)):
         got_rows, got_rej, _ = parse(google_records, path)
         assert got_rows["points"].equals(rows["points"])

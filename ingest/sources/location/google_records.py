@@ -43,6 +43,7 @@ KIND = "location"
 
 CHUNK_CHARS = 1 << 22  # 4 Mi characters decoded per read
 BATCH_ROWS = 250_000
+FLUSH_OBJECTS = 20_000  # elements parsed one by one are converted to columns this many at a time
 MARGIN_CHARS = 1 << 20  # an element starting this close to the end of the window waits for more text
 MAX_RECORD_CHARS = 1 << 24  # a single record larger than 16 Mi characters is not a location record
 
@@ -180,7 +181,7 @@ def _parse(f: InputFile, text: _Text) -> Generator[Batch, None, None]:
                 out.rejected.append(_reject(f, at, "malformed JSON record", buf[pos:end]))
             pos = end
         keep(obj)
-        if len(objs) + out.rows >= BATCH_ROWS:
+        if len(objs) >= FLUSH_OBJECTS or len(objs) + out.rows >= BATCH_ROWS:  # dicts are big: convert often
             out.add(*points(objs, first, f))
             first += len(objs)
             objs = []
