@@ -27,14 +27,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ERRORS, Health
-from api.state import SESSION_FILE, ApiRequest, ApiSettings, Backend, RequestAudit
+from api.state import PREFIX, SESSION_FILE, ApiSettings, Backend, RequestAudit
 from api.tokens import TokenError
 from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable
 from vault.errors import VaultError
 
 log = logging.getLogger("lifevault.api")
 VERSION = "1"
-PREFIX = "/v1"
 
 
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -64,9 +63,9 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 info: RequestAudit | None = scope.get("state", {}).get("audit")
-                if info is not None:
+                if info is not None and not info.recorded:  # refusals and errors (successes record themselves)
                     try:
-                        await anyio.to_thread.run_sync(_record, backend, scope, headers, info, message["status"])
+                        await anyio.to_thread.run_sync(backend.record_request, info, message["status"])
                     except Exception as e:  # noqa: BLE001 - no audit record, no answer
                         log.error("audit record failed (%s); response withheld", type(e).__name__)
                         await send({"type": "http.response.start", "status": 500,
@@ -101,20 +100,6 @@ def _refusal(backend: Backend, headers: dict[str, str]) -> str | None:
     if headers.get("sec-fetch-site") == "cross-site":
         return "cross-origin requests are refused"
     return None
-
-
-def _record(backend: Backend, scope: Scope, headers: dict[str, str], info: RequestAudit, status: int) -> None:
-    route = scope.get("route")
-    path = getattr(route, "path", None) or "?"
-    if not path.startswith(PREFIX):  # routers are included under /v1; their routes keep their own paths
-        path = PREFIX + path
-    a = info.actor
-    backend.record(ApiRequest(
-        actor=a.token_id, token_id=a.token_id, agent=a.agent, endpoint=f"{scope['method']} {path}",
-        scopes=sorted(a.scopes), scopes_used=[info.scope] if status < 400 else [], purpose=a.purpose,
-        query_sha256=info.query_sha256, returned_ids=info.returned_ids if status < 400 else [],
-        returned=info.returned if status < 400 else 0, status=status,
-        via="mcp" if headers.get("x-lifevault-via") == "mcp" else "http"))
 
 
 def _open(settings: ApiSettings, encoder: Any = None) -> Backend:

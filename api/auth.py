@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.state import Backend, RequestAudit
+from api.state import PREFIX, Backend, RequestAudit
 from api.tokens import SCOPES, Actor, TokenRefused
 
 bearer = HTTPBearer(auto_error=False, description="A capability token from `lifevault token create`.")
@@ -37,6 +37,14 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _audit(request: Request, actor: Actor, scope: str) -> RequestAudit:
+    path = getattr(request.scope.get("route"), "path", None) or "?"
+    if not path.startswith(PREFIX):  # routers are included under /v1; their routes keep their own paths
+        path = PREFIX + path
+    via = "mcp" if request.headers.get("x-lifevault-via") == "mcp" else "http"
+    return RequestAudit(actor=actor, scope=scope, endpoint=f"{request.method} {path}", via=via)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Actor]]:
     """A dependency that admits callers whose token grants `scope` (owner grants every scope). Async: it
     touches only memory (tokens are cached), so it costs no thread hop."""
@@ -50,10 +58,10 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Actor]]:
             token = b.tokens.verify(credentials.credentials)
         except TokenRefused as e:
             if e.token is not None:  # a real token, revoked or expired: the refusal is on its record
-                request.state.audit = RequestAudit(actor=Actor.of(e.token), scope=scope)
+                request.state.audit = _audit(request, Actor.of(e.token), scope)
             raise _unauthorized(f"{e.reason}; create a new one with `lifevault token create`") from None
         actor = Actor.of(token)
-        request.state.audit = RequestAudit(actor=actor, scope=scope)
+        request.state.audit = _audit(request, actor, scope)
         wait = b.limiter.allow(token.token_id, token.rate_per_minute)
         if wait > 0:
             raise HTTPException(status_code=429, detail="rate limit exceeded for this token",

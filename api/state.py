@@ -7,9 +7,12 @@ every handler touches the vault inside `backend.lock` (the service's own lock ne
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+import anyio
 
 from api.tokens import Actor, RateLimiter, TokenStore
 from embeddings.service import MemoryService
@@ -18,6 +21,8 @@ from vault.audit import AuditEvent
 from vault.store import Vault
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+T = TypeVar("T")
+PREFIX = "/v1"
 SESSION_FILE = "serve.token"
 
 
@@ -63,9 +68,12 @@ class RequestAudit:
 
     actor: Actor
     scope: str
+    endpoint: str = "?"
+    via: str = "http"
     query_sha256: str | None = None
     returned_ids: list[int] | None = field(default_factory=list)
     returned: int = 0
+    recorded: bool = False
 
     def result(self, ids: list[int] | None = None, *, count: int | None = None, query: str | None = None) -> None:
         if query is not None:
@@ -88,6 +96,28 @@ class Backend:
     def record(self, event: AuditEvent) -> None:
         with self.lock:
             audit.record(self.vault, event)
+
+    def record_request(self, info: RequestAudit, status: int) -> None:
+        """The api.request audit record of one request (written once, before its response leaves)."""
+        a, ok = info.actor, status < 400
+        self.record(ApiRequest(
+            actor=a.token_id, token_id=a.token_id, agent=a.agent, endpoint=info.endpoint, scopes=sorted(a.scopes),
+            scopes_used=[info.scope] if ok else [], purpose=a.purpose, query_sha256=info.query_sha256,
+            returned_ids=info.returned_ids if ok else [], returned=info.returned if ok else 0, status=status,
+            via=info.via))
+        info.recorded = True
+
+    async def call(self, info: RequestAudit, work: Callable[[], T], *, status: int = 200) -> T:
+        """Run `work` (which reads the vault and fills `info`) and write its audit record, in one thread hop
+        under the vault lock: the record exists before the response is sent."""
+
+        def job() -> T:
+            with self.lock:
+                out = work()
+                self.record_request(info, status)
+            return out
+
+        return await anyio.to_thread.run_sync(job)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:

@@ -8,9 +8,11 @@ random vectors cost FAISS exactly what real ones do). The sealed index is loaded
 production. Each request is a distinct query (no query-vector cache hits) with k=10 and an agent token
 (memory:read, coarse).
 
-Same run, in order: the library directly (1 caller), then `lifevault serve`'s app in a child process with
-1, 8 and 32 concurrent HTTP clients (keep-alive, one connection per client), then the library again.
-HTTP overhead = HTTP p50 at 1 client - library p50. Clients and server share the machine's 2 cores.
+Same run: `lifevault serve`'s app runs in a child process; the library figures are MemoryService.search
+called directly inside that process (same vault, same loaded index, same load on the machine), alternating
+with 1-client HTTP requests in blocks (ABAB), then 8 and 32 concurrent HTTP clients (keep-alive, one
+connection each). HTTP overhead = HTTP p50 at 1 client - library p50. Clients and server share the
+machine's 2 cores.
 """
 
 from __future__ import annotations
@@ -114,24 +116,6 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(np.array(xs) * 1000, p))
 
 
-def direct(home: Path, qs: list[str]) -> list[float]:
-    from embeddings.redaction import Redaction
-    from embeddings.service import MemoryService
-    from vault.store import Vault
-
-    with Vault.open(home, PASSPHRASE) as vault:
-        svc = MemoryService(vault)
-        svc.search("warm up", k=10)
-        red = Redaction.for_scopes(["memory:read"])
-        out = []
-        for q in qs:
-            t = time.perf_counter()
-            res = svc.search(q, k=10, redaction=red, actor="bench")
-            out.append(time.perf_counter() - t)
-            assert len(res.hits) == 10
-    return out
-
-
 def http(url: str, token: str, qs: list[str], clients: int) -> tuple[list[float], float, int]:
     """(latencies, wall seconds, errors) for len(qs) requests spread over `clients` concurrent clients."""
     lat: list[float] = []
@@ -160,69 +144,101 @@ def http(url: str, token: str, qs: list[str], clients: int) -> tuple[list[float]
 
 
 def serve(home: str, port: int) -> None:
-    """Child process: the API as `lifevault serve` runs it."""
+    """Child process: the API as `lifevault serve` runs it, in a thread; the main thread answers the parent's
+    `direct` commands by calling the same MemoryService directly (same process, same state, same load)."""
+    import json
+
     import uvicorn
 
     from api.app import create_app
     from api.state import ApiSettings
+    from embeddings.redaction import Redaction
 
     app = create_app(ApiSettings(home=Path(home), passphrase=os.environ["LIFEVAULT_BENCH_PASSPHRASE"], host=HOST,
                                  port=port))
-    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, access_log=False, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    backend = app.state.backend
+    red = Redaction.for_scopes(["memory:read"])
+    print("ready", flush=True)
+    for line in sys.stdin:
+        out = []
+        for q in json.loads(line):
+            t = time.perf_counter()
+            with backend.lock:
+                res = backend.service.search(q, k=10, redaction=red, actor="bench")
+            out.append(time.perf_counter() - t)
+            assert len(res.hits) == 10
+        print(json.dumps(out), flush=True)
+    server.should_exit = True
+    thread.join(timeout=60)
 
 
 def main() -> None:
+    import json
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--memories", type=int, default=100_000)
     ap.add_argument("--encode", type=int, default=2000)
     ap.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
     ap.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32])
+    ap.add_argument("--block", type=int, default=20, help="library and 1-client HTTP alternate in blocks of this size")
     ap.add_argument("--serve", nargs=2, metavar=("HOME", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return
     rng = random.Random(11)
-    qs = queries(args.requests * (len(args.clients) + 2) + 10, rng)
+    qs = iter(queries(args.requests * (len(args.clients) + 1) + 50, rng))
+    take = lambda n: [next(qs) for _ in range(n)]  # noqa: E731 - every request a fresh query
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         token = build(home, args.memories, min(args.encode, args.memories))
-        lib_a = direct(home, qs[: args.requests])
-        print(f"  library (before): p50 {pct(lib_a, 50):.1f} ms p95 {pct(lib_a, 95):.1f} p99 {pct(lib_a, 99):.1f}",
-              flush=True)
         with socket.socket() as sock:
             sock.bind((HOST, 0))
             port = int(sock.getsockname()[1])
         env = os.environ | {"LIFEVAULT_BENCH_PASSPHRASE": PASSPHRASE}
-        child = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve", str(home), str(port)], env=env)
+        child = subprocess.Popen([sys.executable, "-m", "bench.bench_api", "--serve", str(home), str(port)], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
         url = f"http://{HOST}:{port}"
+
+        def direct(batch: list[str]) -> list[float]:
+            child.stdin.write(json.dumps(batch) + "\n")
+            child.stdin.flush()
+            return json.loads(child.stdout.readline())
+
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline and child.poll() is None, "server did not start"
-                time.sleep(0.2)
-            http(url, token, [f"warm up {i}" for i in range(20)], 1)
-            rows = []
-            used = args.requests
+            assert child.stdout.readline().strip() == "ready", "server did not start"
+            direct(["warm up"])
+            http(url, token, [f"warm up {i}" for i in range(10)], 1)
+            lib: list[float] = []
+            one: list[float] = []
+            wall1 = 0.0
+            for _ in range(max(1, args.requests // args.block)):  # ABAB: library block, then HTTP block
+                lib += direct(take(args.block))
+                lat, wall, errs = http(url, token, take(args.block), 1)
+                assert errs == 0
+                one += lat
+                wall1 += wall
+            rows = [(1, one, wall1, 0)]
+            print(f"  library: p50 {pct(lib, 50):6.1f} ms  p95 {pct(lib, 95):6.1f}  p99 {pct(lib, 99):6.1f}", flush=True)
             for c in args.clients:
-                batch = qs[used : used + args.requests]
-                used += args.requests
-                lat, wall, errs = http(url, token, batch, c)
+                if c == 1:
+                    continue
+                lat, wall, errs = http(url, token, take(args.requests), c)
                 rows.append((c, lat, wall, errs))
+            for c, lat, wall, errs in rows:
                 print(f"  HTTP {c:>2} clients: {len(lat) / wall:6.1f} req/s  p50 {pct(lat, 50):6.1f} ms  "
                       f"p95 {pct(lat, 95):6.1f}  p99 {pct(lat, 99):6.1f}  errors {errs}", flush=True)
         finally:
-            child.terminate()
-            child.wait(timeout=60)
-        lib_b = direct(home, qs[used : used + args.requests])
-    lib = lib_a + lib_b
-    print(f"  library (after):  p50 {pct(lib_b, 50):.1f} ms p95 {pct(lib_b, 95):.1f} p99 {pct(lib_b, 99):.1f}")
-    print(f"\nmemories {args.memories:,}; {args.requests} requests per level; library {len(lib)} calls (before+after)")
+            child.stdin.close()
+            child.wait(timeout=120)
+    print(f"\nmemories {args.memories:,}; {args.requests} requests per level; library and 1 client alternate in "
+          f"blocks of {args.block}")
     print("caller               req/s    p50 ms   p95 ms   p99 ms  errors")
     print(f"library, 1 caller   {len(lib) / sum(lib):6.1f}   {pct(lib, 50):6.1f}   {pct(lib, 95):6.1f}   "
           f"{pct(lib, 99):6.1f}       -")
@@ -230,6 +246,7 @@ def main() -> None:
         print(f"HTTP, {c:>2} clients    {len(lat) / wall:6.1f}   {pct(lat, 50):6.1f}   {pct(lat, 95):6.1f}   "
               f"{pct(lat, 99):6.1f}  {errs:6d}")
     print(f"HTTP overhead at p50 (1 client - library): {pct(rows[0][1], 50) - statistics.median(lib) * 1000:+.1f} ms")
+
 
 
 if __name__ == "__main__":

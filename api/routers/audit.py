@@ -18,30 +18,39 @@ router = APIRouter(tags=["audit"])
 
 
 @router.get("/audit/events", response_model=AuditEventsOut, summary="Audit log records after a sequence number")
-def events(actor: Auditor, audit: AuditDep, b: BackendDep,
+async def events(actor: Auditor, audit: AuditDep, b: BackendDep,
            after_seq: Annotated[int, Query(ge=0, lt=2**63)] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            kind: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
-    with b.lock:
-        rows = list(vault_audit.events(b.vault, kind=kind, limit=limit, after_seq=after_seq))
-    audit.result([r.seq for r in rows])
-    return {"events": [{"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind, "body": r.body, "hash": r.hash}
-                       for r in rows]}
+    def work() -> dict[str, Any]:
+        with b.lock:
+            rows = list(vault_audit.events(b.vault, kind=kind, limit=limit, after_seq=after_seq))
+        audit.result([r.seq for r in rows])
+        return {"events": [{"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind, "body": r.body, "hash": r.hash}
+                           for r in rows]}
+
+    return await b.call(audit, work)
 
 
 @router.get("/audit/verify", response_model=VerifyOut, summary="Recompute the audit log's hash chain")
-def verify(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    with b.lock:
-        v = vault_audit.verify(b.vault)
-    audit.result(None, count=v.checked)
-    return {"table": v.table, "ok": v.ok, "checked": v.checked, "first_broken": v.first_broken, "reason": v.reason}
+async def verify(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with b.lock:
+            v = vault_audit.verify(b.vault)
+        audit.result(None, count=v.checked)
+        return {"table": v.table, "ok": v.ok, "checked": v.checked, "first_broken": v.first_broken, "reason": v.reason}
+
+    return await b.call(audit, work)
 
 
 @router.get("/privacy/report", summary="The privacy report (JSON), as `lifevault report` builds it")
-def privacy_report(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    from reports.build import build
+async def privacy_report(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        from reports.build import build
 
-    with b.lock:
-        report = build(b.vault)
-    audit.result(None, count=1)
-    return report
+        with b.lock:
+            report = build(b.vault)
+        audit.result(None, count=1)
+        return report
+
+    return await b.call(audit, work)

@@ -26,33 +26,39 @@ def _attendee(a: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/calendar/events", response_model=EventsOut, summary="Calendar occurrences in a time range")
-def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
-    precise = actor.is_owner or actor.location == "precise"
-    rows = b.query(_EVENTS + "ORDER BY start_ts LIMIT ?", [r.end, r.start, r.limit])
-    out = [{"id": rid, "start": iso(s), "end": iso(e), "all_day": all_day, "summary": summary,
-            "description": desc, "location": loc if precise else None, "status": status, "organizer": org,
-            "attendees": [_attendee(a) for a in parse_attendees(att)], "calendar": cal}
-           for rid, s, e, all_day, summary, desc, loc, status, org, att, cal in rows]
-    audit.result([e["id"] for e in out])
-    return {"events": out}
+async def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        precise = actor.is_owner or actor.location == "precise"
+        rows = b.query(_EVENTS + "ORDER BY start_ts LIMIT ?", [r.end, r.start, r.limit])
+        out = [{"id": rid, "start": iso(s), "end": iso(e), "all_day": all_day, "summary": summary,
+                "description": desc, "location": loc if precise else None, "status": status, "organizer": org,
+                "attendees": [_attendee(a) for a in parse_attendees(att)], "calendar": cal}
+               for rid, s, e, all_day, summary, desc, loc, status, org, att, cal in rows]
+        audit.result([e["id"] for e in out])
+        return {"events": out}
+
+    return await b.call(audit, work)
 
 
 @router.get("/calendar/free", response_model=FreeOut, summary="Free time between timed, non-cancelled events")
-def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep,
+async def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep,
          min_minutes: Annotated[int, Query(ge=1, le=1440, description="Shortest gap worth listing.")] = 30) -> dict[str, Any]:
-    rows = b.query(_EVENTS + "AND NOT coalesce(all_day, false) AND coalesce(status, '') <> 'CANCELLED' "
-                   "ORDER BY start_ts", [r.end, r.start])
-    busy: list[tuple[datetime, datetime]] = []
-    for _rid, s, e, *_ in rows:
-        s, e = max(s, r.start), min(e or s, r.end)
-        if busy and s <= busy[-1][1]:
-            busy[-1] = (busy[-1][0], max(busy[-1][1], e))
-        else:
-            busy.append((s, e))
-    slots, cursor = [], r.start
-    for s, e in [*busy, (r.end, r.end)]:
-        if (s - cursor).total_seconds() >= min_minutes * 60:
-            slots.append({"start": iso(cursor), "end": iso(s), "minutes": round((s - cursor).total_seconds() / 60, 1)})
-        cursor = max(cursor, e)
-    audit.result([row[0] for row in rows])
-    return {"free": slots[: r.limit]}
+    def work() -> dict[str, Any]:
+        rows = b.query(_EVENTS + "AND NOT coalesce(all_day, false) AND coalesce(status, '') <> 'CANCELLED' "
+                       "ORDER BY start_ts", [r.end, r.start])
+        busy: list[tuple[datetime, datetime]] = []
+        for _rid, s, e, *_ in rows:
+            s, e = max(s, r.start), min(e or s, r.end)
+            if busy and s <= busy[-1][1]:
+                busy[-1] = (busy[-1][0], max(busy[-1][1], e))
+            else:
+                busy.append((s, e))
+        slots, cursor = [], r.start
+        for s, e in [*busy, (r.end, r.end)]:
+            if (s - cursor).total_seconds() >= min_minutes * 60:
+                slots.append({"start": iso(cursor), "end": iso(s), "minutes": round((s - cursor).total_seconds() / 60, 1)})
+            cursor = max(cursor, e)
+        audit.result([row[0] for row in rows])
+        return {"free": slots[: r.limit]}
+
+    return await b.call(audit, work)

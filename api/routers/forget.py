@@ -24,32 +24,35 @@ router = APIRouter(tags=["memory"])
 
 @router.post("/forget", response_model=ForgetPreviewOut | ReceiptOut,
              summary="Preview (commit=false) or delete (commit=true with the preview's digest) memories")
-def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    redaction = actor.redaction()
-    kinds = frozenset(body.kinds) if body.kinds else None
-    if not actor.is_owner:
-        visible = frozenset(k for k, s in SENSITIVITY.items() if s in redaction.visible)
-        kinds = (kinds or visible) & visible
-        if not kinds:
-            raise HTTPException(status_code=422, detail="none of these kinds is visible to this token")
-    ids = None
-    if body.memory_ids:  # ids are 63-bit; larger ones name nothing (-1 keeps "these ids" while matching none)
-        ids = tuple(i for i in body.memory_ids if i < 2**63) or (-1,)
-    request = ForgetRequest(memory_ids=ids, source=body.source,
-                            since=body.since, until=body.until, query=body.query, kinds=kinds)
-    with b.lock:
-        plan = b.service.forget_preview(request)
-        if body.commit:
-            if body.digest != plan.digest:
-                raise HTTPException(status_code=409, detail="the selection changed or the digest is missing; "
-                                                            "preview again and commit with the new digest")
-            receipt = b.service.forget_commit(plan, actor=actor.token_id)
-            audit.result(None, count=receipt.memories, query=body.query)
-            return receipt.to_dict() | {"committed": True}
-        shown = fetch(b.vault, [p.memory_id for p in plan.preview], redaction)
-    preview = [{"id": p.memory_id, "kind": p.kind, "text": shown[p.memory_id].text, "start": iso(p.start)}
-               for p in plan.preview if p.memory_id in shown]
-    audit.result([p["id"] for p in preview], query=body.query)
-    d = plan.to_dict()
-    return {"committed": False, "memories": d["memories"], "by_kind": d["by_kind"], "rows": d["rows"],
-            "digest": plan.digest, "preview": preview}
+async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        redaction = actor.redaction()
+        kinds = frozenset(body.kinds) if body.kinds else None
+        if not actor.is_owner:
+            visible = frozenset(k for k, s in SENSITIVITY.items() if s in redaction.visible)
+            kinds = (kinds or visible) & visible
+            if not kinds:
+                raise HTTPException(status_code=422, detail="none of these kinds is visible to this token")
+        ids = None
+        if body.memory_ids:  # ids are 63-bit; larger ones name nothing (-1 keeps "these ids" while matching none)
+            ids = tuple(i for i in body.memory_ids if i < 2**63) or (-1,)
+        request = ForgetRequest(memory_ids=ids, source=body.source,
+                                since=body.since, until=body.until, query=body.query, kinds=kinds)
+        with b.lock:
+            plan = b.service.forget_preview(request)
+            if body.commit:
+                if body.digest != plan.digest:
+                    raise HTTPException(status_code=409, detail="the selection changed or the digest is missing; "
+                                                                "preview again and commit with the new digest")
+                receipt = b.service.forget_commit(plan, actor=actor.token_id)
+                audit.result(None, count=receipt.memories, query=body.query)
+                return receipt.to_dict() | {"committed": True}
+            shown = fetch(b.vault, [p.memory_id for p in plan.preview], redaction)
+        preview = [{"id": p.memory_id, "kind": p.kind, "text": shown[p.memory_id].text, "start": iso(p.start)}
+                   for p in plan.preview if p.memory_id in shown]
+        audit.result([p["id"] for p in preview], query=body.query)
+        d = plan.to_dict()
+        return {"committed": False, "memories": d["memories"], "by_kind": d["by_kind"], "rows": d["rows"],
+                "digest": plan.digest, "preview": preview}
+
+    return await b.call(audit, work)

@@ -14,25 +14,31 @@ router = APIRouter(tags=["owner"])
 
 
 @router.post("/ingest", response_model=IngestOut, summary="Ingest export files on this device (owner)")
-def ingest(body: IngestIn, actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    from ingest.pipeline import StrictFailure, run
+async def ingest(body: IngestIn, actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        from ingest.pipeline import StrictFailure, run
 
-    paths = [Path(p) for p in body.paths]
-    if not all(p.is_absolute() for p in paths):
-        raise HTTPException(status_code=422, detail="paths must be absolute")
-    with b.lock:
-        try:
-            report, failure = run(b.vault, paths, kind=body.kind, fmt=body.format, strict=body.strict), None
-        except StrictFailure as e:
-            report, failure = e.report, e
-    audit.result(None, count=report.loaded)
-    return {"report": report.to_json(), "strict_failed": failure is not None,
-            "message": str(failure) if failure is not None else None}
+        paths = [Path(p) for p in body.paths]
+        if not all(p.is_absolute() for p in paths):
+            raise HTTPException(status_code=422, detail="paths must be absolute")
+        with b.lock:
+            try:
+                report, failure = run(b.vault, paths, kind=body.kind, fmt=body.format, strict=body.strict), None
+            except StrictFailure as e:
+                report, failure = e.report, e
+        audit.result(None, count=report.loaded)
+        return {"report": report.to_json(), "strict_failed": failure is not None,
+                "message": str(failure) if failure is not None else None}
+
+    return await b.call(audit, work)
 
 
 @router.post("/index", summary="Turn ingested data into memories and embed what changed (owner)")
-def index(body: IndexIn, actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    with b.lock:
-        report = b.service.index(rebuild=body.rebuild, actor=actor.token_id)
-    audit.result(None, count=report.embedded)
-    return report.to_dict()
+async def index(body: IndexIn, actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with b.lock:
+            report = b.service.index(rebuild=body.rebuild, actor=actor.token_id)
+        audit.result(None, count=report.embedded)
+        return report.to_dict()
+
+    return await b.call(audit, work)

@@ -1,4 +1,7 @@
-"""Memory: search, context packs, notes (remember, read, edit, delete). All through MemoryService."""
+"""Memory: search, context packs, notes (remember, read, edit, delete). All through MemoryService.
+
+Handlers are async and do their vault work and the audit record in one thread hop (Backend.call).
+"""
 
 from __future__ import annotations
 
@@ -33,58 +36,72 @@ def _visible(b: Backend, actor: Actor, memory_id: int) -> None:
 
 
 @router.post("/search", response_model=SearchOut, summary="Hybrid search over memories, best first")
-def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    with b.lock:
+async def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         result = b.service.search(body.query, k=body.k, since=body.since, until=body.until, kinds=body.kinds,
                                   tags=body.tags, redaction=actor.redaction(), actor=actor.token_id)
-    audit.result([h.memory.memory_id for h in result.hits], query=body.query)
-    return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood)}
+        audit.result([h.memory.memory_id for h in result.hits], query=body.query)
+        return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood)}
+
+    return await b.call(audit, work)
 
 
 @router.post("/context", response_model=ContextOut, summary="A token-budgeted, cited context pack for a task")
-def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    with b.lock:
+async def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         pack = b.service.context(body.task, token_budget=body.token_budget, since=body.since, until=body.until,
                                  redaction=actor.redaction(), actor=actor.token_id)
-    audit.result([s.memory_id for s in pack.snippets], query=body.task)
-    return pack.to_dict()
+        audit.result([s.memory_id for s in pack.snippets], query=body.task)
+        return pack.to_dict()
+
+    return await b.call(audit, work)
 
 
 @router.post("/memories", response_model=CreatedOut, status_code=201, summary="Write a note (searchable at once)")
-def remember(body: RememberIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
-    with b.lock:
+async def remember(body: RememberIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         note = b.service.remember(body.text, occurred_at=body.occurred_at, tags=body.tags, metadata=body.metadata,
                                   source=body.source, actor=actor.token_id)
-    audit.result([note.memory_id])
-    return {"id": note.memory_id}
+        audit.result([note.memory_id])
+        return {"id": note.memory_id}
+
+    return await b.call(audit, work, status=201)
 
 
 @router.get("/memories/{memory_id}", response_model=MemoryOut, summary="One memory, redacted to the token")
-def get_memory(actor: MemoryReader, audit: AuditDep, b: BackendDep, memory_id: int = MemoryId) -> dict[str, Any]:
-    with b.lock:
+async def get_memory(actor: MemoryReader, audit: AuditDep, b: BackendDep, memory_id: int = MemoryId) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         record = b.service.get(memory_id, redaction=actor.redaction(), actor=actor.token_id)
-    audit.result([memory_id])
-    return record.to_dict()
+        audit.result([memory_id])
+        return record.to_dict()
+
+    return await b.call(audit, work)
 
 
 @router.patch("/memories/{memory_id}", response_model=MemoryOut, summary="Edit a note (history is kept)")
-def update_memory(body: UpdateIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep,
-                  memory_id: int = MemoryId) -> dict[str, Any]:
+async def update_memory(body: UpdateIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep,
+                        memory_id: int = MemoryId) -> dict[str, Any]:
     given = body.model_dump(exclude_unset=True)
-    with b.lock:
+    kwargs: dict[str, Any] = {k: given[k] for k in ("text", "tags", "occurred_at", "metadata") if k in given}
+
+    def work() -> dict[str, Any]:
         _visible(b, actor, memory_id)
-        kwargs: dict[str, Any] = {k: given[k] for k in ("text", "tags", "occurred_at", "metadata") if k in given}
         b.service.update(memory_id, actor=actor.token_id, **kwargs)
         record = fetch(b.vault, [memory_id], actor.redaction())[memory_id]
-    audit.result([memory_id])
-    return record.to_dict()
+        audit.result([memory_id])
+        return record.to_dict()
+
+    return await b.call(audit, work)
 
 
 @router.delete("/memories/{memory_id}", response_model=DeletedOut,
                summary="Delete one memory (with its history, vector and, for ingested memories, source rows)")
-def delete_memory(actor: MemoryWriter, audit: AuditDep, b: BackendDep, memory_id: int = MemoryId) -> dict[str, Any]:
-    with b.lock:
+async def delete_memory(actor: MemoryWriter, audit: AuditDep, b: BackendDep,
+                        memory_id: int = MemoryId) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
         _visible(b, actor, memory_id)
         receipt = b.service.delete(memory_id, actor=actor.token_id)
-    audit.result([memory_id])
-    return {"deleted": receipt.memories, "receipt": receipt.to_dict() | {"committed": True}}
+        audit.result([memory_id])
+        return {"deleted": receipt.memories, "receipt": receipt.to_dict() | {"committed": True}}
+
+    return await b.call(audit, work)

@@ -19,13 +19,16 @@ _KEY = {
 
 
 @router.get("/usage/summary", response_model=UsageOut, summary="Screen time in a range, grouped")
-def summary(actor: UsageReader, audit: AuditDep, b: BackendDep, r: RangeDep,
+async def summary(actor: UsageReader, audit: AuditDep, b: BackendDep, r: RangeDep,
             by: Annotated[Literal["app", "category", "day"], Query(description="Group by app, category or local day.")] = "app",
             ) -> dict[str, Any]:
-    rows = b.query(
-        f"SELECT {_KEY[by]} AS key, sum(epoch(least(end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(start_ts, ?::TIMESTAMPTZ))) / 60, "
-        "count(*) FROM app_sessions WHERE start_ts < ? AND end_ts > ? GROUP BY key "
-        f"ORDER BY {'key' if by == 'day' else '2 DESC, key'} LIMIT ?", [r.end, r.start, r.end, r.start, r.limit])
-    out = [{"key": str(k), "minutes": round(float(m or 0), 1), "sessions": int(n)} for k, m, n in rows]
-    audit.result(None, count=sum(o["sessions"] for o in out))
-    return {"by": by, "total_minutes": round(sum(o["minutes"] for o in out), 1), "rows": out}
+    def work() -> dict[str, Any]:
+        rows = b.query(
+            f"SELECT {_KEY[by]} AS key, sum(epoch(least(end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(start_ts, ?::TIMESTAMPTZ))) / 60, "
+            "count(*) FROM app_sessions WHERE start_ts < ? AND end_ts > ? GROUP BY key "
+            f"ORDER BY {'key' if by == 'day' else '2 DESC, key'} LIMIT ?", [r.end, r.start, r.end, r.start, r.limit])
+        out = [{"key": str(k), "minutes": round(float(m or 0), 1), "sessions": int(n)} for k, m, n in rows]
+        audit.result(None, count=sum(o["sessions"] for o in out))
+        return {"by": by, "total_minutes": round(sum(o["minutes"] for o in out), 1), "rows": out}
+
+    return await b.call(audit, work)
