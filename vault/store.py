@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from vault import keys as keymod
@@ -144,6 +145,9 @@ def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyC
     con.execute("SET allowed_directories = ?", [[str(home)]])
     con.execute("SET enable_external_access = false")
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s: it would corrupt `--json` output
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET enable_progress_bar_print = false")
     return con
 
 
@@ -336,11 +340,15 @@ class Vault:
 
     def row_ids(self, natural_keys: Iterable[str | None]) -> list[int]:
         """row_id for many already-joined natural keys (join parts with \\x1f, as row_id does)."""
-        key = self._keys.rowid
-        return [
-            int.from_bytes(hashlib.blake2b((k or "").encode(), key=key, digest_size=8).digest(), "big") >> 1
-            for k in natural_keys
-        ]
+        keyed = hashlib.blake2b(key=self._keys.rowid, digest_size=8)  # the key block is absorbed once
+        digests = []
+        for k in natural_keys:
+            h = keyed.copy()
+            h.update((k or "").encode())
+            digests.append(h.digest())
+        if not digests:
+            return []
+        return (np.frombuffer(b"".join(digests), dtype=">u8") >> np.uint64(1)).astype(np.int64).tolist()
 
     def blob_path(self, name: str) -> Path:
         d = self.home / BLOB_DIR
