@@ -210,7 +210,7 @@ def test_floating_time_without_x_wr_timezone_in_another_file_is_utc() -> None:
 def test_pathological_rrules_are_capped_or_quarantined_without_hanging() -> None:
     started = time.monotonic()
     rows, rejected, _ = run(FIXTURES / "pathological.ics")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # a hang guard, not a speed target (that is in bench/)
     reasons = {r.position: r.reason for r in rejected}
     assert "too expensive" in reasons[0]  # FREQ=SECONDLY
     assert "too expensive" in reasons[1]  # 30 February never comes
