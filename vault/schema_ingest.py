@@ -75,4 +75,20 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 meeting_minutes DOUBLE, screen_minutes DOUBLE, screen_by_app VARCHAR, screen_by_category VARCHAR)""",
         ],
     ),
+    (
+        # Raw fixes are the bulk of a vault (millions of rows) and are only ever appended or deleted:
+        # maintaining a primary-key index for them cost more than the rest of the write. Without it,
+        # Vault.insert_frame skips existing ids with a hash anti-join (one writer, in-batch duplicates
+        # already dropped by the pipeline), which keeps re-ingest idempotent at half the cost.
+        "0013_location_points_unindexed",
+        [
+            f"""CREATE TABLE location_points_heap (
+                row_id BIGINT NOT NULL, ts TIMESTAMPTZ, utc_offset_min INTEGER,
+                lat DOUBLE NOT NULL, lon DOUBLE NOT NULL, accuracy_m DOUBLE, altitude_m DOUBLE,
+                provider VARCHAR, {_PROVENANCE})""",
+            "INSERT INTO location_points_heap SELECT * FROM location_points",
+            "DROP TABLE location_points",
+            "ALTER TABLE location_points_heap RENAME TO location_points",
+        ],
+    ),
 ]

@@ -303,11 +303,22 @@ class Vault:
         cols = ", ".join(f'"{c}"' for c in df.columns)
         self._con.register("_lv_frame", df)
         try:
-            conflict = " ON CONFLICT DO NOTHING" if on_conflict_nothing else ""
-            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _lv_frame{conflict}")
+            source = "_lv_frame"
+            conflict = ""
+            if on_conflict_nothing and self._has_primary_key(table):
+                conflict = " ON CONFLICT DO NOTHING"
+            elif on_conflict_nothing and "row_id" in df.columns:  # an unindexed table: skip ids it holds
+                source = f"_lv_frame ANTI JOIN {table} USING (row_id)"
+            self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source}{conflict}")
         finally:
             self._con.unregister("_lv_frame")
         return int(self.scalar(f"SELECT count(*) FROM {table}")) - int(before)
+
+    def _has_primary_key(self, table: str) -> bool:
+        return bool(self.scalar(
+            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? AND table_name = ? "
+            "AND constraint_type = 'PRIMARY KEY'", [ALIAS, table],
+        ))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Vault]:
