@@ -1,0 +1,253 @@
+"""Federated next-app-category model: utility of DP-FedAvg at per-user epsilon 1, 4, 8, in one run.
+
+    python -m bench.bench_federated                       # 100 devices x 30 rounds, a year of data each
+    python -m bench.bench_federated --devices 100 --rounds 30 --days 30 --root /tmp/bfleet   # bench/README.md
+
+Side by side, on the same synthetic fleet (ingest/synth.py personas, each in its own encrypted vault) and
+the same held-out devices (20% of the fleet, never trained on; their most recent 20% of examples is the
+test set):
+  - non-private FedAvg (no clipping, no noise: the ceiling),
+  - central DP (device clips, server adds N(0, (zC)^2) to the sum, fixed denominator),
+  - local DP (each device adds N(0, (zC)^2) to its own clipped update),
+  - per-device-only: each held-out device trains alone on its first 80% and predicts its last 20%.
+z is set so that `rounds` releases compose to the per-user epsilon at delta 1e-6 (PLD, no amplification),
+which is also the budget each device enforces.
+
+Flower's engine is bypassed for speed: rounds run in-process, but every DP device round is the real
+client.release_round (budget check, local training, float64 clip, CSPRNG noise, ledger append) against a
+per-configuration ledger vault for each device, and the server step is server_app's aggregation rule.
+Configurations run in parallel worker processes (--workers, default 2).
+
+Then the device round time: one persona with a year of data, vault open to update returned (features from
+the vault, 50 local steps, clip, noise, ledger), median of 5 after a first round that pays the imports;
+torch on one thread (federated.model.MAX_THREADS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA: dict[str, Any] = {}  # filled in the parent before the workers fork (copy-on-write, never pickled)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    name: str
+    mode: str | None  # None: non-private
+    epsilon: float | None
+
+
+def concat(exs: list[Any]) -> Any:
+    from federated.features import Examples
+
+    return Examples(**{f.name: np.concatenate([getattr(e, f.name) for e in exs]) for f in fields(Examples)})
+
+
+def load_fleet(args: argparse.Namespace) -> tuple[Any, dict[int, Any]]:
+    from federated import features as feat
+    from federated import simulate as sim
+
+    root = Path(args.root or tempfile.mkdtemp(prefix="lifevault-bench-fleet-"))
+    t0 = time.perf_counter()
+    fleet = sim.personas(root, args.devices, seed=args.seed, days=args.days, workers=args.workers,
+                         progress=lambda i: print(f"  persona {i + 1}", file=sys.stderr, flush=True))
+    print(f"fleet: {args.devices} devices x {args.days} days in {root} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    data = {}
+    for i in range(len(fleet.homes)):
+        with fleet.device(i).vault() as v:
+            ex = feat.examples(v)
+        try:
+            feat.require_enough(ex)
+            data[i] = ex
+        except feat.TooLittleData:
+            print(f"  device {i}: too little data ({len(ex)} examples), left out", file=sys.stderr)
+    return fleet, data
+
+
+def accuracy(weights: np.ndarray, test: Any) -> float:
+    from federated import client as dev
+
+    correct, total = dev.evaluate(weights, test)
+    return correct / total
+
+
+def run_config(cfg: Config) -> dict[str, Any]:
+    """One configuration's federated run (in a worker process)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from federated import aggregate
+    from federated import client as dev
+    from federated import server_app as sapp
+    from federated import simulate as sim
+    from vault.store import Vault
+
+    args, train_ids, test = DATA["args"], DATA["train_ids"], DATA["test"]
+    exs = DATA["examples"]
+    z = 0.0
+    if cfg.epsilon is not None:
+        z = sim.noise_for(cfg.epsilon, delta=args.delta, rounds=args.rounds)
+    policy = dev.Policy(budget_epsilon=cfg.epsilon or 1.0, delta=args.delta)
+    ledgers: dict[int, Any] = {}
+    if cfg.mode is not None:
+        base = Path(DATA["ledger_root"]) / cfg.name
+        for i in train_ids:
+            ledgers[i], _ = Vault.create(base / f"device-{i:03d}", sim.SYNTH_PASSPHRASE, kdf=sim.synth_kdf())
+    w = sapp.initial_weights(args.seed)
+    curve, t0, refused = [], time.perf_counter(), 0
+    try:
+        for rnd in range(1, args.rounds + 1):
+            spec = dev.RoundSpec(round=rnd, model_id=f"bench-{cfg.name}", mode=cfg.mode or "central",
+                                 clip_norm=args.clip, noise_multiplier=z or 1.0, local_steps=args.local_steps,
+                                 batch_size=args.batch_size, learning_rate=args.lr)
+            updates = []
+            for i in train_ids:
+                if cfg.mode is None:
+                    updates.append(dev.train_update(w, exs[i], spec))
+                    continue
+                try:
+                    updates.append(dev.release_round(ledgers[i], w, spec, policy, examples=exs[i]).update)
+                except dev.BudgetExhausted:
+                    refused += 1
+            mean = aggregate.mean_update(updates, mode=cfg.mode or "local", sampled=len(train_ids),
+                                         clip_norm=args.clip, noise_multiplier=z if cfg.mode == "central" else 0.0)
+            if mean is not None:  # the reference server's rule (fixed denominator and server noise in central)
+                w = w + args.server_lr * mean
+            curve.append(accuracy(w, test))
+    finally:
+        for v in ledgers.values():
+            v.close()
+    return {"config": cfg.name, "mode": cfg.mode or "none", "epsilon": cfg.epsilon, "noise_multiplier": z,
+            "accuracy": curve[-1], "best": max(curve), "curve": curve, "refused": refused,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def per_device_only(args: argparse.Namespace) -> float:
+    """Each held-out device trains alone on its past (as many SGD steps as a federated device does in
+    all the rounds) and predicts its own future; micro-averaged like the federated figures."""
+    from federated import client as dev
+    from federated import server_app as sapp
+
+    correct = total = 0
+    for i in DATA["held_ids"]:
+        past, future = DATA["examples"][i].split_by_time(0.8)
+        w0 = sapp.initial_weights(args.seed)
+        spec = dev.RoundSpec(round=1, model_id="alone", mode="central", clip_norm=1.0, noise_multiplier=1.0,
+                             local_steps=args.local_steps * args.rounds, batch_size=args.batch_size,
+                             learning_rate=args.lr)
+        w = w0 + dev.train_update(w0, past, spec)
+        c, t = dev.evaluate(w, future)
+        correct, total = correct + c, total + t
+    return correct / total
+
+
+def round_time(args: argparse.Namespace) -> tuple[list[float], int]:
+    """Wall time of the whole device round (vault open, budget check, features from the vault, 50 local
+    steps, clip, noise, ledger append) on a persona with a year of data; the first round also pays the
+    one-off imports (torch, dp-accounting, scipy) and is reported apart. Returns (times, examples)."""
+    from federated import client as dev
+    from federated import features as feat
+    from federated import server_app as sapp
+    from federated import simulate as sim
+
+    root = Path(args.root or tempfile.mkdtemp(prefix="lifevault-bench-fleet-")) / "year"
+    fleet = sim.personas(root, 1, seed=args.seed, days=365)
+    w = sapp.initial_weights(args.seed)
+    times = []
+    with fleet.device(0).vault() as v:
+        n = len(feat.examples(v))
+        start = 1 + len(dev.history(v))
+        for r in range(start, start + 6):
+            spec = dev.RoundSpec(round=r, model_id="bench-round-time", mode="local", clip_norm=args.clip,
+                                 noise_multiplier=50.0, local_steps=50, batch_size=64, learning_rate=args.lr)
+            t0 = time.perf_counter()
+            dev.release_round(v, w, spec, dev.Policy(budget_epsilon=1000.0))
+            times.append(time.perf_counter() - t0)
+    return times, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_federated", description=__doc__.split("\n\n")[0])
+    p.add_argument("--devices", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--epsilons", default="1,4,8")
+    p.add_argument("--delta", type=float, default=1e-6)
+    p.add_argument("--clip", type=float, default=0.5)
+    p.add_argument("--local-steps", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.5)
+    p.add_argument("--server-lr", type=float, default=1.0)
+    p.add_argument("--held-out", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--root", help="keep the synthetic fleet here (re-used by later runs)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    fleet, exs = load_fleet(args)
+    ids = sorted(exs)
+    order = np.random.default_rng(args.seed).permutation(len(ids))
+    n_held = max(1, math.floor(args.held_out * len(ids)))
+    held = sorted(ids[k] for k in order[:n_held])
+    train = [i for i in ids if i not in held]
+    DATA.update(args=args, examples=exs, train_ids=train, held_ids=held,
+                test=concat([exs[i].split_by_time(0.8)[1] for i in held]),
+                ledger_root=tempfile.mkdtemp(prefix="lifevault-bench-ledgers-"))
+    print(f"{len(train)} training devices, {len(held)} held out ({len(DATA['test']):,} test examples), "
+          f"{args.rounds} rounds, C={args.clip}, delta={args.delta:g}", flush=True)
+
+    eps = [float(e) for e in args.epsilons.split(",") if e]
+    configs = [Config("non-private", None, None)]
+    configs += [Config(f"central-eps{e:g}", "central", e) for e in eps]
+    configs += [Config(f"local-eps{e:g}", "local", e) for e in eps]
+    t0 = time.perf_counter()
+    try:
+        with mp.get_context("fork").Pool(args.workers) as pool:
+            results = pool.map(run_config, configs, chunksize=1)
+    finally:
+        shutil.rmtree(DATA["ledger_root"], ignore_errors=True)
+    alone = per_device_only(args)
+    times, year_examples = round_time(args)
+    first, times = times[0], times[1:]
+    wall = time.perf_counter() - t0
+
+    base = results[0]["accuracy"]
+    print()
+    print(f"| model (top-1 next app category, {len(held)} held-out devices) | per-user epsilon (delta {args.delta:g}) "
+          "| noise multiplier z | accuracy | of non-private |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        e = "-" if r["epsilon"] is None else f"{r['epsilon']:g}"
+        z = "-" if r["mode"] == "none" else f"{r['noise_multiplier']:.3f}"
+        label = {"none": "FedAvg, non-private", "central": "central DP (server noise)",
+                 "local": "local DP (device noise)"}[r["mode"]]
+        print(f"| {label} | {e} | {z} | {r['accuracy']:.3f} | {r['accuracy'] / base:.0%} |")
+    print(f"| per-device only (no federation) | - (nothing leaves) | - | {alone:.3f} | {alone / base:.0%} |")
+    print()
+    print(f"device round, a year of data ({year_examples:,} examples): median {statistics.median(times):.2f} s "
+          f"(min {min(times):.2f}, max {max(times):.2f}; first round with imports {first:.2f} s) on "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"wall time {wall:.0f} s")
+    if args.json:
+        print(json.dumps({"results": results, "per_device_only": alone, "round_seconds": times,
+                          "first_round_seconds": first, "year_examples": year_examples}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
