@@ -29,7 +29,7 @@ async def events(actor: Auditor, audit: AuditDep, b: BackendDep,
         return {"events": [{"seq": r.seq, "at": r.at.isoformat(), "kind": r.kind, "body": r.body, "hash": r.hash}
                            for r in rows]}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.get("/audit/verify", response_model=VerifyOut, summary="Recompute the audit log's hash chain")
@@ -40,7 +40,7 @@ async def verify(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict[str, An
         audit.result(None, count=v.checked)
         return {"table": v.table, "ok": v.ok, "checked": v.checked, "first_broken": v.first_broken, "reason": v.reason}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.get("/privacy/report", summary="The privacy report (JSON), as `lifevault report` builds it")
@@ -53,4 +53,4 @@ async def privacy_report(actor: Auditor, audit: AuditDep, b: BackendDep) -> dict
         audit.result(None, count=1)
         return report
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)

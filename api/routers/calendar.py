@@ -37,7 +37,7 @@ async def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: Range
         audit.result([e["id"] for e in out])
         return {"events": out}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.get("/calendar/free", response_model=FreeOut, summary="Free time between timed, non-cancelled events")
@@ -61,4 +61,4 @@ async def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDe
         audit.result([row[0] for row in rows])
         return {"free": slots[: r.limit]}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)

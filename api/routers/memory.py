@@ -43,7 +43,7 @@ async def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: Backen
         audit.result([h.memory.memory_id for h in result.hits], query=body.query)
         return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood)}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.post("/context", response_model=ContextOut, summary="A token-budgeted, cited context pack for a task")
@@ -54,7 +54,7 @@ async def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: Back
         audit.result([s.memory_id for s in pack.snippets], query=body.task)
         return pack.to_dict()
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.post("/memories", response_model=CreatedOut, status_code=201, summary="Write a note (searchable at once)")
@@ -75,7 +75,7 @@ async def get_memory(actor: MemoryReader, audit: AuditDep, b: BackendDep, memory
         audit.result([memory_id])
         return record.to_dict()
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.patch("/memories/{memory_id}", response_model=MemoryOut, summary="Edit a note (history is kept)")

@@ -52,7 +52,7 @@ async def timeline(actor: LocationReader, audit: AuditDep, b: BackendDep, r: Ran
         audit.result([i["id"] for i in items])
         return {"items": items}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
 
 
 @router.get("/places", response_model=PlacesOut, summary="Places visited in a time range, with time spent")
@@ -78,4 +78,4 @@ async def places(actor: LocationReader, audit: AuditDep, b: BackendDep, r: Range
         audit.result(ids)
         return {"places": out}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)

@@ -31,4 +31,4 @@ async def summary(actor: UsageReader, audit: AuditDep, b: BackendDep, r: RangeDe
         audit.result(None, count=sum(o["sessions"] for o in out))
         return {"by": by, "total_minutes": round(sum(o["minutes"] for o in out), 1), "rows": out}
 
-    return await b.call(audit, work)
+    return await b.call(audit, work, read=True)
