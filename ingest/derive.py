@@ -104,20 +104,22 @@ def _stays(vault: Vault) -> pl.DataFrame:
         iv = visits.select("start_ts", "end_ts").sort("start_ts")
         pts = pts.join_asof(iv, left_on="ts", right_on="start_ts", strategy="backward")
         pts = pts.filter(pl.col("end_ts").is_null() | (pl.col("ts") > pl.col("end_ts"))).select("ts", "lat", "lon", "utc_offset_min")
-    derived_rows = []
+    ts_type = pts.schema["ts"] if pts.height else pl.Datetime("us", "UTC")
+    derived = pl.DataFrame(schema={"start_ts": ts_type, "end_ts": ts_type, "utc_offset_min": pl.Int32,
+                                   "lat": pl.Float64, "lon": pl.Float64, "n_points": pl.Int64})
     if pts.height:
-        ts = pts["ts"].dt.epoch("us").to_numpy()
         lat, lon = pts["lat"].to_numpy(), pts["lon"].to_numpy()
-        offs = pts["utc_offset_min"].to_list()
-        for i, j in stay_points(ts, lat, lon):
-            derived_rows.append({
-                "start_ts": pts["ts"][i], "end_ts": pts["ts"][j - 1], "utc_offset_min": offs[i],
-                "lat": float(lat[i:j].mean()), "lon": float(lon[i:j].mean()), "n_points": j - i,
+        spans = np.array(stay_points(pts["ts"].dt.epoch("us").to_numpy(), lat, lon), dtype=np.int64).reshape(-1, 2)
+        if len(spans):  # centroids from prefix sums: one pass, no per-stay Python work
+            first, end = spans[:, 0], spans[:, 1]
+            n = end - first
+            clat = np.concatenate(([0.0], np.cumsum(lat, dtype=np.float64)))
+            clon = np.concatenate(([0.0], np.cumsum(lon, dtype=np.float64)))
+            derived = pl.DataFrame({
+                "start_ts": pts["ts"].gather(first), "end_ts": pts["ts"].gather(end - 1),
+                "utc_offset_min": pts["utc_offset_min"].gather(first).cast(pl.Int32),
+                "lat": (clat[end] - clat[first]) / n, "lon": (clon[end] - clon[first]) / n, "n_points": n,
             })
-    derived = pl.DataFrame(derived_rows, schema={
-        "start_ts": pts.schema["ts"] if pts.height else pl.Datetime("us", "UTC"), "end_ts": pts.schema["ts"] if pts.height else pl.Datetime("us", "UTC"),
-        "utc_offset_min": pl.Int32, "lat": pl.Float64, "lon": pl.Float64, "n_points": pl.Int64,
-    })
     derived = _name_stays(derived, visits)
     cols = ["start_ts", "end_ts", "utc_offset_min", "lat", "lon", "place_id", "name", "address", "semantic_type",
             "origin", "n_points"]
