@@ -1,8 +1,9 @@
 """`lifevault demo`: a synthetic persona's year, end to end, in a fresh vault.
 
 Steps: generate the persona's exports (ingest/synth.py) in a temporary folder, create a vault (a
-temporary home unless --home), ingest everything, then show what was loaded and quarantined. Later
-stages (index, sample questions, privacy report) run when their packages are present.
+temporary home unless --home), ingest everything and show what was loaded and quarantined, index the
+memories and answer sample questions with citations, then write the privacy report (HTML + JSON, no
+personal data) into the vault home.
 """
 
 from __future__ import annotations
@@ -59,9 +60,27 @@ def demo(
             for q in vload.quarantined(vault, report.load_id, limit=5):
                 err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}", soft_wrap=True)
             _memory(vault, manifest)
+            _privacy_report(vault, target)
     finally:
         shutil.rmtree(exports, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     err.print(f"Done. Passphrase: {passphrase!r}; recovery code {code}. Try: lifevault status --home {target}")
+
+
+def _privacy_report(vault: Vault, home: Path) -> None:
+    """The auditor's view of what just happened: counts, settings and chains only, no personal data."""
+    import json
+
+    from reports.build import build
+    from reports.html import render
+    from vault.fsio import write_atomic
+
+    data = build(vault)
+    html, js = home / "privacy-report.html", home / "privacy-report.json"
+    write_atomic(html, render(data).encode(), mode=0o644)
+    write_atomic(js, json.dumps(data, indent=2, default=str).encode(), mode=0o644)
+    err.print(f"[+] Privacy report: {html} (and {js.name})")
+    for line in data["summary"]:
+        err.print(f"      {line}", soft_wrap=True, markup=False)
 
 
 def _memory(vault: Vault, manifest: Any) -> None:
