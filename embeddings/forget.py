@@ -157,6 +157,9 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest) -> ForgetPlan:
             if table and table != "daily_summaries":
                 add(table, row_ids)
             if kind == "visit" and s is not None:
+                span = vault.query("SELECT min(start_ts), max(end_ts) FROM stays WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+                                   [list(row_ids)])  # every stay of the visit (export and detector)
+                s, e = min(s, span[0][0] or s), max(e, span[0][1] or e)
                 add("place_visits", _ids(vault, "SELECT row_id FROM place_visits WHERE start_ts < ? AND end_ts > ?", [e, s]))
                 add("location_points", _ids(vault, "SELECT row_id FROM location_points WHERE ts BETWEEN ? AND ?", [s, e]))
                 place = det.get("place") or {}

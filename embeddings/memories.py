@@ -1,7 +1,7 @@
 """Vault rows -> memories: the one place that decides what is embedded and searched.
 
 One memory per
-  - visit (a `stays` row):           "Visited Café Nero, 12 Kings Rd (café) on Tue 4 Mar 2025 09:05–09:40 (35 min)"
+  - visit (a `stays` row; an export's visit and the detector's stay over the same span are one visit):           "Visited Café Nero, 12 Kings Rd (café) on Tue 4 Mar 2025 09:05–09:40 (35 min)"
   - calendar occurrence:             "Calendar: Check-up with Dr. Lee on Tue 4 Mar 2025 14:00–14:30 at Kings Rd
                                       Dental, with Ann Lee, Bob (names only; emails stay in `details`)"
   - app-usage cluster (one app, one local day, sessions less than CLUSTER_GAP apart):
@@ -249,10 +249,36 @@ def _rid(vault: Vault, kind: str, key: object) -> int:
     return vault.row_id("memory", kind, key)
 
 
+def _same_stay(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Two stays rows (row_id, start, end, ...) describing one visit: overlapping by more than half the shorter."""
+    overlap = (min(a[2], b[2]) - max(a[1], b[1])).total_seconds()
+    return overlap > 0.5 * max(1.0, min((a[2] - a[1]).total_seconds(), (b[2] - b[1]).total_seconds()))
+
+
+def stay_groups(vault: Vault) -> list[list[tuple[Any, ...]]]:
+    """Stays grouped into visits: an export's visit and the stay the detector found in the same fixes are one
+    visit (the export's row first: it carries Google's place name); anything else stands alone."""
+    rows = vault.query(
+        "SELECT row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, address, semantic_type, origin FROM stays "
+        "ORDER BY start_ts, row_id")
+    groups: list[list[tuple[Any, ...]]] = []
+    open_: list[list[tuple[Any, ...]]] = []  # groups whose span may still overlap the next stay
+    for row in rows:
+        open_ = [g for g in open_ if max(r[2] for r in g) > row[1]]
+        home = next((g for g in open_ if _same_stay(g[0], row) and (g[0][9] == "derived") != (row[9] == "derived")), None)
+        if home is None:
+            open_.append([row])
+            groups.append(open_[-1])
+        elif row[9] != "derived":
+            home.insert(0, row)
+        else:
+            home.append(row)
+    return groups
+
+
 def visits(vault: Vault) -> Iterator[Memory]:
-    for rid, s, e, off, lat, lon, name, addr, stype in vault.query(
-        "SELECT row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, address, semantic_type FROM stays"
-    ):
+    for group in stay_groups(vault):
+        rid, s, e, off, lat, lon, name, addr, stype, _ = group[0]
         text, red = render_visit(name, addr, stype, s, e, off)
         label = place_type(stype, name)
         yield Memory(
@@ -260,7 +286,7 @@ def visits(vault: Vault) -> Iterator[Memory]:
             start_ts=s, end_ts=e, utc_offset_min=off, tags=("place", _type_word(label).replace(" ", "-")),
             details={"place": {"name": name, "address": addr, "type": label, "semantic_type": stype, "lat": lat,
                               "lon": lon}},
-            source=SOURCE["visit"], source_table="stays", source_row_ids=(rid,),
+            source=SOURCE["visit"], source_table="stays", source_row_ids=tuple(r[0] for r in group),
         )
 
 

@@ -75,3 +75,20 @@ def test_a_day_of_screen_time_lists_the_top_apps(vault: Vault, svc: MemoryServic
     text, details = vault.query("SELECT text, details FROM memories WHERE source_table = 'daily_summaries'")[0]
     assert text.startswith("Screen time on Wed 12 Mar 2025: 55 min. Apps: YouTube 35 min, Slack 20 min")
     assert json.loads(details)["by_app"] == {"YouTube": 35.0, "Slack": 20.0}
+
+
+def test_an_exported_visit_and_the_detected_stay_over_the_same_span_are_one_memory(vault: Vault, svc: MemoryService):
+    def stay(rid: int, start: datetime, end: datetime, name: str | None, origin: str) -> None:
+        vault.execute("INSERT INTO stays VALUES (?, ?, ?, 0, 51.49, -0.19, 'p1', ?, 'Warwick Rd', 'gym', ?, 12)",
+                      [rid, start, end, name, origin])
+
+    stay(1, datetime(2025, 3, 4, 18, 12, tzinfo=UTC), datetime(2025, 3, 4, 19, 34, tzinfo=UTC), None, "derived")
+    stay(2, datetime(2025, 3, 4, 18, 13, tzinfo=UTC), datetime(2025, 3, 4, 19, 32, tzinfo=UTC), "PureGym", "export")
+    stay(3, datetime(2025, 3, 4, 20, 0, tzinfo=UTC), datetime(2025, 3, 4, 21, 0, tzinfo=UTC), None, "derived")
+    svc.index()
+    rows = vault.query("SELECT text, source_row_ids FROM memories WHERE kind = 'visit' ORDER BY start_ts")
+    assert [(t[:16], ids) for t, ids in rows] == [("Visited PureGym,", [2, 1]), ("Visited a gym on", [3])]
+    from embeddings.forget import ForgetRequest
+
+    svc.forget_commit(svc.forget_preview(ForgetRequest(query="PureGym")))
+    assert [r[0] for r in vault.query("SELECT row_id FROM stays")] == [3]
