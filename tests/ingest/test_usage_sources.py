@@ -12,37 +12,14 @@ import polars as pl
 import pytest
 
 from ingest.files import InputFile
-from ingest.records import TABLES, Rejected
+from ingest.records import Rejected
 from ingest.sources.usage import android_events, knowledgec, takeout_activity, wellbeing_db
+from tests.ingest.batches import parse as run
+from tests.ingest.batches import utc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "usage"
 MY_ACTIVITY = FIXTURES / "My Activity" / "Android" / "MyActivity.json"
 MAC_EPOCH = 978_307_200
-
-
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
-
-
-def run(
-    module: ModuleType, f: InputFile | Path
-) -> tuple[dict[str, pl.DataFrame], list[Rejected], dict[str, int]]:
-    """Rows per table, all rejects and the counted skips (the generator's return value) of one file."""
-    f = f if isinstance(f, InputFile) else InputFile(f)
-    frames: dict[str, list[pl.DataFrame]] = {}
-    rejected: list[Rejected] = []
-    gen = module.batches(f)
-    while True:
-        try:
-            batch = next(gen)
-        except StopIteration as stop:
-            skipped = stop.value
-            break
-        assert batch.rows.schema == TABLES[batch.table]
-        frames.setdefault(batch.table, []).append(batch.rows)
-        rejected.extend(batch.rejected)
-    assert all(r.format == module.FORMAT and r.file == f.name and "\n" not in r.reason for r in rejected)
-    return {t: pl.concat(fs) for t, fs in frames.items()}, rejected, skipped
 
 
 def events(rows: dict[str, pl.DataFrame]) -> list[tuple]:
