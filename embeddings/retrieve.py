@@ -8,7 +8,8 @@
     recency    = only when the query asks "when did I last/first": the most relevant candidates (near-ties on
                  both other signals) come first, latest (or earliest) first
     fused      = sum over signals of weight / (RRF_K + rank)      (Cormack et al. 2009, k = 60); the lexical
-                 weight grows from LEXICAL_MIN_WEIGHT to 1 with the rarity of the query's rarest term
+                 weight grows from LEXICAL_MIN_WEIGHT to LEXICAL_MAX_WEIGHT with the rarity of the query's
+                 rarest term (dense weighs 1)
 `explain` keeps every signal's rank and score per hit.
 
 The Catalog holds, per memory, the columns the filters need (numpy arrays aligned with BM25 positions);
@@ -33,7 +34,9 @@ from embeddings.temporal import TimeFilter
 
 RRF_K = 60
 WEIGHTS = {"dense": 1.0, "lexical": 1.0, "recency": 1.0}
-LEXICAL_MIN_WEIGHT = 0.3  # lexical weight for a query of common words; 1.0 for an identifier
+LEXICAL_MIN_WEIGHT = 0.3  # lexical weight for a query of common words ...
+LEXICAL_MAX_WEIGHT = 0.5  # ... and for an identifier (bench/eval_retrieval.py: higher lets BM25 put the trips
+# to and from a named place above the visits at it; identifiers are found at any weight in [0.3, 1])
 MIN_DEPTH = 100
 RELEVANT_DENSE_GAP = 0.06  # recency ranks the candidates within this cosine of the best one
 RELEVANT_LEXICAL_FRACTION = 0.8  # ... and within this fraction of the best BM25 score
@@ -303,7 +306,7 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_ve
         pos, scores = bm25.search(query, depth, mask)
         lists["lexical"] = (cat.ids[pos].tolist(), scores.tolist())
         if mode == "hybrid":  # rare terms (names, identifiers) make the lexical ranking more trustworthy
-            weights["lexical"] = LEXICAL_MIN_WEIGHT + (1 - LEXICAL_MIN_WEIGHT) * bm25.specificity(query)
+            weights["lexical"] = LEXICAL_MIN_WEIGHT + (LEXICAL_MAX_WEIGHT - LEXICAL_MIN_WEIGHT) * bm25.specificity(query)
     if mode in ("hybrid", "dense") and query.strip() and query_vector is not None and n:
         ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, redaction.redacts_text)
         lists["dense"] = (ids.tolist(), scores.tolist())
