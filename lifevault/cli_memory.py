@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -57,7 +58,18 @@ def index(
     Example: lifevault index --rebuild
     """
     from embeddings.service import MemoryService
+    from lifevault.cli_api import forward_if_served
 
+    running = forward_if_served(home)  # a running `lifevault serve` owns the vault: the job runs there
+    if running is not None:
+        with err.status(f"indexing in the running server ({running.url})"):
+            out = running.request("POST", "/v1/index", json_body={"rebuild": rebuild}, timeout=None)
+        err.print(f"Memories: {out.get('added', 0)} added, {out.get('changed', 0)} changed, "
+                  f"{out.get('removed', 0)} removed; embedded {out.get('embedded', 0)}; index holds "
+                  f"{out.get('vectors', 0)} vectors (in the server)", soft_wrap=True)
+        if json_out:
+            emit_json(out)
+        return
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
         columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -196,6 +208,8 @@ def forget(
     request = ForgetRequest(memory_ids=tuple(memory_id) if memory_id else None, source=source,
                             since=_when(since, "--since"), until=_when(until, "--until"), query=query,
                             kinds=frozenset(_check_kinds(kind) or ()) or None)
+    if _forget_in_server(home, request, dry_run=dry_run, yes=yes, json_out=json_out):
+        return
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
         plan = svc.forget_preview(request)
@@ -219,3 +233,40 @@ def forget(
               f"index resealed (audit record {receipt.audit_seq})", markup=False)
     if json_out:
         emit_json({"dry_run": False} | receipt.to_dict())
+
+
+def _forget_in_server(home: Path | None, request: Any, *, dry_run: bool, yes: bool, json_out: bool) -> bool:
+    """`forget` while a server owns the vault: preview there, confirm here, commit there with the preview's
+    digest (the server refuses the commit if anything changed in between). False: no server running."""
+    from lifevault.cli_api import forward_if_served
+
+    running = forward_if_served(home)
+    if running is None:
+        return False
+    body: dict[str, Any] = {
+        "memory_ids": list(request.memory_ids) if request.memory_ids else None, "source": request.source,
+        "since": request.since.isoformat() if request.since else None,
+        "until": request.until.isoformat() if request.until else None,
+        "query": request.query, "kinds": sorted(request.kinds) if request.kinds else None,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    plan = running.request("POST", "/v1/forget", json_body=body | {"commit": False}, timeout=None)
+    rows = ", ".join(f"{t} {n}" for t, n in plan["rows"].items()) or "none"
+    err.print(f"Would forget {plan['memories']} memories "
+              f"({', '.join(f'{k} {n}' for k, n in plan['by_kind'].items()) or 'none'}); source rows: {rows} "
+              f"(in the running server)", markup=False, soft_wrap=True)
+    for item in plan["preview"]:
+        err.print(f"  - [{item.get('kind')}] {item.get('text')}", markup=False)
+    if dry_run or not plan["memories"]:
+        if json_out:
+            emit_json({"dry_run": True} | plan)
+        return True
+    if not yes and not typer.confirm("Forget these for good?", err=True):
+        raise typer.Exit(1)
+    receipt = running.request("POST", "/v1/forget", json_body=body | {"commit": True, "digest": plan["digest"]},
+                              timeout=None)
+    err.print(f"Forgotten: {receipt['memories']} memories; rows deleted {receipt['rows_deleted']}; "
+              f"index resealed (audit record {receipt['audit_seq']})", markup=False)
+    if json_out:
+        emit_json({"dry_run": False} | receipt)
+    return True

@@ -56,6 +56,30 @@ def test_ingest_is_sent_to_the_running_server_instead_of_failing_on_the_lock(liv
     assert code == 0 and json.loads(capsys.readouterr().out)["loaded"] == 0  # idempotent through the server too
 
 
+def test_index_and_forget_are_sent_to_the_running_server(live: Live, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("LIFEVAULT_PASSPHRASE", raising=False)
+    assert main(["remember", "Locker code at the climbing gym is 4417", "--home", str(live.home)]) != 0  # vault is held
+    capsys.readouterr()
+    assert main(["index", "--home", str(live.home), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "in the server" in out.err and json.loads(out.out)["vectors"] > 0
+    owner = {"Authorization": f"Bearer {live.tokens['memory:write']}"}
+    made = httpx.post(f"{live.url}/v1/memories", headers=owner,
+                      json={"text": "Locker code at the climbing gym is 4417", "tags": ["forward-test"]})
+    assert made.status_code in (200, 201), made.text
+    mid = made.json()["id"]
+    assert httpx.get(f"{live.url}/v1/memories/{mid}",
+                     headers={"Authorization": f"Bearer {live.tokens['memory:read']}"}).status_code == 200
+    assert main(["forget", "--id", str(mid), "--home", str(live.home), "--dry-run", "--json"]) == 0
+    preview = json.loads(capsys.readouterr().out)
+    assert preview["dry_run"] is True and preview["memories"] == 1
+    assert main(["forget", "--id", str(mid), "--home", str(live.home), "--yes", "--json"]) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["dry_run"] is False and receipt["memories"] == 1
+    reader = {"Authorization": f"Bearer {live.tokens['memory:read']}"}
+    assert httpx.get(f"{live.url}/v1/memories/{mid}", headers=reader).status_code == 404
+
+
 def test_tokens_are_created_listed_and_revoked_through_the_running_server(live: Live, capsys) -> None:
     assert main(["token", "create", "--agent", "cli-made", "--scope", "usage:read", "--home", str(live.home), "--json"]) == 0
     made = json.loads(capsys.readouterr().out)
