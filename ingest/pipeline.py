@@ -62,6 +62,7 @@ class FileReport:
     loaded: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    forgotten: int = 0  # rows the user asked to forget (`lifevault forget`), not brought back from an old export
     resumed_batches: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # valid records that are not data, by reason
 
@@ -73,6 +74,7 @@ class RunReport:
     loaded: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    forgotten: int = 0
     seconds: float = 0.0
     files: list[FileReport] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files no source recognised
@@ -142,6 +144,7 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0
+    forgotten = vload.forgotten_ids(vault)
     stream = mod.batches(f, **options)
     while True:
         try:
@@ -154,6 +157,10 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
             report.resumed_batches += 1
             continue
         table, rows, upsert, in_batch = keyed(vault, batch, load_id)
+        if table in forgotten:
+            gone = rows["row_id"].is_in(forgotten[table])
+            report.forgotten += int(gone.sum())
+            rows = rows.filter(~gone)
         res = vload.write_batch(
             vault, load_id=load_id, table=table, rows=rows,
             quarantine=quarantine_frame(vault, load_id, batch.rejected),
@@ -224,6 +231,7 @@ def run(
         report.loaded += fr.loaded
         report.duplicates += fr.duplicates
         report.quarantined += fr.quarantined
+        report.forgotten += fr.forgotten
     report.derived = derive.run(vault, changed)
     report.seconds = round(time.perf_counter() - t0, 3)
     report.status = "quarantined-strict" if strict and report.quarantined else "completed"

@@ -78,6 +78,8 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
         err.print(f"{len(report.skipped)} file(s) not recognised as an export and skipped")
     if report.quarantined:
         err.print(f"{report.quarantined} record(s) quarantined: `lifevault quarantine {report.load_id}`")
+    if report.forgotten:
+        err.print(f"{report.forgotten} record(s) you had asked to forget were not brought back")
 
 
 def quarantine(

@@ -108,6 +108,14 @@ def write_batch(
     return BatchResult(added=added, duplicates=duplicates, quarantined=q)
 
 
+def forgotten_ids(vault: Vault) -> dict[str, pl.Series]:
+    """Keyed ids of source rows removed by `forget`, per table: ingest must not bring them back."""
+    if "forgotten_rows" not in vault.tables():
+        return {}
+    df = vault.frame("SELECT source_table, row_id FROM forgotten_rows")
+    return {t: g["row_id"] for (t,), g in df.group_by("source_table")}
+
+
 def _existing(vault: Vault, table: str, rows: pl.DataFrame) -> int:
     vault.execute("CREATE OR REPLACE TEMP TABLE _lv_ids (row_id BIGINT)")
     vault.insert_frame("_lv_ids", rows.select("row_id"), on_conflict_nothing=False)

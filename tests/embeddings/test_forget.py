@@ -114,3 +114,24 @@ def test_forget_by_source_removes_every_calendar_memory(vault: Vault, indexed: M
     receipt = indexed.forget_commit(indexed.forget_preview(ForgetRequest(source="calendar")))
     assert receipt.memories == 6 and vault.scalar("SELECT count(*) FROM calendar_events") == 0
     assert indexed.search("standup", k=5, kinds=["event"]).hits == ()
+
+
+def test_reingesting_an_old_export_does_not_bring_forgotten_rows_back(vault: Vault, svc: MemoryService, tmp_path):
+    from ingest.pipeline import run
+    from tests.ingest.test_calendar_ics import FIXTURES as ICS_FIXTURES
+
+    export = ICS_FIXTURES / "google_bom.ics"
+    window = {"window_start": datetime(2000, 1, 1, tzinfo=UTC), "window_end": datetime(2100, 1, 1, tzinfo=UTC)}
+    first = run(vault, [export], options=window)
+    assert first.loaded > 0
+    svc.index()
+    plan = svc.forget_preview(ForgetRequest(query="Dentist"))
+    assert plan.by_kind == {"event": 1} and len(plan.rows["calendar_events"]) == 1
+    svc.forget_commit(plan)
+    assert vault.scalar("SELECT count(*) FROM calendar_events WHERE summary = 'Dentist'") == 0
+    again = run(vault, [export], options=window)  # the same old export, a month later
+    assert again.forgotten == 1 and again.loaded == 0
+    assert vault.scalar("SELECT count(*) FROM calendar_events WHERE summary = 'Dentist'") == 0
+    assert vault.scalar("SELECT count(*) FROM calendar_events") == first.loaded - 1
+    svc.index()
+    assert not [h for h in svc.search("Dentist", k=5, mode="lexical").hits if "Dentist" in h.memory.text]
