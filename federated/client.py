@@ -229,14 +229,16 @@ def projected(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, flo
 
 def device_verifiable(vault: Vault, spec: RoundSpec | None, policy: Policy) -> float:
     """Epsilon counting only the noise the device added itself: what it can verify without trusting
-    anyone. inf once a central round was released (the device added no noise), and inf once a past
-    distributed round was: the ledger records the z of the sum, not the number of shares t, and the
-    device's own share z / sqrt(t) cannot be bounded without it. Exact for local-only histories (plus the
-    current round, whose t is known)."""
-    past = history(vault)
-    if any(str(b["mode"]) != "local" for b in past):
-        return math.inf
-    zs = [float(b["noise_multiplier"]) for b in past]
+    anyone. inf once a central round was released (the device added no noise). A distributed release
+    counts with its own share's z / sqrt(t) (the ledger records t as noise_shares)."""
+    zs: list[float] = []
+    for b in history(vault):
+        if str(b["mode"]) == "local":
+            zs.append(float(b["noise_multiplier"]))
+        elif str(b["mode"]) == "distributed" and "noise_shares" in b:  # own share: z / sqrt(t)
+            zs.append(float(b["noise_multiplier"]) / math.sqrt(int(b["noise_shares"])))
+        else:  # central, or a distributed release recorded before the ledger kept t
+            return math.inf
     if spec is not None:
         if spec.mode == "central":
             return math.inf
@@ -354,7 +356,7 @@ def release_round(
         clip_norm=float(spec.clip_norm), noise_multiplier=float(spec.noise_multiplier),
         sampling=spec.sampling, sampling_rate=spec.sampling_rate, delta=policy.delta,
         epsilon_after=eps, epsilon_after_rdp=eps_rdp, epsilon_label=LABELS[spec.mode],
-        budget_epsilon=policy.budget_epsilon,
+        budget_epsilon=policy.budget_epsilon, noise_shares=spec.noise_shares if spec.mode == "distributed" else 1,
     ))
     audit.record(vault, RoundTrained(
         actor="federated", round=spec.round, model_id=spec.model_id, mode=spec.mode, examples=len(ex),

@@ -41,6 +41,9 @@ class Release:
     epsilon_after_rdp: float  # cross-check
     epsilon_label: str  # "device-verifiable" | "central (honest server)" | "distributed (honest majority)"
     budget_epsilon: float
+    # distributed: how many devices' noise shares make up the sum's noise (each added z/sqrt(t));
+    # lets the device state the epsilon of its own share. 1 for local and central.
+    noise_shares: int = 1
 
     def __post_init__(self) -> None:
         for name in ("clip_norm", "noise_multiplier", "delta", "epsilon_after", "epsilon_after_rdp", "budget_epsilon"):
@@ -49,6 +52,8 @@ class Release:
                 raise ValueError(f"ledger release: {name} must be a finite number > 0, got {v!r}")
         if not self.delta < 1:
             raise ValueError("ledger release: delta must be < 1")
+        if isinstance(self.noise_shares, bool) or not isinstance(self.noise_shares, int) or self.noise_shares < 1:
+            raise ValueError(f"ledger release: noise_shares must be an integer >= 1, got {self.noise_shares!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -258,7 +258,11 @@ def test_a_distributed_share_carries_variance_sigma2_c2_over_n(device):
     s2 = float(np.sum(rel.update**2)) / sigma**2
     assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / sigma) ** 2
     assert row["noise_multiplier"] == 3.0 and row["epsilon_label"] == "distributed (honest majority)"
+    assert row["noise_shares"] == 4
     assert rel.epsilon_device_verifiable > rel.epsilon_after  # its own share alone protects less than the sum
+    with device.vault() as v:  # afterwards, from the ledger alone: the share's z / sqrt(t), not infinity
+        after = dev.epsilons(v)["device_verifiable"]
+    assert after == pytest.approx(rel.epsilon_device_verifiable) and math.isfinite(after)
 
 
 def test_a_distributed_round_outside_secagg_is_refused(device):
