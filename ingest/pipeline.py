@@ -88,8 +88,21 @@ class RunReport:
 Progress = Callable[[str, int], None]  # (file display name, rows just processed)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lifevault")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "source"
+
+
 def file_key(f: InputFile, fmt: str) -> str:
-    h = hashlib.sha256(f"{fmt}|{f.display}|{f.size}|".encode())
+    """Identifies one file as read by this version of its source. A cursor counts committed batches, so it
+    only means something to the code that cut those batches: another lifevault version (other batch
+    sizes, other rules) gets another key and reads the file from the start, which the keyed row ids make
+    safe (nothing is added twice) instead of skipping rows it never committed."""
+    h = hashlib.sha256(f"{fmt}|{f.display}|{f.size}|lifevault {_version()}|".encode())
     h.update(f.head(65536))
     return h.hexdigest()
 

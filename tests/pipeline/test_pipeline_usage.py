@@ -147,3 +147,16 @@ def test_a_job_killed_halfway_and_run_again_ends_with_the_rows_of_a_clean_run(tm
         want = clean.frame("SELECT ts, package, event_type FROM usage_events ORDER BY ts, package, event_type")
     assert got.height == n
     assert got.drop("row_id").sort(["ts", "package", "event_type"]).equals(want)
+
+
+def test_a_cursor_left_by_another_lifevault_version_is_not_trusted(vault, tmp_path, monkeypatch):
+    """Cursors count batches; another version may cut batches differently, so it reads the file again."""
+    from ingest import pipeline
+
+    f = usage_csv(tmp_path / "usage_events.csv", a_morning())
+    first = run(vault, [f])
+    vault.execute("UPDATE ingest_cursors SET complete = false")  # as if interrupted after its last batch
+    monkeypatch.setattr(pipeline, "_version", lambda: "9.9.9")
+    again = run(vault, [f])
+    assert again.files[0].resumed_batches == 0 and again.loaded == 0
+    assert again.duplicates == first.loaded  # read again from the start: every row seen, none added twice
