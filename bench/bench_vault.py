@@ -43,13 +43,13 @@ def compare(rows: int, repeat: int, work: Path) -> dict[str, float]:
             con.execute(f"ATTACH '{home / 'db.duckdb'}' AS b {opts}", [key] if enc else None)
             con.execute("USE b")
             tag = "enc" if enc else "plain"
-            results[f"{tag}_write"].append(_timed(lambda: (con.execute(WRITE_SQL.format(rows=rows)), con.execute("CHECKPOINT"))))
+            results[f"{tag}_write"].append(_timed(lambda c=con: (c.execute(WRITE_SQL.format(rows=rows)), c.execute("CHECKPOINT"))))
             con.close()
             # reopen so the scan reads (and for the encrypted side, decrypts) every block from the file
             con = _connect(home)
             con.execute(f"ATTACH '{home / 'db.duckdb'}' AS b {opts}", [key] if enc else None)
             con.execute("USE b")
-            results[f"{tag}_scan"].append(_timed(lambda: con.execute(SCAN_SQL).fetchall()))
+            results[f"{tag}_scan"].append(_timed(lambda c=con: c.execute(SCAN_SQL).fetchall()))
             con.close()
             shutil.rmtree(home)
     return {k: min(v) for k, v in results.items()}
