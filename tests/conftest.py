@@ -41,4 +41,12 @@ def files_under(root: Path) -> list[Path]:
 def grep_tree(root: Path, needle: bytes) -> list[Path]:
     """Every file under root whose bytes contain needle (also UTF-16 encoded, to be thorough)."""
     forms = (needle, needle.decode().encode("utf-16-le"))
-    return [p for p in files_under(root) if any(f in p.read_bytes() for f in forms)]
+    hits = []
+    for p in files_under(root):
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:  # removed since the listing (a WAL folded in by a checkpoint): not on disk
+            continue
+        if any(f in data for f in forms):
+            hits.append(p)
+    return hits
