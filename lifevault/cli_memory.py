@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+
+if TYPE_CHECKING:
+    from embeddings.forget import ForgetRequest
 
 KINDS = "visit, event, usage, trip, note"
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only memories from this date/time on (ISO 8601).")]
@@ -64,11 +67,7 @@ def index(
     if running is not None:
         with err.status(f"indexing in the running server ({running.url})"):
             out = running.request("POST", "/v1/index", json_body={"rebuild": rebuild}, timeout=None)
-        err.print(f"Memories: {out.get('added', 0)} added, {out.get('changed', 0)} changed, "
-                  f"{out.get('removed', 0)} removed; embedded {out.get('embedded', 0)}; index holds "
-                  f"{out.get('vectors', 0)} vectors (in the server)", soft_wrap=True)
-        if json_out:
-            emit_json(out)
+        _print_index(out, " (in the server)", json_out)
         return
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
@@ -77,11 +76,16 @@ def index(
             task = bar.add_task("embedding", total=None)
             report = svc.index(rebuild=rebuild, progress=lambda done, total: bar.update(task, completed=done, total=total))
         svc.close()
-    err.print(f"Memories: {report.added} added, {report.changed} changed, {report.removed} removed; "
-              f"embedded {report.embedded}; index holds {report.vectors} vectors ({report.index_kind}, "
-              f"{report.model} {report.model_version}, {report.dtype}) in {report.seconds:.1f} s")
+    _print_index(report.to_dict(), "", json_out)
+
+
+def _print_index(r: dict[str, Any], where: str, json_out: bool) -> None:
+    """An IndexReport as a dict (`IndexReport.to_dict`, which is also what `POST /v1/index` answers)."""
+    err.print(f"Memories: {r['added']} added, {r['changed']} changed, {r['removed']} removed; "
+              f"embedded {r['embedded']}; index holds {r['vectors']} vectors ({r['index_kind']}, "
+              f"{r['model']} {r['model_version']}, {r['dtype']}) in {r['seconds']:.1f} s{where}", soft_wrap=True)
     if json_out:
-        emit_json(report.to_dict())
+        emit_json(r)
 
 
 def search(
@@ -204,69 +208,58 @@ def forget(
     """
     from embeddings.forget import ForgetRequest
     from embeddings.service import MemoryService
+    from lifevault.cli_api import forward_if_served
 
     request = ForgetRequest(memory_ids=tuple(memory_id) if memory_id else None, source=source,
                             since=_when(since, "--since"), until=_when(until, "--until"), query=query,
                             kinds=frozenset(_check_kinds(kind) or ()) or None)
-    if _forget_in_server(home, request, dry_run=dry_run, yes=yes, json_out=json_out):
+    running = forward_if_served(home)  # a running `lifevault serve` owns the vault: preview and commit there
+    if running is not None:
+        body = _forget_body(request)
+        plan = running.request("POST", "/v1/forget", json_body=body | {"commit": False}, timeout=None)
+        _confirm_and_commit(plan, " (in the running server)", dry_run=dry_run, yes=yes, json_out=json_out,
+                            commit=lambda: running.request("POST", "/v1/forget", timeout=None,
+                                                           json_body=body | {"commit": True, "digest": plan["digest"]}))
         return
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
-        plan = svc.forget_preview(request)
-        rows = ", ".join(f"{t} {len(ids)}" for t, ids in plan.rows.items()) or "none"
-        err.print(f"Would forget {len(plan.memory_ids)} memories "
-                  f"({', '.join(f'{k} {n}' for k, n in plan.by_kind.items()) or 'none'}); source rows: {rows}",
-                  markup=False)
-        for item in plan.preview:
-            err.print(f"  - [{item.kind}] {item.text}", markup=False)
-        if len(plan.memory_ids) > len(plan.preview):
-            err.print(f"  ... and {len(plan.memory_ids) - len(plan.preview)} more")
-        if dry_run or not plan.memory_ids:
-            if json_out:
-                emit_json({"dry_run": True} | plan.to_dict())
-            return
-        if not yes and not typer.confirm("Forget these for good?", err=True):
-            raise typer.Exit(1)
-        receipt = svc.forget_commit(plan)
+        found = svc.forget_preview(request)
+        _confirm_and_commit(found.to_dict(), "", dry_run=dry_run, yes=yes, json_out=json_out,
+                            commit=lambda: svc.forget_commit(found).to_dict())
         svc.close()
-    err.print(f"Forgotten: {receipt.memories} memories; rows deleted {receipt.rows_deleted}; "
-              f"index resealed (audit record {receipt.audit_seq})", markup=False)
-    if json_out:
-        emit_json({"dry_run": False} | receipt.to_dict())
 
 
-def _forget_in_server(home: Path | None, request: Any, *, dry_run: bool, yes: bool, json_out: bool) -> bool:
-    """`forget` while a server owns the vault: preview there, confirm here, commit there with the preview's
-    digest (the server refuses the commit if anything changed in between). False: no server running."""
-    from lifevault.cli_api import forward_if_served
-
-    running = forward_if_served(home)
-    if running is None:
-        return False
+def _forget_body(request: ForgetRequest) -> dict[str, Any]:
+    """A ForgetRequest as the body of `POST /v1/forget` (selectors only; unset ones left out)."""
     body: dict[str, Any] = {
         "memory_ids": list(request.memory_ids) if request.memory_ids else None, "source": request.source,
         "since": request.since.isoformat() if request.since else None,
         "until": request.until.isoformat() if request.until else None,
         "query": request.query, "kinds": sorted(request.kinds) if request.kinds else None,
     }
-    body = {k: v for k, v in body.items() if v is not None}
-    plan = running.request("POST", "/v1/forget", json_body=body | {"commit": False}, timeout=None)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _confirm_and_commit(plan: dict[str, Any], where: str, *, commit: Callable[[], dict[str, Any]], dry_run: bool, yes: bool,
+                        json_out: bool) -> None:
+    """Show a forget preview (`ForgetPlan.to_dict`, the shape `POST /v1/forget` previews in), stop there on
+    --dry-run, else confirm and commit; `commit` returns the receipt (`ForgetReceipt.to_dict`)."""
     rows = ", ".join(f"{t} {n}" for t, n in plan["rows"].items()) or "none"
     err.print(f"Would forget {plan['memories']} memories "
-              f"({', '.join(f'{k} {n}' for k, n in plan['by_kind'].items()) or 'none'}); source rows: {rows} "
-              f"(in the running server)", markup=False, soft_wrap=True)
+              f"({', '.join(f'{k} {n}' for k, n in plan['by_kind'].items()) or 'none'}); source rows: {rows}{where}",
+              markup=False, soft_wrap=True)
     for item in plan["preview"]:
-        err.print(f"  - [{item.get('kind')}] {item.get('text')}", markup=False)
+        err.print(f"  - [{item['kind']}] {item['text']}", markup=False)
+    if plan["memories"] > len(plan["preview"]):
+        err.print(f"  ... and {plan['memories'] - len(plan['preview'])} more")
     if dry_run or not plan["memories"]:
         if json_out:
             emit_json({"dry_run": True} | plan)
-        return True
+        return
     if not yes and not typer.confirm("Forget these for good?", err=True):
         raise typer.Exit(1)
-    receipt = running.request("POST", "/v1/forget", json_body=body | {"commit": True, "digest": plan["digest"]},
-                              timeout=None)
+    receipt = commit()
     err.print(f"Forgotten: {receipt['memories']} memories; rows deleted {receipt['rows_deleted']}; "
-              f"index resealed (audit record {receipt['audit_seq']})", markup=False)
+              f"index resealed (audit record {receipt['audit_seq']})", markup=False, soft_wrap=True)
     if json_out:
         emit_json({"dry_run": False} | receipt)
-    return True
