@@ -151,13 +151,12 @@ def quarantine_frame(vault: Vault, load_id: str, rejected: list[Rejected]) -> pl
 
 
 def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: dict[str, Any],
-                 progress: Progress | None, changed: set[str]) -> FileReport:
+                 progress: Progress | None, changed: set[str], forgotten: dict[str, pl.Series]) -> FileReport:
     report = FileReport(file=f.display, format=mod.FORMAT)
     key = file_key(f, mod.FORMAT)
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0
-    forgotten = vload.forgotten_ids(vault)
     stream = mod.batches(f, **options)
     while True:
         try:
@@ -235,11 +234,12 @@ def run(
     source = ",".join(sorted({m.KIND for _, m in chosen}))
     vload.begin(vault, load_id=report.load_id, kind=kind, source=source, files=[f.display for f, _ in chosen])
     changed: set[str] = set()
+    forgotten = vload.forgotten_ids(vault)  # read once per run: nothing is forgotten while it runs
     for f, mod in chosen:
         if on_file:
             on_file(f, mod.FORMAT)
         opts = (calendar_window() | (options or {})) if mod.KIND == "calendar" else {}
-        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, changed)
+        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, changed, forgotten)
         report.files.append(fr)
         report.loaded += fr.loaded
         report.duplicates += fr.duplicates

@@ -110,8 +110,6 @@ def write_batch(
 
 def forgotten_ids(vault: Vault) -> dict[str, pl.Series]:
     """Keyed ids of source rows removed by `forget`, per table: ingest must not bring them back."""
-    if "forgotten_rows" not in vault.tables():
-        return {}
     df = vault.frame("SELECT source_table, row_id FROM forgotten_rows")
     return {t: g["row_id"] for (t,), g in df.group_by("source_table")}
 
