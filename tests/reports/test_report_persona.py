@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -39,11 +40,8 @@ def test_report_of_a_persona_vault_counts_exactly_what_agents_read_and_what_left
         auditor = store.create(agent="auditor", scopes=["audit:read"], location="none", purpose="audit")
         ledger.append(vault, _release(1, 2.5))
         ledger.append(vault, _release(2, 5.0))
-        try:
+        with pytest.raises(BudgetExhausted):
             ledger.append(vault, _release(3, 9.0))
-            raise AssertionError("the ledger accepted a release over the budget")
-        except BudgetExhausted:
-            pass
     assert loaded.loaded > 10_000 and all(rows.values())
 
     app = create_app(ApiSettings(home=home, passphrase=PASSPHRASE, host=HOST, port=PORT))
