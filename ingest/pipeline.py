@@ -38,8 +38,6 @@ TARGETS: dict[str, tuple[str, dict[str, str], tuple[str, ...], bool]] = {
 }
 
 
-KEY_CHUNK = 50_000
-
 
 class IngestError(VaultError):
     """A user-facing ingest failure (nothing recognisable to ingest, strict mode, ...)."""
@@ -121,10 +119,7 @@ def keyed(vault: Vault, batch: Batch, load_id: str) -> tuple[str, pl.DataFrame, 
     if batch.table == "points":  # GPX points without time are keyed by their place in the file
         parts.append(pl.when(pl.col("ts").is_null()).then(pl.format("{}#{}", "file", "position")).otherwise(pl.lit("")))
     keys = df.select(pl.concat_str(parts, separator="\x1f").alias("k"))["k"]
-    ids: list[int] = []
-    for off in range(0, keys.len(), KEY_CHUNK):  # Python strings for a slice at a time, not the whole batch
-        ids.extend(vault.row_ids(keys.slice(off, KEY_CHUNK).to_list()))
-    df = df.with_columns(pl.Series("row_id", ids, dtype=pl.Int64))
+    df = df.with_columns(vault.row_id_column(keys).alias("row_id"))
     before = df.height
     df = df.unique(subset="row_id", keep="last" if upsert else "first", maintain_order=True)
     return table, df, upsert, before - df.height

@@ -1,6 +1,6 @@
 """Tables written by ingest: raw rows per source, quarantine, loads, cursors, and derived tables.
 
-Conventions: `row_id` is a keyed hash (HMAC under the vault's rowid key) of the natural key, so
+Conventions: `row_id` is a keyed hash (a MAC under the vault's rowid key, vault/rowid.py) of the natural key, so
 re-ingesting the same export adds nothing. Times are TIMESTAMPTZ in UTC; `utc_offset_min` keeps the
 offset the export was written in. `start`/`end`/`at` are SQL keywords, hence `start_ts`/`end_ts`/`ts`.
 """
@@ -89,6 +89,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "INSERT INTO location_points_heap SELECT * FROM location_points",
             "DROP TABLE location_points",
             "ALTER TABLE location_points_heap RENAME TO location_points",
+        ],
+    ),
+    (
+        # Row ids: vaults that already hold data keep the keyed BLAKE2b ids they were written with (their
+        # ids are stored in other tables and audit events too: they cannot all be recomputed); a vault
+        # with nothing in it yet uses AES-CMAC, computed a column at a time (vault/rowid.py).
+        "0014_row_id_scheme",
+        [
+            """INSERT INTO vault_meta
+               SELECT 'row_id_scheme', CASE WHEN EXISTS (
+                   SELECT 1 FROM duckdb_tables() WHERE database_name = 'vault' AND estimated_size > 0
+                   AND table_name NOT IN ('_migrations', 'vault_meta')) THEN 'blake2b' ELSE 'aes-cmac' END
+               WHERE NOT EXISTS (SELECT 1 FROM vault_meta WHERE key = 'row_id_scheme')""",
         ],
     ),
 ]
