@@ -97,6 +97,10 @@ def write_batch(
                 vault.execute("DROP TABLE IF EXISTS _lv_ids")
                 vault.insert_frame(table, rows, on_conflict_nothing=False)
                 added, duplicates = rows.height - existing, existing
+            elif table in TIME_KEYED:
+                new = _not_held(vault, table, rows)
+                added = vault.insert_frame(table, new, on_conflict_nothing=False)
+                duplicates = rows.height - added
             else:
                 added = vault.insert_frame(table, rows)
                 duplicates = rows.height - added
@@ -106,6 +110,34 @@ def write_batch(
             [cursor.file_key, cursor.format, cursor.batches_done, cursor.complete, load_id, datetime.now(UTC)],
         )
     return BatchResult(added=added, duplicates=duplicates, quarantined=q)
+
+
+# Raw tables whose natural key (hence row_id) includes this time column: a row already held has the same
+# time, so looking for held ids only among rows in the batch's time range finds them all; the range is
+# read through DuckDB's min/max zone maps, so an export of new data reads next to nothing back.
+TIME_KEYED = {
+    "location_points": "ts",  # null for GPX points without time (keyed by file and position instead)
+    "place_visits": "start_ts",
+    "activity_segments": "start_ts",
+    "usage_events": "ts",
+    "usage_intervals": "start_ts",
+}
+
+
+def _not_held(vault: Vault, table: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows whose row_id the table does not hold yet."""
+    col = TIME_KEYED[table]
+    times = rows[col]
+    held = []
+    if times.null_count() < rows.height:
+        held.append(vault.frame(
+            f"SELECT row_id FROM {table} WHERE {col} BETWEEN ? AND ?", [times.min(), times.max()]))
+    if times.null_count():
+        held.append(vault.frame(f"SELECT row_id FROM {table} WHERE {col} IS NULL"))
+    found = pl.concat(held) if held else None
+    if found is None or not found.height:
+        return rows
+    return rows.join(found, on="row_id", how="anti", maintain_order="left")
 
 
 def forgotten_ids(vault: Vault) -> dict[str, pl.Series]:
