@@ -1,12 +1,12 @@
 """What the server holds while it runs (built in create_app's lifespan, never at import time).
 
-One vault, one MemoryService, one TokenStore, one lock: the DuckDB connection is not for concurrent use, so
-every handler touches the vault inside `backend.lock` (the service's own lock nests inside it).
+One vault, one MemoryService, one TokenStore, one readers-writer lock: handlers that only read take its read
+side and run side by side (each worker thread on its own DuckDB cursor); handlers that write take the write
+side and run alone (the service's own lock nests inside it).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from api.tokens import Actor, RateLimiter, TokenStore
 from embeddings.service import MemoryService
 from vault import audit
 from vault.audit import AuditEvent
+from vault.rwlock import RWLock
 from vault.store import Vault
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -89,45 +90,51 @@ class Backend:
         self.service = service
         self.tokens = tokens
         self.limiter = RateLimiter()
-        self.lock = threading.RLock()
+        self.lock = RWLock()  # `with lock:` / lock.write(): alone; lock.read(): side by side
         self.allowed_hosts = allowed_hosts(settings.host, settings.port)
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
 
     def record(self, event: AuditEvent) -> None:
-        with self.lock:
+        with self.lock.read():  # the chain serialises appends itself
             audit.record(self.vault, event)
 
-    def record_request(self, info: RequestAudit, status: int) -> None:
-        """The api.request audit record of one request (written once, before its response leaves)."""
+    def request_event(self, info: RequestAudit, status: int) -> ApiRequest:
         a, ok = info.actor, status < 400
-        self.record(ApiRequest(
+        return ApiRequest(
             actor=a.token_id, token_id=a.token_id, agent=a.agent, endpoint=info.endpoint, scopes=sorted(a.scopes),
             scopes_used=[info.scope] if ok else [], purpose=a.purpose, query_sha256=info.query_sha256,
             returned_ids=info.returned_ids if ok else [], returned=info.returned if ok else 0, status=status,
-            via=info.via))
+            via=info.via)
+
+    def record_request(self, info: RequestAudit, status: int) -> None:
+        """The api.request audit record of one request (written once, before its response leaves)."""
+        self.record(self.request_event(info, status))
         info.recorded = True
 
     async def call(self, info: RequestAudit, work: Callable[[], T], *, status: int = 200, read: bool = False) -> T:
-        """Run `work` (which reads the vault and fills `info`) and write its audit record, in one thread hop
-        under the vault lock: the record exists before the response is sent. `read`: `work` only reads (and
-        appends audit records), so it and the api.request record commit as one transaction (one commit
-        instead of two: the audit append dominates the API's overhead)."""
+        """Run `work` (which uses the vault and fills `info`) and write its audit records, in one thread hop:
+        the records exist before the response is sent. A writing `work` runs alone (the write side of
+        `lock`). A `read` work only reads (and records audit events): reads run side by side (the read side,
+        each worker thread on its own DuckDB cursor), and the events it records are held and appended with
+        the api.request record in one commit (the audit append dominates the API's overhead)."""
 
         def job() -> T:
-            with self.lock:
-                if not read:
+            if not read:
+                with self.lock.write():
                     out = work()
                     self.record_request(info, status)
                     return out
-                with self.vault.transaction():
-                    out = work()
-                    self.record_request(info, status)
+            with self.lock.read():
+                with audit.deferred() as held:
+                    out = work()  # if it raises, its held events go with it (the error is recorded instead)
+                audit.record_many(self.vault, [*held, self.request_event(info, status)])
+                info.recorded = True
                 return out
 
         return await anyio.to_thread.run_sync(job)
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.lock:
+        with self.lock.read():
             return self.vault.query(sql, params)
 
 

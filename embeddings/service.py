@@ -18,7 +18,6 @@ crash before that leaves notes without vectors, which the next load re-embeds.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from embeddings.records import MemoryNotFound, MemoryRecord, fetch
 from embeddings.redaction import Redaction
 from vault import audit
 from vault.errors import IntegrityError
+from vault.rwlock import RWLock
 from vault.store import Vault
 
 INDEX_BLOB = "memory-index"
@@ -71,13 +71,28 @@ class IndexReport:
 
 
 def _locked(method: Callable[..., T]) -> Callable[..., T]:
-    """One call at a time per service: its state and the DuckDB connection are not for concurrent use
-    (an API serving requests from a thread pool can share one service)."""
+    """A call that changes the service's state: alone (the index, catalog and pending vectors change)."""
 
     @functools.wraps(method)
     def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
-        with self._lock:
+        with self._lock.write():
             return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """A call that only reads the service's state (and appends audit records): any number at once, so an API
+    serving requests from a thread pool searches on both cores. The state is loaded first, alone."""
+
+    @functools.wraps(method)
+    def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
+        while True:
+            with self._lock.read():
+                if self._loaded():
+                    return method(self, *args, **kwargs)
+            with self._lock.write():
+                self._state()
 
     return wrapper
 
@@ -98,7 +113,7 @@ class MemoryService:
         self._redacted: vindex.VectorIndex | None = None
         self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
         self._dirty = False  # the in-memory indexes differ from the sealed ones
-        self._lock = threading.RLock()
+        self._lock = RWLock()
 
     # ---- state -------------------------------------------------------------------------------------------
     def _header(self, variant: str) -> dict[str, Any]:
@@ -117,6 +132,9 @@ class MemoryService:
         if header.get("model_version") != self.encoder.info.version or header.get("dim") != self.encoder.info.dim:
             return vindex.VectorIndex.new(self.encoder.info.dim)  # another model's vectors: `index` re-embeds
         return index
+
+    def _loaded(self) -> bool:
+        return self._catalog is not None and self._full is not None and self._redacted is not None
 
     def _state(self) -> tuple[retrieve.Catalog, vindex.VectorIndex, vindex.VectorIndex]:
         if self._catalog is None:
@@ -230,7 +248,7 @@ class MemoryService:
         return report
 
     # ---- reading -----------------------------------------------------------------------------------------
-    @_locked
+    @_reading
     def search(self, query: str, *, k: int = 10, since: datetime | None = None, until: datetime | None = None,
                kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
                sources: Iterable[str] | None = None, as_of: datetime | None = None,
@@ -261,7 +279,7 @@ class MemoryService:
                                                 filters=result.filters))
         return result
 
-    @_locked
+    @_reading
     def context(self, task: str, *, token_budget: int = 1500, k: int = 40, since: datetime | None = None,
                 until: datetime | None = None, kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
                 redaction: Redaction = Redaction.OWNER, now: datetime | None = None,
@@ -285,7 +303,7 @@ class MemoryService:
                                               left_out=len(pack.left_out)))
         return pack
 
-    @_locked
+    @_reading
     def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:
         """One memory as `redaction` lets the caller see it; MemoryNotFound when absent or hidden. Audited."""
         record = fetch(self.vault, [memory_id], redaction).get(memory_id)
@@ -294,7 +312,7 @@ class MemoryService:
         audit.record(self.vault, MemoryRead(actor=actor, returned_ids=[memory_id]))
         return record
 
-    @_locked
+    @_reading
     def history(self, memory_id: int, *, actor: str = "owner") -> list[notes.NoteVersion]:
         """Every version of a note, oldest first, the current one last (MemoryNotFound / NotEditable otherwise)."""
         versions = notes.history(self.vault, memory_id)
@@ -369,7 +387,7 @@ class MemoryService:
                                 audit_seq=row.seq, at=now)
 
     # ---- introspection -----------------------------------------------------------------------------------
-    @_locked
+    @_reading
     def stats(self) -> dict[str, Any]:
         """Counts and model of the loaded state (no personal data)."""
         catalog, full, red = self._state()

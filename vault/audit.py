@@ -9,8 +9,10 @@ never contents, query text or coordinates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from vault.store import Vault
 
 TABLE = "audit_log"
+_deferred: ContextVar[list[AuditEvent] | None] = ContextVar("lifevault_audit_deferred", default=None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,8 +75,31 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record(vault: Vault, event: AuditEvent) -> ChainRow:
+def record(vault: Vault, event: AuditEvent) -> ChainRow | None:
+    """Append one event; inside `deferred()` it is held for the caller to append (and None is returned)."""
+    held = _deferred.get()
+    if held is not None:
+        held.append(event)
+        return None
     return Chain(vault, TABLE).append(event.kind, asdict(event))
+
+
+def record_many(vault: Vault, events: Sequence[AuditEvent]) -> list[ChainRow]:
+    """Append events in order with one commit."""
+    return Chain(vault, TABLE).append_many([(e.kind, asdict(e)) for e in events]) if events else []
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[list[AuditEvent]]:
+    """Hold the events recorded in this context (this thread or task) instead of appending each with its own
+    commit; the caller appends the list with record_many, e.g. a read request's events with its own record
+    in one commit. Events held when the block raises are the caller's to drop or keep."""
+    held: list[AuditEvent] = []
+    token = _deferred.set(held)
+    try:
+        yield held
+    finally:
+        _deferred.reset(token)
 
 
 def events(vault: Vault, *, kind: str | None = None, limit: int | None = None, after_seq: int = 0) -> Iterator[ChainRow]:

@@ -81,17 +81,41 @@ class Chain:
         return (row[0][0], row[0][1]) if row else (0, GENESIS)
 
     def append(self, kind: str, body: dict[str, Any], *, at: datetime | None = None) -> ChainRow:
+        return self.append_many([(kind, body)], at=at)[0]
+
+    def append_many(self, events: list[tuple[str, dict[str, Any]]], *, at: datetime | None = None) -> list[ChainRow]:
+        """Append events in order, in one transaction (one commit) unless the caller's transaction is open.
+
+        Appends are serialised by the vault's chain lock. Outside a transaction the committed head is kept
+        in memory (the vault is the only writer), so an append is one INSERT; inside one the head is read
+        from the table (the transaction sees its own rows) and the cache is dropped until it commits."""
         at = (at or datetime.now(UTC)).astimezone(UTC)
         at = at.replace(microsecond=at.microsecond)  # microsecond precision: what TIMESTAMPTZ keeps
-        text = canonical(body)
-        seq, prev = self.head()
-        seq += 1
-        h = link_hash(seq, at, kind, text, prev)
-        self.vault.execute(
-            f"INSERT INTO {self.table} (seq, ts, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-            [seq, at, kind, text, prev, h],
-        )
-        return ChainRow(seq=seq, at=at, kind=kind, body=json.loads(text), hash=h)
+        v = self.vault
+        with v.chain_lock:
+            own = len(events) > 1 and not v.in_transaction()
+            cached = None if v.in_transaction() else v.chain_heads.get(self.table)
+            v.chain_heads.pop(self.table, None)
+            seq, prev = cached or self.head()
+            rows, params = [], []
+            for kind, body in events:
+                text = canonical(body)
+                seq += 1
+                h = link_hash(seq, at, kind, text, prev)
+                params.append([seq, at, kind, text, prev, h])
+                rows.append(ChainRow(seq=seq, at=at, kind=kind, body=json.loads(text), hash=h))
+                prev = h
+            sql = f"INSERT INTO {self.table} (seq, ts, kind, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
+            if own:
+                with v.transaction():
+                    v.executemany(sql, params)
+            elif len(params) == 1:
+                v.execute(sql, params[0])
+            else:
+                v.executemany(sql, params)
+            if not v.in_transaction():
+                v.chain_heads[self.table] = (seq, prev)
+        return rows
 
     def rows(self, *, kind: str | None = None, since: datetime | None = None, limit: int | None = None,
              after_seq: int = 0) -> Iterator[ChainRow]:

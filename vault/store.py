@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,12 @@ class Vault:
         self._keys = keys
         self._con = con
         self._lock = lock
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self.chain_lock = threading.RLock()  # vault/chain.py: one append at a time, in seq order
+        self.chain_heads: dict[str, tuple[int, str]] = {}  # vault/chain.py: table -> committed (seq, hash)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -243,7 +250,33 @@ class Vault:
         _attach(con, db, keys.duckdb_key_text(pending=True), ALIAS)  # the swap happened: promote
         return keymod.promote_pending(home, keys)
 
+    def _conn(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection. The opening thread uses the vault's own; any other thread (an API worker)
+        gets its own cursor on the same database, with its own transactions, so threads read concurrently
+        (DuckDB's MVCC) instead of sharing one connection that is not for concurrent use."""
+        if threading.get_ident() == self._owner:
+            return self._con
+        cur = getattr(self._local, "con", None)
+        if cur is None:
+            if self._con is None:
+                raise VaultError("the vault is closed")
+            cur = self._con.cursor()
+            cur.execute(f"USE {ALIAS}")
+            with self._cursors_lock:
+                self._cursors.append(cur)
+            self._local.con = cur
+        return cur
+
+    def _close_cursors(self) -> None:
+        with self._cursors_lock:
+            cursors, self._cursors = self._cursors, []
+        for cur in cursors:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+        self._local = threading.local()
+
     def close(self) -> None:
+        self._close_cursors()
         if self._con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
@@ -264,7 +297,8 @@ class Vault:
     # ---- SQL ---------------------------------------------------------------------------------------
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         try:
-            return self._con.execute(sql, params) if params is not None else self._con.execute(sql)
+            con = self._conn()
+            return con.execute(sql, params) if params is not None else con.execute(sql)
         except duckdb.Error as e:
             err = translate(e, home=self.home)
             if err is not e:
@@ -276,7 +310,7 @@ class Vault:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
-            self._con.executemany(sql, rows)
+            self._conn().executemany(sql, rows)
         except duckdb.Error as e:
             err = translate(e, home=self.home)
             if err is not e:
@@ -299,7 +333,8 @@ class Vault:
             return 0
         before = self.scalar(f"SELECT count(*) FROM {table}")
         cols = ", ".join(f'"{c}"' for c in df.columns)
-        self._con.register("_lv_frame", df)
+        con = self._conn()
+        con.register("_lv_frame", df)
         try:
             source = "_lv_frame"
             conflict = ""
@@ -309,7 +344,7 @@ class Vault:
                 source = f"_lv_frame ANTI JOIN {table} USING (row_id)"
             self._run(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source}{conflict}")
         finally:
-            self._con.unregister("_lv_frame")
+            con.unregister("_lv_frame")
         return int(self.scalar(f"SELECT count(*) FROM {table}")) - int(before)
 
     def _has_primary_key(self, table: str) -> bool:
@@ -320,14 +355,28 @@ class Vault:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Vault]:
+        """One transaction on this thread's connection (not nestable)."""
         self._run("BEGIN TRANSACTION")
+        self._local.in_tx = True
         try:
-            yield self
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                self._con.execute("ROLLBACK")
-            raise
-        self._run("COMMIT")
+            try:
+                yield self
+            except BaseException:
+                self.chain_heads.clear()  # appends made in it are gone
+                with contextlib.suppress(duckdb.Error):
+                    self._conn().execute("ROLLBACK")
+                raise
+            try:
+                self._run("COMMIT")
+            except BaseException:
+                self.chain_heads.clear()
+                raise
+        finally:
+            self._local.in_tx = False
+
+    def in_transaction(self) -> bool:
+        """Is a transaction() open on this thread?"""
+        return bool(getattr(self._local, "in_tx", False))
 
     def checkpoint(self) -> None:
         self._run("CHECKPOINT")
@@ -396,6 +445,7 @@ class Vault:
         """New DuckDB DEK: copy into a new encrypted file, swap atomically, destroy the old wrapped key."""
         staged = keymod.stage_duckdb_key(self.home, self._keys)
         new_path = self.home / (DB_FILE + ".rotating")
+        self._close_cursors()  # other threads' cursors point at the database being replaced
         new_path.unlink(missing_ok=True)
         self.checkpoint()
         _attach(self._con, new_path, staged.duckdb_key_text(pending=True), "rotating")

@@ -80,3 +80,33 @@ def test_the_ledger_chains_releases_and_refuses_past_the_budget(vault):
 def test_ledger_rejects_non_finite_or_non_positive_numbers(bad):
     with pytest.raises(ValueError):
         _release(bad)
+
+
+def test_appends_from_many_threads_keep_one_unbroken_chain(vault):
+    import threading
+
+    def run(t: int) -> None:
+        for i in range(20):
+            audit.record(vault, audit.BackupExported(sha256=f"{t}{i:063x}", bytes=i))
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    r = audit.verify(vault)
+    assert r.ok and r.checked == 80
+
+
+def test_a_rolled_back_append_leaves_no_gap_and_batches_commit_together(vault):
+    _fill(vault, 2)
+    with pytest.raises(RuntimeError), vault.transaction():
+        audit.record(vault, audit.BackupImported(sha256="a" * 64))
+        raise RuntimeError("the work failed")
+    rows = audit.record_many(vault, [audit.BackupImported(sha256="b" * 64), audit.BackupImported(sha256="c" * 64)])
+    assert [r.seq for r in rows] == [3, 4]
+    with audit.deferred() as held:
+        assert audit.record(vault, audit.BackupImported(sha256="d" * 64)) is None
+    assert len(held) == 1 and vault.scalar("SELECT count(*) FROM audit_log") == 4
+    r = audit.verify(vault)
+    assert r.ok and r.checked == 4

@@ -1,0 +1,30 @@
+"""The query fast path reproduces the model: same vectors (to bfloat16 rounding) as sentence-transformers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings.encoder import Encoder, _query_forward, _QueryForward, load_model
+
+TEXTS = ["when did I last see Dr. Lee?", "gym", "What did I do the weekend I was in Lisbon? " * 3,
+         "how much time did I spend on YouTube after 11pm last month", "café Nero, King's Rd — 9:05", "x" * 2000]
+
+
+def test_the_query_path_is_the_model_itself() -> None:
+    model = load_model()
+    assert _QueryForward.supports(model)
+    reference = model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    for dtype, floor in (("float32", 0.999999), ("bfloat16", 0.9998)):
+        got = np.concatenate([_query_forward(dtype)(t) for t in TEXTS])
+        assert got.shape == (len(TEXTS), 384)
+        cos = (got * reference).sum(axis=1)
+        assert cos.min() > floor, (dtype, cos)
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_query_vector_matches_the_indexed_vector_of_the_same_text() -> None:
+    enc = Encoder()
+    indexed = enc.encode(TEXTS)
+    queried = np.concatenate([enc.encode_query(t) for t in TEXTS])
+    assert (indexed * queried).sum(axis=1).min() > 0.9998
+    assert not enc.encode_query(TEXTS[0]).flags.writeable  # cached vectors are shared: read-only
