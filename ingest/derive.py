@@ -43,28 +43,48 @@ def haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.n
     return 2 * EARTH_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
+STAY_WINDOW = 65_536  # fixes converted to Python floats at a time (1M fixes as lists would be ~130 MB)
+
+
 def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tuple[int, int]]:
     """Index ranges [i, j) of stays in time-sorted fixes (see module docstring for the thresholds)."""
     out: list[tuple[int, int]] = []
     n, i = len(ts_us), 0
     min_span = STAY_MIN_MINUTES * 60e6
     r2 = STAY_RADIUS_M * STAY_RADIUS_M
-    # plain lists: scalar access is several times faster than numpy indexing in this scan
-    ts, y = ts_us.tolist(), (lat * 111_195.0).tolist()
-    x = (lon * 111_195.0).tolist()
-    cos0 = np.cos(np.radians(lat)).tolist()
+    # equirectangular distance is exact enough within 200 m and keeps the scan cheap
+    ys, xs = lat * 111_195.0, lon * 111_195.0
+    coss = np.cos(np.radians(lat))
+    # plain lists: scalar access is several times faster than numpy indexing in this scan; a window of
+    # them at a time, [lo, lo + len(y)), reloaded from i when a scan runs off its end
+    lo, size = 0, STAY_WINDOW
+    ts, y, x, cos0 = [], [], [], []  # type: ignore[var-annotated]
+    end = 0  # lo + len(y)
     while i < n:
-        # equirectangular distance is exact enough within 200 m and keeps the scan cheap
-        yi, xi, ci = y[i], x[i], cos0[i]
-        j = i + 1
-        while j < n:
-            dy, dx = y[j] - yi, (x[j] - xi) * ci
-            if dx * dx + dy * dy > r2:
+        if i >= end:
+            lo, size = i, STAY_WINDOW
+            end = min(n, lo + size)
+            ts, y, x, cos0 = (a[lo:end].tolist() for a in (ts_us, ys, xs, coss))
+        k = i - lo
+        yi, xi, ci = y[k], x[k], cos0[k]
+        j = k + 1
+        while True:
+            m = end - lo
+            while j < m:
+                dy, dx = y[j] - yi, (x[j] - xi) * ci
+                if dx * dx + dy * dy > r2:
+                    break
+                j += 1
+            if j < m or end >= n:
                 break
-            j += 1
-        if ts[j - 1] - ts[i] >= min_span:
-            out.append((i, j))
-            i = j
+            # the run reaches the end of the window: reload it from i, twice as long, and go on
+            lo, j, size = i, j - k, size * 2
+            k = 0
+            end = min(n, lo + size)
+            ts, y, x, cos0 = (a[lo:end].tolist() for a in (ts_us, ys, xs, coss))
+        if ts[j - 1] - ts[k] >= min_span:
+            out.append((i, lo + j))
+            i = lo + j
         else:
             i += 1
     return out
