@@ -22,6 +22,7 @@ import polars as pl
 from ingest import derive
 from ingest.detect import pick
 from ingest.files import InputFile, expand
+from ingest.prefetch import ahead
 from ingest.records import Batch, Rejected
 from vault import load as vload
 from vault.errors import VaultError
@@ -152,7 +153,7 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0
-    stream = mod.batches(f, **options)
+    stream = ahead(mod.batches(f, **options))  # the next batch is parsed while this one is written
     while True:
         try:
             batch = next(stream)
