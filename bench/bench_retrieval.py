@@ -79,6 +79,22 @@ def populate(vault: Vault, docs: list[str], vectors: np.ndarray) -> float:
     return seal
 
 
+def _dense_recall(vault: Vault, flat: faiss.IndexFlatIP, qs: list[str], encoder: Encoder) -> dict:
+    """The sealed index (HNSW above the threshold) against an exact scan of the same vectors, per query."""
+    loaded = vindex.load(vault, INDEX_BLOB)
+    assert loaded is not None
+    ix = loaded[0]
+    at10, at100 = [], []
+    for q in qs:
+        qv = encoder.encode_query(q)
+        _, exact = flat.search(qv, 100)
+        got, _ = ix.search(qv, 100)
+        truth = exact[0] + 1  # memory ids are positions + 1
+        at10.append(len(set(got[:10].tolist()) & set(truth[:10].tolist())) / 10)
+        at100.append(len(set(got.tolist()) & set(truth.tolist())) / 100)
+    return {"kind": ix.stats.kind, "at10": float(np.mean(at10)), "at100": float(np.mean(at100))}
+
+
 def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(np.array(xs) * 1000, p))
 
@@ -122,6 +138,7 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
                 t = time.perf_counter()
                 encoder.encode_query(q)
                 embed.append(time.perf_counter() - t)
+            recall = _dense_recall(vault, flat, qs, encoder)
             encoder_mod._query_vector.cache_clear()
             for i, q in enumerate(qs):
                 t = time.perf_counter()
@@ -129,11 +146,13 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
                 filtered.append(time.perf_counter() - t)
                 assert len(res.hits) == 10
             svc.close()
-    out = {"n": n, "cold_load_s": cold, "ours": ours, "base": base, "filtered": filtered, "embed": embed,
+    out = {"n": n, "recall": recall, "cold_load_s": cold, "ours": ours, "base": base, "filtered": filtered, "embed": embed,
            "ours_cpu": ours_cpu, "base_cpu": base_cpu}
     print(f"  n={n:>9,}: ours p50 {pct(ours, 50):6.1f} ms p95 {pct(ours, 95):6.1f} | baseline p50 {pct(base, 50):6.1f} "
           f"p95 {pct(base, 95):6.1f} | with time filters p50 {pct(filtered, 50):6.1f} p95 {pct(filtered, 95):6.1f} | "
           f"query embedding alone p50 {pct(embed, 50):5.1f} | first search (loads index+catalog) {cold:5.1f} s")
+    print(f"  dense signal vs the exact scan ({recall['kind']}): recall@10 {recall['at10']:.4f}, "
+          f"recall@100 {recall['at100']:.4f} (the depth fused with BM25)")
     print(f"  CPU time: ours p50 {pct(ours_cpu, 50):6.1f} ms p95 {pct(ours_cpu, 95):6.1f} | baseline p50 "
           f"{pct(base_cpu, 50):6.1f} p95 {pct(base_cpu, 95):6.1f}")
     print(f"  RATIO p50 ours/baseline {pct(ours, 50) / pct(base, 50):.2f}x, p95 {pct(ours, 95) / pct(base, 95):.2f}x "
@@ -163,11 +182,12 @@ def main() -> None:
           f"faiss threads {faiss.omp_get_max_threads()}")
     qs = list(dict.fromkeys(queries(args.queries * 2)))[: args.queries]
     results = [run_size(n, real, docs, qs, model, encoder) for n in sizes]
-    print("\nsize        ours p50/p95 ms     baseline p50/p95 ms   filtered p50/p95 ms")
+    print("\nsize        ours p50/p95 ms     baseline p50/p95 ms   filtered p50/p95 ms   index  dense recall@10")
     for r in results:
         print(f"{r['n']:>9,}   {pct(r['ours'], 50):6.1f} / {pct(r['ours'], 95):6.1f}     "
               f"{pct(r['base'], 50):6.1f} / {pct(r['base'], 95):6.1f}       "
-              f"{pct(r['filtered'], 50):6.1f} / {pct(r['filtered'], 95):6.1f}")
+              f"{pct(r['filtered'], 50):6.1f} / {pct(r['filtered'], 95):6.1f}       "
+              f"{r['recall']['kind']:>5}  {r['recall']['at10']:.3f}")
     print("median query-embedding ms:", round(statistics.median(results[0]["embed"]) * 1000, 1))
 
 

@@ -28,3 +28,21 @@ def test_a_query_vector_matches_the_indexed_vector_of_the_same_text() -> None:
     queried = np.concatenate([enc.encode_query(t) for t in TEXTS])
     assert (indexed * queried).sum(axis=1).min() > 0.9998
     assert not enc.encode_query(TEXTS[0]).flags.writeable  # cached vectors are shared: read-only
+
+
+def test_queries_embedded_together_get_the_vectors_they_get_alone() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_model()
+    for dtype, floor in (("float32", 0.99999), ("bfloat16", 0.9998)):
+        forward = _QueryForward(model, dtype)
+        alone = np.concatenate([forward([t]) for t in TEXTS])
+        together = forward(list(TEXTS))  # padded to the longest and masked
+        assert (alone * together).sum(axis=1).min() > floor, dtype
+    batcher = _query_forward("bfloat16")
+    texts = [f"{t} {i}" for i in range(4) for t in TEXTS[:4]]
+    with ThreadPoolExecutor(8) as pool:  # concurrent callers: batched by the encoder thread
+        concurrent = np.concatenate(list(pool.map(batcher, texts)))
+    sequential = np.concatenate([batcher(t) for t in texts])
+    assert concurrent.shape == (len(texts), 384)
+    assert (concurrent * sequential).sum(axis=1).min() > 0.9998
