@@ -122,7 +122,8 @@ def keyed(vault: Vault, batch: Batch, load_id: str) -> tuple[str, pl.DataFrame, 
     keys = df.select(pl.concat_str(parts, separator="\x1f").alias("k"))["k"]
     df = df.with_columns(vault.row_id_column(keys).alias("row_id"))
     before = df.height
-    df = df.unique(subset="row_id", keep="last" if upsert else "first", maintain_order=True)
+    if df["row_id"].n_unique() < before:  # (counting is cheaper than deduplicating a batch that has none)
+        df = df.unique(subset="row_id", keep="last" if upsert else "first", maintain_order=True)
     return table, df, upsert, before - df.height
 
 
