@@ -17,6 +17,7 @@ faiss.write_index to a path, never mmap. The blob starts with a small JSON heade
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import struct
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ HNSW_EF_SEARCH = 96
 EXACT_SUBSET_MAX = 2_048  # subsets this small are scored exactly by gathering their vectors
 HNSW_FILTER_MIN_FRACTION = 0.3  # below this share of the index, a filtered search scans exactly
 _MAGIC = b"LVMIDX1\n"
+_VERSIONS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,7 @@ class VectorIndex:
         self.tombstones = tombstones
         self._ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
+        self.version = next(_VERSIONS)  # new on every change, unique across indexes (callers cache slot maps)
 
     # ---- construction ----------------------------------------------------------------------------------
     @classmethod
@@ -111,21 +114,27 @@ class VectorIndex:
 
     def _changed(self) -> None:
         self._ids = self._order = None
+        self.version = next(_VERSIONS)
 
     def ids(self) -> np.ndarray:
         ids, _ = self._slots()
         return ids[ids >= 0]
 
-    def positions(self, ids: np.ndarray) -> np.ndarray:
-        """Slot positions of the given ids (ids not in the index are skipped)."""
+    def slot_of(self, ids: np.ndarray) -> np.ndarray:
+        """The slot position of each id, -1 where the index holds no vector for it."""
         all_ids, order = self._slots()
         ids = np.asarray(ids, dtype=np.int64)
         if not len(all_ids) or not len(ids):
-            return np.empty(0, dtype=np.int64)
+            return np.full(len(ids), -1, dtype=np.int64)
         at = np.searchsorted(all_ids, ids, sorter=order)
         at = np.minimum(at, len(order) - 1)
         pos = order[at]
-        return pos[(all_ids[pos] == ids) & (ids >= 0)]
+        return np.where((all_ids[pos] == ids) & (ids >= 0), pos, -1)
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Slot positions of the given ids (ids not in the index are skipped)."""
+        pos = self.slot_of(ids)
+        return pos[pos >= 0]
 
     def _matrix(self) -> np.ndarray:
         """The stored vectors as a writable (ntotal, dim) view (no copy)."""
@@ -183,13 +192,17 @@ class VectorIndex:
         self._rebuild(hnsw=len(self) > HNSW_THRESHOLD)
 
     # ---- search ----------------------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (ids, scores) by inner product, best first; only ids in `subset` when it is given."""
+    def search(self, query: np.ndarray, k: int, subset: np.ndarray | None = None, *,
+               slots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (ids, scores) by inner product, best first; only ids in `subset` when it is given, or only the
+        slot positions `slots` (from positions(): a caller that maps its ids once saves the lookup)."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if k <= 0 or len(self) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         ids, _ = self._slots()
-        if subset is None:
+        if slots is not None:
+            pos = slots
+        elif subset is None:
             if not self.tombstones:
                 return self._inner_search(q, k, None)
             pos = np.flatnonzero(ids >= 0)

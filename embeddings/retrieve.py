@@ -144,6 +144,7 @@ class Catalog:
         self._texts: list[str] = []
         self._redacted: dict[int, str] = {}
         self._order: np.ndarray | None = None
+        self._slot_maps: dict[int, np.ndarray] = {}  # index version -> slot per catalog position
         self.lexical = BM25()
         self._lexical_redacted: BM25 | None = None
 
@@ -191,6 +192,7 @@ class Catalog:
         if self._lexical_redacted is not None:
             self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
         self._order = None
+        self._slot_maps = {}
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> None:
         pos = self.positions(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
@@ -203,6 +205,7 @@ class Catalog:
         for p in pos.tolist():
             self._texts[p] = ""
             self._redacted.pop(p, None)
+        self._slot_maps = {}
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of the given ids (unknown ids are skipped)."""
@@ -213,6 +216,19 @@ class Catalog:
         at = np.minimum(np.searchsorted(self.ids, ids, sorter=self._order), len(self._order) - 1)
         pos = self._order[at]
         return pos[(self.ids[pos] == ids) & self.alive[pos]]
+
+    def slots(self, index: VectorIndex, mask: np.ndarray) -> np.ndarray:
+        """The index's slot positions of the masked memories that have a vector. The map from catalog position
+        to slot is built once per (catalog, index) state: a filtered search then costs a gather, not a
+        search of every candidate id among the index's ids (~4 ms at 100k)."""
+        slot = self._slot_maps.get(index.version)
+        if slot is None:
+            slot = np.where(self.alive, index.slot_of(self.ids), -1)
+            if len(self._slot_maps) >= 4:  # the full and the redacted index; older versions are dead
+                self._slot_maps = {}
+            self._slot_maps[index.version] = slot
+        chosen = slot[mask]
+        return chosen[chosen >= 0]
 
     def bm25(self, *, redacted: bool) -> BM25:
         if not redacted:
@@ -284,10 +300,12 @@ def _dense(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, mask: 
            use_redacted: bool) -> tuple[np.ndarray, np.ndarray]:
     everything = bool(mask.all()) if len(mask) else True
     if not use_redacted or redacted is None:
-        return full.search(q, depth, None if everything and len(cat) == len(full) else cat.ids[mask])
+        if everything and len(cat) == len(full):
+            return full.search(q, depth)
+        return full.search(q, depth, slots=cat.slots(full, mask))
     plain = mask & ~cat.has_redacted
-    ids_a, sc_a = full.search(q, depth, cat.ids[plain])
-    ids_b, sc_b = redacted.search(q, depth, cat.ids[mask & cat.has_redacted])
+    ids_a, sc_a = full.search(q, depth, slots=cat.slots(full, plain))
+    ids_b, sc_b = redacted.search(q, depth, slots=cat.slots(redacted, mask & cat.has_redacted))
     ids, sc = np.concatenate([ids_a, ids_b]), np.concatenate([sc_a, sc_b])
     order = np.argsort(-sc, kind="stable")[:depth]
     return ids[order], sc[order]
