@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,13 +68,57 @@ _COLUMNS = ("memory_id, kind, text, text_redacted, start_ts, end_ts, utc_offset_
             "source_table, source_row_ids, sensitivity, version, ingested_at, updated_at")
 
 
-def fetch(vault: Vault, ids: list[int], redaction: Redaction) -> dict[int, MemoryRecord]:
+class RowCache:
+    """Memory rows as stored (before redaction) by id: a bounded LRU in front of the encrypted table, so the
+    memories that keep coming back in search hits are not read and decoded again for every query. It lives
+    in memory only, holds at most `capacity` rows, and its owner (MemoryService) clears it around every
+    write, so it never serves a row that was changed or forgotten."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._rows: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, ids: list[int]) -> tuple[dict[int, tuple[Any, ...]], list[int]]:
+        found: dict[int, tuple[Any, ...]] = {}
+        with self._lock:
+            for i in ids:
+                row = self._rows.get(i)
+                if row is not None:
+                    self._rows.move_to_end(i)
+                    found[i] = row
+            self.hits += len(found)
+            self.misses += len(ids) - len(found)
+        return found, [i for i in ids if i not in found]
+
+    def put(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            for row in rows:
+                self._rows[row[0]] = row
+                self._rows.move_to_end(row[0])
+            while len(self._rows) > self.capacity:
+                self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+def fetch(vault: Vault, ids: list[int], redaction: Redaction, cache: RowCache | None = None) -> dict[int, MemoryRecord]:
     """The memories with these ids that `redaction` lets the caller see, redacted, by id."""
     if not ids:
         return {}
-    # ids are ints, inlined: every bound parameter costs DuckDB a failed `import pandas` (~1 ms on the hot path)
-    listed = ",".join(str(int(i)) for i in ids)
-    rows = vault.query(f"SELECT {_COLUMNS} FROM memories WHERE memory_id IN ({listed})")
+    cached, missing = cache.get(ids) if cache is not None else ({}, ids)
+    rows = list(cached.values())
+    if missing:
+        # ids are ints, inlined: every bound parameter costs DuckDB a failed `import pandas` (~1 ms on the hot path)
+        listed = ",".join(str(int(i)) for i in missing)
+        read = vault.query(f"SELECT {_COLUMNS} FROM memories WHERE memory_id IN ({listed})")
+        if cache is not None:
+            cache.put(read)
+        rows += read
     out: dict[int, MemoryRecord] = {}
     for (mid, kind, text, text_red, s, e, off, tags, meta, details, source, table, row_ids, sens, version, ing,
          upd) in rows:

@@ -39,7 +39,7 @@ from embeddings.events import (
     MemorySearched,
     MemoryWritten,
 )
-from embeddings.records import MemoryNotFound, MemoryRecord, fetch
+from embeddings.records import MemoryNotFound, MemoryRecord, RowCache, fetch
 from embeddings.redaction import Redaction
 from vault import audit
 from vault.errors import IntegrityError
@@ -76,7 +76,11 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(method)
     def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
         with self._lock.write():
-            return method(self, *args, **kwargs)
+            self._rows.clear()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._rows.clear()  # whatever the write touched is read afresh
 
     return wrapper
 
@@ -114,6 +118,7 @@ class MemoryService:
         self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
         self._dirty = False  # the in-memory indexes differ from the sealed ones
         self._lock = RWLock()
+        self._rows = RowCache()  # hydrated rows of recent hits; cleared around every write
 
     # ---- state -------------------------------------------------------------------------------------------
     def _header(self, variant: str) -> dict[str, Any]:
@@ -266,7 +271,7 @@ class MemoryService:
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
                                recency=tf.recency, mode=mode)
-        records = fetch(self.vault, ranked.ids, redaction)
+        records = fetch(self.vault, ranked.ids, redaction, self._rows)
         hits = tuple(
             retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)
             for i, (mid, score, sig) in enumerate(
@@ -293,7 +298,7 @@ class MemoryService:
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() else None
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
                                recency=tf.recency)
-        records = fetch(self.vault, ranked.ids, redaction)
+        records = fetch(self.vault, ranked.ids, redaction, self._rows)
         hits = [retrieve.Hit(memory=records[m], score=s, rank=i + 1, signals=g)
                 for i, (m, s, g) in enumerate(zip(ranked.ids, ranked.fused, ranked.signals, strict=True)) if m in records]
         pack = ctx.build(hits, token_budget=token_budget, count_tokens=self.encoder.count_tokens)
@@ -306,7 +311,7 @@ class MemoryService:
     @_reading
     def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:
         """One memory as `redaction` lets the caller see it; MemoryNotFound when absent or hidden. Audited."""
-        record = fetch(self.vault, [memory_id], redaction).get(memory_id)
+        record = fetch(self.vault, [memory_id], redaction, self._rows).get(memory_id)
         if record is None:
             raise MemoryNotFound(f"no memory {memory_id}")
         audit.record(self.vault, MemoryRead(actor=actor, returned_ids=[memory_id]))

@@ -75,6 +75,16 @@ class Verification:
         return f"{self.table}: chain BROKEN at record {self.first_broken}: {self.reason}"
 
 
+@dataclass(slots=True)
+class _Queued:
+    """One caller's append waiting for the chain lock; filled in by whichever thread writes it."""
+
+    texts: list[tuple[str, str]]  # (kind, canonical body)
+    at: datetime
+    rows: list[ChainRow] | None = None
+    error: BaseException | None = None
+
+
 class Chain:
     def __init__(self, vault: Vault, table: str) -> None:
         if table not in CHAINED_TABLES:
@@ -90,35 +100,66 @@ class Chain:
         return self.append_many([(kind, body)], at=at)[0]
 
     def append_many(self, events: list[tuple[str, dict[str, Any]]], *, at: datetime | None = None) -> list[ChainRow]:
-        """Append events in order with one INSERT (one commit, unless the caller's transaction is open).
+        """Append events in order; durable (committed) when this returns, unless the caller's transaction is
+        open (then they commit with it).
 
-        Appends are serialised by the vault's chain lock. Outside a transaction the committed head is kept
-        in memory (the vault is the only writer), so an append is one INSERT; inside one the head is read
-        from the table (the transaction sees its own rows) and the cache is dropped until it commits."""
+        Group commit: appends from concurrent threads that queue while one INSERT is being committed are
+        written together by the next thread to take the chain lock -- one INSERT and one commit (one WAL
+        sync) for all of them, in queue order -- and each caller gets its own rows back. Outside a
+        transaction the committed head is kept in memory (the vault is the only writer); inside one the
+        head is read from the table (the transaction sees its own rows) and the cache is dropped until it
+        commits."""
         at = (at or datetime.now(UTC)).astimezone(UTC)
         at = at.replace(microsecond=at.microsecond)  # microsecond precision: what TIMESTAMPTZ keeps
         v = self.vault
+        texts = [(kind, canonical(body)) for kind, body in events]
+        if v.in_transaction():
+            with v.chain_lock:
+                v.chain_heads.pop(self.table, None)
+                return self._write([_Queued(texts, at)])[0]
+        mine = _Queued(texts, at)
+        queue = v.chain_queues.setdefault(self.table, [])
+        with v.chain_queue_lock:
+            queue.append(mine)
         with v.chain_lock:
-            cached = None if v.in_transaction() else v.chain_heads.get(self.table)
-            v.chain_heads.pop(self.table, None)
-            seq, prev = cached or self.head()
-            rows, params = [], []
-            for kind, body in events:
-                text = canonical(body)
+            if mine.rows is None and mine.error is None:
+                with v.chain_queue_lock:
+                    batch, queue[:] = list(queue), []
+                try:
+                    for q, rows in zip(batch, self._write(batch), strict=True):
+                        q.rows = rows
+                except BaseException as e:
+                    for q in batch:
+                        q.error = e
+        if mine.error is not None:
+            raise mine.error
+        assert mine.rows is not None
+        return mine.rows
+
+    def _write(self, batch: list[_Queued]) -> list[list[ChainRow]]:
+        """One INSERT of the queued appends, linked in order after the head (caller holds the chain lock)."""
+        v = self.vault
+        cached = v.chain_heads.pop(self.table, None)
+        seq, prev = cached or self.head()
+        out: list[list[ChainRow]] = []
+        values = []
+        for q in batch:
+            rows = []
+            for kind, text in q.texts:
                 seq += 1
-                h = link_hash(seq, at, kind, text, prev)
-                params.append([seq, at, kind, text, prev, h])
-                rows.append(ChainRow(seq=seq, at=at, kind=kind, body=json.loads(text), hash=h))
+                h = link_hash(seq, q.at, kind, text, prev)
+                # values inlined as literals: binding a parameter costs DuckDB's Python client ~0.1 ms (a failed
+                # `import pandas` per value), more than the insert itself on the audit hot path
+                values.append(f"({seq:d}, {_lit(_ts(q.at))}::TIMESTAMPTZ, {_lit(kind)}, {_lit(text)}, {_lit(prev)}, "
+                              f"{_lit(h)})")
+                rows.append(ChainRow(seq=seq, at=q.at, kind=kind, body=json.loads(text), hash=h))
                 prev = h
-            # values inlined as literals: binding parameters costs DuckDB's Python client ~0.1 ms each (a failed
-            # `import pandas` per value), more than the insert itself on the audit hot path
-            values = ", ".join(f"({p[0]:d}, {_lit(_ts(p[1]))}::TIMESTAMPTZ, {_lit(p[2])}, {_lit(p[3])}, {_lit(p[4])}, "
-                               f"{_lit(p[5])})" for p in params)
-            sql = f"INSERT INTO {self.table} (seq, ts, kind, body, prev_hash, hash) VALUES {values}"
-            v.execute(sql)  # one statement: all of them or none
-            if not v.in_transaction():
-                v.chain_heads[self.table] = (seq, prev)
-        return rows
+            out.append(rows)
+        if values:
+            v.execute(f"INSERT INTO {self.table} (seq, ts, kind, body, prev_hash, hash) VALUES {', '.join(values)}")
+        if not v.in_transaction():
+            v.chain_heads[self.table] = (seq, prev)
+        return out
 
     def rows(self, *, kind: str | None = None, since: datetime | None = None, limit: int | None = None,
              after_seq: int = 0) -> Iterator[ChainRow]:

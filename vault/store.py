@@ -173,6 +173,8 @@ class Vault:
         self._cursors_lock = threading.Lock()
         self.chain_lock = threading.RLock()  # vault/chain.py: one append at a time, in seq order
         self.chain_heads: dict[str, tuple[int, str]] = {}  # vault/chain.py: table -> committed (seq, hash)
+        self.chain_queues: dict[str, list[Any]] = {}  # vault/chain.py: appends waiting for the group commit
+        self.chain_queue_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------------
     @classmethod

@@ -90,3 +90,18 @@ def test_ingested_memories_cannot_be_edited(vault: Vault, indexed: MemoryService
     mid = vault.scalar("SELECT memory_id FROM memories WHERE kind = 'visit' LIMIT 1")
     with pytest.raises(NotEditable, match="forget"):
         indexed.update(mid, text="rewritten history")
+
+
+def test_a_search_after_an_edit_or_a_delete_never_shows_the_old_row(svc: MemoryService):
+    note = svc.remember("The spare key is under the blue flowerpot", metadata={"v": 1})
+    assert svc.search("spare key flowerpot", k=1).hits[0].memory.text.endswith("blue flowerpot")  # now cached
+    assert svc.get(note.memory_id).metadata == {"v": 1}
+    svc.update(note.memory_id, text="The spare key is with the neighbour at number 12", metadata={"v": 2})
+    hit = svc.search("spare key", k=1).hits[0]
+    assert hit.memory.memory_id == note.memory_id and "neighbour" in hit.memory.text and hit.memory.metadata == {"v": 2}
+    assert svc.get(note.memory_id).version == 2
+    svc.delete(note.memory_id)
+    assert all(h.memory.memory_id != note.memory_id for h in svc.search("spare key", k=10).hits)
+    with pytest.raises(MemoryNotFound):
+        svc.get(note.memory_id)
+    assert svc._rows.hits > 0  # the cache was in play
