@@ -288,6 +288,27 @@ def _daily(vault: Vault, stays: pl.DataFrame, sessions: pl.DataFrame) -> pl.Data
     }).sort("day")
 
 
+def _text(col: str, dtype: pl.DataType) -> pl.Expr:
+    """A column spelled as Python's f"{value}" spells it (derived-row ids were keyed on texts built one row at
+    a time that way, and must not change): a UTC datetime as "2025-01-01 09:00:00+00:00" (".ffffff" only when
+    the microseconds are not zero), None as "None"."""
+    c = pl.col(col)
+    if isinstance(dtype, pl.Datetime):
+        c, tz = (c.dt.convert_time_zone("UTC"), "+00:00") if dtype.time_zone else (c, "")
+        c = pl.when(c.dt.microsecond() != 0).then(c.dt.to_string(f"%Y-%m-%d %H:%M:%S%.6f{tz}")).otherwise(
+            c.dt.to_string(f"%Y-%m-%d %H:%M:%S{tz}"))
+    else:
+        c = c.cast(pl.String)
+    return c.fill_null("None")
+
+
+def _ids(vault: Vault, df: pl.DataFrame, kind: str, *cols: str) -> pl.Series:
+    """Keyed ids of the texts f"{kind}\x1f{a}\x1f{b}..." over the columns `cols` of every row, built as one
+    polars expression (not formatted row by row in Python)."""
+    keys = df.select(pl.concat_str([pl.lit(kind), *(_text(c, df.schema[c]) for c in cols)], separator="\x1f"))
+    return vault.row_id_column(keys.to_series()).cast(pl.Int64)
+
+
 LOCATION_TABLES = frozenset({"location_points", "place_visits", "activity_segments"})
 USAGE_TABLES = frozenset({"usage_events", "usage_intervals"})
 
@@ -306,26 +327,21 @@ def run(vault: Vault, changed: frozenset[str] | set[str] | None = None) -> dict[
     writes: list[tuple[str, pl.DataFrame]] = []
     if everything or changed & LOCATION_TABLES:
         stays = _stays(vault)
-        stay_ids = vault.row_ids(
-            f"stay\x1f{s}\x1f{e}\x1f{o}" for s, e, o in stays.select("start_ts", "end_ts", "origin").iter_rows())
-        stays = stays.with_columns(row_id=pl.Series(stay_ids, dtype=pl.Int64)).unique("row_id", maintain_order=True)
+        stays = stays.with_columns(row_id=_ids(vault, stays, "stay", "start_ts", "end_ts", "origin")).unique(
+            "row_id", maintain_order=True)
         trips = _trips(vault, stays)
-        ids = stays["row_id"].to_list()
+        ids = stays["row_id"]
         trips = trips.with_columns(
-            from_stay=pl.Series([ids[i] for i in trips["from_idx"].to_list()], dtype=pl.Int64),
-            to_stay=pl.Series([ids[i] for i in trips["to_idx"].to_list()], dtype=pl.Int64),
-            origin=pl.lit("derived"),
+            from_stay=ids.gather(trips["from_idx"]), to_stay=ids.gather(trips["to_idx"]), origin=pl.lit("derived"),
         ).drop("from_idx", "to_idx")
-        trips = trips.with_columns(row_id=pl.Series(vault.row_ids(
-            f"trip\x1f{a}\x1f{b}" for a, b in trips.select("from_stay", "to_stay").iter_rows()), dtype=pl.Int64))
+        trips = trips.with_columns(row_id=_ids(vault, trips, "trip", "from_stay", "to_stay"))
         writes += [("stays", stays), ("trips", trips)]
     else:
         stays = vault.frame("SELECT * FROM stays")
     if everything or changed & USAGE_TABLES:
         sessions = _sessions(vault)
-        sessions = sessions.with_columns(row_id=pl.Series(vault.row_ids(
-            f"session\x1f{p}\x1f{s}\x1f{o}" for p, s, o in sessions.select("package", "start_ts", "origin").iter_rows()),
-            dtype=pl.Int64)).unique("row_id", maintain_order=True)
+        sessions = sessions.with_columns(row_id=_ids(vault, sessions, "session", "package", "start_ts", "origin")).unique(
+            "row_id", maintain_order=True)
         writes.append(("app_sessions", sessions))
     else:
         sessions = vault.frame("SELECT * FROM app_sessions")

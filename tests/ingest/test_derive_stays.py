@@ -53,3 +53,21 @@ def test_stay_points_edge_cases(monkeypatch):
     lat, lon = np.full(len(ts), 48.85), np.full(len(ts), 2.35)
     assert derive.stay_points(ts, lat, lon) == _scan(ts, lat, lon) == [(0, len(ts))]
     assert derive.stay_points(ts[:5], lat[:5], lon[:5]) == []  # four minutes: too short
+
+
+def test_derived_ids_are_keyed_on_the_texts_python_would_format_row_by_row(vault):
+    """Stay, trip and session ids are stored elsewhere (memories cite them): the vectorised key text must
+    spell every value as f"{value}" did (microseconds only when not zero, None as "None")."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    starts = [datetime(2025, 1, 1, 9, 0, tzinfo=UTC), datetime(2025, 1, 1, 9, 0, 0, 120, tzinfo=UTC),
+              datetime(2031, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)]
+    df = pl.DataFrame({"package": ["com.example.mail", None, "é.app"], "start_ts": starts, "n": [1, -2, 3],
+                       "origin": ["derived", "export", "launch"]},
+                      schema_overrides={"start_ts": pl.Datetime("us", "UTC")})
+    got = derive._ids(vault, df, "session", "package", "start_ts", "n", "origin").to_list()
+    want = vault.row_ids(f"session\x1f{p}\x1f{s}\x1f{n}\x1f{o}" for p, s, n, o in df.iter_rows())
+    assert got == want
+    assert derive._ids(vault, df.clear(), "trip", "n").to_list() == []
