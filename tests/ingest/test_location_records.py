@@ -96,8 +96,8 @@ def test_a_json_file_without_locations_is_one_reject(tmp_path: Path) -> None:
 def test_tiny_read_chunks_and_batches_give_the_same_result(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     want_rows, want_rej, _ = parse(google_records, RECORDS_NEW)
     old_rows, old_rej, _ = parse(google_records, RECORDS_OLD)
-    monkeypatch.setattr(google_records, "CHUNK_CHARS", chunk)
-    monkeypatch.setattr(google_records, "MARGIN_CHARS", 3)
+    monkeypatch.setattr(google_records, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(google_records, "MARGIN_BYTES", 3)
     monkeypatch.setattr(google_records, "BATCH_ROWS", 2)
     monkeypatch.setattr(google_records, "FLUSH_OBJECTS", 1)
     for path, rows, rej in ((RECORDS_NEW, want_rows, want_rej), (RECORDS_OLD, old_rows, old_rej)):
@@ -164,8 +164,8 @@ def test_the_fast_and_the_slow_path_agree_on_a_synthetic_takeout(tmp_path: Path,
     (records,) = m.files["google_records"]
     text = records.read_text().replace('"source": "GPS"', '"source": "G\\u0050S"', 1)  # one escape: one slow window
     records.write_text(text)
-    monkeypatch.setattr(google_records, "CHUNK_CHARS", 1 << 18)
-    monkeypatch.setattr(google_records, "MARGIN_CHARS", 1 << 12)
+    monkeypatch.setattr(google_records, "CHUNK_BYTES", 1 << 18)
+    monkeypatch.setattr(google_records, "MARGIN_BYTES", 1 << 12)
     results = fast_results(monkeypatch)
     fast_rows, fast_rej, _ = parse(google_records, records)
     assert True in results and False in results
@@ -188,3 +188,76 @@ def test_a_window_full_of_bad_records_is_quarantined_quickly(tmp_path: Path) -> 
     assert time.process_time() - t < 10
     assert rows["points"].height == 0 and len(rejected) == n
     assert rejected[-1].position == n - 1 and f'"longitudeE7": {n - 1},' in rejected[-1].raw
+
+
+def _reference(data: bytes) -> tuple[list[tuple], dict[int, str]]:
+    """The whole file decoded at once (U+FFFD for bad bytes) and converted by the element-by-element path."""
+    import json
+
+    elements = json.loads(data.decode("utf-8-sig", "replace"))["locations"]
+    rows, rejected = google_records.points(elements, 0, InputFile(RECORDS_NEW))
+    return rows.select(COLUMNS).rows(), reasons(rejected)
+
+
+def _nasty(tmp_path: Path) -> Path:
+    """Pretty-printed records with non-ASCII text, an invalid UTF-8 byte inside a kept field, escapes, a BOM."""
+    good = [f'{{"latitudeE7": {515000000 + i}, "longitudeE7": -1270000, "accuracy": 10, "source": "WIFI", '
+            f'"timestamp": "2023-01-01T00:{i:02d}:00Z"}}' for i in range(40)]
+    good[3] = good[3].replace('"accuracy": 10', '"placeName": "Zürich Hauptbahnhof ✓", "accuracy": 10')
+    good[9] = good[9].replace('"source": "WIFI"', '"source": "wi\xfffi"')  # an invalid byte: U+FFFD, upper-cased
+    good[17] = good[17].replace('"source": "WIFI"', '"source": "G\\u0050S"')
+    good[25] = good[25].replace('"latitudeE7": 515000025', '"latitudeE7": "north"')  # a string: rejected
+    body = ",\n".join(g.replace(", ", ",\n    ") for g in good)
+    f = tmp_path / "Records.json"
+    f.write_bytes(b"\xef\xbb\xbf" + ('{\n  "locations": [' + body + "]\n}\n").encode("utf-8", "surrogateescape")
+                  .replace("\xff".encode("utf-8"), b"\xff"))
+    return f
+
+
+@pytest.mark.parametrize(("chunk", "fast"), [(1, True), (2, True), (7, True), (64, False), (1 << 22, True), (1 << 22, False)])
+def test_non_ascii_text_and_bad_bytes_are_read_as_the_decoded_file_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, fast: bool,
+) -> None:
+    f = _nasty(tmp_path)
+    want_rows, want_reasons = _reference(f.read_bytes())
+    assert want_rows[9][6] == "WI\ufffdFI" and want_reasons == {25: "latitudeE7/longitudeE7 are not numbers"}
+    monkeypatch.setattr(google_records, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(google_records, "MARGIN_BYTES", min(chunk, 1 << 20))
+    monkeypatch.setattr(google_records, "FAST", fast)
+    rows, rejected, _ = parse(google_records, f)
+    assert rows["points"].select(COLUMNS).rows() == want_rows
+    assert reasons(rejected) == want_reasons
+
+
+def test_unicode_spaces_between_records_are_skipped_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not JSON whitespace, but the text scanner always skipped them between elements."""
+    records = [f'{{"latitudeE7": {515000000 + i}, "longitudeE7": -1270000, "timestamp": "2023-01-01T00:{i:02d}:00Z"}}'
+               for i in range(12)]
+    plain, spaced = tmp_path / "plain.json", tmp_path / "spaced.json"
+    plain.write_text('{"locations": [' + ", ".join(records) + "]}")
+    spaced.write_text('{"locations": [' + ",\u00a0".join(records) + "\u2003]}", encoding="utf-8")
+    for chunk in (5, 1 << 22):
+        monkeypatch.setattr(google_records, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(google_records, "MARGIN_BYTES", min(chunk, 3))
+        assert rows_of(spaced) == rows_of(plain) and len(rows_of(plain)) == 12
+
+
+def test_a_malformed_record_with_bad_bytes_is_quarantined_as_text(tmp_path: Path) -> None:
+    f = tmp_path / "Records.json"
+    f.write_bytes(RECORDS_NEW.read_bytes().replace(b'"accuracy": 22,', b'"accuracy": 22,, "x": "\xff\xfe",', 1))
+    rows, rejected, _ = parse(google_records, f)
+    assert rows["points"]["position"].to_list() == [1, 5, 6]
+    assert reasons(rejected)[0] == "malformed JSON record" and '"x": "\ufffd\ufffd"' in rejected[0].raw
+
+
+@pytest.mark.parametrize("texts", [
+    ["2013-03-01T05:17:39.849Z", "2013-03-01T05:18:39Z", None, "2024-02-29T23:59:59.123456Z"],  # Arrow reads them
+    ["2013-03-01T05:17:39.849Z", "2025-02-30T10:00:00Z", "2025-01-01T23:59:60Z"],  # Arrow refuses: polars decides
+    ["2013-03-01T05:17:39.849Z", "2013-03-01T07:17:39+02:00", "2013-03-01 05:17:39Z", "2013-03-01T05:17:39.1234567Z"],
+])
+def test_plain_zulu_timestamps_read_as_polars_strict_format_reads_them(texts: list[str | None]) -> None:
+    import polars as pl
+
+    iso = pl.Series("iso", texts, dtype=pl.String)
+    want = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_zone="UTC").cast(pl.Datetime("us", "UTC"))
+    assert google_records._zulu(iso).to_list() == want.to_list()

@@ -6,10 +6,11 @@ Layout: `{"locations": [{"latitudeE7": 533690589, "longitudeE7": 836951347, "acc
 are present). Optional fields kept: accuracy (m), altitude (m), source (-> provider, upper-case).
 Activity, velocity, heading, wifi scans and the rest are not kept.
 
-Streaming: the file is decoded in chunks of CHUNK_CHARS characters and each element of the
-`locations` array is parsed on its own with the C JSON scanner (json.JSONDecoder.scan_once), so
-memory stays at a chunk plus one batch of columns (BATCH_ROWS records), whatever the file size.
-Records are converted and validated per batch with polars.
+Streaming: the file is read in chunks of CHUNK_BYTES bytes and stays bytes. Windows of plain records
+(ASCII, no escapes: nearly every real file) go through a vectorised fast path (below); anything else is
+decoded (UTF-8, BOM allowed, invalid bytes read as U+FFFD) and parsed element by element with the C JSON
+scanner (json.JSONDecoder.scan_once), so memory stays at a chunk plus one batch of columns (BATCH_ROWS
+records), whatever the file size. Records are converted and validated per batch with polars.
 
 position = the record's 0-based index in `locations`. Rejected, never raised: an element that is
 not a JSON object or not valid JSON (the scanner skips to its closing brace and goes on), no
@@ -22,9 +23,7 @@ the array (truncated download): one Rejected at the next position. utc_offset_mi
 
 from __future__ import annotations
 
-import codecs
 import functools
-import io
 import json
 import re
 from collections.abc import Callable, Generator
@@ -33,23 +32,28 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.files import InputFile
-from ingest.records import UTC_US, Batch, Rejected, clip_raw, empty
+from ingest.records import RAW_LIMIT, UTC_US, Batch, Rejected, clip_raw, empty
 from ingest.sources.location.common import MAX_AT, MIN_AT, instant
 
 FORMAT = "google_records"
 KIND = "location"
 
-CHUNK_CHARS = 1 << 22  # 4 Mi characters decoded per read
+CHUNK_BYTES = 1 << 22  # 4 MiB read at a time
 BATCH_ROWS = 250_000
 FLUSH_OBJECTS = 20_000  # elements parsed one by one are converted to columns this many at a time
-MARGIN_CHARS = 1 << 20  # an element starting this close to the end of the window waits for more text
-MAX_RECORD_CHARS = 1 << 24  # a single record larger than 16 Mi characters is not a location record
+MARGIN_BYTES = 1 << 20  # an element starting this close to the end of the window waits for more bytes
+MAX_RECORD_BYTES = 1 << 24  # a single record larger than 16 MiB is not a location record
 
-_SEP = re.compile(r"[\s,]*")
+_SEP = re.compile(r"[\s,]*")  # on text: JSON's whitespace and the Unicode spaces the text scanner skipped
+_SEP_B = re.compile(rb"[ \t\n\r\f\v,]*")
 _OPEN = re.compile(r'"locations"\s*:\s*\[')
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+_OPEN_B = re.compile(rb'"locations"[ \t\n\r]*:[ \t\n\r]*\[')
+_TOKEN_B = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]', re.DOTALL)
+_BOM = b"\xef\xbb\xbf"
 _FIELDS = ("latitudeE7", "longitudeE7", "accuracy", "altitude", "source", "timestamp", "timestampMs")
 
 
@@ -60,46 +64,106 @@ def detect(f: InputFile) -> bool:
     return head.startswith(b"{") and _OPEN.search(head.decode("utf-8", "replace")) is not None
 
 
-class _Text:
-    """A window on the decoded file: buf[pos:] is what is not consumed yet."""
+class _Window:
+    """A window on the raw file: raw[pos:] is what is not consumed yet (bytes, the BOM dropped)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self.buf = ""
+        self.raw = b""
         self.pos = 0
         self.eof = False
+        self._started = False
 
-    def more(self) -> bool:
-        """Append the next chunk (dropping what was consumed); False at end of file."""
+    def more(self) -> None:
+        """Append the next chunk (dropping what was consumed)."""
         if self.eof:
-            return False
-        data = self._stream.read(CHUNK_CHARS)
-        text = self._decoder.decode(data, final=not data)
-        self.buf = self.buf[self.pos:] + text
-        self.pos = 0
+            return
+        data = self._stream.read(CHUNK_BYTES)
         if not data:
             self.eof = True
-        return bool(text) or not self.eof
+        elif not self._started:  # the BOM may come over several tiny reads
+            while len(data) < len(_BOM) and (extra := self._stream.read(CHUNK_BYTES)):
+                data += extra
+            data = data.removeprefix(_BOM)
+            self._started = True
+        self.raw = self.raw[self.pos:] + data
+        self.pos = 0
+
+    def text(self, start: int, stop: int) -> str:
+        return self.raw[start:stop].decode("utf-8", "replace")
 
     def value_end(self, start: int) -> int | None:
         """End of the bracketed value starting at `start` (tracking strings), reading more as needed;
         None when the file ends first or the value is absurdly large."""
         while True:
             depth = 0
-            for m in _TOKEN.finditer(self.buf, start):
+            for m in _TOKEN_B.finditer(self.raw, start):
                 tok = m.group()
-                if tok in "{[":
+                if tok in (b"{", b"["):
                     depth += 1
-                elif tok in "}]":
+                elif tok in (b"}", b"]"):
                     depth -= 1
                     if depth <= 0:
                         return m.end()
-            if self.eof or len(self.buf) - start > MAX_RECORD_CHARS:
+            if self.eof or len(self.raw) - start > MAX_RECORD_BYTES:
                 return None
             shift = self.pos
             self.more()
             start -= shift
+
+
+class _Elements:
+    """Element-by-element reading of the window as text, for what the fast path does not take.
+
+    The stdlib scanner needs str: the window is decoded from the element on (invalid bytes kept as
+    surrogate escapes, so a text offset maps back to a byte offset exactly) and the text is reused while
+    the reading goes on in the same window. An element whose bytes are not valid UTF-8 is decoded again
+    with U+FFFD for the bad bytes, as a decoder with errors="replace" reads the file."""
+
+    _SKIPPED = object()
+
+    def __init__(self, win: _Window) -> None:
+        self._win = win
+        self._scan = json.JSONDecoder().scan_once
+        self._raw: bytes | None = None
+        self._text = ""
+        self._b = 0  # byte offset in _raw of text position _c
+        self._c = 0
+
+    def _at(self, pos: int) -> int:
+        """The text position of byte offset `pos` of the window, decoding anew when needed."""
+        raw = self._win.raw
+        if raw is self._raw and pos >= self._b:
+            gap = raw[self._b:pos]
+            if gap.isascii():
+                self._c += len(gap)
+                self._b = pos
+                return self._c
+        self._raw, self._text, self._b, self._c = raw, raw[pos:].decode("utf-8", "surrogateescape"), pos, 0
+        return 0
+
+    def next(self, pos: int) -> tuple[Any, int]:
+        """(element, byte offset after it) at byte offset `pos`; (_SKIPPED, offset) after Unicode spaces the
+        caller should look past; raises ValueError/StopIteration when no element parses there."""
+        c = self._at(pos)
+        text = self._text
+        skip = _SEP.match(text, c).end()
+        if skip > c:
+            return self._SKIPPED, self._advance(c, skip)
+        obj, end = self._scan(text, c)
+        piece = text[c:end]
+        try:
+            size = len(piece.encode())
+        except UnicodeEncodeError:  # bad bytes in the element: read them as U+FFFD
+            size = len(piece.encode("utf-8", "surrogateescape"))
+            obj = self._scan(self._raw[pos:pos + size].decode("utf-8", "replace"), 0)[0]  # type: ignore[index]
+        self._b, self._c = pos + size, end
+        return obj, pos + size
+
+    def _advance(self, c: int, end: int) -> int:
+        self._b += len(self._text[c:end].encode("utf-8", "surrogateescape"))
+        self._c = end
+        return self._b
 
 
 def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
@@ -110,75 +174,90 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
         yield Batch("points", empty("points"), [_reject(f, -1, f"cannot read file: {e}", "")])
         return {}
     with stream:
-        yield from _parse(f, _Text(stream))
+        yield from _parse(f, _Window(stream))
     return {}
 
 
-def _parse(f: InputFile, text: _Text) -> Generator[Batch, None, None]:
-    while True:  # find the array
-        m = _OPEN.search(text.buf)
-        if m or text.eof or len(text.buf) > MAX_RECORD_CHARS:
+def _open_array(win: _Window) -> int | None:
+    """Byte offset just after the `"locations": [` that opens the array, or None."""
+    while True:
+        m = _OPEN_B.search(win.raw)
+        if m or win.eof or len(win.raw) > MAX_RECORD_BYTES:
             break
-        text.more()
-    if not m:
-        yield Batch("points", empty("points"), [_reject(f, -1, 'not a Records.json: no "locations" array', text.buf[:512])])
+        win.more()
+    if m:
+        return m.end()
+    text = win.raw.decode("utf-8", "surrogateescape")  # spaces JSON does not allow but the text scanner skipped
+    m2 = _OPEN.search(text)
+    return len(text[:m2.end()].encode("utf-8", "surrogateescape")) if m2 else None
+
+
+def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
+    start = _open_array(win)
+    if start is None:
+        yield Batch("points", empty("points"), [_reject(f, -1, 'not a Records.json: no "locations" array', win.text(0, 2048)[:512])])
         return
-    text.pos = m.end()
-    scan = json.JSONDecoder().scan_once
-    sep = _SEP.match
+    win.pos = start
+    elements = _Elements(win)
+    sep = _SEP_B.match
     out = _Pending(f)
     objs: list[Any] = []  # elements parsed one by one, in file order; _BROKEN where one was not valid JSON
     keep = objs.append
     first = 0  # position of objs[0]
-    buf, pos = text.buf, text.pos
-    limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+    raw, pos = win.raw, win.pos
+    limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
     slow_until = 0  # the fast path failed on this window: go element by element up to here
     while True:
-        pos = sep(buf, pos).end()
-        if pos >= limit and not text.eof:
-            text.pos = pos
-            text.more()
-            buf, pos = text.buf, text.pos
-            limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+        pos = sep(raw, pos).end()
+        if pos >= limit and not win.eof:
+            win.pos = pos
+            win.more()
+            raw, pos = win.raw, win.pos
+            limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
             slow_until = 0
             continue
-        if pos >= len(buf):
+        if pos >= len(raw):
             out.rejected.append(_reject(f, first + len(objs), "file ends inside the locations array (truncated)", ""))
             break
-        if buf[pos] == "]":
+        if raw[pos] == 93:  # "]"
             break
         if pos >= slow_until and FAST:
-            got = _fast(buf, pos, len(buf) if text.eof else limit + MARGIN_CHARS)
+            got = _fast(raw, pos, len(raw) if win.eof else limit + MARGIN_BYTES)
             if got is not None:
                 if objs:
                     out.add(*points(objs, first, f))
                     first += len(objs)
                     objs = []
                     keep = objs.append
-                raw, lines, used = got
-                out.add(*_validate(raw.with_columns(position=pl.int_range(first, first + raw.height, dtype=pl.Int64)),
+                rows, lines, used = got
+                out.add(*_validate(rows.with_columns(position=pl.int_range(first, first + rows.height, dtype=pl.Int64)),
                                    f, lambda p, base=first, lines=lines: lines()[p - base]))
-                first += raw.height
+                first += rows.height
                 pos += used
                 while out.rows >= BATCH_ROWS:
                     yield out.take(BATCH_ROWS)
                 continue
             slow_until = limit
         try:
-            obj, pos = scan(buf, pos)
+            obj, pos = elements.next(pos)
+            if obj is _Elements._SKIPPED:
+                continue
         except (StopIteration, ValueError):
-            text.pos = pos
-            obj, end = _recover(text, scan)
-            buf, pos = text.buf, text.pos
-            limit = len(buf) - MARGIN_CHARS if not text.eof else len(buf)
+            win.pos = pos
+            obj, end = _recover(win, elements)
+            raw, pos = win.raw, win.pos
+            limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
             slow_until = limit
+            if obj is _Elements._SKIPPED:  # the element had only begun: spaces, now complete
+                pos = end  # type: ignore[assignment]
+                continue
             if obj is _BROKEN:
                 at = first + len(objs)
                 if end is None:
-                    reason = "truncated JSON at end of file" if text.eof else "malformed JSON; the rest of the file is unreadable"
-                    out.rejected.append(_reject(f, at, reason, buf[pos:pos + 4096]))
+                    reason = "truncated JSON at end of file" if win.eof else "malformed JSON; the rest of the file is unreadable"
+                    out.rejected.append(_reject(f, at, reason, win.text(pos, pos + 4 * RAW_LIMIT)[:RAW_LIMIT]))
                     break
-                out.rejected.append(_reject(f, at, "malformed JSON record", buf[pos:end]))
+                out.rejected.append(_reject(f, at, "malformed JSON record", win.text(pos, end)))
             pos = end
         keep(obj)
         if len(objs) >= FLUSH_OBJECTS or len(objs) + out.rows >= BATCH_ROWS:  # dicts are big: convert often
@@ -226,25 +305,28 @@ class _Pending:
         return Batch("points", rows, sorted(mine, key=lambda r: r.position))
 
 
-# The fast path: a window of compact, ASCII, escape-free elements is turned into NDJSON (one element per
-# line) with numpy -- string-aware bracket depth finds the top-level commas -- and parsed by polars in
-# Rust. Anything unusual (a backslash, non-ASCII text, a non-object element, a type polars will not read
+# The fast path: a window of ASCII, escape-free elements is turned into NDJSON (one element per line)
+# with numpy, straight from the bytes read -- string-aware bracket depth finds the top-level commas -- and
+# parsed by polars in Rust. Anything unusual (a backslash, non-ASCII text, a non-object element, a type polars will not read
 # as the schema says, a syntax error) makes it return None and the window goes element by element.
 FAST = True
 _SCHEMA = {"latitudeE7": pl.Float64, "longitudeE7": pl.Float64, "accuracy": pl.Float64, "altitude": pl.Float64,
            "source": pl.String, "timestamp": pl.String, "timestampMs": pl.String}
 
 
-def _fast(buf: str, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list[bytes]], int] | None:
-    """(raw columns of the complete elements from pos, their NDJSON lines on demand, chars consumed) or None."""
-    region = buf[pos:end]
-    if not region.isascii() or "\\" in region or not region.startswith("{"):
+def _fast(buf: bytes, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list[bytes]], int] | None:
+    """(raw columns of the complete elements in buf[pos:end], their NDJSON lines on demand, bytes consumed) or None."""
+    a = np.frombuffer(buf, dtype=np.uint8, count=end - pos, offset=pos)
+    if not a.size or a[0] != 123 or buf.find(b"\\", pos, end) >= 0 or a.max() >= 128:  # "{", no escapes, ASCII
         return None
-    data = region.encode("ascii")
-    a = np.frombuffer(data, dtype=np.uint8)
     folded = a | 32  # "[" -> "{", "]" -> "}"
-    structural = (folded == 123) | (folded == 125) | (a == 34) | (a == 44)
+    structural = folded == 123
+    structural |= folded == 125
+    structural |= a == 34
+    structural |= a == 44
+    del folded
     idx = np.flatnonzero(structural)
+    del structural
     ch = a[idx]
     quote = ch == 34
     outside = ~np.logical_xor.accumulate(quote)  # after an even number of quotes
@@ -262,13 +344,15 @@ def _fast(buf: str, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list
     if commas.size != ends.size - 1 or (ends.size > 1 and not (idx[ends[:-1]] < commas).all()):
         return None  # "}{" without a comma, ",,", a bare value between objects...
     cut = int(idx[last]) + 1
-    nd = data[:cut].replace(b"\n", b" ")  # an element on several lines goes on one (JSON allows \r and \t in it)
-    if b"\r" in nd:
-        nd = nd.replace(b"\r", b" ")
-    nd = bytearray(nd)
-    np.frombuffer(nd, dtype=np.uint8)[commas] = 10
+    lines = a[:cut].copy()
+    lines[lines == 10] = 32  # an element on several lines goes on one (JSON allows \r and \t in it)
+    if buf.find(b"\r", pos, pos + cut) >= 0:
+        lines[lines == 13] = 32
+    lines[commas] = 10  # one element a line
+    nd = lines.tobytes()
+    del lines
     try:
-        raw = pl.read_ndjson(io.BytesIO(nd), schema=_SCHEMA)
+        raw = pl.read_ndjson(nd, schema=_SCHEMA)
     except Exception:  # noqa: BLE001 -- any polars complaint: the slow path will say what is wrong, per element
         return None
     if raw.height != ends.size:
@@ -279,23 +363,23 @@ def _fast(buf: str, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list
         has_lat=pl.col("latitudeE7").is_not_null() & pl.col("longitudeE7").is_not_null(),
         has_ts=pl.col("timestamp").is_not_null() | pl.col("timestampMs").is_not_null(),
     )
-    return raw, functools.cache(lambda: bytes(nd).split(b"\n")), cut
+    return raw, functools.cache(lambda: nd.split(b"\n")), cut
 
 
 _BROKEN = object()
 
 
-def _recover(text: _Text, scan: Any) -> tuple[Any, int | None]:
-    """The scanner failed at text.pos. Read on in case the element continues in the next chunk: (obj, end)
-    if it then parses; else (_BROKEN, end of the malformed bracketed value), or (_BROKEN, None) when the
-    file ends first (truncated) or the value is absurdly long."""
-    while not text.eof and len(text.buf) - text.pos <= MAX_RECORD_CHARS:
-        text.more()
+def _recover(win: _Window, elements: _Elements) -> tuple[Any, int | None]:
+    """No element parsed at win.pos. Read on in case it continues in the next chunk: (obj, end) if it then
+    parses; else (_BROKEN, end of the malformed bracketed value), or (_BROKEN, None) when the file ends
+    first (truncated) or the value is absurdly long."""
+    while not win.eof and len(win.raw) - win.pos <= MAX_RECORD_BYTES:
+        win.more()
         try:
-            return scan(text.buf, text.pos)
+            return elements.next(win.pos)
         except (StopIteration, ValueError):
             continue
-    end = text.value_end(text.pos) if text.buf.startswith(("{", "["), text.pos) else None
+    end = win.value_end(win.pos) if win.raw.startswith((b"{", b"["), win.pos) else None
     return _BROKEN, end
 
 
@@ -340,9 +424,8 @@ def _validate(df: pl.DataFrame, f: InputFile, raw_of: Callable[[int], str | byte
     (POINTS rows, Rejected for the rows that fail; raw_of(position) gives a failing row's text)."""
     rejected: list[Rejected] = []
     # the common "...Z" form vectorised; explicit offsets and odd spellings go through Python below
-    zulu = pl.col("iso").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_zone="UTC")
     df = df.with_columns(
-        at=pl.when(pl.col("iso").is_not_null()).then(zulu).otherwise(
+        at=pl.when(pl.col("iso").is_not_null()).then(pl.lit(_zulu(df["iso"]))).otherwise(
             pl.from_epoch(pl.col("ms"), time_unit="ms").dt.replace_time_zone("UTC")
         ).cast(UTC_US),
         utc_offset_min=pl.lit(None, dtype=pl.Int32),
@@ -375,6 +458,24 @@ def _validate(df: pl.DataFrame, f: InputFile, raw_of: Callable[[int], str | byte
         position="position",
     )
     return rows, rejected
+
+
+_PLAIN_ZULU = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$"
+
+
+def _zulu(iso: pl.Series) -> pl.Series:
+    """UTC instants of "2013-03-01T05:17:39.849Z" texts; null where a text is not of that form.
+
+    Where every text has exactly the plain layout (nearly always), Arrow's ISO-8601 cast reads them (~10x
+    faster than a strptime format); it refuses the whole column if one is not a real date-time (30 Feb,
+    25:00, a leap second), and then polars' strict format decides, value by value, as it does for the
+    rest."""
+    if iso.null_count() < len(iso) and iso.str.contains(_PLAIN_ZULU).all():
+        try:
+            return pl.Series(iso.name, pc.cast(iso.to_arrow(), pa.timestamp("us", "UTC")))
+        except pa.ArrowInvalid:
+            pass
+    return iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_zone="UTC", cache=False).cast(UTC_US)
 
 
 def _reparse_odd_timestamps(df: pl.DataFrame) -> pl.DataFrame:
