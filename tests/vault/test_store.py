@@ -144,3 +144,44 @@ def test_disk_full_maps_to_a_clear_message():
 
     e = translate(duckdb.IOException("IO Error: Could not write file: No space left on device"))
     assert isinstance(e, DiskFull) and "previous state is intact" in str(e)
+
+
+def test_worker_threads_read_through_their_own_cursors_with_their_own_transactions(vault):
+    """A thread other than the opener gets its own DuckDB cursor on the same encrypted database: it sees
+    committed data, not another thread's open transaction, and the session stays locked down for it."""
+    import threading
+
+    vault.execute("CREATE TABLE t (x INTEGER)")
+    vault.execute("INSERT INTO t VALUES (1)")
+    seen: dict[str, object] = {}
+    inside, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with vault.transaction():
+            vault.execute("INSERT INTO t VALUES (2)")
+            seen["writer_sees"] = vault.scalar("SELECT count(*) FROM t")
+            inside.set()
+            release.wait(5)
+
+    def reader() -> None:
+        seen["reader_sees"] = vault.scalar("SELECT count(*) FROM t")
+        seen["reader_tx"] = vault.in_transaction()
+        try:
+            vault.execute("SET enable_external_access = true")
+            seen["unlocked"] = True
+        except duckdb.Error:
+            seen["unlocked"] = False
+
+    w = threading.Thread(target=writer)
+    w.start()
+    assert inside.wait(5)
+    r = threading.Thread(target=reader)
+    r.start()
+    r.join(5)
+    release.set()
+    w.join(5)
+    assert seen == {"writer_sees": 2, "reader_sees": 1, "reader_tx": False, "unlocked": False}
+    assert vault.scalar("SELECT count(*) FROM t") == 2  # committed: visible to the opener's connection
+    assert len(vault._cursors) == 2
+    vault.close()
+    assert vault._cursors == []
