@@ -108,17 +108,15 @@ class RowIds:
         k1, k2 = self._k1.view("<u8"), self._k2.view("<u8")
         for nb in np.unique(nblocks):  # rows with the same number of blocks go through AES together
             rows = np.flatnonzero(nblocks == nb)
-            words = int(nb) * 2
-            m = windows[starts[rows], :words * 8].copy().view("<u8")  # the key's bytes, then its neighbours'
+            size = int(nb) * 16
+            m8 = windows[starts[rows], :size].copy()  # the key's bytes, then its neighbours'
             length = lengths[rows]
-            full, rest = (length // 8)[:, None], (length % 8)[:, None].astype(np.uint64)
-            j = np.arange(words)[None, :]
             # keep the key's bytes, zero the neighbours', and put the 10* padding byte right after the key
-            keep = np.where(j < full, ~np.uint64(0), np.where(j == full, (np.uint64(1) << (rest * np.uint64(8))) - np.uint64(1), np.uint64(0)))
-            m &= keep
+            m8 *= np.arange(size)[None, :] < length[:, None]
             partial = (length % 16 != 0) | (length == 0)  # an empty key is one partial block
-            m |= np.where((j == full) & partial[:, None], np.uint64(0x80) << (rest * np.uint64(8)), np.uint64(0))
-            blocks = m.reshape(len(rows), int(nb), 2)
+            pad = np.flatnonzero(partial)
+            m8[pad, length[pad]] = 0x80
+            blocks = m8.view("<u8").reshape(len(rows), int(nb), 2)
             x = np.zeros((len(rows), 2), np.uint64)
             for b in range(int(nb) - 1):
                 x = self._aes(x ^ blocks[:, b, :])
