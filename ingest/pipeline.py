@@ -96,12 +96,13 @@ def _version() -> str:
         return "source"
 
 
-def file_key(f: InputFile, fmt: str) -> str:
-    """Identifies one file as read by this version of its source. A cursor counts committed batches, so it
-    only means something to the code that cut those batches: another lifevault version (other batch
-    sizes, other rules) gets another key and reads the file from the start, which the keyed row ids make
-    safe (nothing is added twice) instead of skipping rows it never committed."""
-    h = hashlib.sha256(f"{fmt}|{f.display}|{f.size}|lifevault {_version()}|".encode())
+def file_key(f: InputFile, fmt: str, batch_rows: int | None = None) -> str:
+    """Identifies one file as read by this version of its source, cut in batches of `batch_rows`. A cursor
+    counts committed batches, so it only means something to the code that cut those batches: another
+    lifevault version or batch size gets another key and reads the file from the start, which the keyed
+    row ids make safe (nothing is added twice) instead of skipping rows it never committed."""
+    layout = f"batch {batch_rows}|" if batch_rows else ""
+    h = hashlib.sha256(f"{fmt}|{f.display}|{f.size}|lifevault {_version()}|{layout}".encode())
     h.update(f.head(65536))
     return h.hexdigest()
 
@@ -150,7 +151,7 @@ def quarantine_frame(vault: Vault, load_id: str, rejected: list[Rejected]) -> pl
 def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: dict[str, Any],
                  progress: Progress | None, changed: set[str], forgotten: dict[str, pl.Series]) -> FileReport:
     report = FileReport(file=f.display, format=mod.FORMAT)
-    key = file_key(f, mod.FORMAT)
+    key = file_key(f, mod.FORMAT, getattr(mod, "BATCH_ROWS", None))
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0

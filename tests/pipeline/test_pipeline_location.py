@@ -126,3 +126,24 @@ def test_a_records_job_killed_halfway_resumes_to_the_rows_of_a_clean_run(tmp_pat
         run(clean, [records])
         want = clean.frame("SELECT ts, lat, lon FROM location_points ORDER BY ts")
     assert got.height == n and got.equals(want)
+
+
+def test_a_cursor_left_by_other_batch_sizes_is_not_used_to_skip_rows(tmp_path, vault, monkeypatch):
+    """Batches of 250 committed by one version must not be skipped as batches of 100 by another."""
+    from datetime import UTC, datetime
+
+    from ingest.files import InputFile
+    from ingest.pipeline import file_key
+
+    n = 600
+    records = tmp_path / "Records.json"
+    records.write_text('{"locations": [' + ",".join(
+        f'{{"latitudeE7": {515000000 + i}, "longitudeE7": -1200000, "timestamp": "2024-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z"}}'
+        for i in range(n)) + "]}")
+    f = InputFile(records)
+    assert file_key(f, google_records.FORMAT, 250) != file_key(f, google_records.FORMAT, 100)
+    vault.execute("INSERT INTO ingest_cursors VALUES (?, ?, 2, false, 'old', ?)",
+                  [file_key(f, google_records.FORMAT, 250), google_records.FORMAT, datetime.now(UTC)])
+    monkeypatch.setattr(google_records, "BATCH_ROWS", 100)
+    r = run(vault, [records])
+    assert r.files[0].resumed_batches == 0 and r.loaded == n
