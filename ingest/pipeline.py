@@ -184,6 +184,7 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
         report.quarantined += len(batch.rejected)
         if progress:
             progress(f.display, batch.rows.height + len(batch.rejected))
+        del batch, rows  # not held while the next batch is awaited (the parse thread may be making it)
     with vault.transaction():
         if mod.KIND == "calendar" and "window_start" in options:
             _drop_stale_occurrences(vault, f, load_id, options)

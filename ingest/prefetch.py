@@ -2,10 +2,12 @@
 
 The heavy parts of parsing (polars' NDJSON reader, numpy) and of writing (DuckDB) release the GIL, so
 on two cores the parse of batch n+1 overlaps the write of batch n. Only the producer thread touches the
-generator; only the caller touches the vault. Memory: at most `depth` finished batches wait in the queue.
-Errors are values as before: an exception in the source is re-raised in the caller, at the batch where
-it happened; if the caller stops early (an error while writing, Ctrl-C), the producer stops at its next
-batch and the generator is closed in its own thread.
+generator; only the caller touches the vault. Memory: the producer starts on batch n+1+depth only once
+the caller is done with batch n (it asks for the next one), so at most 1 + depth batches are alive:
+the caller's and the ones parsed ahead (a queue alone would hold one more: the batch waiting in it while
+the producer parses the one after). Errors are values as before: an exception in the source is
+re-raised in the caller, at the batch where it happened; if the caller stops early (an error while
+writing, Ctrl-C), the producer stops at its next batch and the generator is closed in its own thread.
 """
 
 from __future__ import annotations
@@ -26,30 +28,28 @@ class _Done:
 
 def ahead(gen: Generator[T, None, Any], *, depth: int = 1) -> Generator[T, None, Any]:
     """Yield what `gen` yields, produced in a background thread; return what it returns."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    q: queue.Queue[Any] = queue.Queue()
+    slots = threading.Semaphore(1 + depth)  # batches alive: the caller's + those parsed ahead
     stop = threading.Event()
 
-    def put(item: Any) -> bool:
+    def wait_slot() -> bool:
         while not stop.is_set():
-            try:
-                q.put(item, timeout=_WAIT)
+            if slots.acquire(timeout=_WAIT):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce() -> None:
         try:
-            while True:
+            while wait_slot():
                 try:
                     item = next(gen)
                 except StopIteration as e:
-                    put(_Done(e.value))
+                    q.put(_Done(e.value))
                     return
-                if not put(item):
-                    return
+                q.put(item)
+                del item  # not held while waiting for the next slot
         except BaseException as e:  # noqa: BLE001 -- handed to the consumer, which re-raises it
-            put(_Done(error=e))
+            q.put(_Done(error=e))
         finally:
             gen.close()
 
@@ -63,6 +63,8 @@ def ahead(gen: Generator[T, None, Any], *, depth: int = 1) -> Generator[T, None,
                     raise item.error
                 return item.value
             yield item
+            del item  # the caller is done with it: the producer may start another
+            slots.release()
     finally:
         stop.set()
         worker.join()

@@ -53,3 +53,21 @@ def test_a_caller_that_stops_early_stops_and_closes_the_source():
     assert next(stream) == 0
     stream.close()
     assert closed.wait(5)
+
+
+def test_the_producer_parses_one_batch_ahead_of_the_caller_and_no_more():
+    started = []
+
+    def source():
+        for i in range(6):
+            started.append(i)
+            yield i
+
+    stream = ahead(source())
+    assert next(stream) == 0
+    threading.Event().wait(0.3)  # time for the producer to run ahead as far as it may
+    assert started == [0, 1]  # the caller holds 0; 1 is parsed ahead; 2 waits until the caller is done with 0
+    assert next(stream) == 1
+    threading.Event().wait(0.3)
+    assert started == [0, 1, 2]
+    assert list(stream) == [2, 3, 4, 5]
