@@ -210,7 +210,7 @@ def _nasty(tmp_path: Path) -> Path:
     body = ",\n".join(g.replace(", ", ",\n    ") for g in good)
     f = tmp_path / "Records.json"
     f.write_bytes(b"\xef\xbb\xbf" + ('{\n  "locations": [' + body + "]\n}\n").encode("utf-8", "surrogateescape")
-                  .replace("\xff".encode("utf-8"), b"\xff"))
+                  .replace("\xff".encode(), b"\xff"))
     return f
 
 
@@ -261,3 +261,14 @@ def test_plain_zulu_timestamps_read_as_polars_strict_format_reads_them(texts: li
     iso = pl.Series("iso", texts, dtype=pl.String)
     want = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_zone="UTC").cast(pl.Datetime("us", "UTC"))
     assert google_records._zulu(iso).to_list() == want.to_list()
+
+
+def test_brackets_and_commas_inside_strings_do_not_cut_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [f'{{"latitudeE7": {515000000 + i}, "longitudeE7": -1270000, "note": "x}}],[{{,y", '
+               f'"timestamp": "2023-01-01T00:{i:02d}:00Z"}}' for i in range(30)]
+    f = tmp_path / "Records.json"
+    f.write_text('{"locations": [\n' + ",\n".join(records) + "\n]}\n")
+    assert '"note": "x}],[{,y"' in f.read_text()
+    results = fast_results(monkeypatch)
+    assert [r[7] for r in rows_of(f)] == list(range(30))
+    assert results == [True]
