@@ -129,6 +129,7 @@ class _Elements:
         self._text = ""
         self._b = 0  # byte offset in _raw of text position _c
         self._c = 0
+        self._bad = False  # the decoded text holds bad bytes (as surrogate escapes)
 
     def _at(self, pos: int) -> int:
         """The text position of byte offset `pos` of the window, decoding anew when needed."""
@@ -140,7 +141,42 @@ class _Elements:
                 self._b = pos
                 return self._c
         self._raw, self._text, self._b, self._c = raw, raw[pos:].decode("utf-8", "surrogateescape"), pos, 0
+        self._bad = False  # bad bytes (as surrogate escapes) in the window: then elements are checked one by one
+        if not self._text.isascii():
+            try:
+                self._text.encode()
+            except UnicodeEncodeError:
+                self._bad = True
         return 0
+
+    def run(self, pos: int, stop: int, most: int) -> tuple[list[Any], int]:
+        """Up to `most` elements parsed one after another from byte offset `pos`, stopping before one that
+        starts at or after byte `stop`, at "]", at the end of the window or at one that does not parse:
+        (the elements, byte offset after the last one and the spaces after it). Offsets are converted
+        once per run, not per element."""
+        c0 = c = self._at(pos)
+        text, scan, sep, bad = self._text, self._scan, _SEP.match, self._bad
+        # (the text offset of `stop`, give or take the bytes of a character cut there: elements near the end
+        # of the window are only read early or late, never differently)
+        c_stop = len(text) - len(self._raw[stop:].decode("utf-8", "surrogateescape"))  # type: ignore[index]
+        out: list[Any] = []
+        while len(out) < most:
+            c = sep(text, c).end()
+            if c >= c_stop or c >= len(text) or text[c] == "]":
+                break
+            try:
+                obj, end = scan(text, c)
+            except (StopIteration, ValueError):
+                break
+            if bad and not text[c:end].isascii():
+                piece = text[c:end]
+                try:
+                    piece.encode()
+                except UnicodeEncodeError:  # bad bytes in the element: read them as U+FFFD
+                    obj = scan(piece.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), 0)[0]
+            out.append(obj)
+            c = end
+        return out, self._advance(c0, c)
 
     def next(self, pos: int) -> tuple[Any, int]:
         """(element, byte offset after it) at byte offset `pos`; (_SKIPPED, offset) after Unicode spaces the
@@ -238,7 +274,19 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
                     yield out.take(BATCH_ROWS)
                 continue
             slow_until = limit
-        try:
+        got, end = elements.run(pos, limit, min(FLUSH_OBJECTS - len(objs), BATCH_ROWS - out.rows - len(objs)))
+        if got or end > pos:  # elements, or only spaces the text scanner skips
+            objs += got
+            pos = end
+            if len(objs) >= FLUSH_OBJECTS or len(objs) + out.rows >= BATCH_ROWS:  # dicts are big: convert often
+                out.add(*points(objs, first, f))
+                first += len(objs)
+                objs = []
+                keep = objs.append
+                while out.rows >= BATCH_ROWS:
+                    yield out.take(BATCH_ROWS)
+            continue
+        try:  # nothing parses at pos
             obj, pos = elements.next(pos)
             if obj is _Elements._SKIPPED:
                 continue
