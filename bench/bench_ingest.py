@@ -6,7 +6,9 @@
    parse, validation, keyed row ids, load, derived tables), against the row-by-row baseline the dogsheep
    tools use: stdlib json.load of the whole file + sqlite3 executemany upserts into a plaintext file.
    Each side runs in its own process; peak memory is that process's max RSS, also shown net of the
-   RSS it had after imports (the interpreter, polars, duckdb and torch-free imports). CPU seconds (all
+   RSS it had after imports and opening the vault (the interpreter, polars, duckdb and torch-free
+   imports; the RSS at that moment, not the peak so far, which holds the freed Argon2 memory of
+   Vault.create). CPU seconds (all
    threads of the process) are printed too: on a shared machine they move less than wall time.
 2. An iCalendar file with E events (a fifth of them weekly-recurring), parsed and expanded: occurrences/s.
 """
@@ -45,7 +47,15 @@ def write_records(path: Path, n: int, seed: int = 1) -> None:
 
 
 def _rss_mib() -> float:
+    """Peak RSS of this process so far (MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_now_mib() -> float:
+    """RSS right now (MiB): the base a job's own memory is counted from. (The peak so far would include
+    transients already freed, e.g. the Argon2 key derivation of Vault.create, and flatter the job.)"""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def child_lifevault(records: Path, work: Path, memory_limit: str | None = None) -> dict[str, float]:
@@ -57,7 +67,7 @@ def child_lifevault(records: Path, work: Path, memory_limit: str | None = None) 
     if memory_limit:  # DuckDB's buffer pool capped; beyond it, it spills to encrypted temp files in the vault
         vault.close()
         vault = Vault.open(work / "home", "bench", memory_limit=memory_limit)
-    base = _rss_mib()
+    base = _rss_now_mib()
     t, cpu = time.perf_counter(), time.process_time()
     report = run(vault, [records], kind="location")
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -68,7 +78,7 @@ def child_lifevault(records: Path, work: Path, memory_limit: str | None = None) 
 def child_baseline(records: Path, work: Path) -> dict[str, float]:
     import sqlite3
 
-    base = _rss_mib()
+    base = _rss_now_mib()
     t, cpu = time.perf_counter(), time.process_time()
     db = sqlite3.connect(work / "baseline.db")
     db.execute("CREATE TABLE location_history (id TEXT PRIMARY KEY, latitude REAL, longitude REAL, accuracy INTEGER, "
