@@ -8,8 +8,8 @@
    Each side runs in its own process; peak memory is that process's max RSS, also shown net of the
    RSS it had after imports and opening the vault (the interpreter, polars, duckdb and torch-free
    imports; the RSS at that moment, not the peak so far, which holds the freed Argon2 memory of
-   Vault.create). CPU seconds (all
-   threads of the process) are printed too: on a shared machine they move less than wall time.
+   Vault.create). CPU seconds (all threads of the process) are printed too: on a shared machine they
+   move less than wall time.
 2. An iCalendar file with E events (a fifth of them weekly-recurring), parsed and expanded: occurrences/s.
 """
 
