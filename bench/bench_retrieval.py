@@ -99,7 +99,8 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(np.array(xs) * 1000, p))
 
 
-def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model, encoder: Encoder) -> dict:  # noqa: ANN001
+def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model, encoder: Encoder,  # noqa: ANN001
+             keep: Path | None = None) -> dict:
     rng = np.random.default_rng(n)
     docs = (docs_all * (n // len(docs_all) + 1))[:n] if len(docs_all) < n else docs_all[:n]
     docs = [d if i < len(docs_all) else f"{d} #{i}" for i, d in enumerate(docs)]
@@ -107,9 +108,17 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     vecs[: min(n, len(real))] = real[: min(n, len(real))]
     with tempfile.TemporaryDirectory() as tmp:
-        vault, _ = Vault.create(Path(tmp) / "home", "bench passphrase", kdf=KDF)
+        home = (keep / f"n{n}") if keep is not None else Path(tmp) / "home"
+        if keep is not None and (home / "vault.duckdb").exists():
+            vault = Vault.open(home, "bench passphrase")  # built by an earlier run: same seed, same data
+            print(f"  reusing the vault in {home}")
+        else:
+            vault, _ = Vault.create(home, "bench passphrase", kdf=KDF)
+            with vault:
+                populate(vault, docs, vecs)
+                vault.checkpoint()
+            vault = Vault.open(home, "bench passphrase")
         with vault:
-            populate(vault, docs, vecs)
             svc = MemoryService(vault, encoder=encoder)
             t = time.perf_counter()
             svc.search("warm up", k=10, now=NOW)
@@ -167,6 +176,8 @@ def main() -> None:
     ap.add_argument("--encode", type=int, default=2000, help="memories embedded for real (the rest: random)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    ap.add_argument("--keep", type=Path, help="build each size's vault in DIR/n<size> and reuse it in later runs "
+                    "(the 1M HNSW build takes 10-15 min); the vault is encrypted like any other")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -181,7 +192,7 @@ def main() -> None:
     print(f"{args.encode} memories embedded for real in {time.perf_counter() - t:.1f} s; "
           f"faiss threads {faiss.omp_get_max_threads()}")
     qs = list(dict.fromkeys(queries(args.queries * 2)))[: args.queries]
-    results = [run_size(n, real, docs, qs, model, encoder) for n in sizes]
+    results = [run_size(n, real, docs, qs, model, encoder, args.keep) for n in sizes]
     print("\nsize        ours p50/p95 ms     baseline p50/p95 ms   filtered p50/p95 ms   index  dense recall@10")
     for r in results:
         print(f"{r['n']:>9,}   {pct(r['ours'], 50):6.1f} / {pct(r['ours'], 95):6.1f}     "
