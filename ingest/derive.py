@@ -43,7 +43,7 @@ def haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.n
     return 2 * EARTH_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
-STAY_WINDOW = 65_536  # fixes converted to Python floats at a time (1M fixes as lists would be ~130 MB)
+STAY_WINDOW = 4096  # fixes converted to Python floats at a time (1M fixes as lists would be ~130 MB)
 
 
 def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tuple[int, int]]:
@@ -76,8 +76,9 @@ def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tup
                 j += 1
             if j < m or end >= n:
                 break
-            # the run reaches the end of the window: reload it from i, twice as long, and go on
-            lo, j, size = i, j - k, size * 2
+            # the run reaches the end of the window: reload it from i, twice as long as the run so far (not
+            # twice the last window: windows then doubled with every run that reached an end, up to all n)
+            lo, j, size = i, j - k, max(STAY_WINDOW, 2 * (j - k))
             k = 0
             end = min(n, lo + size)
             ts, y, x, cos0 = _window(ts_us, lat, lon, lo, end)

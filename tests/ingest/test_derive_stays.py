@@ -71,3 +71,19 @@ def test_derived_ids_are_keyed_on_the_texts_python_would_format_row_by_row(vault
     want = vault.row_ids(f"session\x1f{p}\x1f{s}\x1f{n}\x1f{o}" for p, s, n, o in df.iter_rows())
     assert got == want
     assert derive._ids(vault, df.clear(), "trip", "n").to_list() == []
+
+
+def test_the_scan_window_grows_with_a_long_run_only_not_with_every_run_that_reaches_its_end(monkeypatch):
+    monkeypatch.setattr(derive, "STAY_WINDOW", 100)
+    sizes: list[int] = []
+    real = derive._window
+
+    def spy(ts_us, lat, lon, lo, end):
+        sizes.append(end - lo)
+        return real(ts_us, lat, lon, lo, end)
+
+    monkeypatch.setattr(derive, "_window", spy)
+    ts, lat, lon = _fixes(1, 20_000)
+    assert derive.stay_points(ts, lat, lon) == _scan(ts, lat, lon)
+    longest = max(j - i for i, j in _scan(ts, lat, lon))
+    assert max(sizes) <= max(100, 2 * longest + 2) < 20_000 // 4  # not all the fixes as Python floats
