@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from embeddings.index import VectorIndex
+from embeddings.index import VectorIndex, sorted_lookup
 from embeddings.lexical import BM25
 from embeddings.records import MemoryRecord
 from embeddings.redaction import SENSITIVITIES, Redaction
@@ -144,6 +144,7 @@ class Catalog:
         self._texts: list[str] = []
         self._redacted: dict[int, str] = {}
         self._order: np.ndarray | None = None
+        self._sorted: np.ndarray | None = None  # ids[_order]
         self._slot_maps: dict[int, np.ndarray] = {}  # index version -> slot per catalog position
         self.lexical = BM25()
         self._lexical_redacted: BM25 | None = None
@@ -211,11 +212,20 @@ class Catalog:
         """Live positions of the given ids (unknown ids are skipped)."""
         if not len(self.ids) or not len(ids):
             return np.empty(0, np.int64)
-        if self._order is None:
+        if self._order is None or self._sorted is None:
             self._order = np.lexsort((~self.alive, self.ids))  # per id, the live position first
-        at = np.minimum(np.searchsorted(self.ids, ids, sorter=self._order), len(self._order) - 1)
-        pos = self._order[at]
-        return pos[(self.ids[pos] == ids) & self.alive[pos]]
+            self._sorted = self.ids[self._order]
+        pos = sorted_lookup(self._sorted, self._order, np.asarray(ids, dtype=np.int64))
+        pos = pos[pos >= 0]
+        return pos[self.alive[pos]]
+
+    def warm(self, *indexes: VectorIndex) -> None:
+        """Build the id lookups now (on load, alone) rather than in the first search that needs them."""
+        if len(self.ids):
+            self.positions(self.ids[:1])
+            everything = np.ones(len(self.ids), dtype=bool)
+            for index in indexes:
+                self.slots(index, everything)
 
     def slots(self, index: VectorIndex, mask: np.ndarray) -> np.ndarray:
         """The index's slot positions of the masked memories that have a vector. The map from catalog position

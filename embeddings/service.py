@@ -147,6 +147,7 @@ class MemoryService:
         if self._full is None or self._redacted is None:
             self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
             self._reconcile()
+            self._catalog.warm(self._full, self._redacted)
         return self._catalog, self._full, self._redacted
 
     def _reconcile(self) -> None:

@@ -100,8 +100,10 @@ def test_a_canary_in_a_note_and_a_visit_is_in_no_file_under_the_vault_home_after
         assert MemoryService(reopened, encoder=svc.encoder).search(canary, k=1).hits[0].memory.kind in ("note", "visit")
 
 
-def test_a_large_subset_is_searched_through_a_bitmap_selector_and_stays_exact(monkeypatch):
-    monkeypatch.setattr(vindex, "EXACT_SUBSET_MAX", 10)
+def test_a_large_subset_is_searched_through_a_bitmap_selector_or_scored_in_blocks_and_stays_exact(monkeypatch):
+    monkeypatch.setattr(vindex, "FILTER_EXACT_MAX", 0)  # HNSW: always the graph with a selector
+    monkeypatch.setattr(vindex, "FILTER_EXACT_FRACTION", 0.0)
+    monkeypatch.setattr(vindex, "EXACT_BLOCK", 100)  # flat: exact scores gathered 100 vectors at a time
     vecs, ids = _unit(3000), np.arange(3000, dtype=np.int64) * 7 + 1
     subset = ids[::3]
     for hnsw in (False, True):
