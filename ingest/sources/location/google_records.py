@@ -239,7 +239,6 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
     sep = _SEP_B.match
     out = _Pending(f)
     objs: list[Any] = []  # elements parsed one by one, in file order; _BROKEN where one was not valid JSON
-    keep = objs.append
     first = 0  # position of objs[0]
     raw, pos = win.raw, win.pos
     limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
@@ -265,7 +264,6 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
                     out.add(*points(objs, first, f))
                     first += len(objs)
                     objs = []
-                    keep = objs.append
                 rows, lines, used = got
                 out.add(*_validate(rows.with_columns(position=pl.int_range(first, first + rows.height, dtype=pl.Int64)),
                                    f, lambda p, base=first, lines=lines: lines()[p - base]))
@@ -279,41 +277,34 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
         if got or end > pos:  # elements, or only spaces the text scanner skips
             objs += got
             pos = end
-            if len(objs) >= FLUSH_OBJECTS or len(objs) + out.rows >= BATCH_ROWS:  # dicts are big: convert often
-                out.add(*points(objs, first, f))
-                first += len(objs)
-                objs = []
-                keep = objs.append
-                while out.rows >= BATCH_ROWS:
-                    yield out.take(BATCH_ROWS)
-            continue
-        try:  # nothing parses at pos
-            obj, pos = elements.next(pos)
-            if obj is _Elements._SKIPPED:
-                continue
-        except (StopIteration, ValueError):
-            win.pos = pos
-            obj, end = _recover(win, elements)
-            raw, pos = win.raw, win.pos
-            limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
-            slow_until = limit
-            if obj is _Elements._SKIPPED:  # the element had only begun: spaces, now complete
-                pos = end  # type: ignore[assignment]
-                continue
-            if obj is _BROKEN:
-                at = first + len(objs)
-                if end is None:
-                    reason = "truncated JSON at end of file" if win.eof else "malformed JSON; the rest of the file is unreadable"
-                    out.rejected.append(_reject(f, at, reason, win.text(pos, pos + 4 * RAW_LIMIT)[:RAW_LIMIT]))
-                    break
-                out.rejected.append(_reject(f, at, "malformed JSON record", win.text(pos, end)))
-            pos = end
-        keep(obj)
+        else:
+            try:  # nothing parses at pos
+                obj, pos = elements.next(pos)
+                if obj is _Elements._SKIPPED:
+                    continue
+            except (StopIteration, ValueError):
+                win.pos = pos
+                obj, end = _recover(win, elements)
+                raw, pos = win.raw, win.pos
+                limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
+                slow_until = limit
+                if obj is _Elements._SKIPPED:  # the element had only begun: spaces, now complete
+                    pos = end  # type: ignore[assignment]
+                    continue
+                if obj is _BROKEN:
+                    at = first + len(objs)
+                    if end is None:
+                        reason = ("truncated JSON at end of file" if win.eof
+                                  else "malformed JSON; the rest of the file is unreadable")
+                        out.rejected.append(_reject(f, at, reason, win.text(pos, pos + 4 * RAW_LIMIT)[:RAW_LIMIT]))
+                        break
+                    out.rejected.append(_reject(f, at, "malformed JSON record", win.text(pos, end)))
+                pos = end
+            objs.append(obj)
         if len(objs) >= FLUSH_OBJECTS or len(objs) + out.rows >= BATCH_ROWS:  # dicts are big: convert often
             out.add(*points(objs, first, f))
             first += len(objs)
             objs = []
-            keep = objs.append
             while out.rows >= BATCH_ROWS:
                 yield out.take(BATCH_ROWS)
     if objs:
