@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from vault.store import sql_literal
+
 if TYPE_CHECKING:
     from vault.store import Vault
 
@@ -39,12 +41,6 @@ def canonical(obj: Any) -> str:
 
 def _ts(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal (DuckDB's standard strings: a quote is doubled; backslashes are plain characters;
-    canonical JSON never holds a raw control character)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def link_hash(seq: int, at: datetime, kind: str, body: str, prev: str) -> str:
@@ -115,7 +111,6 @@ class Chain:
         texts = [(kind, canonical(body)) for kind, body in events]
         if v.in_transaction():
             with v.chain_lock:
-                v.chain_heads.pop(self.table, None)
                 return self._write([_Queued(texts, at)])[0]
         mine = _Queued(texts, at)
         queue = v.chain_queues.setdefault(self.table, [])
@@ -140,7 +135,7 @@ class Chain:
         """One INSERT of the queued appends, linked in order after the head (caller holds the chain lock)."""
         v = self.vault
         cached = v.chain_heads.pop(self.table, None)
-        seq, prev = cached or self.head()
+        seq, prev = (None if v.in_transaction() else cached) or self.head()  # a transaction sees its own rows
         out: list[list[ChainRow]] = []
         values = []
         for q in batch:
@@ -150,8 +145,8 @@ class Chain:
                 h = link_hash(seq, q.at, kind, text, prev)
                 # values inlined as literals: binding a parameter costs DuckDB's Python client ~0.1 ms (a failed
                 # `import pandas` per value), more than the insert itself on the audit hot path
-                values.append(f"({seq:d}, {_lit(_ts(q.at))}::TIMESTAMPTZ, {_lit(kind)}, {_lit(text)}, {_lit(prev)}, "
-                              f"{_lit(h)})")
+                values.append(f"({seq:d}, {sql_literal(_ts(q.at))}::TIMESTAMPTZ, {sql_literal(kind)}, "
+                              f"{sql_literal(text)}, {sql_literal(prev)}, {sql_literal(h)})")
                 rows.append(ChainRow(seq=seq, at=q.at, kind=kind, body=json.loads(text), hash=h))
                 prev = h
             out.append(rows)

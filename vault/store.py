@@ -136,7 +136,7 @@ def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyC
             "allow_community_extensions": False,
         },
     )
-    con.execute("LOAD " + _sql_literal(str(httpfs_extension_path())))
+    con.execute("LOAD " + sql_literal(str(httpfs_extension_path())))
     tmp = home / TMP_DIR
     tmp.mkdir(mode=0o700, exist_ok=True)
     con.execute("SET temp_directory = ?", [str(tmp)])
@@ -151,11 +151,12 @@ def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyC
 
 
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: str) -> None:
-    con.execute(f"ATTACH {_sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM')", [key_text])
+    con.execute(f"ATTACH {sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM')", [key_text])
 
 
-def _sql_literal(text: str) -> str:
-    """A quoted SQL string literal, for paths only (keys are always bound as parameters)."""
+def sql_literal(text: str) -> str:
+    """A quoted SQL string literal (DuckDB's standard strings: a quote is doubled, backslashes are plain
+    characters): for paths and the audit chain's hot-path inserts; keys are always bound as parameters."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -175,6 +176,8 @@ class Vault:
         self.chain_heads: dict[str, tuple[int, str]] = {}  # vault/chain.py: table -> committed (seq, hash)
         self.chain_queues: dict[str, list[Any]] = {}  # vault/chain.py: appends waiting for the group commit
         self.chain_queue_lock = threading.Lock()
+        self._row_ids_fn: rowid.RowIds | None = None  # the vault's row-id scheme, read once
+        self._primary_keys: dict[str, bool] = {}  # table -> has a primary key (the schema only changes at open)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -350,10 +353,13 @@ class Vault:
         return int(self.scalar(f"SELECT count(*) FROM {table}")) - int(before)
 
     def _has_primary_key(self, table: str) -> bool:
-        return bool(self.scalar(
-            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? AND table_name = ? "
-            "AND constraint_type = 'PRIMARY KEY'", [ALIAS, table],
-        ))
+        has = self._primary_keys.get(table)
+        if has is None:  # asked once per table: ingest inserts a batch at a time
+            has = self._primary_keys[table] = bool(self.scalar(
+                "SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? AND table_name = ? "
+                "AND constraint_type = 'PRIMARY KEY'", [ALIAS, table],
+            ))
+        return has
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Vault]:
@@ -412,7 +418,7 @@ class Vault:
         return self._row_id_fn().scheme
 
     def _row_id_fn(self) -> rowid.RowIds:
-        fn: rowid.RowIds | None = getattr(self, "_row_ids_fn", None)
+        fn = self._row_ids_fn
         if fn is None:  # the scheme is fixed for the vault's life (migration 0014); read once
             scheme = self.scalar("SELECT value FROM vault_meta WHERE key = 'row_id_scheme'") or rowid.BLAKE2B
             fn = self._row_ids_fn = rowid.RowIds(scheme, self._keys.rowid)
