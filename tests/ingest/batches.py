@@ -16,12 +16,14 @@ def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)
 
 
-def parse(module: ModuleType, f: InputFile | Path) -> tuple[dict[str, pl.DataFrame], list[Rejected], dict[str, int]]:
-    """Rows per table, every reject and the skipped counts (the generator's return value) of one file."""
+def parse(module: ModuleType, f: InputFile | Path,
+          **options: object) -> tuple[dict[str, pl.DataFrame], list[Rejected], dict[str, int]]:
+    """Rows per table, every reject and the skipped counts (the generator's return value) of one file;
+    `options` go to the source's batches()."""
     f = f if isinstance(f, InputFile) else InputFile(f)
     frames: dict[str, list[pl.DataFrame]] = {}
     rejected: list[Rejected] = []
-    gen = module.batches(f)
+    gen = module.batches(f, **options)
     while True:
         try:
             batch = next(gen)

@@ -14,33 +14,18 @@ import pytest
 from ingest.files import InputFile
 from ingest.records import EVENTS, Rejected
 from ingest.sources.calendar import ics
+from tests.ingest.batches import parse, utc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "calendar"
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "icalendar"
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 
 
-def utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
-
-
 def run(f: InputFile | Path, **options) -> tuple[pl.DataFrame, list[Rejected], dict[str, int]]:
     """All rows, all rejects and the skip counts (the generator's return value) of one file."""
-    f = f if isinstance(f, InputFile) else InputFile(f)
-    frames, rejected = [], []
-    gen = ics.batches(f, **({"now": NOW} | options))
-    while True:
-        try:
-            batch = next(gen)
-        except StopIteration as stop:
-            skipped = stop.value
-            break
-        assert batch.table == "events"
-        assert batch.rows.schema == EVENTS
-        frames.append(batch.rows)
-        rejected.extend(batch.rejected)
-    rows = pl.concat(frames) if frames else pl.DataFrame(schema=EVENTS)
-    return rows, rejected, skipped
+    frames, rejected, skipped = parse(ics, f, **({"now": NOW} | options))
+    assert set(frames) <= {"events"}
+    return frames.get("events", pl.DataFrame(schema=EVENTS)), rejected, skipped
 
 
 def write(tmp_path: Path, text: str, name: str = "cal.ics") -> Path:
