@@ -143,8 +143,7 @@ class Catalog:
         self._tags: dict[str, list[int]] = {}
         self._texts: list[str] = []
         self._redacted: dict[int, str] = {}
-        self._order: np.ndarray | None = None
-        self._sorted: np.ndarray | None = None  # ids[_order]
+        self._by_id: tuple[np.ndarray, np.ndarray] | None = None  # (ids sorted, their positions): see _id_order
         self._slot_maps: dict[int, np.ndarray] = {}  # index version -> slot per catalog position
         self.lexical = BM25()
         self._lexical_redacted: BM25 | None = None
@@ -192,7 +191,7 @@ class Catalog:
         self.lexical.append(texts)
         if self._lexical_redacted is not None:
             self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
-        self._order = None
+        self._by_id = None
         self._slot_maps = {}
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> None:
@@ -212,17 +211,22 @@ class Catalog:
         """Live positions of the given ids (unknown ids are skipped)."""
         if not len(self.ids) or not len(ids):
             return np.empty(0, np.int64)
-        if self._order is None or self._sorted is None:
-            self._order = np.lexsort((~self.alive, self.ids))  # per id, the live position first
-            self._sorted = self.ids[self._order]
-        pos = sorted_lookup(self._sorted, self._order, np.asarray(ids, dtype=np.int64))
+        sorted_ids, order = self._id_order()
+        pos = sorted_lookup(sorted_ids, order, np.asarray(ids, dtype=np.int64))
         pos = pos[pos >= 0]
         return pos[self.alive[pos]]
+
+    def _id_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids sorted, the position of each), per id the live position first; built once per add()."""
+        if self._by_id is None:
+            order = np.lexsort((~self.alive, self.ids))
+            self._by_id = (self.ids[order], order)
+        return self._by_id
 
     def warm(self, *indexes: VectorIndex) -> None:
         """Build the id lookups now (on load, alone) rather than in the first search that needs them."""
         if len(self.ids):
-            self.positions(self.ids[:1])
+            self._id_order()
             everything = np.ones(len(self.ids), dtype=bool)
             for index in indexes:
                 self.slots(index, everything)
