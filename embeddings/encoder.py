@@ -166,8 +166,8 @@ class _QueryForward:
         self.w = {k: v.detach().to(to).contiguous() for k, v in bert.state_dict().items()}
         for i in range(self.layers):  # one projection for query, key and value
             p = f"encoder.layer.{i}.attention.self."
-            self.w[p + "qkv.weight"] = torch.cat([self.w[p + n + ".weight"] for n in ("query", "key", "value")])
-            self.w[p + "qkv.bias"] = torch.cat([self.w[p + n + ".bias"] for n in ("query", "key", "value")])
+            for part in ("weight", "bias"):  # the three separate projections are not kept beside it
+                self.w[f"{p}qkv.{part}"] = torch.cat([self.w.pop(f"{p}{n}.{part}") for n in ("query", "key", "value")])
 
     @staticmethod
     def supports(model: SentenceTransformer) -> bool:
