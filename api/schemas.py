@@ -72,9 +72,10 @@ class MemoryOut(BaseModel):
 
 
 class Signal(BaseModel):
-    rank: int
+    rank: int | None = Field(description="1-based; null when beyond the depth this signal searched.")
     score: float
     weight: float
+    contribution: float = Field(description="This signal's part of the hit's fused score.")
 
 
 class HitOut(MemoryOut):

@@ -354,9 +354,10 @@ def main() -> None:
             print(f"persona ({'bench/eval_retrieval.py' if args.handmade else 'ingest/synth.py'}): {args.days} days, "
                   f"{report.vectors} memories ({svc.encoder.info.dtype}); {len(qs)} questions")
             results = {}
-            for mode in ("dense", "lexical", "hybrid"):
-                results[mode] = evaluate(lambda q, m=mode: [h.memory.memory_id for h in svc.search(
-                    q, k=10, mode=m, now=now).hits], qs)  # type: ignore[misc]
+            for name, mode, fusion in (("dense", "dense", "score"), ("lexical", "lexical", "score"),
+                                       ("hybrid", "hybrid", "score"), ("hybrid, rank fusion", "hybrid", "rrf")):
+                results[name] = evaluate(lambda q, m=mode, f=fusion: [h.memory.memory_id for h in svc.search(
+                    q, k=10, mode=m, fusion=f, now=now).hits], qs)  # type: ignore[misc]
             cats = ["all"] + sorted({q.category for q in qs})
             print(f"{'category':<11} {'n':>4}  " + "  ".join(f"{m:>27}" for m in results))
             print(" " * 17 + "  ".join(f"{'R@1   R@5   R@10  MRR':>27}" for _ in results))

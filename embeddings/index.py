@@ -164,6 +164,15 @@ class VectorIndex:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return self._matrix()[self.positions(ids)].copy()
 
+    def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The query's inner product with each id's vector (exact), NaN where the index holds none."""
+        slot = self.slot_of(ids)
+        out = np.full(len(slot), np.nan, dtype=np.float32)
+        have = slot >= 0
+        if have.any():
+            out[have] = self._matrix()[slot[have]] @ np.asarray(query, dtype=np.float32).reshape(-1)
+        return out
+
     # ---- mutation --------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add or replace vectors under ids; switches to HNSW when the index grows past HNSW_THRESHOLD."""

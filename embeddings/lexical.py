@@ -76,6 +76,16 @@ def tokens(text: str) -> list[str]:
     return list(_tokens(text))
 
 
+def best(hits: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of (positions, scores), best first."""
+    if not len(hits):
+        return hits, s
+    kk = min(k, len(hits))
+    top = np.argpartition(-s, kk - 1)[:kk]
+    top = top[np.argsort(-s[top], kind="stable")]
+    return hits[top], s[top]
+
+
 class BM25:
     def __init__(self, docs: Sequence[str] = ()) -> None:
         self._vocab: dict[str, int] = {}
@@ -246,13 +256,7 @@ class BM25:
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (positions, scores) with score > 0, best first."""
-        hits, s = self.scores(query, mask)
-        if not len(hits):
-            return hits, s
-        kk = min(k, len(hits))
-        top = np.argpartition(-s, kk - 1)[:kk]
-        top = top[np.argsort(-s[top], kind="stable")]
-        return hits[top], s[top]
+        return best(*self.scores(query, mask), k)
 
     def matching_all(self, query: str) -> np.ndarray:
         """Positions of live documents that contain every query token (forget by query)."""

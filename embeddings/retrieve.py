@@ -1,4 +1,4 @@
-"""Hybrid retrieval: filters first, then lexical (BM25) and dense (cosine) rankings fused by reciprocal rank.
+"""Hybrid retrieval: filters first, then lexical (BM25) and dense (cosine) rankings fused by their scores.
 
     candidates = every memory passing the filters (visibility, kinds, tags, sources, time range, as-of,
                  weekdays, local hours) -- computed before any ranking, so a narrow filter still yields k
@@ -7,10 +7,18 @@
     dense      = inner product of the query vector with the candidates' vectors (exact over small subsets)
     recency    = only when the query asks "when did I last/first": the most relevant candidates (near-ties on
                  both other signals) come first, latest (or earliest) first
-    fused      = sum over signals of weight / (RRF_K + rank)      (Cormack et al. 2009, k = 60); the lexical
-                 weight grows from LEXICAL_MIN_WEIGHT to LEXICAL_MAX_WEIGHT with the rarity of the query's
-                 rarest term (dense weighs 1)
-`explain` keeps every signal's rank and score per hit.
+    fused      = "score" (the default): a convex combination over the union of both top lists,
+                     cosine + w_lex * BM25 / best BM25,
+                 with each signal's score computed exactly for every memory in the union (a memory only BM25
+                 found still gets its cosine, and the other way round), so a rare name or identifier the model
+                 does not know can rise on its lexical score alone;
+                 "rrf": sum over signals of weight / (RRF_K + rank) (Cormack et al. 2009, k = 60), where a memory
+                 only one signal found can never pass the other's top ranks.
+                 The lexical weight w_lex grows from LEXICAL_MIN_WEIGHT to LEXICAL_MAX_WEIGHT with the rarity of
+                 the query's rarest term (dense weighs 1). Score fusion is the default because it measured above
+                 rank fusion on both evaluation seeds (bench/README.md), as Bruch et al. (TOIS 2023) report in general.
+`explain` keeps every signal's rank (None: beyond the depth that signal searched), score, weight and its
+contribution to the fused score.
 
 The Catalog holds, per memory, the columns the filters need (numpy arrays aligned with BM25 positions);
 it is loaded from the vault once and kept in step by the service on every write.
@@ -18,7 +26,7 @@ it is loaded from the vault once and kept in step by the service on every write.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.index import VectorIndex, sorted_lookup
-from embeddings.lexical import BM25
+from embeddings.lexical import BM25, best
 from embeddings.records import MemoryRecord
 from embeddings.redaction import SENSITIVITIES, Redaction
 from embeddings.temporal import TimeFilter
@@ -41,6 +49,7 @@ MIN_DEPTH = 100
 RELEVANT_DENSE_GAP = 0.06  # recency ranks the candidates within this cosine of the best one
 RELEVANT_LEXICAL_FRACTION = 0.8  # ... and within this fraction of the best BM25 score
 Mode = Literal["hybrid", "dense", "lexical"]
+Fusion = Literal["score", "rrf"]
 _NO_TIME = np.iinfo(np.int64).min
 _US = 1_000_000
 
@@ -79,9 +88,10 @@ class Filters:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    rank: int  # 1-based
+    rank: int | None  # 1-based; None: beyond the depth this signal searched (its score computed for the fusion)
     score: float  # cosine (dense), BM25 (lexical), epoch seconds (recency)
-    weight: float = 1.0  # its share of the fused score: weight / (RRF_K + rank)
+    weight: float = 1.0
+    contribution: float = 0.0  # its part of the fused score (the parts add up to it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,8 +104,8 @@ class Hit:
     def to_dict(self, *, explain: bool = False) -> dict[str, Any]:
         out = self.memory.to_dict() | {"score": round(self.score, 6), "rank": self.rank}
         if explain:
-            out["explain"] = {name: {"rank": s.rank, "score": round(s.score, 6), "weight": round(s.weight, 4)}
-                              for name, s in self.signals.items()}
+            out["explain"] = {name: {"rank": s.rank, "score": round(s.score, 6), "weight": round(s.weight, 4),
+                                     "contribution": round(s.contribution, 6)} for name, s in self.signals.items()}
         return out
 
 
@@ -209,12 +219,16 @@ class Catalog:
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of the given ids (unknown ids are skipped)."""
+        pos = self.position_of(ids)
+        return pos[pos >= 0]
+
+    def position_of(self, ids: np.ndarray) -> np.ndarray:
+        """The live position of each id, -1 where it is unknown or deleted."""
         if not len(self.ids) or not len(ids):
-            return np.empty(0, np.int64)
+            return np.full(len(ids), -1, dtype=np.int64)
         sorted_ids, order = self._id_order()
         pos = sorted_lookup(sorted_ids, order, np.asarray(ids, dtype=np.int64))
-        pos = pos[pos >= 0]
-        return pos[self.alive[pos]]
+        return np.where((pos >= 0) & self.alive[np.maximum(pos, 0)], pos, -1)
 
     def _id_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, the position of each), per id the live position first; built once per add()."""
@@ -326,31 +340,34 @@ def _dense(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, mask: 
 
 
 def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_vector: Any, query: str, *, k: int,
-         filters: Filters, redaction: Redaction, recency: str | None = None, mode: Mode = "hybrid") -> Ranked:
+         filters: Filters, redaction: Redaction, recency: str | None = None, mode: Mode = "hybrid",
+         fusion: Fusion = "score") -> Ranked:
     """Fused ranking of the candidates that pass `filters` and `redaction.visible`."""
     mask = cat.mask(filters, redaction.visible)
     n = int(mask.sum())
     depth = max(MIN_DEPTH, 5 * k)
     lists: dict[str, tuple[Sequence[int], Sequence[float]]] = {}
     weights = dict(WEIGHTS)
+    exact: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # signal -> its exact score of any ids
+    use_redacted = redaction.redacts_text
     if mode in ("hybrid", "lexical") and query.strip():
-        bm25 = cat.bm25(redacted=redaction.redacts_text)
-        pos, scores = bm25.search(query, depth, mask)
-        lists["lexical"] = (cat.ids[pos].tolist(), scores.tolist())
+        bm25 = cat.bm25(redacted=use_redacted)
+        hits, scores = bm25.scores(query, mask)
+        pos, top = best(hits, scores, depth)
+        lists["lexical"] = (cat.ids[pos].tolist(), top.tolist())
         if mode == "hybrid":  # rare terms (names, identifiers) make the lexical ranking more trustworthy
             weights["lexical"] = LEXICAL_MIN_WEIGHT + (LEXICAL_MAX_WEIGHT - LEXICAL_MIN_WEIGHT) * bm25.specificity(query)
+            exact["lexical"] = lambda ids, h=hits, s=scores: _scatter(len(cat.ids), h, s)[cat.position_of(ids)]
     if mode in ("hybrid", "dense") and query.strip() and query_vector is not None and n:
-        ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, redaction.redacts_text)
+        ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, use_redacted)
         lists["dense"] = (ids.tolist(), scores.tolist())
+        exact["dense"] = lambda ids: _cosines(full, redacted, cat, query_vector, ids, use_redacted)
     if recency or not lists:
         lists["recency"] = _recency(cat, mask, lists, recency or "latest", depth)
-    fused: dict[int, float] = {}
-    signals: dict[int, dict[str, Signal]] = {}
-    for name, (ids, scores) in lists.items():
-        w = weights[name]
-        for r, (mid, s) in enumerate(zip(ids, scores, strict=True), 1):
-            fused[mid] = fused.get(mid, 0.0) + w / (RRF_K + r)
-            signals.setdefault(mid, {})[name] = Signal(rank=r, score=float(s), weight=w)
+    if fusion == "score" and ("dense" in lists or "lexical" in lists):
+        fused, signals = _score_fusion(lists, weights, exact)
+    else:
+        fused, signals = _rank_fusion(lists, weights)
     dense_score = {m: s["dense"].score for m, s in signals.items() if "dense" in s}
     order = sorted(fused, key=lambda m: (-fused[m], -dense_score.get(m, -2.0), m))
     if recency and "recency" in lists:  # "when did I last ...": among the near-ties, time decides
@@ -359,6 +376,63 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_ve
         order = by_time + [m for m in order if m not in first]
     order = order[:k]
     return Ranked(ids=order, fused=[fused[m] for m in order], signals=[signals[m] for m in order], candidates=n)
+
+
+def _scatter(n: int, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Scores by catalog position (0 where none), with a trailing 0 for position -1 (unknown ids)."""
+    out = np.zeros(n + 1, dtype=np.float32)
+    out[positions] = scores
+    return out
+
+
+def _cosines(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, q: np.ndarray, ids: np.ndarray,
+             use_redacted: bool) -> np.ndarray:
+    """The exact cosine of each id's vector (the redacted text's where the caller sees that), 0 without one."""
+    out = full.scores_of(q, ids)
+    if use_redacted and redacted is not None:
+        pos = cat.position_of(ids)
+        red = (pos >= 0) & cat.has_redacted[np.maximum(pos, 0)]
+        out[red] = redacted.scores_of(q, ids[red])
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _rank_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]],
+                 weights: dict[str, float]) -> tuple[dict[int, float], dict[int, dict[str, Signal]]]:
+    fused: dict[int, float] = {}
+    signals: dict[int, dict[str, Signal]] = {}
+    for name, (ids, scores) in lists.items():
+        w = weights[name]
+        for r, (mid, s) in enumerate(zip(ids, scores, strict=True), 1):
+            fused[mid] = fused.get(mid, 0.0) + w / (RRF_K + r)
+            signals.setdefault(mid, {})[name] = Signal(rank=r, score=float(s), weight=w, contribution=w / (RRF_K + r))
+    return fused, signals
+
+
+def _score_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]], weights: dict[str, float],
+                  exact: dict[str, Callable[[np.ndarray], np.ndarray]]) -> tuple[dict[int, float], dict[int, dict[str, Signal]]]:
+    """weight x cosine + weight x BM25 / best BM25 over the union of the top lists, each signal's score exact for
+    every memory of the union. Recency (when asked) orders afterwards and adds nothing here."""
+    union = list(dict.fromkeys(m for name in ("dense", "lexical") if name in lists for m in lists[name][0]))
+    fused = dict.fromkeys(union, 0.0)
+    signals: dict[int, dict[str, Signal]] = {m: {} for m in union}
+    for name in ("dense", "lexical"):
+        if name not in lists:
+            continue
+        ids, scores = lists[name]
+        w = weights[name]
+        scale = w / scores[0] if name == "lexical" and scores else w
+        seen = {m: (r, s) for r, (m, s) in enumerate(zip(ids, scores, strict=True), 1)}
+        others = np.fromiter((m for m in union if m not in seen), dtype=np.int64)
+        if len(others) and name in exact:
+            seen |= {m: (None, s) for m, s in zip(others.tolist(), exact[name](others).tolist(), strict=True)}
+        for m, (r, s) in seen.items():
+            fused[m] += scale * s
+            signals[m][name] = Signal(rank=r, score=float(s), weight=w, contribution=scale * s)
+    if "recency" in lists:
+        for r, (m, s) in enumerate(zip(*lists["recency"], strict=True), 1):
+            if m in signals:
+                signals[m]["recency"] = Signal(rank=r, score=float(s), weight=0.0)
+    return fused, signals
 
 
 def _recency(cat: Catalog, mask: np.ndarray, lists: dict[str, tuple[Sequence[int], Sequence[float]]], direction: str,

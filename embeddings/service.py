@@ -259,7 +259,8 @@ class MemoryService:
                kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
                sources: Iterable[str] | None = None, as_of: datetime | None = None,
                redaction: Redaction = Redaction.OWNER, mode: retrieve.Mode = "hybrid", parse_time: bool = True,
-               now: datetime | None = None, actor: str = "owner") -> retrieve.SearchResult:
+               now: datetime | None = None, actor: str = "owner",
+               fusion: retrieve.Fusion = "score") -> retrieve.SearchResult:
         """Hybrid search, filters before ranking. Each hit carries every signal's rank and score (explain)."""
         if k <= 0:
             raise ValueError("k must be positive")
@@ -271,7 +272,7 @@ class MemoryService:
         filters = retrieve.Filters.combine(base, tf)
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
-                               recency=tf.recency, mode=mode)
+                               recency=tf.recency, mode=mode, fusion=fusion)
         records = fetch(self.vault, ranked.ids, redaction, self._rows)
         hits = tuple(
             retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)

@@ -125,7 +125,8 @@ def search(
         m = hit.memory
         err.print(f"{hit.rank:>3}. [{m.kind}] {m.text}  (id {m.memory_id})", markup=False)
         if explain:
-            signals = ", ".join(f"{n} #{s.rank} ({s.score:.3f}, weight {s.weight:.2f})" for n, s in hit.signals.items())
+            signals = ", ".join(f"{n} #{s.rank or '-'} ({s.score:.3f}, weight {s.weight:.2f} -> {s.contribution:.4f})"
+                                for n, s in hit.signals.items())
             err.print(f"     fused {hit.score:.4f}: {signals}", markup=False)
 
 

@@ -47,7 +47,7 @@ def test_coarse_location_never_returns_precise_coordinates_or_place_names(shared
 
 
 def test_precise_location_shows_names_and_coordinates(shared: MemoryService):
-    hit = shared.search("Café Nero", k=1, now=NOW).hits[0]
+    hit = shared.search("Café Nero", k=1, kinds=["visit"], now=NOW).hits[0]
     assert hit.memory.details["place"]["name"] == "Café Nero" and hit.memory.details["place"]["lat"] == PRECISE_LAT
 
 

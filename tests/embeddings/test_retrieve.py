@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from embeddings import lexical, temporal
+import numpy as np
+import polars as pl
+
+from embeddings import lexical, retrieve, temporal
+from embeddings.encoder import DIM
 from embeddings.events import MemorySearched
+from embeddings.index import VectorIndex
 from embeddings.redaction import Redaction
 from embeddings.service import MemoryService
 from tests.embeddings.persona import NOW
@@ -56,9 +61,44 @@ def test_explain_gives_each_signal_its_rank_and_score(shared: MemoryService):
     assert set(top["explain"]) == {"dense", "lexical"}
     assert top["explain"]["dense"]["rank"] >= 1 and 0 < top["explain"]["dense"]["score"] <= 1
     assert top["explain"]["lexical"]["score"] > 0
-    assert top["explain"]["dense"]["weight"] == 1.0 and 0.3 <= top["explain"]["lexical"]["weight"] <= 1.0
-    fused = sum(s["weight"] / (60 + s["rank"]) for s in top["explain"].values())
-    assert abs(fused - top["score"]) < 1e-6
+    assert top["explain"]["dense"]["weight"] == 1.0 and 0.3 <= top["explain"]["lexical"]["weight"] <= 0.5
+    assert abs(top["explain"]["dense"]["contribution"] - top["explain"]["dense"]["score"]) < 1e-6  # cosine x 1
+    assert 0 < top["explain"]["lexical"]["contribution"] <= top["explain"]["lexical"]["weight"]  # BM25 / best x w
+    assert abs(sum(s["contribution"] for s in top["explain"].values()) - top["score"]) < 1e-5
+    rrf = shared.search("coffee on Kings Rd", k=3, now=NOW, fusion="rrf").to_dict(explain=True)["hits"][0]
+    assert abs(sum(s["weight"] / (60 + s["rank"]) for s in rrf["explain"].values()) - rrf["score"]) < 1e-6
+
+
+def test_a_memory_only_bm25_finds_rises_on_its_score_with_its_exact_cosine():
+    """200 memories the model puts near the query (cosine 0.6) and one only BM25 finds (a name, cosine 0.3, beyond
+    the dense top 100): score fusion ranks the name first with its exact cosine; rank fusion cannot."""
+    n = 300
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+    texts = ["coffee chat about the roadmap"] * 200 + ["lunch with Oyelaran"] + ["gym session"] * (n - 201)
+    cat = retrieve.Catalog()
+    cat.add(pl.DataFrame({
+        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["personal"] * n,
+        "source": ["agent"] * n, "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n,
+        "ingested_at": [at] * n, "tags": [[]] * n, "text": texts, "text_redacted": [None] * n},
+        schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String}))
+    cos = np.array([0.6] * 200 + [0.3] + [0.1] * (n - 201), dtype=np.float32)
+    vectors = np.zeros((n, DIM), dtype=np.float32)
+    vectors[:, 0], vectors[:, 1] = cos, np.sqrt(1 - cos**2)
+    index = VectorIndex.new(DIM)
+    index.add(np.arange(1, n + 1, dtype=np.int64), vectors)
+    query = np.zeros(DIM, dtype=np.float32)
+    query[0] = 1.0
+
+    def top(fusion: retrieve.Fusion) -> retrieve.Ranked:
+        return retrieve.rank(cat, index, None, query, "Oyelaran", k=3, filters=retrieve.Filters(),
+                             redaction=Redaction.OWNER, fusion=fusion)
+
+    ranked = top("score")
+    assert ranked.ids[0] == 201
+    dense, lex = ranked.signals[0]["dense"], ranked.signals[0]["lexical"]
+    assert dense.rank is None and abs(dense.score - 0.3) < 1e-5 and lex.rank == 1
+    assert abs(ranked.fused[0] - (dense.contribution + lex.contribution)) < 1e-6 and lex.contribution == lex.weight
+    assert 201 not in top("rrf").ids
 
 
 def test_dense_and_lexical_modes_use_one_signal_each(shared: MemoryService):
