@@ -39,6 +39,11 @@ from ingest.files import InputFile
 from ingest.records import RAW_LIMIT, UTC_US, Batch, Rejected, clip_raw, empty
 from ingest.sources.location.common import MAX_AT, MIN_AT, instant
 
+try:  # built at install (setup.py); without it the numpy + polars fast path below reads the same columns
+    from ingest import _records as _native
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _native = None
+
 FORMAT = "google_records"
 KIND = "location"
 
@@ -345,17 +350,49 @@ class _Pending:
         return Batch("points", rows, sorted(mine, key=lambda r: r.position))
 
 
-# The fast path: a window of ASCII, escape-free elements is turned into NDJSON (one element per line)
-# with numpy, straight from the bytes read -- string-aware bracket depth finds the top-level commas -- and
-# parsed by polars in Rust. Anything unusual (a backslash, non-ASCII text, a non-object element, a type polars will not read
-# as the schema says, a syntax error) makes it return None and the window goes element by element.
+# The fast path. Natively (ingest/_records.c, built at install): one pass over the bytes, without the GIL,
+# straight to columns, up to the first element that is not plain (a backslash escape, non-ASCII text, a kept
+# field of another type, a syntax error). Without the module: a window of ASCII, escape-free elements is
+# turned into NDJSON (one element per line) with numpy -- string-aware bracket depth finds the top-level
+# commas -- and parsed by polars in Rust, all or nothing. Either way what is not taken goes element by
+# element, which says what is wrong.
 FAST = True
 _SCHEMA = {"latitudeE7": pl.Float64, "longitudeE7": pl.Float64, "accuracy": pl.Float64, "altitude": pl.Float64,
            "source": pl.String, "timestamp": pl.String, "timestampMs": pl.String}
+Raw = tuple[pl.DataFrame, Callable[[], list[bytes]], int]
 
 
-def _fast(buf: bytes, pos: int, end: int) -> tuple[pl.DataFrame, Callable[[], list[bytes]], int] | None:
-    """(raw columns of the complete elements in buf[pos:end], their NDJSON lines on demand, bytes consumed) or None."""
+def _fast(buf: bytes, pos: int, end: int) -> Raw | None:
+    """(raw columns of the complete elements in buf[pos:end], each element's text on demand, bytes consumed) or
+    None."""
+    return _fast_native(buf, pos, end) if _native is not None else _fast_numpy(buf, pos, end)
+
+
+def _fast_native(buf: bytes, pos: int, end: int) -> Raw | None:
+    got = _native.parse(buf, pos, end)
+    if got is None:
+        return None
+    n, used, lat, lon, acc, alt, *texts, starts, ends = got
+
+    def num(b: bytes) -> pl.Series:
+        return pl.Series(np.frombuffer(b, dtype=np.float64)).fill_nan(None)
+
+    def text(i: int) -> pl.Series:
+        off, data, valid = texts[3 * i: 3 * i + 3]
+        bits = np.packbits(np.frombuffer(valid, dtype=np.uint8), bitorder="little")
+        return pl.Series(pa.StringArray.from_buffers(n, pa.py_buffer(off), pa.py_buffer(data), pa.py_buffer(bits)))
+
+    lat7, lon7, source, iso, ms = num(lat), num(lon), text(0), text(1), text(2)
+    raw = pl.DataFrame({
+        "lat7": lat7, "lon7": lon7, "accuracy_m": num(acc), "altitude_m": num(alt), "provider": source, "iso": iso,
+        "ms": ms.str.strip_chars().cast(pl.Int64, strict=False),
+        "has_lat": lat7.is_not_null() & lon7.is_not_null(), "has_ts": iso.is_not_null() | ms.is_not_null(),
+    })
+    spans = np.stack([np.frombuffer(starts, dtype=np.int64), np.frombuffer(ends, dtype=np.int64)], axis=1) + pos
+    return raw, functools.cache(lambda: [buf[a:b] for a, b in spans.tolist()]), used
+
+
+def _fast_numpy(buf: bytes, pos: int, end: int) -> Raw | None:
     a = np.frombuffer(buf, dtype=np.uint8, count=end - pos, offset=pos)
     if not a.size or a[0] != 123 or buf.find(b"\\", pos, end) >= 0 or a.max() >= 128:  # "{", no escapes, ASCII
         return None
