@@ -78,6 +78,21 @@ static int string(Ptr *pp, Ptr e, Ptr *s, size_t *len) {
     return OK;
 }
 
+/* An object member's key and the ':' after it; *pp then points at the value. */
+static int member_key(Ptr *pp, Ptr e, Ptr *s, size_t *len) {
+    Ptr p = *pp;
+    int r;
+    if (*p != '"') return BAD;
+    if ((r = string(&p, e, s, len)) != OK) return r;
+    p = ws(p, e);
+    if (p >= e) return MORE;
+    if (*p != ':') return BAD;
+    p = ws(p + 1, e);
+    if (p >= e) return MORE;
+    *pp = p;
+    return OK;
+}
+
 static int literal(Ptr *pp, Ptr e, const char *word) {
     size_t n = strlen(word);
     Ptr p = *pp;
@@ -151,13 +166,7 @@ static int skip_container(Ptr *pp, Ptr e, int depth, unsigned char close) {
         if (close == '}') {
             Ptr s;
             size_t len;
-            if (*p != '"') return BAD;
-            if ((r = string(&p, e, &s, &len)) != OK) return r;
-            p = ws(p, e);
-            if (p >= e) return MORE;
-            if (*p != ':') return BAD;
-            p = ws(p + 1, e);
-            if (p >= e) return MORE;
+            if ((r = member_key(&p, e, &s, &len)) != OK) return r;
         }
         if ((r = skip(&p, e, depth + 1)) != OK) return r;
         p = ws(p, e);
@@ -204,13 +213,7 @@ static int element(Ptr *pp, Ptr e, Out *out) {
             Ptr key;
             size_t klen;
             int r, field = -1, kind = 0;
-            if (*p != '"') return BAD;
-            if ((r = string(&p, e, &key, &klen)) != OK) return r;
-            p = ws(p, e);
-            if (p >= e) return MORE;
-            if (*p != ':') return BAD;
-            p = ws(p + 1, e);
-            if (p >= e) return MORE;
+            if ((r = member_key(&p, e, &key, &klen)) != OK) return r;
             for (int i = 0; i < NUMS && field < 0; i++)
                 if (strlen(NUM_KEYS[i]) == klen && memcmp(NUM_KEYS[i], key, klen) == 0) field = i, kind = 1;
             for (int i = 0; i < STRS && field < 0; i++)
