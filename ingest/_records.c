@@ -264,6 +264,7 @@ static PyObject *bytes_of(Buf *b) {
 }
 
 static PyObject *parse(PyObject *self, PyObject *args) {
+    (void)self;
     Py_buffer view;
     Py_ssize_t pos, end;
     if (!PyArg_ParseTuple(args, "y*nn", &view, &pos, &end)) return NULL;
@@ -326,6 +327,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_records", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_records", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__records(void) { return PyModule_Create(&module); }
