@@ -1,6 +1,6 @@
 """Ingest benchmarks (issue 3), each measured against a baseline in the same run.
 
-    .venv/bin/python -m bench.bench_ingest [--points 1000000] [--events 5000] [--memory-limit 192MB]
+    .venv/bin/python -m bench.bench_ingest [--points 1000000] [--events 5000] [--memory-limit 192MB] [--fallback]
 
 1. Records.json with N points, end to end into the encrypted vault (`ingest.pipeline.run`: streaming
    parse, validation, keyed row ids, load, derived tables), against the row-by-row baseline the dogsheep
@@ -58,8 +58,13 @@ def _rss_now_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def child_lifevault(records: Path, work: Path, memory_limit: str | None = None) -> dict[str, float]:
+def child_lifevault(records: Path, work: Path, memory_limit: str | None = None, *,
+                    fallback: bool = False) -> dict[str, float]:
     from ingest.pipeline import run
+    from ingest.sources.location import google_records
+
+    if fallback:  # the numpy + polars fast path a machine without the C module gets
+        google_records._native = None
     from vault.keys import KdfParams
     from vault.store import Vault
 
@@ -132,10 +137,13 @@ def main() -> None:
     ap.add_argument("--records")
     ap.add_argument("--work")
     ap.add_argument("--memory-limit", default=None, help="also run lifevault with DuckDB capped, e.g. 192MB")
+    ap.add_argument("--fallback", action="store_true",
+                    help="also run lifevault with the numpy fast path instead of the C module (ingest/_records.c)")
     args = ap.parse_args()
     if args.child:
         if args.child == "lifevault":
-            print(json.dumps(child_lifevault(Path(args.records), Path(args.work), args.memory_limit)))
+            print(json.dumps(child_lifevault(Path(args.records), Path(args.work), args.memory_limit,
+                                             fallback=args.fallback)))
         else:
             print(json.dumps(child_baseline(Path(args.records), Path(args.work))))
         return
@@ -152,19 +160,22 @@ def run_all(args: argparse.Namespace, work: Path) -> None:
     size_mib = records.stat().st_size / 2**20
     out = {}
     sides = [("baseline", None), ("lifevault", None)] + ([("lifevault", args.memory_limit)] if args.memory_limit else [])
-    for side, limit in sides:
-        d = work / f"{side}-{limit or 'default'}"
+    sides += [("lifevault", "fallback")] if args.fallback else []
+    for side, variant in sides:
+        d = work / f"{side}-{variant or 'default'}"
         d.mkdir()
         cmd = [sys.executable, "-m", "bench.bench_ingest", "--child", side, "--records", str(records), "--work", str(d)]
-        res = subprocess.run(cmd + (["--memory-limit", limit] if limit else []), capture_output=True, text=True,
-                             check=True, env=os.environ)
-        out[f"{side}{'@' + limit if limit else ''}"] = json.loads(res.stdout.strip().splitlines()[-1])
+        extra = ["--fallback"] if variant == "fallback" else ["--memory-limit", variant] if variant else []
+        res = subprocess.run(cmd + extra, capture_output=True, text=True, check=True, env=os.environ)
+        out[f"{side}{'@' + variant if variant else ''}"] = json.loads(res.stdout.strip().splitlines()[-1])
     lv, bl = out["lifevault"], out["baseline"]
     print(f"Records.json: {args.points:,} points, {size_mib:.0f} MiB")
     named = [("baseline (json.load + sqlite3 executemany, plaintext)", bl), ("lifevault (encrypted vault)", lv)]
     if args.memory_limit:
         capped = out[f"lifevault@{args.memory_limit}"]
         named.append((f"lifevault, DuckDB memory_limit {args.memory_limit}", capped))
+    if args.fallback:
+        named.append(("lifevault, numpy fast path (no C module)", out["lifevault@fallback"]))
     for name, r in named:
         print(f"  {name:<55} {r['seconds']:7.2f}s  {r['rows'] / r['seconds']:>10,.0f} points/s  "
               f"(CPU {r['cpu']:.2f}s, all threads)  "
