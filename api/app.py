@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ def _open(settings: ApiSettings, encoder: Any = None) -> Backend:
         raise
 
 
+def _warm(service: Any) -> None:
+    with contextlib.suppress(Exception):  # e.g. a tampered index: the first request that needs it says so
+        service.warm()
+
+
 def write_session_secret(home: Path, secret: str, port: int) -> Path:
     """<home>/serve.token, 0600, created fresh: the owner secret for the user's own CLI (see README)."""
     path = home / SESSION_FILE
@@ -132,6 +138,8 @@ def create_app(settings: ApiSettings, *, encoder: Any = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = await anyio.to_thread.run_sync(_open, settings, encoder)
         app.state.backend = backend
+        if settings.warm:  # requests that arrive meanwhile wait for it (as they would have loaded it themselves)
+            threading.Thread(target=_warm, args=(backend.service,), name="lifevault-warm", daemon=True).start()
         session: Path | None = None
         try:
             if settings.announce:

@@ -37,6 +37,7 @@ class ApiSettings:
     port: int = 8765
     announce: bool = False  # write the port to the lock file and the CLI's owner secret to <home>/serve.token
     memory_limit: str | None = None
+    warm: bool = True  # load the memory index in the background as the server starts, not in the first search
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK:
