@@ -68,7 +68,8 @@ class Filters:
     @classmethod
     def combine(cls, base: Filters, time: TimeFilter) -> Filters:
         t = time.narrow(since=base.since, until=base.until)
-        return cls(since=t.since, until=t.until, kinds=base.kinds, tags=base.tags, sources=base.sources,
+        return cls(since=t.since, until=t.until, kinds=base.kinds if base.kinds is not None else t.kinds,
+                   tags=base.tags, sources=base.sources,
                    as_of=base.as_of, weekdays=t.weekdays or base.weekdays, hours=t.hours or base.hours)
 
     def describe(self) -> dict[str, Any]:

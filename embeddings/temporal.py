@@ -7,7 +7,9 @@ Understood: today, yesterday, last night, this/last/past week|month|year, last|p
 in <Month> [year], <Month> <year>, on <day> <Month> [year] / <Month> <day>[, year], on weekends / weekdays /
 on <Weekday>s, last <Weekday>, after|before <h>[:mm][am|pm], between <h> and <h>, in the morning /
 afternoon / evening, at night; and "when did I last/first ..." as a recency preference (the latest
-past memories first; "last" also stops at now). Day boundaries are in `now`'s time zone; hour and weekday
+past memories first; "last" also stops at now). A question that starts "where was/did/have I ..." is
+about places: app usage cannot answer it, so it is left out (kinds = WHERE_KINDS, unless the caller
+gives kinds); that phrase stays in the text. Day boundaries are in `now`'s time zone; hour and weekday
 windows apply to each memory's own local time (utc_offset_min).
 """
 
@@ -25,6 +27,8 @@ MONTHS |= {m[:3]: i for m, i in list(MONTHS.items())} | {"sept": 9}
 WEEKDAYS = {d: i for i, d in enumerate(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])}
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _WEEKDAY = r"(?P<wd>" + "|".join(WEEKDAYS) + r")"
+WHERE_KINDS = frozenset({"visit", "trip", "event", "note"})  # everything but app usage
+_WHERE = re.compile(r"^\W*where\s+(?:was|were|am|did|do|have|had)\s+(?:i|we)\b", re.IGNORECASE)
 _CLOCK = r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)?"
 
 
@@ -35,6 +39,7 @@ class TimeFilter:
     weekdays: frozenset[int] | None = None  # local weekday of the start, Monday = 0
     hours: tuple[int, int] | None = None  # local minutes of day [from, to); from > to wraps midnight
     recency: Literal["latest", "earliest"] | None = None
+    kinds: frozenset[str] | None = None  # "where was I ...": the memory kinds that can say where
     understood: tuple[str, ...] = field(default=())
 
     def narrow(self, *, since: datetime | None, until: datetime | None) -> TimeFilter:
@@ -160,10 +165,14 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
     take(r"\b(?:in\s+the\s+)?evenings?\b", lambda m: {"hours": (17 * 60, 22 * 60)})
     take(r"\b(?:late\s+)?at\s+night\b|\blate\s+night\b", lambda m: {"hours": (22 * 60, 5 * 60)})
 
+    where = _WHERE.match(query)
+    if where:
+        understood.insert(0, where.group(0).strip(" \t\n¿"))
     flt = TimeFilter(
         since=_utc(found.get("since")), until=_utc(found.get("until")),
         weekdays=found.get("weekdays"), hours=found.get("hours"),  # type: ignore[arg-type]
         recency=found.get("recency"), understood=tuple(understood),  # type: ignore[arg-type]
+        kinds=WHERE_KINDS if where else None,
     )
     if flt.recency == "latest" and "since" in found and found.get("until") is not None:
         flt = replace(flt, until=min(_utc(found["until"]), now.astimezone(UTC)))  # type: ignore[type-var]

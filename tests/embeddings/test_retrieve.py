@@ -149,6 +149,19 @@ def test_temporal_phrases_become_filters_relative_to_now():
     assert q == "after 2 beers" and f == temporal.TimeFilter()
 
 
+def test_where_questions_leave_app_usage_out_unless_kinds_are_given(shared: MemoryService):
+    q, f = temporal.parse("Where was I on 14 March in the morning?", NOW)
+    assert q.lower().startswith("where was i") and f.kinds == temporal.WHERE_KINDS and "usage" not in f.kinds
+    assert f.understood[0] == "Where was I" and temporal.parse("somewhere I was", NOW)[1].kinds is None
+    places = shared.search("where was I on Saturday 15 March?", k=20, now=NOW)
+    assert places.filters["kinds"] == sorted(temporal.WHERE_KINDS) and places.hits
+    assert all(h.memory.kind != "usage" for h in places.hits)
+    anything = shared.search("what was I doing on Saturday 15 March?", k=20, now=NOW)
+    assert "kinds" not in anything.filters and any(h.memory.kind == "usage" for h in anything.hits)
+    given = shared.search("where did I use YouTube?", k=5, kinds=["usage"], now=NOW)
+    assert given.hits and {h.memory.kind for h in given.hits} == {"usage"}  # the caller's kinds win
+
+
 def test_query_tokens_follow_the_same_rules_as_document_tokens():
     samples = ["Visited Café Nero, Kings Rd — straße ÉCOLE 東京 sessions studies", "naïve façade İstanbul",
                "snake_case x_1 ½ ² ٣ Ⅻ", "हिन्दी पाठ", "Ελληνικά ΣΟΦΊΑ", "don't it's AV-5530-221", "ﬁ ligature ẞ"]
