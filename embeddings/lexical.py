@@ -108,12 +108,6 @@ class BM25:
     def alive(self) -> int:
         return int(self._alive.sum())
 
-    def _term(self, t: str) -> int:
-        tid = self._vocab.get(t)
-        if tid is None:
-            tid = self._vocab[t] = len(self._vocab)
-        return tid
-
     def append(self, docs: Iterable[str]) -> range:
         """Add documents at the next positions; returns them."""
         docs = list(docs)
@@ -121,7 +115,11 @@ class BM25:
         if not docs:
             return range(start, start)
         tf = token_frame(docs, start).group_by("doc", "t").len("tf")
-        vocab = {t: self._term(t) for t in tf["t"].unique().to_list()}
+        terms = tf["t"].unique().to_list()
+        known = self._vocab
+        new = [t for t in terms if t not in known] if known else terms
+        known.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
+        vocab = {t: known[t] for t in terms}
         tids = tf["t"].replace_strict(vocab, return_dtype=pl.Int64).to_numpy()
         doc = tf["doc"].to_numpy()
         counts = tf["tf"].to_numpy()
