@@ -3,7 +3,7 @@
     parse("how much YouTube after 11pm last month", now) ->
         ("how much YouTube", TimeFilter(since=2025-02-01, until=2025-03-01, hours=(1380, 1440), ...))
 
-Understood: today, yesterday, last night, this/last/past week|month|year, last|past N days|weeks|months,
+Understood: today, yesterday, last night, this/last/past week|month|year, this/last/next weekend, last|past N days|weeks|months,
 in <Month> [year], <Month> <year>, on <day> <Month> [year] / <Month> <day>[, year], on weekends / weekdays /
 on <Weekday>s, last <Weekday>, after|before <h>[:mm][am|pm], between <h> and <h>, in the morning /
 afternoon / evening, at night; and "when did I last/first ..." as a recency preference (the latest
@@ -147,6 +147,12 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
     take(r"\b" + _MONTH + r"\s+(?P<y>\d{4})\b", month)
     take(r"\b(?:in|during)\s+(?P<y>\d{4})\b", lambda m: span(datetime(int(m["y"]), 1, 1, tzinfo=tz),
                                                           datetime(int(m["y"]) + 1, 1, 1, tzinfo=tz)))
+    def weekend(which: str) -> dict[str, object]:  # Saturday 00:00 to Monday 00:00 of this week, or 7 days off
+        saturday = today + timedelta(days=5 - today.weekday() + {"this": 0, "next": 7}.get(which, -7))
+        return span(saturday, saturday + timedelta(days=2))
+
+    take(r"\b(?:(?:over|during|on)\s+)?(?P<w>this|last|past|previous|next)\s+weekend\b",
+         lambda m: weekend(m["w"].lower()))
     take(r"\b(?:on|at|over|during)?\s*(?:the\s+)?weekends?\b", lambda m: {"weekdays": frozenset({5, 6})})
     take(r"\b(?:on|during)?\s*(?:the\s+)?weekdays\b|\bon\s+workdays\b", lambda m: {"weekdays": frozenset(range(5))})
     take(r"\bon\s+" + _WEEKDAY + r"s\b", lambda m: {"weekdays": frozenset({WEEKDAYS[m["wd"].lower()]})})

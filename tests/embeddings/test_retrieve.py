@@ -141,6 +141,13 @@ def test_temporal_phrases_become_filters_relative_to_now():
     _, f = temporal.parse("lunch last week", now)
     assert (f.since.astimezone(tz).date().isoformat(), f.until.astimezone(tz).date().isoformat()) == (
         "2025-03-10", "2025-03-17")
+    q, f = temporal.parse("what did I do last weekend", now)  # Thursday: the weekend just past, as dates
+    assert q == "what did I do" and f.weekdays is None and f.understood == ("last weekend",)
+    assert (f.since.astimezone(tz).isoformat(), f.until.astimezone(tz).isoformat()) == (
+        "2025-03-15T00:00:00+01:00", "2025-03-17T00:00:00+01:00")
+    sunday = now + timedelta(days=3)
+    assert temporal.parse("last weekend", sunday)[1].since == f.since  # on Sunday, "last" is the one before
+    assert temporal.parse("this weekend", sunday)[1].since == f.since + timedelta(days=7)
     _, f = temporal.parse("slack between 9am and 5pm", now)
     assert f.hours == (540, 1020)
     _, f = temporal.parse("when did I first go to the gym", now)
