@@ -366,17 +366,18 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_ve
     if recency or not lists:
         lists["recency"] = _recency(cat, mask, lists, recency or "latest", depth)
     if fusion == "score" and ("dense" in lists or "lexical" in lists):
-        fused, signals = _score_fusion(lists, weights, exact)
+        order, fused, signals_of = _score_fusion(lists, weights, exact)
     else:
         fused, signals = _rank_fusion(lists, weights)
-    dense_score = {m: s["dense"].score for m, s in signals.items() if "dense" in s}
-    order = sorted(fused, key=lambda m: (-fused[m], -dense_score.get(m, -2.0), m))
+        dense_score = {m: s["dense"].score for m, s in signals.items() if "dense" in s}
+        order = sorted(fused, key=lambda m: (-fused[m], -dense_score.get(m, -2.0), m))
+        signals_of = signals.__getitem__
     if recency and "recency" in lists:  # "when did I last ...": among the near-ties, time decides
         by_time = [m for m in lists["recency"][0] if m in fused]
         first = set(by_time)
         order = by_time + [m for m in order if m not in first]
     order = order[:k]
-    return Ranked(ids=order, fused=[fused[m] for m in order], signals=[signals[m] for m in order], candidates=n)
+    return Ranked(ids=order, fused=[fused[m] for m in order], signals=[signals_of(m) for m in order], candidates=n)
 
 
 def _scatter(n: int, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -410,30 +411,42 @@ def _rank_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]],
 
 
 def _score_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]], weights: dict[str, float],
-                  exact: dict[str, Callable[[np.ndarray], np.ndarray]]) -> tuple[dict[int, float], dict[int, dict[str, Signal]]]:
+                  exact: dict[str, Callable[[np.ndarray], np.ndarray]],
+                  ) -> tuple[list[int], dict[int, float], Callable[[int], dict[str, Signal]]]:
     """weight x cosine + weight x BM25 / best BM25 over the union of the top lists, each signal's score exact for
-    every memory of the union. Recency (when asked) orders afterwards and adds nothing here."""
-    union = list(dict.fromkeys(m for name in ("dense", "lexical") if name in lists for m in lists[name][0]))
-    fused = dict.fromkeys(union, 0.0)
-    signals: dict[int, dict[str, Signal]] = {m: {} for m in union}
-    for name in ("dense", "lexical"):
-        if name not in lists:
-            continue
+    every memory of the union: (the union best first, fused score by id, the signals of an id). Ties go to the
+    higher cosine, then the lower id. Recency (when asked) orders afterwards and adds nothing here; the signals
+    are built only for the hits returned."""
+    names = [name for name in ("dense", "lexical") if name in lists]
+    at = {m: i for i, m in enumerate(dict.fromkeys(m for name in names for m in lists[name][0]))}
+    union = np.fromiter(at, dtype=np.int64, count=len(at))
+    fused = np.zeros(len(union))
+    parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}  # name -> ranks, scores, has, scale
+    for name in names:
         ids, scores = lists[name]
-        w = weights[name]
-        scale = w / scores[0] if name == "lexical" and scores else w
-        seen = {m: (r, s) for r, (m, s) in enumerate(zip(ids, scores, strict=True), 1)}
-        others = np.fromiter((m for m in union if m not in seen), dtype=np.int64)
-        if len(others) and name in exact:
-            seen |= {m: (None, s) for m, s in zip(others.tolist(), exact[name](others).tolist(), strict=True)}
-        for m, (r, s) in seen.items():
-            fused[m] += scale * s
-            signals[m][name] = Signal(rank=r, score=float(s), weight=w, contribution=scale * s)
-    if "recency" in lists:
-        for r, (m, s) in enumerate(zip(*lists["recency"], strict=True), 1):
-            if m in signals:
-                signals[m]["recency"] = Signal(rank=r, score=float(s), weight=0.0)
-    return fused, signals
+        where = np.fromiter((at[m] for m in ids), dtype=np.int64, count=len(ids))
+        ranks, values, has = np.zeros(len(union), np.int64), np.zeros(len(union)), np.zeros(len(union), bool)
+        ranks[where], values[where], has[where] = np.arange(1, len(ids) + 1), scores, True
+        if name in exact and not has.all():
+            values[~has] = exact[name](union[~has])
+            has[:] = True
+        scale = weights[name] / scores[0] if name == "lexical" and len(scores) and scores[0] > 0 else weights[name]
+        fused += scale * values
+        parts[name] = (ranks, values, has, scale)
+    cosine = parts["dense"][1] if "dense" in parts else np.zeros(len(union))
+    order = union[np.lexsort((union, -cosine, -fused))].tolist()
+    recent = {m: (r, s) for r, (m, s) in enumerate(zip(*lists["recency"], strict=True), 1)} if "recency" in lists else {}
+
+    def signals_of(m: int) -> dict[str, Signal]:
+        i = at[m]
+        out = {name: Signal(rank=int(ranks[i]) or None, score=float(values[i]), weight=weights[name],
+                            contribution=float(scale * values[i]))
+               for name, (ranks, values, has, scale) in parts.items() if has[i]}
+        if m in recent:
+            out["recency"] = Signal(rank=recent[m][0], score=float(recent[m][1]), weight=0.0)
+        return out
+
+    return order, dict(zip(union.tolist(), fused.tolist(), strict=True)), signals_of
 
 
 def _recency(cat: Catalog, mask: np.ndarray, lists: dict[str, tuple[Sequence[int], Sequence[float]]], direction: str,
