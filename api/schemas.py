@@ -46,6 +46,7 @@ class SearchIn(In):
     kinds: list[Kind] | None = Field(None, max_length=5)
     tags: list[Tag] | None = Field(None, max_length=20)
     explain: bool = False
+    mode: Literal["hybrid", "dense", "lexical"] = Field("hybrid", description="Both signals fused, or one alone.")
 
 
 class Provenance(BaseModel):
@@ -87,6 +88,7 @@ class HitOut(MemoryOut):
 class SearchOut(BaseModel):
     hits: list[HitOut] = Field(description="Best first.")
     understood: list[str] = Field(default_factory=list, description="Time phrases turned into filters.")
+    candidates: int = Field(0, description="Memories visible to the token that passed the filters.")
 
 
 class ContextIn(In):
@@ -94,6 +96,7 @@ class ContextIn(In):
     token_budget: int = Field(1500, ge=32, le=32000)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+    kinds: list[Kind] | None = Field(None, max_length=5)
 
 
 class SnippetOut(BaseModel):

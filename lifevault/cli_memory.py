@@ -106,28 +106,35 @@ def search(
     Example: lifevault search "when did I last see Dr. Lee?" --k 5 --explain
     """
     from embeddings.service import MemoryService
+    from lifevault.cli_api import forward_if_served
 
     if mode not in ("hybrid", "dense", "lexical"):
         raise typer.BadParameter("mode must be hybrid, dense or lexical", param_hint="--mode")
-    with open_vault(home, passphrase_file) as vault:
-        svc = MemoryService(vault)
-        result = svc.search(query, k=k, since=_when(since, "--since"), until=_when(until, "--until"),
-                            kinds=_check_kinds(kind), tags=tag, mode=mode)  # type: ignore[arg-type]
-        svc.close()
+    when = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    kinds = _check_kinds(kind)
+    running = forward_if_served(home)  # a running `lifevault serve` owns the vault: search there
+    if running is not None:
+        out = running.request("POST", "/v1/search", json_body={
+            "query": query, "k": k, "kinds": kinds, "tags": tag, "mode": mode, "explain": explain}
+            | {key: at.isoformat() for key, at in when.items() if at is not None})
+    else:
+        with open_vault(home, passphrase_file) as vault:
+            svc = MemoryService(vault)
+            out = svc.search(query, k=k, kinds=kinds, tags=tag, mode=mode, **when).to_dict(explain=explain)  # type: ignore[arg-type]
+            svc.close()
     if json_out:
-        emit_json(result.to_dict(explain=explain))
+        emit_json(out)
         return
-    if result.understood:
-        err.print("Understood: " + ", ".join(result.understood), markup=False)
-    if not result.hits:
-        err.print(f"No memories found ({result.candidates} passed the filters).")
-    for hit in result.hits:
-        m = hit.memory
-        err.print(f"{hit.rank:>3}. [{m.kind}] {m.text}  (id {m.memory_id})", markup=False)
+    if out["understood"]:
+        err.print("Understood: " + ", ".join(out["understood"]), markup=False)
+    if not out["hits"]:
+        err.print(f"No memories found ({out['candidates']} passed the filters).")
+    for hit in out["hits"]:
+        err.print(f"{hit['rank']:>3}. [{hit['kind']}] {hit['text']}  (id {hit['id']})", markup=False)
         if explain:
-            signals = ", ".join(f"{n} #{s.rank or '-'} ({s.score:.3f}, weight {s.weight:.2f} -> {s.contribution:.4f})"
-                                for n, s in hit.signals.items())
-            err.print(f"     fused {hit.score:.4f}: {signals}", markup=False)
+            signals = ", ".join(f"{n} #{s['rank'] or '-'} ({s['score']:.3f}, weight {s['weight']:.2f} -> "
+                                f"{s['contribution']:.4f})" for n, s in hit["explain"].items())
+            err.print(f"     fused {hit['score']:.4f}: {signals}", markup=False)
 
 
 def context(
@@ -145,18 +152,25 @@ def context(
     Example: lifevault context "plan next week around my appointments" --budget 1500
     """
     from embeddings.service import MemoryService
+    from lifevault.cli_api import forward_if_served
 
-    with open_vault(home, passphrase_file) as vault:
-        svc = MemoryService(vault)
-        pack = svc.context(task, token_budget=budget, since=_when(since, "--since"), until=_when(until, "--until"),
-                           kinds=_check_kinds(kind))
-        svc.close()
+    when = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    kinds = _check_kinds(kind)
+    running = forward_if_served(home)
+    if running is not None:
+        pack = running.request("POST", "/v1/context", json_body={"task": task, "token_budget": budget, "kinds": kinds}
+                               | {key: at.isoformat() for key, at in when.items() if at is not None})
+    else:
+        with open_vault(home, passphrase_file) as vault:
+            svc = MemoryService(vault)
+            pack = svc.context(task, token_budget=budget, kinds=kinds, **when).to_dict()  # type: ignore[arg-type]
+            svc.close()
     if json_out:
-        emit_json(pack.to_dict())
+        emit_json(pack)
         return
-    typer.echo(pack.text)
-    err.print(f"{len(pack.snippets)} memories, {pack.tokens_used}/{pack.token_budget} tokens; "
-              f"{len(pack.left_out)} left out for lack of budget")
+    typer.echo(pack["text"])
+    err.print(f"{len(pack['snippets'])} memories, {pack['tokens_used']}/{pack['token_budget']} tokens; "
+              f"{len(pack['left_out'])} left out for lack of budget")
 
 
 def remember(
@@ -174,6 +188,7 @@ def remember(
     Example: lifevault remember "Ana's birthday dinner at Tasca do Chico" --at 2025-03-15 --tag lisbon
     """
     from embeddings.service import MemoryService
+    from lifevault.cli_api import forward_if_served
 
     meta = None
     if metadata is not None:
@@ -181,13 +196,21 @@ def remember(
             meta = json.loads(metadata)
         except ValueError:
             raise typer.BadParameter("not valid JSON", param_hint="--metadata") from None
-    with open_vault(home, passphrase_file) as vault:
-        svc = MemoryService(vault)
-        record = svc.remember(text, occurred_at=_when(at, "--at"), tags=tag or (), metadata=meta, source=source)
-        svc.close()
-    err.print(f"Remembered as memory {record.memory_id}")
+    occurred = _when(at, "--at")
+    running = forward_if_served(home)
+    if running is not None:
+        made = running.request("POST", "/v1/memories", json_body={
+            "text": text, "occurred_at": occurred.isoformat() if occurred else None, "tags": tag or [],
+            "metadata": meta, "source": source})
+        record = running.request("GET", f"/v1/memories/{made['id']}")
+    else:
+        with open_vault(home, passphrase_file) as vault:
+            svc = MemoryService(vault)
+            record = svc.remember(text, occurred_at=occurred, tags=tag or (), metadata=meta, source=source).to_dict()
+            svc.close()
+    err.print(f"Remembered as memory {record['id']}")
     if json_out:
-        emit_json(record.to_dict())
+        emit_json(record)
 
 
 def forget(

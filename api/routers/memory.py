@@ -39,9 +39,10 @@ def _visible(b: Backend, actor: Actor, memory_id: int) -> None:
 async def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         result = b.service.search(body.query, k=body.k, since=body.since, until=body.until, kinds=body.kinds,
-                                  tags=body.tags, redaction=actor.redaction(), actor=actor.token_id)
+                                  tags=body.tags, mode=body.mode, redaction=actor.redaction(), actor=actor.token_id)
         audit.result([h.memory.memory_id for h in result.hits], query=body.query)
-        return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood)}
+        return {"hits": [h.to_dict(explain=body.explain) for h in result.hits], "understood": list(result.understood),
+                "candidates": result.candidates}
 
     return await b.call(audit, work, read=True)
 
@@ -50,7 +51,7 @@ async def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: Backen
 async def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         pack = b.service.context(body.task, token_budget=body.token_budget, since=body.since, until=body.until,
-                                 redaction=actor.redaction(), actor=actor.token_id)
+                                 kinds=body.kinds, redaction=actor.redaction(), actor=actor.token_id)
         audit.result([s.memory_id for s in pack.snippets], query=body.task)
         return pack.to_dict()
 

@@ -58,8 +58,6 @@ def test_ingest_is_sent_to_the_running_server_instead_of_failing_on_the_lock(liv
 
 def test_index_and_forget_are_sent_to_the_running_server(live: Live, capsys, monkeypatch) -> None:
     monkeypatch.delenv("LIFEVAULT_PASSPHRASE", raising=False)
-    assert main(["remember", "Locker code at the climbing gym is 4417", "--home", str(live.home)]) != 0  # vault is held
-    capsys.readouterr()
     assert main(["index", "--home", str(live.home), "--json"]) == 0
     out = capsys.readouterr()
     assert "in the server" in out.err and json.loads(out.out)["vectors"] > 0
@@ -78,6 +76,35 @@ def test_index_and_forget_are_sent_to_the_running_server(live: Live, capsys, mon
     assert receipt["dry_run"] is False and receipt["memories"] == 1
     reader = {"Authorization": f"Bearer {live.tokens['memory:read']}"}
     assert httpx.get(f"{live.url}/v1/memories/{mid}", headers=reader).status_code == 404
+
+
+def test_search_context_and_remember_are_sent_to_the_running_server(live: Live, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("LIFEVAULT_PASSPHRASE", raising=False)  # the vault is held by the server: no passphrase
+    home = ["--home", str(live.home)]
+    start = httpx.get(f"{live.url}/v1/audit/verify",  # the records so far: ours come after them
+                      headers={"Authorization": f"Bearer {live.tokens['owner']}"}).json()["checked"]
+    assert main(["remember", "Bike lock combination is 3141", "--at", "2025-03-02", "--tag", "cli-forward",
+                 "--json", *home]) == 0
+    out = capsys.readouterr()
+    note = json.loads(out.out)
+    assert f"Remembered as memory {note['id']}" in out.err and note["tags"] == ["cli-forward"]
+    assert note["start"].startswith("2025-03-0") and note["provenance"]["source"] == "owner"
+    assert main(["search", "bike lock combination", "--k", "3", "--kind", "note", "--explain", *home]) == 0
+    out = capsys.readouterr()
+    assert "Bike lock combination is 3141" in out.err and f"(id {note['id']})" in out.err and "fused" in out.err
+    assert main(["search", "3141", "--mode", "lexical", "--json", *home]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["hits"][0]["id"] == note["id"] and found["candidates"] > 0
+    assert main(["context", "what is my bike lock combination?", "--budget", "200", "--kind", "note", "--json",
+                 *home]) == 0
+    pack = json.loads(capsys.readouterr().out)
+    assert pack["tokens_used"] <= 200 and any(sn["id"] == note["id"] for sn in pack["snippets"])
+    assert all(sn["kind"] == "note" for sn in pack["snippets"])
+    trail = get(live, "/v1/audit/events", "owner", kind="api.request", limit="1000", after_seq=str(start))
+    assert trail.status_code == 200, trail.text
+    endpoints = {(e["body"]["endpoint"], e["body"]["token_id"]) for e in trail.json()["events"]}
+    assert {("POST /v1/search", "serve-owner"), ("POST /v1/context", "serve-owner"),
+            ("POST /v1/memories", "serve-owner")} <= endpoints  # each forwarded job audited as the CLI's
 
 
 def test_tokens_are_created_listed_and_revoked_through_the_running_server(live: Live, capsys) -> None:
