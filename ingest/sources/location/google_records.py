@@ -372,24 +372,28 @@ def _fast_native(buf: bytes, pos: int, end: int) -> Raw | None:
     got = _native.parse(buf, pos, end)
     if got is None:
         return None
-    n, used, lat, lon, acc, alt, *texts, starts, ends = got
+    n, used, *columns, starts, ends = got  # _SCHEMA's numbers (float64, NaN = null), then its texts (3 buffers each)
+    numbers, texts = list(_SCHEMA)[:4], list(_SCHEMA)[4:]
 
-    def num(b: bytes) -> pl.Series:
-        return pl.Series(np.frombuffer(b, dtype=np.float64)).fill_nan(None)
-
-    def text(i: int) -> pl.Series:
-        off, data, valid = texts[3 * i: 3 * i + 3]
+    def text(off: bytes, data: bytes, valid: bytes) -> pl.Series:
         bits = np.packbits(np.frombuffer(valid, dtype=np.uint8), bitorder="little")
         return pl.Series(pa.StringArray.from_buffers(n, pa.py_buffer(off), pa.py_buffer(data), pa.py_buffer(bits)))
 
-    lat7, lon7, source, iso, ms = num(lat), num(lon), text(0), text(1), text(2)
-    raw = pl.DataFrame({
-        "lat7": lat7, "lon7": lon7, "accuracy_m": num(acc), "altitude_m": num(alt), "provider": source, "iso": iso,
-        "ms": ms.str.strip_chars().cast(pl.Int64, strict=False),
-        "has_lat": lat7.is_not_null() & lon7.is_not_null(), "has_ts": iso.is_not_null() | ms.is_not_null(),
-    })
+    fields = pl.DataFrame(
+        {name: pl.Series(np.frombuffer(b, dtype=np.float64)).fill_nan(None) for name, b in zip(numbers, columns[:4], strict=True)}
+        | {name: text(*columns[4 + 3 * i: 7 + 3 * i]) for i, name in enumerate(texts)})
     spans = np.stack([np.frombuffer(starts, dtype=np.int64), np.frombuffer(ends, dtype=np.int64)], axis=1) + pos
-    return raw, functools.cache(lambda: [buf[a:b] for a, b in spans.tolist()]), used
+    return _raw(fields), functools.cache(lambda: [buf[a:b] for a, b in spans.tolist()]), used
+
+
+def _raw(fields: pl.DataFrame) -> pl.DataFrame:
+    """The kept fields as either fast path reads them (_SCHEMA's names and types) -> the raw columns _validate takes."""
+    return fields.select(
+        lat7="latitudeE7", lon7="longitudeE7", accuracy_m="accuracy", altitude_m="altitude", provider="source",
+        iso="timestamp", ms=pl.col("timestampMs").str.strip_chars().cast(pl.Int64, strict=False),
+        has_lat=pl.col("latitudeE7").is_not_null() & pl.col("longitudeE7").is_not_null(),
+        has_ts=pl.col("timestamp").is_not_null() | pl.col("timestampMs").is_not_null(),
+    )
 
 
 def _fast_numpy(buf: bytes, pos: int, end: int) -> Raw | None:
@@ -434,13 +438,7 @@ def _fast_numpy(buf: bytes, pos: int, end: int) -> Raw | None:
         return None
     if raw.height != ends.size:
         return None
-    raw = raw.select(
-        lat7="latitudeE7", lon7="longitudeE7", accuracy_m="accuracy", altitude_m="altitude", provider="source",
-        iso="timestamp", ms=pl.col("timestampMs").str.strip_chars().cast(pl.Int64, strict=False),
-        has_lat=pl.col("latitudeE7").is_not_null() & pl.col("longitudeE7").is_not_null(),
-        has_ts=pl.col("timestamp").is_not_null() | pl.col("timestampMs").is_not_null(),
-    )
-    return raw, functools.cache(lambda: nd.split(b"\n")), cut
+    return _raw(raw), functools.cache(lambda: nd.split(b"\n")), cut
 
 
 _BROKEN = object()
