@@ -41,6 +41,11 @@ def _when(value: str | None, option: str) -> datetime | None:
     return at if at.tzinfo is not None else at.astimezone()
 
 
+def _body(**fields: Any) -> dict[str, Any]:
+    """A JSON body for a job sent to the running server: datetimes as ISO 8601, unset (None) fields left out."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items() if v is not None}
+
+
 def _check_kinds(kinds: list[str] | None) -> list[str] | None:
     from embeddings.memories import KINDS as known
 
@@ -114,9 +119,8 @@ def search(
     kinds = _check_kinds(kind)
     running = forward_if_served(home)  # a running `lifevault serve` owns the vault: search there
     if running is not None:
-        out = running.request("POST", "/v1/search", json_body={
-            "query": query, "k": k, "kinds": kinds, "tags": tag, "mode": mode, "explain": explain}
-            | {key: at.isoformat() for key, at in when.items() if at is not None})
+        out = running.request("POST", "/v1/search", json_body=_body(query=query, k=k, kinds=kinds, tags=tag, mode=mode,
+                                                                   explain=explain, **when))
     else:
         with open_vault(home, passphrase_file) as vault:
             svc = MemoryService(vault)
@@ -158,8 +162,7 @@ def context(
     kinds = _check_kinds(kind)
     running = forward_if_served(home)
     if running is not None:
-        pack = running.request("POST", "/v1/context", json_body={"task": task, "token_budget": budget, "kinds": kinds}
-                               | {key: at.isoformat() for key, at in when.items() if at is not None})
+        pack = running.request("POST", "/v1/context", json_body=_body(task=task, token_budget=budget, kinds=kinds, **when))
     else:
         with open_vault(home, passphrase_file) as vault:
             svc = MemoryService(vault)
@@ -199,9 +202,8 @@ def remember(
     occurred = _when(at, "--at")
     running = forward_if_served(home)
     if running is not None:
-        made = running.request("POST", "/v1/memories", json_body={
-            "text": text, "occurred_at": occurred.isoformat() if occurred else None, "tags": tag or [],
-            "metadata": meta, "source": source})
+        made = running.request("POST", "/v1/memories", json_body=_body(text=text, occurred_at=occurred, tags=tag or [],
+                                                                      metadata=meta, source=source))
         record = running.request("GET", f"/v1/memories/{made['id']}")
     else:
         with open_vault(home, passphrase_file) as vault:
@@ -255,13 +257,9 @@ def forget(
 
 def _forget_body(request: ForgetRequest) -> dict[str, Any]:
     """A ForgetRequest as the body of `POST /v1/forget` (selectors only; unset ones left out)."""
-    body: dict[str, Any] = {
-        "memory_ids": list(request.memory_ids) if request.memory_ids else None, "source": request.source,
-        "since": request.since.isoformat() if request.since else None,
-        "until": request.until.isoformat() if request.until else None,
-        "query": request.query, "kinds": sorted(request.kinds) if request.kinds else None,
-    }
-    return {k: v for k, v in body.items() if v is not None}
+    return _body(memory_ids=list(request.memory_ids) if request.memory_ids else None, source=request.source,
+                 since=request.since, until=request.until, query=request.query,
+                 kinds=sorted(request.kinds) if request.kinds else None)
 
 
 def _confirm_and_commit(plan: dict[str, Any], where: str, *, commit: Callable[[], dict[str, Any]], dry_run: bool, yes: bool,
