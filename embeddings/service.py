@@ -93,7 +93,7 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
         while True:
             with self._lock.read():
-                if self._loaded():
+                if self.ready:
                     return method(self, *args, **kwargs)
             with self._lock.write():
                 self._state()
@@ -138,13 +138,10 @@ class MemoryService:
             return vindex.VectorIndex.new(self.encoder.info.dim)  # another model's vectors: `index` re-embeds
         return index
 
-    def _loaded(self) -> bool:
-        return self._catalog is not None and self._full is not None and self._redacted is not None
-
     @property
     def ready(self) -> bool:
         """The catalog, BM25 and the sealed indexes are loaded: a search pays none of it."""
-        return self._loaded()
+        return self._catalog is not None and self._full is not None and self._redacted is not None
 
     @_reading
     def warm(self) -> None:

@@ -370,15 +370,13 @@ class Vault:
             try:
                 yield self
             except BaseException:
-                self.chain_heads.clear()  # appends made in it are gone
                 with contextlib.suppress(duckdb.Error):
                     self._conn().execute("ROLLBACK")
                 raise
-            try:
-                self._run("COMMIT")
-            except BaseException:
-                self.chain_heads.clear()
-                raise
+            self._run("COMMIT")
+        except BaseException:
+            self.chain_heads.clear()  # rolled back or not committed: appends made in it are gone
+            raise
         finally:
             self._local.in_tx = False
 
