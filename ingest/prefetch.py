@@ -1,6 +1,6 @@
 """Run a source's batch generator one batch ahead, in a thread, while the caller keys and writes the last one.
 
-The heavy parts of parsing (polars' NDJSON reader, numpy) and of writing (DuckDB) release the GIL, so
+The heavy parts of parsing (the C Records.json reader, polars, numpy) and of writing (DuckDB) release the GIL, so
 on two cores the parse of batch n+1 overlaps the write of batch n. Only the producer thread touches the
 generator; only the caller touches the vault. Memory: the producer starts on batch n+1+depth only once
 the caller is done with batch n (it asks for the next one), so at most 1 + depth batches are alive:
