@@ -5,6 +5,7 @@ Local-only by construction:
     loopback name (DNS rebinding) and to any cross-origin browser request (an Origin that is not the server's
     own, or Sec-Fetch-Site: cross-site). There is no CORS middleware, so no Access-Control-Allow-* headers.
   - no docs UI (it would load scripts from a CDN); the schema is at /v1/openapi.json.
+  - a request body over api.bodylimit.MAX_BODY_BYTES gets 413 before it is parsed or the token is checked.
   - errors never echo personal data: validation errors carry location and message only (never the input),
     unexpected errors become `{"detail": "internal error"}` and only the exception's type is logged.
 Every request made with a token is written to the audit log (api.request) before its response leaves.
@@ -27,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.bodylimit import BodyLimit
 from api.schemas import ERRORS, Health
 from api.state import PREFIX, SESSION_FILE, ApiSettings, Backend, RequestAudit
 from api.tokens import TokenError
@@ -170,6 +172,7 @@ def create_app(settings: ApiSettings, *, encoder: Any = None) -> FastAPI:
 
     for module in (memory, timeline, calendar, usage, forget, audit, ingest, tokens):
         app.include_router(module.router, prefix=PREFIX, responses=ERRORS)
+    app.add_middleware(BodyLimit)  # inside the guard (which reads no body), before any route parses one
     app.add_middleware(Guard)
     return app
 

@@ -22,6 +22,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
+from api.bodylimit import MAX_BODY_BYTES
 from api.client import detail
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -141,8 +142,10 @@ async def serve_stdio(url: str | None, app: Any, token: str | None) -> None:
 
 
 def http_app(upstream: httpx.AsyncClient, *, host: str) -> Any:
-    """The streamable HTTP app (stateless, JSON responses; the SDK's Host/Origin checks for loopback)."""
-    return build(upstream, header_token).streamable_http_app(stateless_http=True, json_response=True, host=host)
+    """The streamable HTTP app (stateless, JSON responses; the SDK's Host/Origin checks for loopback and its
+    413 for a body over MAX_BODY_BYTES, the API's own bound)."""
+    return build(upstream, header_token).streamable_http_app(stateless_http=True, json_response=True, host=host,
+                                                             max_request_body_size=MAX_BODY_BYTES)
 
 
 async def serve_http(url: str | None, app: Any, *, host: str, port: int) -> None:
