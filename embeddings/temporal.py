@@ -11,6 +11,10 @@ past memories first; "last" also stops at now). A question that starts "where wa
 about places: app usage cannot answer it, so it is left out (kinds = WHERE_KINDS, unless the caller
 gives kinds); that phrase stays in the text. Day boundaries are in `now`'s time zone; hour and weekday
 windows apply to each memory's own local time (utc_offset_min).
+
+A phrase naming a year outside YEARS ("in 9999", "on 31 Dec 0001"), or whose span would fall outside the
+dates Python can hold ("last 99999999 days"), is not understood: it stays in the text as words and sets
+no filter. Parsing never raises on any text.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ _WEEKDAY = r"(?P<wd>" + "|".join(WEEKDAYS) + r")"
 WHERE_KINDS = frozenset({"visit", "trip", "event", "note"})  # everything but app usage
 _WHERE = re.compile(r"^\W*where\s+(?:was|were|am|did|do|have|had)\s+(?:i|we)\b", re.IGNORECASE)
 _CLOCK = r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)?"
+YEARS = range(1900, 2200)  # years a phrase may name; others are left as words (no filter)
+
+
+def _year(text: str) -> int:
+    year = int(text)
+    if year not in YEARS:
+        raise ValueError(f"year {year} is outside {YEARS.start}..{YEARS.stop - 1}")
+    return year
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +97,13 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
     def take(pattern: str, handler) -> None:  # noqa: ANN001 - handler(match) -> dict | None
         nonlocal text
         for match in list(re.finditer(pattern, text, flags=re.IGNORECASE)):
-            out = handler(match)
+            try:
+                out = handler(match)
+                if out is not None:  # the instants must also convert to UTC (year 1 east of UTC cannot)
+                    for v in out.values():
+                        _utc(v)
+            except (ValueError, OverflowError):  # a date out of range (or no such day): not understood
+                out = None
             if out is None:
                 continue
             found.update(out)
@@ -127,11 +145,8 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
 
     def day(m: re.Match[str]) -> dict[str, object] | None:
         month = MONTHS[m["month"].lower()]
-        year = int(m["y"]) if m["y"] else (now.year if (month, int(m["d"])) <= (now.month, now.day) else now.year - 1)
-        try:
-            start = datetime(year, month, int(m["d"]), tzinfo=tz)
-        except ValueError:
-            return None
+        year = _year(m["y"]) if m["y"] else (now.year if (month, int(m["d"])) <= (now.month, now.day) else now.year - 1)
+        start = datetime(year, month, int(m["d"]), tzinfo=tz)  # 31 February raises: not understood
         return span(start, start + timedelta(days=1))
 
     take(r"\bon\s+(?:the\s+)?(?P<d>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r"(?:,?\s+(?P<y>\d{4}))?\b", day)
@@ -139,14 +154,14 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
 
     def month(m: re.Match[str]) -> dict[str, object]:
         mo = MONTHS[m["month"].lower()]
-        year = int(m["y"]) if m["y"] else (now.year if mo <= now.month else now.year - 1)
+        year = _year(m["y"]) if m["y"] else (now.year if mo <= now.month else now.year - 1)
         start = _month_start(year, mo, tz)
         return span(start, _add_months(start, 1))
 
     take(r"\b(?:in|during|over)\s+" + _MONTH + r"(?:\s+(?P<y>\d{4}))?\b", month)
     take(r"\b" + _MONTH + r"\s+(?P<y>\d{4})\b", month)
-    take(r"\b(?:in|during)\s+(?P<y>\d{4})\b", lambda m: span(datetime(int(m["y"]), 1, 1, tzinfo=tz),
-                                                          datetime(int(m["y"]) + 1, 1, 1, tzinfo=tz)))
+    take(r"\b(?:in|during)\s+(?P<y>\d{4})\b", lambda m: span(datetime(_year(m["y"]), 1, 1, tzinfo=tz),
+                                                          datetime(_year(m["y"]) + 1, 1, 1, tzinfo=tz)))
     def weekend(which: str) -> dict[str, object]:  # Saturday 00:00 to Monday 00:00 of this week, or 7 days off
         saturday = today + timedelta(days=5 - today.weekday() + {"this": 0, "next": 7}.get(which, -7))
         return span(saturday, saturday + timedelta(days=2))
