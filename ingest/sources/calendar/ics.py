@@ -6,12 +6,16 @@ One file holds one or more VCALENDARs (or bare VEVENTs). Every VEVENT is a recor
 - A single event (no RRULE/RDATE/EXDATE/RECURRENCE-ID under its UID) gives one row with recurrence_id ""
   and is kept whatever its date.
 - A recurring series (RRULE, RDATE incl. PERIOD, EXDATE, overridden instances with RECURRENCE-ID,
-  RANGE=THISANDFUTURE as far as recurring-ical-events supports it) is expanded only inside the window
-  (options `window_start`/`window_end`, default 730 days before to 365 days after `now`); recurrence_id is
-  the original start of the instance in UTC, "YYYY-MM-DDTHH:MM:SSZ", or "YYYY-MM-DD" for all-day series.
-  A series with more than `max_occurrences` (10,000) instances in the window keeps the first ones and
-  yields a Rejected saying so; a series whose expansion takes too many steps (FREQ=SECONDLY over years,
-  rules that never match) is quarantined whole. Neither can hang the file.
+  RANGE=THISANDFUTURE as far as recurring-ical-events supports it) is expanded from the series start
+  (option `window_start`, default HISTORY_START, so nothing after 1900 is cut) to `window_end` (default
+  365 days after `now`); recurrence_id is the original start of the instance in UTC,
+  "YYYY-MM-DDTHH:MM:SSZ", or "YYYY-MM-DD" for all-day series. A series with more than `max_occurrences`
+  (10,000) instances keeps the first ones and yields a Rejected saying how many more it has; a series
+  whose expansion takes too many steps (FREQ=SECONDLY over years) is quarantined whole, and a rule whose
+  BYMONTH/BYMONTHDAY never meet (30 February) is quarantined without being expanded. The whole file
+  gets `expansion_seconds` (EXPANSION_FILE_SECONDS) of expansion and at most EXPANSION_MAX_EXPENSIVE
+  series over their budget; its remaining recurring series are then quarantined (see budget.py).
+  Nothing can hang the file.
 - Times: TZID (VTIMEZONE, IANA or Windows names) -> that zone, tzid = the TZID as written; UTC -> tzid
   null, utc_offset_min 0; floating times and all-day DATEs -> read in the calendar's X-WR-TIMEZONE when
   it has one, else UTC, tzid "floating". All-day rows start at local midnight: start + utc_offset_min is
@@ -37,17 +41,12 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
-import sys
-import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Generator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import icalendar
@@ -57,6 +56,14 @@ from icalendar.timezone import tzp
 
 from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
+from ingest.sources.calendar.budget import (
+    EXPANSION_FILE_SECONDS,
+    FileBudget,
+    TooExpensive,
+    never_matches,
+    step_budget,
+)
+from ingest.sources.calendar.text import _Calendar, _decode, _lines, _name_value, _RawEvent, _scan
 
 FORMAT = "ics"
 KIND = "calendar"
@@ -67,10 +74,11 @@ DEFAULT_MAX_OCCURRENCES = 10_000
 EXPANSION_BASE_STEPS = 250_000
 EXPANSION_STEPS_PER_OCCURRENCE = 50
 EXPANSION_MAX_SECONDS = 3.0
+HISTORY_START = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)  # series are expanded from their start, not before this
+REMAINDER_COUNT_STEPS = 500_000  # steps spent counting what a capped series has beyond the cap
 BATCH_ROWS = 100_000
 
 _SUFFIXES = (".ics", ".ical", ".icalendar", ".ifb")
-_NAME = re.compile(r"\s*([A-Za-z0-9-]+)")
 _ESSENTIAL = frozenset({"UID", "DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"})
 _RECURRING = ("RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
 _UTC_NAMES = frozenset({"UTC", "ETC/UTC", "Z", "GMT", "ETC/GMT"})
@@ -94,10 +102,11 @@ def batches(
     window_start: dt.datetime | None = None,
     window_end: dt.datetime | None = None,
     max_occurrences: int = DEFAULT_MAX_OCCURRENCES,
+    expansion_seconds: float = EXPANSION_FILE_SECONDS,
 ) -> Generator[Batch, None, dict[str, int]]:
     """Occurrences of every VEVENT in `f`; returns the counts of what was skipped as not-an-event."""
     now = _aware(now or dt.datetime.now(dt.UTC))
-    start = _aware(window_start or now - dt.timedelta(days=730))
+    start = _aware(window_start or HISTORY_START)
     end = _aware(window_end or now + dt.timedelta(days=365))
     try:
         lines = _lines(_decode(f.read_bytes()))
@@ -109,7 +118,7 @@ def batches(
         reason = "not an iCalendar file: no BEGIN:VCALENDAR or BEGIN:VEVENT"
         yield Batch("events", frame("events", []), [_file_failed(f, reason, "\n".join(lines[:20]))])
         return {}
-    expander = _Expander(f, start, end, max_occurrences)
+    expander = _Expander(f, start, end, max_occurrences, FileBudget(expansion_seconds))
     for text in scan.timezones:
         expander.add_timezone(text)
     for raw in scan.events:
@@ -130,132 +139,6 @@ def batches(
     if skipped:
         log.info("%s: skipped %s", FORMAT, skipped)
     return skipped
-
-
-# --- text -> components ------------------------------------------------------------------------
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16", "replace")
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = data.decode("cp1252", "replace")
-    return text.replace("\ufeff", "")
-
-
-def _lines(text: str) -> list[str]:
-    """Content lines, unfolded; CRLF, LF and lone CR all end a line."""
-    out: list[str] = []
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if line[:1] in (" ", "\t") and out:
-            out[-1] += line[1:]
-        elif line.strip():
-            out.append(line)
-    return out
-
-
-def _name_value(line: str) -> tuple[str, str]:
-    m = _NAME.match(line)
-    name = m.group(1).upper() if m else ""
-    _, _, value = line.partition(":")
-    return name, value.strip()
-
-
-@dataclass(slots=True)
-class _Calendar:
-    name: str | None = None  # X-WR-CALNAME
-    xwr_tz: str | None = None  # X-WR-TIMEZONE
-
-
-@dataclass(frozen=True, slots=True)
-class _RawEvent:
-    position: int
-    calendar: _Calendar
-    text: str  # the VEVENT without nested components (VALARM), what gets parsed
-    raw: str  # the VEVENT as found, for quarantine
-    problem: str | None  # structural problem found while scanning
-
-
-@dataclass(slots=True)
-class _Scan:
-    events: list[_RawEvent] = field(default_factory=list)
-    timezones: list[str] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-    saw_ical: bool = False
-
-
-def _end_of(lines: list[str], i: int, comp: str) -> tuple[int, bool]:
-    """Index after the END of the component opened at lines[i], and whether it was terminated."""
-    depth = 0
-    for j in range(i + 1, len(lines)):
-        name, value = _name_value(lines[j])
-        if name == "BEGIN":
-            value = value.upper()
-            if value in ("VCALENDAR", "VEVENT"):
-                return j, False
-            if value == comp:
-                depth += 1
-        elif name == "END":
-            value = value.upper()
-            if value == comp:
-                if depth == 0:
-                    return j + 1, True
-                depth -= 1
-            elif value == "VCALENDAR":
-                return j, False
-    return len(lines), False
-
-
-def _own_lines(block: list[str]) -> list[str]:
-    """The component's own lines: nested components (VALARM, ...) are not used and are left out."""
-    out, depth = [], 0
-    for line in block[1:-1]:
-        name, _ = _name_value(line)
-        if name == "BEGIN":
-            depth += 1
-        elif name == "END" and depth:
-            depth -= 1
-        elif depth == 0:
-            out.append(line)
-    return [block[0], *out, block[-1]]
-
-
-def _scan(lines: list[str]) -> _Scan:
-    scan, cal = _Scan(), _Calendar()
-    i, n, position, opened_at = 0, len(lines), 0, None  # opened_at: VEVENTs seen when the VCALENDAR began
-    while i < n:
-        name, value = _name_value(lines[i])
-        if name in ("BEGIN", "END") and value.upper() == "VCALENDAR":
-            if name == "END" and opened_at == position:
-                scan.skipped["calendar without VEVENT"] += 1
-            scan.saw_ical |= name == "BEGIN"
-            cal, i, opened_at = _Calendar(), i + 1, position if name == "BEGIN" else None
-            continue
-        if name == "BEGIN":
-            comp = value.upper()
-            stop, terminated = _end_of(lines, i, comp)
-            block = lines[i:stop]
-            if comp == "VEVENT":
-                scan.saw_ical = True
-                problem = None if terminated else "VEVENT is not terminated (no END:VEVENT)"
-                text = "\n".join(_own_lines(block)) if terminated else ""
-                scan.events.append(_RawEvent(position, cal, text, "\n".join(block), problem))
-                position += 1
-            elif comp == "VTIMEZONE" and terminated:
-                scan.timezones.append("\n".join(block))
-            elif comp != "VTIMEZONE":
-                scan.skipped[f"{comp or 'unnamed'} component (not an event)"] += 1
-            i = max(stop, i + 1)
-            continue
-        if name == "X-WR-CALNAME":
-            cal.name = str(icalendar.vText.from_ical(value))
-        elif name == "X-WR-TIMEZONE":
-            cal.xwr_tz = value
-        i += 1
-    return scan
 
 
 # --- components -> occurrences -------------------------------------------------------------------
@@ -297,39 +180,9 @@ class _Series(recurring_ical_events.Series):
         return occ
 
 
-class _TooExpensive(Exception):
-    pass
-
-
-@contextmanager
-def _step_budget(max_steps: int, seconds: float) -> Iterator[None]:
-    """Abort the code run inside after `max_steps` Python calls or `seconds`, whichever comes first.
-
-    Recurrence expansion (dateutil) can loop for minutes on rules that never match or are absurdly
-    dense, without yielding; a trace function is the one way to stop it from the same thread.
-    """
-    previous = sys.gettrace()
-    deadline = time.monotonic() + seconds
-    steps = 0
-
-    def count(frame: FrameType, event: str, arg: object) -> None:
-        nonlocal steps
-        steps += 1
-        if steps > max_steps:
-            raise _TooExpensive(f"more than {max_steps:,} steps")
-        if not steps & 0x3FF and time.monotonic() > deadline:
-            raise _TooExpensive(f"more than {seconds:g} s")
-
-    sys.settrace(count)
-    try:
-        yield
-    finally:
-        sys.settrace(previous)
-
-
 class _Expander:
-    def __init__(self, f: InputFile, start: dt.datetime, end: dt.datetime, cap: int) -> None:
-        self.f, self.start, self.end, self.cap = f, start, end, cap
+    def __init__(self, f: InputFile, start: dt.datetime, end: dt.datetime, cap: int, budget: FileBudget) -> None:
+        self.f, self.start, self.end, self.cap, self.budget = f, start, end, cap, budget
         self.max_steps = EXPANSION_BASE_STEPS + EXPANSION_STEPS_PER_OCCURRENCE * cap
         self.calendar_name = Path(f.name).stem
         self.groups: dict[str, list[tuple[icalendar.Event, _Meta]]] = {}
@@ -430,14 +283,24 @@ class _Expander:
             cal = icalendar.Calendar()
             cal.subcomponents = events
             events = x_wr_timezone.to_standard(cal, timezone=zone).subcomponents
+        for event, _ in group:
+            for rule in _as_list(event.get("RRULE")):
+                if why := never_matches(rule):
+                    return self.reject_group(group, why)
+        if why := self.budget.spent_reason():
+            return self.reject_group(group, why)
         adapters = [_Adapter(event, meta) for event, (_, meta) in zip(events, group, strict=True)]
+        more = 0
         try:
-            with _step_budget(self.max_steps, EXPANSION_MAX_SECONDS):
+            with self.budget.charge(), step_budget(self.max_steps, min(EXPANSION_MAX_SECONDS, self.budget.left())):
                 series = _Series(adapters)
-                occurrences = list(islice(series.between(self.start, self.end), self.cap + 1))
+                found = series.between(self.start, self.end)
+                occurrences = list(islice(found, self.cap + 1))
+            if len(occurrences) > self.cap:
+                more = self.count_rest(found)
             rows = [self.row(occ.source.meta, occ.start, occ.end, occ.original) for occ in occurrences]
-        except _TooExpensive as e:
-            return self.reject_group(group, f"recurrence too expensive to expand in the window ({e})")
+        except TooExpensive as e:
+            return self.reject_group(group, f"recurrence too expensive to expand ({e})")
         except Exception as e:  # noqa: BLE001 -- errors are values: one bad series must not stop the file
             return self.reject_group(group, f"cannot expand recurrence: {type(e).__name__}: {e}")
         kept = {id(a) for a in series.recurrence_id_to_modification.values()}
@@ -451,11 +314,25 @@ class _Expander:
                 rows[: self.cap],
                 (series.recurrence.core if series.recurrence.has_core else adapters[0]).meta,
             )
-            reason = f"more than {self.cap:,} occurrences in the window; loaded the first {self.cap:,}"
+            rest = f"{more:,} more" if more > 0 else f"at least {-more:,} more"
+            reason = f"more than {self.cap:,} occurrences: loaded the first {self.cap:,}, {rest} not loaded"
             self.reject(first.position, reason + " (raise max_occurrences for more)", first.raw)
         if not rows:
             self.skipped[_NO_OCCURRENCE] += 1
         return rows
+
+    def count_rest(self, found: Any) -> int:
+        """How many occurrences a capped series has beyond its cap (the one already taken included);
+        negative when counting ran out of budget first (then: at least that many)."""
+        n = 1
+        try:
+            with self.budget.charge(), step_budget(REMAINDER_COUNT_STEPS, min(EXPANSION_MAX_SECONDS, self.budget.left())):
+                for _ in found:
+                    n += 1
+        except TooExpensive:
+            self.budget.expensive -= 1  # counting is best effort, not a sign of a hostile series
+            return -n
+        return n
 
     def single(self, group: list[tuple[icalendar.Event, _Meta]]) -> list[dict]:
         best = max(range(len(group)), key=lambda i: (_sequence(group[i][0]), -i))
