@@ -21,7 +21,8 @@ import polars as pl
 
 from ingest import derive
 from ingest.detect import pick
-from ingest.files import InputFile, expand
+from ingest.files import DEFAULT_LIMITS, InputFile, Limits, refusal, scan
+from ingest.guard import guarded
 from ingest.prefetch import ahead
 from ingest.records import Batch, Rejected
 from vault import load as vload
@@ -77,6 +78,7 @@ class RunReport:
     seconds: float = 0.0
     files: list[FileReport] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # files no source recognised
+    not_read: dict[str, str] = field(default_factory=dict)  # links, FIFOs, devices under a folder -> why
     derived: dict[str, int] = field(default_factory=dict)
     status: str = "completed"
 
@@ -155,7 +157,7 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
     n = 0
-    stream = ahead(mod.batches(f, **options))  # the next batch is parsed while this one is written
+    stream = ahead(guarded(f, mod, options))  # the next batch is parsed while this one is written
     while True:
         try:
             batch = next(stream)
@@ -201,10 +203,13 @@ def _drop_stale_occurrences(vault: Vault, f: InputFile, load_id: str, options: d
     )
 
 
-def calendar_window(now: datetime | None = None, *, back_days: int = 730, ahead_days: int = 365) -> dict[str, datetime]:
-    """The default expansion window: 2 years back, 1 year ahead (in days, so 29 February never bites)."""
+def calendar_window(now: datetime | None = None, *, ahead_days: int = 365) -> dict[str, datetime]:
+    """The default expansion window: from each series' start (ics.HISTORY_START bounds it) to 1 year ahead
+    (in days, so 29 February never bites); a series' occurrences beyond its cap are reported, not loaded."""
+    from ingest.sources.calendar.ics import HISTORY_START
+
     now = now or datetime.now(UTC)
-    return {"window_start": now - timedelta(days=back_days), "window_end": now + timedelta(days=ahead_days)}
+    return {"window_start": HISTORY_START, "window_end": now + timedelta(days=ahead_days)}
 
 
 def run(
@@ -217,16 +222,19 @@ def run(
     options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     on_file: Callable[[InputFile, str | None], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> RunReport:
     """Ingest every recognised file under `paths` as one load; raise StrictFailure when strict and anything was quarantined."""
     t0 = time.perf_counter()
     for p in paths:
-        if not Path(p).exists():
-            raise IngestError(f"{p} does not exist; nothing was ingested")
-    files = list(expand([Path(p) for p in paths]))
+        if why := refusal(Path(p)):
+            raise IngestError(f"{p} {why}; nothing was ingested")
+    found = scan([Path(p) for p in paths], limits)
+    files = found.files
     plan = [(f, pick(f, kind=kind, fmt=fmt)) for f in files]
     chosen = [(f, m) for f, m in plan if m is not None]
-    report = RunReport(load_id=uuid.uuid4().hex[:12], kind=kind, skipped=[f.display for f, m in plan if m is None])
+    report = RunReport(load_id=uuid.uuid4().hex[:12], kind=kind, skipped=[f.display for f, m in plan if m is None],
+                       not_read=found.not_read)
     if not chosen:
         names = ", ".join(f.display for f in files[:3]) + ("…" if len(files) > 3 else "")
         raise IngestError(f"no known export found in {names or 'the given paths'}; use --format to force one")

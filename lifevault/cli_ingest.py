@@ -23,6 +23,12 @@ def ingest(
     kind: Annotated[str | None, typer.Option(help="Only sources of this kind: location, calendar or usage.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Force a source format (e.g. google_records, ics).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit non-zero (4) when any record was quarantined.")] = False,
+    max_member_mib: Annotated[int | None, typer.Option(
+        min=1, help="Largest uncompressed .zip member read, in MiB (default 4096).")] = None,
+    max_member_ratio: Annotated[float | None, typer.Option(
+        min=1, help="Largest compression ratio of a .zip member (default 100).")] = None,
+    follow_links: Annotated[bool, typer.Option(
+        help="Follow symbolic links to files inside the given folders (never outside them).")] = False,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
     json_out: JsonOpt = False,
@@ -32,10 +38,16 @@ def ingest(
     Example: lifevault ingest ~/Downloads/takeout-20251101.zip calendar.ics --strict
     """
     from ingest.detect import KINDS
+    from ingest.files import DEFAULT_LIMITS, Limits
     from ingest.pipeline import StrictFailure, run
 
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
+    limits = Limits(
+        member_bytes=max_member_mib << 20 if max_member_mib else DEFAULT_LIMITS.member_bytes,
+        member_ratio=max_member_ratio or DEFAULT_LIMITS.member_ratio,
+        follow_links=follow_links,
+    )
     from lifevault.cli_api import forward_ingest
 
     # a running `lifevault serve` owns the vault: send it the job
@@ -53,7 +65,7 @@ def ingest(
                 bar.update(task, description=name, rows=done["rows"])
 
             try:
-                report = run(vault, paths, kind=kind, fmt=fmt, strict=strict, progress=on_rows)
+                report = run(vault, paths, kind=kind, fmt=fmt, strict=strict, progress=on_rows, limits=limits)
                 failure = None
             except StrictFailure as e:
                 report, failure = e.report, e
@@ -76,6 +88,8 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     err.print(f"{report.seconds:.2f} s; derived: {derived}")
     if report.skipped:
         err.print(f"{len(report.skipped)} file(s) not recognised as an export and skipped")
+    for path, why in report.not_read.items():
+        err.print(f"not read: {path}: {why}", markup=False, highlight=False)
     if report.quarantined:
         err.print(f"{report.quarantined} record(s) quarantined: `lifevault quarantine {report.load_id}`")
     if report.forgotten:

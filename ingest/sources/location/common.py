@@ -119,7 +119,10 @@ def offset_minutes(text: str) -> int | None:
 def read_json(f: InputFile) -> Any:
     """The whole file as JSON (UTF-8, BOM allowed). Raises ValueError/OSError for the caller to quarantine."""
     data = f.read_bytes()
-    return json.loads(data.decode("utf-8-sig"))
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except RecursionError:  # deeper than the parser's recursion limit: malformed input, not a crash
+        raise ValueError("nested too deeply to parse") from None
 
 
 def raw_json(value: Any) -> str:

@@ -13,8 +13,8 @@ scanner (json.JSONDecoder.scan_once), so memory stays at a chunk plus one batch 
 records), whatever the file size. Records are converted and validated per batch with polars.
 
 position = the record's 0-based index in `locations`. Rejected, never raised: an element that is
-not a JSON object or not valid JSON (the scanner skips to its closing brace and goes on), no
-timestamp, a timestamp that is not a real date-time (2025-02-30T25:61) or lies outside 2000..2100,
+not a JSON object, not valid JSON or nested too deeply to parse (the scanner skips to its closing brace
+and goes on), no timestamp, a timestamp that is not a real date-time (2025-02-30T25:61) or lies outside 2000..2100,
 latitudeE7/longitudeE7 missing, not numbers or outside -90..90 / -180..180 degrees (no int32
 "wrap-around" repair: a wrong coordinate is quarantined, not guessed), and a file that ends inside
 the array (truncated download): one Rejected at the next position. utc_offset_min is null unless a
@@ -172,7 +172,7 @@ class _Elements:
                 break
             try:
                 obj, end = scan(text, c)
-            except (StopIteration, ValueError):
+            except (StopIteration, ValueError, RecursionError):
                 break
             if bad and not text[c:end].isascii():
                 piece = text[c:end]
@@ -287,7 +287,7 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
                 obj, pos = elements.next(pos)
                 if obj is _Elements._SKIPPED:
                     continue
-            except (StopIteration, ValueError):
+            except (StopIteration, ValueError, RecursionError):
                 win.pos = pos
                 obj, end = _recover(win, elements)
                 raw, pos = win.raw, win.pos
@@ -452,7 +452,7 @@ def _recover(win: _Window, elements: _Elements) -> tuple[Any, int | None]:
         win.more()
         try:
             return elements.next(win.pos)
-        except (StopIteration, ValueError):
+        except (StopIteration, ValueError, RecursionError):
             continue
     end = win.value_end(win.pos) if win.raw.startswith((b"{", b"["), win.pos) else None
     return _BROKEN, end

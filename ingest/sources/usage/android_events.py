@@ -33,8 +33,9 @@ Other documented Android codes (5 CONFIGURATION_CHANGE, 7 USER_INTERACTION, 12 N
 (`batches` returns {reason: count}). Rejected, with the record's position (CSV: 0-based data row after
 the header; JSONL: 0-based line number): a code Android does not define, an unknown name, a timestamp that
 is not an integer or lies outside 2008..2100 (a seconds-for-milliseconds mix-up lands in 1970), an app
-event without a package, a line with too few fields or that is not a JSON object. utc_offset_min is null:
-the layout carries no offset.
+event without a package, a line with too few fields or that is not a JSON object (or is nested too deeply
+to parse), a CSV record with a field over 128 KiB (MAX_CSV_FIELD; reading goes on with the next record).
+utc_offset_min is null: the layout carries no offset.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ COLUMNS = ("timestamp_ms", "event_type", "package", "class")
 BATCH_ROWS = 250_000
 MIN_MS = 1_199_145_600_000  # 2008-01-01: no Android before
 MAX_MS = 4_102_444_800_000  # 2100-01-01
+MAX_CSV_FIELD = 128 << 10  # a CSV field longer than this is refused by the csv module (its field_size_limit)
 
 # Every UsageEvents.Event constant Android documents (or keeps hidden), by code.
 ANDROID_CODES: dict[int, str] = {
@@ -145,9 +147,35 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
 _Chunk = tuple[pl.DataFrame | None, list[tuple[int, str, str]]]
 
 
+class _Last:
+    """The lines of a file, remembering the last one read (the raw fragment of a record csv refused)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines, self.last = iter(lines), ""
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+
+def _records(reader: Iterator[list[str]], lines: _Last) -> Iterator[tuple[list[str] | None, str]]:
+    """csv rows; a row with a field over MAX_CSV_FIELD comes as (None, reason) and reading goes on."""
+    while True:
+        try:
+            yield next(reader), ""
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield None, f"a field is larger than {MAX_CSV_FIELD >> 10} KiB, or the quoting is broken ({e})"
+
+
 def _csv_chunks(lines: Iterable[str]) -> Iterator[_Chunk]:
-    reader = csv.reader(lines)
-    header = next(reader, None)
+    last = _Last(lines)
+    reader = csv.reader(last)
+    header = next((row for row, _ in _records(reader, last)), None)
     names = [h.strip().lower() for h in header or []]
     if not set(COLUMNS) <= set(names):
         yield (
@@ -159,7 +187,10 @@ def _csv_chunks(lines: Iterable[str]) -> Iterator[_Chunk]:
     width = max(index) + 1
     cols: list[list[Any]] = [[] for _ in range(5)]
     rejected: list[tuple[int, str, str]] = []
-    for position, row in enumerate(reader):
+    for position, (row, problem) in enumerate(_records(reader, last)):
+        if row is None:
+            rejected.append((position, problem, last.last))
+            continue
         if len(row) < width:
             if row:  # a blank line holds no record
                 rejected.append((position, f"expected {width} fields, found {len(row)}", ",".join(row)))
@@ -184,6 +215,9 @@ def _jsonl_chunks(lines: Iterable[str], start: int) -> Iterator[_Chunk]:
             obj = json.loads(line)
         except ValueError as e:
             rejected.append((position, f"not JSON: {e}", line))
+            continue
+        except RecursionError:
+            rejected.append((position, "not JSON: nested too deeply to parse", line))
             continue
         if not isinstance(obj, dict):
             rejected.append((position, "not a JSON object", line))

@@ -47,6 +47,12 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     except (ValueError, UnicodeDecodeError) as e:
         yield _failed(f, f"not JSON: {e}", f.head(2048))
         return {}
+    except RecursionError:
+        yield _failed(f, "not JSON: nested too deeply to parse", f.head(2048))
+        return {}
+    except OSError as e:
+        yield _failed(f, f"cannot read file: {e}", b"")
+        return {}
     if not isinstance(entries, list):
         yield _failed(
             f, f"expected a JSON array of activity entries, found {type(entries).__name__}", f.head(2048)
