@@ -32,6 +32,7 @@ threshold; every threshold on the convex hull of the ROC is tried, with a Bonfer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import secrets
@@ -46,7 +47,7 @@ from federated import accounting, aggregate, dp
 from vault import audit as vault_audit
 
 CANARY_NORM_FACTOR = 1000.0
-DeviceStep = Callable[[np.ndarray, float, float], np.ndarray]  # (raw update, clip norm C, device sigma)
+DeviceStep = Callable[[np.ndarray, Any], np.ndarray]  # (raw update, the round's client.RoundSpec): client.privatize
 Aggregator = Callable[..., "np.ndarray | None"]  # aggregate.mean_update's signature
 
 
@@ -94,18 +95,7 @@ def epsilon_lower_bound(*, canaries: int, guesses: int, correct: int, delta: flo
     return float(brentq(margin, lo, hi, xtol=1e-7))
 
 
-def _upper_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the vertices of the upper convex hull of points sorted by (x, y), collinear points dropped."""
-    keep: list[int] = []
-    for k in range(len(x)):
-        while len(keep) >= 2:
-            a, b = keep[-2], keep[-1]
-            if (y[b] - y[a]) * (x[k] - x[b]) - (y[k] - y[b]) * (x[b] - x[a]) <= 0:
-                keep.pop()
-            else:
-                break
-        keep.append(k)
-    return np.asarray(keep, dtype=np.int64)
+GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # declared before any score is seen (Bonferroni over 6)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,53 +103,82 @@ class Bound:
     """A one-run lower bound and how it was obtained."""
 
     epsilon: float
+    epsilon_max: float  # the largest bound these canaries could certify (every guess right)
     significance: float
     delta: float
     canaries: int
     guesses: int
     correct: int
-    thresholds: int  # hypotheses tested (Bonferroni)
+    hypotheses: int  # guess counts tested (Bonferroni), fixed in advance
     auroc: float
+
+
+def _guess_counts(canaries: int) -> list[int]:
+    """The guess counts r tested, a function of the canary count only (never of the scores or labels)."""
+    return sorted({max(2, min(canaries, round(f * canaries))) for f in GUESS_FRACTIONS})
+
+
+@functools.lru_cache(maxsize=256)
+def certifiable_max(*, canaries: int, delta: float = 1e-6, significance: float = 0.05) -> float:
+    """The largest lower bound a run with `canaries` canaries can certify at this confidence: the bound
+    when every guess is right, at the best of the guess counts tested. A mechanism whose accountant bound
+    is above this cannot be shown to leak more than it claims, whatever it does."""
+    counts = _guess_counts(canaries)
+    sig = significance / len(counts)
+    return max(epsilon_lower_bound(canaries=canaries, guesses=r, correct=r, delta=delta, significance=sig)
+               for r in counts)
+
+
+def bound_from_scores(scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray, *,
+                      delta: float = 1e-6, significance: float = 0.05) -> Bound:
+    """Lower bound on epsilon from each canary's score (higher = guessed "in") and whether it was included.
+
+    The labels are used only to count right guesses, never to choose them: for each guess count r fixed
+    in advance (GUESS_FRACTIONS of the canaries), the r/2 highest scores are guessed "in" and the r/2
+    lowest "out"; each r is tested at significance / (number of r), and the best survives. Ties are broken
+    by position, so the order of `scores` must not depend on the labels."""
+    sc = np.asarray(scores, dtype=np.float64)
+    inc = np.asarray(included, dtype=bool)
+    if sc.ndim != 1 or sc.shape != inc.shape:
+        raise ValueError("need one score and one inclusion bit per canary")
+    if not inc.any() or inc.all():
+        raise ValueError("need at least one included and one excluded canary")
+    if not np.all(np.isfinite(sc)):
+        raise ValueError("canary scores must be finite")
+    m = sc.size
+    order = np.argsort(-sc, kind="stable")
+    ranked = inc[order]
+    from_top = np.concatenate([[0], np.cumsum(ranked)])  # included among the k highest
+    from_bottom = np.concatenate([[0], np.cumsum(~ranked[::-1])])  # excluded among the k lowest
+    counts = _guess_counts(m)
+    sig = significance / len(counts)
+    best, best_g, best_c = 0.0, 0, 0
+    for r in counts:
+        k_in = r // 2
+        c = int(from_top[k_in] + from_bottom[r - k_in])
+        eps = epsilon_lower_bound(canaries=m, guesses=r, correct=c, delta=delta, significance=sig, floor=best)
+        if eps > best:
+            best, best_g, best_c = eps, r, c
+    ins, outs = sc[inc], sc[~inc]
+    auroc = float((np.searchsorted(np.sort(outs), ins, side="left").sum()
+                   + 0.5 * (np.searchsorted(np.sort(outs), ins, side="right")
+                            - np.searchsorted(np.sort(outs), ins, side="left")).sum()) / (ins.size * outs.size))
+    return Bound(epsilon=best, epsilon_max=certifiable_max(canaries=m, delta=delta, significance=significance),
+                 significance=significance, delta=delta, canaries=m, guesses=best_g, correct=best_c,
+                 hypotheses=len(counts), auroc=auroc)
 
 
 def one_run_bound(in_scores: Sequence[float] | np.ndarray, out_scores: Sequence[float] | np.ndarray, *,
                   delta: float = 1e-6, significance: float = 0.05) -> Bound:
-    """Lower bound on epsilon from the scores of included ("in") and excluded ("out") canaries.
-
-    Higher score = guessed "in". Every threshold on the convex hull of the ROC curve is a hypothesis;
-    each is tested at significance / (number of hull thresholds) and the best survives."""
-    from scipy.special import expit
-
-    ins = np.sort(np.asarray(in_scores, dtype=np.float64))
-    outs = np.sort(np.asarray(out_scores, dtype=np.float64))
+    """bound_from_scores for scores already split by label. Excluded canaries are placed first, so a
+    tie between an included and an excluded canary always counts against the guesser."""
+    ins = np.asarray(in_scores, dtype=np.float64).ravel()
+    outs = np.asarray(out_scores, dtype=np.float64).ravel()
     if ins.size == 0 or outs.size == 0:
         raise ValueError("need at least one included and one excluded canary")
-    if not (np.all(np.isfinite(ins)) and np.all(np.isfinite(outs))):
-        raise ValueError("canary scores must be finite")
-    thresholds = np.concatenate([np.union1d(ins, outs), [np.inf]])
-    below_in = np.searchsorted(ins, thresholds, side="left")  # false negatives at each threshold
-    below_out = np.searchsorted(outs, thresholds, side="left")  # true negatives
-    hull = _upper_hull(below_in.astype(np.float64), below_out.astype(np.float64))
-    below_in, below_out = below_in[hull], below_out[hull]
-    m = ins.size + outs.size
-    tp = ins.size - below_in
-    fp = outs.size - below_out
-    guesses = tp + fp
-    sig = significance / len(hull)
-    tnr, fnr = below_out / outs.size, below_in / ins.size
-    auroc = float(0.5 * np.dot(tnr[:-1] + tnr[1:], np.diff(fnr)))
-
-    best, best_g, best_c = 0.0, 0, 0
-    precision = np.where(guesses > 0, tp / np.maximum(guesses, 1), 0.0)
-    for j in np.argsort(-precision, kind="stable"):
-        g, c = int(guesses[j]), int(tp[j])
-        if g == 0 or c / g <= float(expit(best)):  # cannot beat the best so far
-            continue
-        eps = epsilon_lower_bound(canaries=m, guesses=g, correct=c, delta=delta, significance=sig, floor=best)
-        if eps > best:
-            best, best_g, best_c = eps, g, c
-    return Bound(epsilon=best, significance=significance, delta=delta, canaries=m, guesses=best_g,
-                 correct=best_c, thresholds=len(hull), auroc=auroc)
+    return bound_from_scores(np.concatenate([outs, ins]),
+                             np.concatenate([np.zeros(outs.size, bool), np.ones(ins.size, bool)]),
+                             delta=delta, significance=significance)
 
 
 # ---- the audit CSPRNG ---------------------------------------------------------------------------------
@@ -200,18 +219,28 @@ def _seed_bytes(seed: int | str | bytes | None) -> bytes:
 
 # ---- the mechanism in simulation ----------------------------------------------------------------------
 
-def device_step(update: np.ndarray, clip_norm: float, sigma: float) -> np.ndarray:
-    """What client.release_round does to an update: clip the whole update, then add this device's noise."""
-    clipped = dp.clip(update, clip_norm)
-    return dp.add_noise(clipped, sigma) if sigma > 0 else clipped
+POWER_FRACTION = 0.5  # default z: the accountant's bound is this fraction of what the canaries can certify
+VERDICTS = ("consistent", "violation", "inconclusive")
 
 
-def _device_sigma(mode: str, z: float, clip_norm: float, shares: int) -> float:
-    if mode == "local":
-        return z * clip_norm
-    if mode == "distributed":
-        return z * clip_norm / math.sqrt(shares)
-    return 0.0
+def powerful_noise_multiplier(*, canaries: int, rounds: int, delta: float = 1e-6, significance: float = 0.05) -> float:
+    """The default z of an audit: the accountant's bound over `rounds` is POWER_FRACTION of the largest
+    bound `canaries` canaries can certify, so a broken clip or noise (which the canaries expose almost
+    perfectly) is certified above the accountant's bound. The code audited (device clip and noise, server
+    aggregation) is the same whatever z is; only the size of the noise changes."""
+    target = POWER_FRACTION * certifiable_max(canaries=canaries, delta=delta, significance=significance)
+    return dp.calibrate(epsilon=target, delta=delta, rounds=rounds, method="pld")
+
+
+def _device_spec(mode: str, z: float, clip_norm: float, shares: int) -> Any:
+    """The RoundSpec a canary device receives. With the noise off (z = 0, the audit's control) devices
+    only clip, as in a central round, and the server adds nothing."""
+    from federated import client
+
+    if z > 0:
+        return client.RoundSpec(round=1, model_id="audit", mode=mode, clip_norm=clip_norm, noise_multiplier=z,
+                                noise_shares=shares if mode == "distributed" else 1)
+    return client.RoundSpec(round=1, model_id="audit", mode="central", clip_norm=clip_norm, noise_multiplier=1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,17 +250,19 @@ class AuditResult(vault_audit.AuditEvent):
 
     kind: ClassVar[str] = "privacy.empirical_audit"
     epsilon_lower_bound: float
+    epsilon_certifiable_max: float  # the largest lower bound this canary count and confidence can give
     confidence: float
     epsilon_upper_bound: float | None  # accountant (PLD); None: no finite bound (noise switched off)
     epsilon_upper_bound_rdp: float | None
-    consistent: bool  # lower <= upper; False means the mechanism leaks more than the accountant says
+    verdict: str  # consistent | violation (lower > upper: a bug) | inconclusive (the audit could not see one)
+    consistent: bool  # not a violation (kept for older readers; `verdict` says whether the audit had power)
     delta: float
     mode: str
     canaries: int
     included: int
     guesses: int
     correct: int
-    thresholds: int
+    hypotheses: int
     auroc: float
     rounds: int
     clip_norm: float
@@ -245,6 +276,16 @@ class AuditResult(vault_audit.AuditEvent):
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def verdict(*, lower: float, certifiable: float, upper: float | None) -> str:
+    """violation when the lower bound exceeds the accountant's; inconclusive when even a perfect guesser
+    could not have exceeded it (the audit has no power against this claim); consistent otherwise."""
+    if upper is None:
+        return "consistent"  # noise off: the accountant claims nothing finite
+    if lower > upper:
+        return "violation"
+    return "inconclusive" if certifiable <= upper else "consistent"
 
 
 def _validate(canaries: int, rounds: int, clip_norm: float, noise_multiplier: float, mode: str, delta: float,
@@ -280,21 +321,25 @@ def run_audit(
     dim: int | None = None,
     background: int = 4,
     canary_norm: float | None = None,
-    noise_shares_fraction: float = 0.75,
+    noise_shares_fraction: float = aggregate.DEFAULT_NOISE_SHARES_FRACTION,
     device: DeviceStep | None = None,
     aggregator: Aggregator | None = None,
 ) -> AuditResult:
     """Run the mechanism with canaries and return the one-run lower bound next to the accountant's upper
-    bound. `device` and `aggregator` replace the real device step / server aggregation (fault injection
-    in tests); by default they are the real ones. `dim` defaults to max(2048, 8 * canaries), so that
-    canaries interfere little with each other."""
+    bound. Every canary goes through client.privatize (the device's clip and noise in release_round) with
+    the RoundSpec a device of this round would receive, and every round through aggregate.mean_update
+    (the server's arithmetic; in distributed mode SecAgg+'s quantized modular sum and its t-survivor
+    rule), both looked up at call time. `device` and `aggregator` replace them (fault injection in
+    tests). `dim` defaults to max(2048, 8 * canaries), so that canaries interfere little with each other."""
+    from federated import client
+
     dim = dim if dim is not None else max(2048, 8 * canaries)
     _validate(canaries, rounds, clip_norm, noise_multiplier, mode, delta, significance, dim, background)
     t0 = time.perf_counter()
     c_norm = float(canary_norm) if canary_norm is not None else CANARY_NORM_FACTOR * clip_norm
     if not (math.isfinite(c_norm) and c_norm > 0):
         raise ValueError(f"canary_norm must be a finite number > 0, got {canary_norm!r}")
-    step: DeviceStep = device or (lambda u, c, s: device_step(u, c, s))
+    step: DeviceStep = device or (lambda u, spec: client.privatize(u, spec))
     agg: Aggregator = aggregator or (lambda *a, **k: aggregate.mean_update(*a, **k))
     seed_b = _seed_bytes(seed)
     stream = _Stream(seed_b)
@@ -304,10 +349,11 @@ def run_audit(
     z = float(noise_multiplier)
 
     def round_(raw: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        shares = aggregate.noise_shares(len(raw), noise_shares_fraction)
-        sigma = _device_sigma(mode, z, clip_norm, shares)
-        released = [np.asarray(step(u, clip_norm, sigma), dtype=np.float64) for u in raw]
-        mean = agg(released, mode=mode, sampled=len(raw), clip_norm=clip_norm, noise_multiplier=z)
+        shares = aggregate.noise_shares_for(len(raw), noise_shares_fraction)
+        spec = _device_spec(mode, z, clip_norm, shares)
+        released = [np.asarray(step(u, spec), dtype=np.float64) for u in raw]
+        mean = agg(released, mode=mode, sampled=len(raw), clip_norm=clip_norm, noise_multiplier=z,
+                   noise_shares=shares)
         return (np.zeros(dim) if mean is None else np.asarray(mean, dtype=np.float64)), released
 
     # the probe round: background devices only, zero updates: noise and nothing else
@@ -337,20 +383,21 @@ def run_audit(
     else:
         scores = directions @ observed[0]
 
-    bound = one_run_bound(scores[included], scores[~included], delta=delta, significance=significance)
+    bound = bound_from_scores(scores, included, delta=delta, significance=significance)
     if z > 0:
         events = [accounting.Release(noise_multiplier=z)] * rounds
         upper: float | None = accounting.epsilon(events, delta, accountant="pld")
         upper_rdp: float | None = accounting.epsilon(events, delta, accountant="rdp")
     else:
         upper = upper_rdp = None
+    v = verdict(lower=bound.epsilon, certifiable=bound.epsilon_max, upper=upper)
     return AuditResult(
-        epsilon_lower_bound=bound.epsilon, confidence=1 - significance, epsilon_upper_bound=upper,
-        epsilon_upper_bound_rdp=upper_rdp, consistent=upper is None or bound.epsilon <= upper, delta=delta, mode=mode,
-        canaries=canaries, included=int(included.sum()), guesses=bound.guesses, correct=bound.correct,
-        thresholds=bound.thresholds, auroc=bound.auroc, rounds=rounds, clip_norm=float(clip_norm),
-        noise_multiplier=z, canary_norm=c_norm, dim=dim, background=background,
-        method="one-run (Steinke, Nasr, Jagielski 2023), Bonferroni over ROC hull thresholds",
+        epsilon_lower_bound=bound.epsilon, epsilon_certifiable_max=bound.epsilon_max, confidence=1 - significance,
+        epsilon_upper_bound=upper, epsilon_upper_bound_rdp=upper_rdp, verdict=v, consistent=v != "violation",
+        delta=delta, mode=mode, canaries=canaries, included=int(included.sum()), guesses=bound.guesses,
+        correct=bound.correct, hypotheses=bound.hypotheses, auroc=bound.auroc, rounds=rounds,
+        clip_norm=float(clip_norm), noise_multiplier=z, canary_norm=c_norm, dim=dim, background=background,
+        method="one-run (Steinke, Nasr, Jagielski 2023), guess counts fixed in advance, Bonferroni over them",
         seed_sha256=hashlib.sha256(seed_b).hexdigest(), seconds=round(time.perf_counter() - t0, 3),
     )
 
@@ -364,5 +411,6 @@ def normal_quantile_scores(mu: float, n: int = 10_000) -> tuple[np.ndarray, np.n
     return mu + q, q
 
 
-__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "device_step", "epsilon_lower_bound",
-           "normal_quantile_scores", "one_run_bound", "p_value", "run_audit"]
+__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "GUESS_FRACTIONS", "POWER_FRACTION", "VERDICTS",
+           "bound_from_scores", "certifiable_max", "epsilon_lower_bound", "normal_quantile_scores", "one_run_bound",
+           "p_value", "powerful_noise_multiplier", "run_audit", "verdict"]

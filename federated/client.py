@@ -314,6 +314,17 @@ def train_update(global_weights: np.ndarray, ex: feat.Examples, spec: RoundSpec)
     return fmodel.get_flat(net).astype(np.float64) - start
 
 
+def privatize(update: np.ndarray, spec: RoundSpec) -> np.ndarray:
+    """What release_round does to the trained update before it leaves the device: clip the whole update
+    to L2 norm C, then add this device's noise (spec.device_sigma; none in central mode). The empirical
+    audit (federated/audit.py) submits its canaries through this function."""
+    from federated import dp
+
+    clipped = dp.clip(update, spec.clip_norm)
+    sigma = spec.device_sigma
+    return dp.add_noise(clipped, sigma) if sigma > 0 else clipped
+
+
 def release_round(
     vault: Vault,
     global_weights: np.ndarray,
@@ -324,8 +335,6 @@ def release_round(
 ) -> Released:
     """Run one device round end to end (see the module docstring). Raises BudgetExhausted or
     features.TooLittleData when the device refuses; in both cases nothing was released."""
-    from federated import dp
-
     t0 = time.perf_counter()
     policy = policy or Policy()
     weights = np.asarray(global_weights, dtype=np.float64)
@@ -346,9 +355,7 @@ def release_round(
 
     update = train_update(weights, ex, spec)
     norm = float(np.linalg.norm(update))
-    clipped = dp.clip(update, spec.clip_norm)
-    sigma = spec.device_sigma
-    noisy = dp.add_noise(clipped, sigma) if sigma > 0 else clipped
+    noisy = privatize(update, spec)
     verifiable = device_verifiable(vault, spec, policy)
 
     row = vledger.append(vault, vledger.Release(
@@ -381,5 +388,6 @@ def evaluate(global_weights: np.ndarray, ex: feat.Examples) -> tuple[int, int]:
 
 __all__ = [
     "BudgetExhausted", "LABELS", "MODES", "Policy", "Released", "RoundSpec", "RoundTrained", "TrainingRefused",
-    "check_budget", "composed", "device_verifiable", "epsilons", "evaluate", "exact", "history", "projected", "release_round",
+    "check_budget", "composed", "device_verifiable", "epsilons", "evaluate", "exact", "history", "privatize", "projected",
+    "release_round",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -140,7 +139,7 @@ def sample(nodes: list[int], rate: float, rng: np.random.Generator) -> list[int]
 
 
 def round_spec(cfg: ServerConfig, rnd: int, sampled: int) -> dev.RoundSpec:
-    shares = max(2, math.ceil(cfg.noise_shares_fraction * sampled)) if cfg.mode == "distributed" else 1
+    shares = aggregate.noise_shares_for(sampled, cfg.noise_shares_fraction) if cfg.mode == "distributed" else 1
     return dev.RoundSpec(
         round=rnd, model_id=cfg.model_id, mode=cfg.mode, clip_norm=cfg.clip_norm,
         noise_multiplier=cfg.noise_multiplier, noise_shares=shares,
@@ -227,9 +226,9 @@ def secagg_round(grid: Grid, context: Context, weights: np.ndarray, spec: dev.Ro
             {Key.CURRENT_ROUND: spec.round, Key.START_TIME: time.time()})
         legacy.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord(
             {"0": Array(np.asarray(weights, dtype=np.float64))})
-        bound = spec.clip_norm * (1.0 + 8.0 * spec.noise_multiplier / math.sqrt(spec.noise_shares))
-        workflow = SecAggPlusWorkflow(num_shares=1.0, reconstruction_threshold=0.5, clipping_range=bound,
-                                      max_weight=2.0, timeout=timeout)
+        settings = aggregate.secagg_settings(sampled=len(nodes), noise_shares=spec.noise_shares,
+                                             clip_norm=spec.clip_norm, noise_multiplier=spec.noise_multiplier)
+        workflow = SecAggPlusWorkflow(**settings, timeout=timeout)  # reconstruction threshold: t
         workflow(grid, legacy)
     finally:
         stop.set()

@@ -13,6 +13,9 @@ import typer
 from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
 from vault.errors import VaultError
 
+EXIT_CHECK_FAILED = 5  # `audit verify` found a broken chain or a wrong epsilon; `audit dp` proved a violation
+EXIT_INCONCLUSIVE = 6  # `audit dp` could not have seen a violation of this claim (too few canaries for it)
+
 
 def register(audit_app: typer.Typer) -> None:
     audit_app.command("dp")(audit_dp)
@@ -24,8 +27,8 @@ def audit_dp(
     mode: Annotated[str, typer.Option(help="local | central | distributed (default: the ledger's last release, else central).")] = "",
     clip_norm: Annotated[float | None, typer.Option(help="Clip norm C (default: the ledger's last release, else 1.0).")] = None,
     noise_multiplier: Annotated[float | None, typer.Option(
-        help="Noise multiplier z; 0 switches noise off (default: the ledger's last release, else calibrated "
-             "for the default budget over --rounds).")] = None,
+        help="Noise multiplier z; 0 switches noise off (default: the z at which the accountant's bound is half "
+             "of what the canaries can certify, so that a broken clip or noise is caught).")] = None,
     delta: Annotated[float | None, typer.Option(help="Delta of both bounds (default: the ledger's, else 1e-6).")] = None,
     dim: Annotated[int | None, typer.Option(help="Update dimension (default max(2048, 8 x canaries)).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the audit's CSPRNG (default: fresh random).")] = None,
@@ -36,9 +39,12 @@ def audit_dp(
 ) -> None:
     """Empirical privacy audit: run the DP mechanism with canaries, report a lower bound on epsilon.
 
-    Runs the federated clip/noise/aggregation in simulation (no personal data is read) and records the
-    result in the audit log (`privacy.empirical_audit`), where the privacy report shows it. A lower bound
-    above the accountant's upper bound means the mechanism leaks more than it claims: exit code 2.
+    Submits canary updates through the device's real clip and noise (the step release_round runs) and the
+    server's real aggregation (SecAgg+'s quantized modular sum in distributed mode), in simulation (no
+    personal data is read), and records the result in the audit log (`privacy.empirical_audit`), where the
+    privacy report shows it. Exit code 5: the lower bound exceeds the accountant's upper bound (the
+    mechanism leaks more than it claims). Exit code 6: inconclusive, even a perfect guesser could not have
+    exceeded the accountant's bound with this many canaries.
 
     Example: lifevault audit dp --canaries 1000 --json
     """
@@ -50,12 +56,11 @@ def audit_dp(
         for row in ledger.releases(vault):
             last = row.body
         d = float(delta if delta is not None else last.get("delta", ledger.DEFAULT_BUDGET_DELTA))
-        z = noise_multiplier if noise_multiplier is not None else last.get("noise_multiplier")
         try:
+            z = noise_multiplier
             if z is None:
-                from federated import dp
-
-                z = dp.calibrate(epsilon=ledger.DEFAULT_BUDGET_EPSILON, delta=d, rounds=rounds)
+                z = faudit.powerful_noise_multiplier(canaries=canaries, rounds=rounds, delta=d,
+                                                     significance=significance)
             result = faudit.run_audit(
                 canaries, rounds=rounds, clip_norm=float(clip_norm if clip_norm is not None else last.get("clip_norm", 1.0)),
                 noise_multiplier=float(z), mode=mode or str(last.get("mode", "central")), seed=seed, delta=d,
@@ -67,17 +72,28 @@ def audit_dp(
     upper = result.epsilon_upper_bound
     err.print(
         f"Empirical lower bound on epsilon: {result.epsilon_lower_bound:.3f} at {result.confidence:.0%} confidence "
-        f"(delta {result.delta:g}; {result.canaries} canaries, {result.correct}/{result.guesses} guesses right); "
+        f"(delta {result.delta:g}; {result.canaries} canaries, {result.correct}/{result.guesses} guesses right; "
+        f"the most these canaries can certify: {result.epsilon_certifiable_max:.3f}); "
         f"accountant's upper bound: {'none (noise off)' if upper is None else f'{upper:.3f}'}; "
         f"mode {result.mode}, C {result.clip_norm:g}, z {result.noise_multiplier:g}, {result.rounds} round(s), "
         f"{result.seconds:.1f} s."
     )
-    err.print("Consistent: the mechanism leaks no more than the accountant says." if result.consistent else
-              "VIOLATION: the lower bound exceeds the accountant's upper bound; the DP code is broken.")
+    if noise_multiplier is None:
+        err.print(f"z {result.noise_multiplier:g} was chosen so that a broken clip or noise would be certified; the "
+                  "code audited (device clip and noise, server aggregation) is the same for every z.")
+    err.print({
+        "consistent": "Consistent: no leak beyond the accountant's bound was found, and this audit could have "
+                      "certified one up to its maximum.",
+        "violation": "VIOLATION: the lower bound exceeds the accountant's upper bound; the DP code is broken.",
+        "inconclusive": "Inconclusive: the accountant's bound is above what these canaries can certify, so the "
+                        "audit could not have caught a leak; use fewer rounds, more canaries or a larger z.",
+    }[result.verdict])
     if json_out:
         emit_json(result.to_json())
-    if not result.consistent:
-        raise typer.Exit(2)
+    if result.verdict == "violation":
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    if result.verdict == "inconclusive":
+        raise typer.Exit(EXIT_INCONCLUSIVE)
 
 
 def recompute_ledger(vault: Any) -> dict[str, Any]:

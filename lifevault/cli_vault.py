@@ -177,4 +177,4 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
                for r in results}
         emit_json(out | {"epsilon_recomputed": epsilons})
     if not (all(r.ok for r in results) and epsilons["ok"]):
-        raise typer.Exit(2)
+        raise typer.Exit(cli_audit.EXIT_CHECK_FAILED)

@@ -213,8 +213,13 @@ def empirical_summary(emp: dict[str, Any]) -> str:
     upper = emp.get("epsilon_upper_bound")
     when = str(emp.get("at") or "")[:10]
     claim = "no finite epsilon (noise off)" if upper is None else f"epsilon {float(upper):.2f}"
-    verdict = ("consistent: the code leaks no more than it claims" if emp.get("consistent", True) else
-               "WARNING: the measured leak exceeds the claim, the privacy code is broken")
+    kind = emp.get("verdict") or ("consistent" if emp.get("consistent", True) else "violation")
+    verdict = {
+        "consistent": "no leak beyond the claim was found, and the audit could have certified one",
+        "violation": "WARNING: the measured leak exceeds the claim, the privacy code is broken",
+        "inconclusive": (f"inconclusive: its canaries can certify at most epsilon "
+                         f"{float(emp.get('epsilon_certifiable_max') or 0.0):.2f}, so it could not have caught a leak"),
+    }.get(str(kind), str(kind))
     return (f"The latest empirical privacy audit ({when}, {emp.get('canaries')} canaries) measured epsilon of at "
             f"least {float(emp.get('epsilon_lower_bound', 0.0)):.2f} with {float(emp.get('confidence', 0.95)):.0%} "
             f"confidence, against the accountant's {claim}: {verdict}.")

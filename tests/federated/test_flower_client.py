@@ -265,6 +265,16 @@ def test_a_distributed_share_carries_variance_sigma2_c2_over_n(device):
     assert after == pytest.approx(rel.epsilon_device_verifiable) and math.isfinite(after)
 
 
+def test_release_round_sends_exactly_what_privatize_returns(device, monkeypatch):
+    # privatize is the step the empirical audit submits its canaries through (federated/audit.py)
+    marker = np.full(initial().size, 0.125)
+    seen = []
+    monkeypatch.setattr(dev, "privatize", lambda update, s: seen.append(update) or marker)
+    with device.vault() as v:
+        rel = dev.release_round(v, initial(), spec(1), dev.Policy())
+    assert np.array_equal(rel.update, marker) and len(seen) == 1 and np.linalg.norm(seen[0]) == rel.norm_before_clip
+
+
 def test_a_distributed_round_outside_secagg_is_refused(device):
     reply = capp.make_app()(train_message(initial(), spec(1, mode="distributed")), context_for(device))
     assert released(reply) is None and reason(reply) == "distributed-needs-secagg"
