@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from embeddings.notes import MAX_TEXT_CHARS
+from embeddings.records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, metadata_problem
 
 Kind = Literal["visit", "event", "usage", "trip", "note"]
 Scope = Literal["memory:read", "memory:write", "location:read", "calendar:read", "usage:read", "audit:read", "owner"]
 
 
-NoteText = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S", description="Not blank.")]
+NoteText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="Not blank.")]
+
+
+def _bounded(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    problem = metadata_problem(metadata) if metadata is not None else None
+    if problem:
+        raise ValueError(problem)
+    return metadata
+
+
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(_bounded), Field(
+    description=f"A JSON object, nested at most {MAX_METADATA_DEPTH} levels and at most {MAX_METADATA_BYTES} bytes "
+                "of JSON.")]
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S")]
 
 
@@ -129,7 +144,7 @@ class RememberIn(In):
     text: NoteText
     occurred_at: AwareDatetime | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
     source: str = Field("agent", min_length=1, max_length=100)
 
 
@@ -137,11 +152,18 @@ class CreatedOut(BaseModel):
     id: int
 
 
+class WrittenOut(BaseModel):
+    """What a token without memory:read gets back from an edit: the note's id and version, nothing it says."""
+
+    id: int
+    version: int
+
+
 class UpdateIn(In):
     text: NoteText | None = None
     occurred_at: AwareDatetime | None = None
     tags: list[Tag] | None = Field(None, max_length=20)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
 
 
 _ID = {"type": "integer", "minimum": 0}
@@ -168,8 +190,8 @@ class ForgetIn(In):
 class PreviewItemOut(BaseModel):
     id: int
     kind: str
-    text: str
-    start: str | None
+    text: str | None = Field(description="As the token sees it; null for a token without memory:read.")
+    start: str | None = Field(description="Null for a token without memory:read (or an undated memory).")
 
 
 class ForgetPreviewOut(BaseModel):

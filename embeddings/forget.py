@@ -27,6 +27,7 @@ import numpy as np
 
 from embeddings import memories
 from embeddings.records import InvalidMemory
+from embeddings.redaction import Redaction
 from embeddings.retrieve import Catalog
 from vault.store import Vault
 
@@ -39,7 +40,7 @@ class ForgetRequest:
     source: str | None = None  # a memory source ("location", "calendar", "usage", a note's source) or source table
     since: datetime | None = None
     until: datetime | None = None
-    query: str | None = None  # memories whose text contains every word of the query
+    query: str | None = None  # memories whose text, as the caller sees it, contains every word of the query
     kinds: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
@@ -107,9 +108,10 @@ class ForgetReceipt:
                 "audit_seq": self.audit_seq, "at": self.at.isoformat()}
 
 
-def select(vault: Vault, catalog: Catalog, req: ForgetRequest) -> list[int]:
-    """Ids of the memories the request names (every given criterion must hold)."""
-    where, params = ["TRUE"], []
+def select(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redaction = Redaction.OWNER) -> list[int]:
+    """Ids of the memories the request names (every given criterion must hold), among those `redaction` lets
+    the caller see; a query matches the texts the caller sees (a place shown as "a gym" is not found by its name)."""
+    where, params = ["sensitivity IN (SELECT unnest(?::VARCHAR[]))"], [sorted(redaction.visible)]
     if req.memory_ids:
         where.append("memory_id IN (SELECT unnest(?::BIGINT[]))")
         params.append(list(req.memory_ids))
@@ -127,7 +129,8 @@ def select(vault: Vault, catalog: Catalog, req: ForgetRequest) -> list[int]:
         params.append(sorted(req.kinds))
     ids = [r[0] for r in vault.query(f"SELECT memory_id FROM memories WHERE {' AND '.join(where)}", params)]
     if req.query:
-        matching = set(catalog.ids[catalog.lexical.matching_all(req.query)].tolist())
+        bm25 = catalog.bm25(redacted=redaction.redacts_text)
+        matching = set(catalog.ids[bm25.matching_all(req.query)].tolist())
         ids = [i for i in ids if i in matching]
     return ids
 
@@ -136,8 +139,9 @@ def _ids(vault: Vault, sql: str, params: list[Any]) -> set[int]:
     return {r[0] for r in vault.query(sql, params)}
 
 
-def plan(vault: Vault, catalog: Catalog, req: ForgetRequest) -> ForgetPlan:
-    chosen = select(vault, catalog, req)
+def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redaction = Redaction.OWNER) -> ForgetPlan:
+    """The cascade of what `req` selects in the caller's view; the preview shows texts as the caller sees them."""
+    chosen = select(vault, catalog, req, redaction)
     rows: dict[str, set[int]] = {}
     days: set[tuple[str, str | None]] = set()
     todo, seen = list(chosen), set(chosen)
@@ -191,13 +195,13 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest) -> ForgetPlan:
                                      [sorted(seen)])))
     by_kind: dict[str, int] = {}
     preview = []
-    for mid, kind, text, s in vault.query(
-        "SELECT memory_id, kind, text, start_ts FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[])) "
-        "ORDER BY start_ts NULLS LAST", [all_ids]
+    for mid, kind, text, text_red, s in vault.query(
+        "SELECT memory_id, kind, text, text_redacted, start_ts FROM memories "
+        "WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY start_ts NULLS LAST, memory_id", [all_ids]
     ):
         by_kind[kind] = by_kind.get(kind, 0) + 1
         if len(preview) < PREVIEW_ITEMS:
-            preview.append(PreviewItem(memory_id=mid, kind=kind, text=text, start=s))
+            preview.append(PreviewItem(memory_id=mid, kind=kind, text=redaction.text(text, text_red), start=s))
     return ForgetPlan(request=req, memory_ids=tuple(all_ids), by_kind=by_kind,
                       rows={t: tuple(sorted(ids)) for t, ids in sorted(rows.items())},
                       summary_days=tuple(sorted(days, key=lambda d: (d[0], d[1] or ""))), preview=tuple(preview))

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embeddings import memories
-from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable
+from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable, metadata_problem, stored_metadata
 from vault.store import Vault
 
-MAX_TEXT_CHARS = 20_000
-MAX_METADATA_BYTES = 64_000
+MAX_TEXT_CHARS = 20_000  # a note's text; its metadata: records.MAX_METADATA_DEPTH and MAX_METADATA_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,11 +38,9 @@ class NoteVersion:
 def _check(text: str | None, tags: Iterable[str] | None, metadata: Any) -> None:
     if text is not None and (not text.strip() or len(text) > MAX_TEXT_CHARS):
         raise InvalidMemory(f"a note needs between 1 and {MAX_TEXT_CHARS} characters of text")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise InvalidMemory("metadata must be a JSON object")
-        if len(_dump(metadata)) > MAX_METADATA_BYTES:
-            raise InvalidMemory(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    problem = metadata_problem(metadata) if metadata is not None else None
+    if problem:
+        raise InvalidMemory(problem)
     if tags is not None and any(not isinstance(t, str) or not t.strip() for t in tags):
         raise InvalidMemory("tags must be non-empty strings")
 
@@ -109,7 +106,8 @@ UNSET: Any = object()
 def update(vault: Vault, memory_id: int, *, text: str | None = None, occurred_at: datetime | None = UNSET,
            tags: Iterable[str] | None = None, metadata: dict[str, Any] | None = UNSET,
            now: datetime | None = None) -> tuple[memories.Memory, int]:
-    """Change a note; the previous version goes to memory_history. Returns (the note, its new version)."""
+    """Change a note; the previous version goes to memory_history. Returns (the note, its new version). An
+    update that changes nothing (no field given, or every field as it is) writes nothing and keeps the version."""
     tags = list(tags) if tags is not None else None
     _check(text, tags, None if metadata is UNSET else metadata)
     now = now or datetime.now(UTC)
@@ -126,6 +124,9 @@ def update(vault: Vault, memory_id: int, *, text: str | None = None, occurred_at
         note = replace(note, tags=tuple(dict.fromkeys(t.strip() for t in tags)))
     if metadata is not UNSET:
         note = replace(note, metadata=_dump(metadata) if metadata is not None else None)
+    if (note.text, note.start_ts, note.utc_offset_min, note.tags, note.metadata) == (
+            old_text, s, off, tuple(old_tags or ()), old_meta):
+        return note, version  # nothing changes: no new version, no history entry
     with vault.transaction():
         vault.execute(
             "INSERT INTO memory_history (memory_id, version, text, start_ts, end_ts, utc_offset_min, tags, metadata, "
@@ -142,13 +143,13 @@ def history(vault: Vault, memory_id: int) -> list[NoteVersion]:
     cur = _current(vault, memory_id)
     out = [
         NoteVersion(memory_id=memory_id, version=v, text=t, occurred_at=s, tags=tuple(tags or ()),
-                    metadata=json.loads(m) if m is not None else None, source=src, updated_at=u, replaced_at=r)
+                    metadata=stored_metadata(m), source=src, updated_at=u, replaced_at=r)
         for v, t, s, tags, m, src, u, r in vault.query(
             "SELECT version, text, start_ts, tags, metadata, source, updated_at, replaced_at FROM memory_history "
             "WHERE memory_id = ? ORDER BY version", [memory_id])
     ]
     _, text, s, _, _, tags, meta, source, version, _, updated = cur
     out.append(NoteVersion(memory_id=memory_id, version=version, text=text, occurred_at=s, tags=tuple(tags or ()),
-                           metadata=json.loads(meta) if meta is not None else None, source=source, updated_at=updated,
+                           metadata=stored_metadata(meta), source=source, updated_at=updated,
                            replaced_at=None))
     return out

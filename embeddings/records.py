@@ -13,6 +13,41 @@ from embeddings.redaction import Redaction
 from vault.errors import VaultError
 from vault.store import Vault
 
+MAX_METADATA_DEPTH = 32  # nesting levels of a note's metadata (an object holding a scalar is 1 level)
+MAX_METADATA_BYTES = 64 * 1024  # its JSON text, UTF-8
+
+
+def metadata_problem(metadata: Any) -> str | None:
+    """Why this metadata may not be stored (None: it may). Walks iteratively: depth is bounded, not the stack."""
+    if not isinstance(metadata, dict):
+        return "metadata must be a JSON object"
+    todo: list[tuple[Any, int]] = [(metadata, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError) as e:
+        return f"metadata is not JSON: {type(e).__name__}"
+    if size > MAX_METADATA_BYTES:
+        return f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON ({size})"
+    return None
+
+
+def stored_metadata(raw: str | None) -> dict[str, Any] | None:
+    """A note's metadata as read back. Whatever was stored (before the bounds existed, or by hand), one record
+    never makes a read fail: metadata over the bounds, or not a JSON object, reads as None."""
+    if raw is None or len(raw) > MAX_METADATA_BYTES:  # characters of JSON, each at least one byte
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if metadata_problem(value) is None else None
+
 
 class MemoryNotFound(VaultError):
     """No memory with that id (or none this caller may see)."""
@@ -124,10 +159,10 @@ def fetch(vault: Vault, ids: list[int], redaction: Redaction, cache: RowCache | 
          upd) in rows:
         if sens not in redaction.visible:
             continue
-        shown = text_red if (redaction.redacts_text and text_red) else text
+        shown = redaction.text(text, text_red)
         out[mid] = MemoryRecord(
             memory_id=mid, kind=kind, text=shown, start_ts=s, end_ts=e, utc_offset_min=off, tags=tuple(tags or ()),
-            metadata=json.loads(meta) if meta is not None else None,
+            metadata=stored_metadata(meta),
             details=redaction.details(kind, json.loads(details) if details else {}),
             source=source, source_table=table, source_row_ids=tuple(row_ids or ()), sensitivity=sens,
             version=version, ingested_at=ing, updated_at=upd,

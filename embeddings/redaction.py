@@ -8,6 +8,10 @@
   names and addresses are replaced by the place's type. "none": location memories (visits, trips) are
   invisible and event locations dropped, no coordinates at all. "precise": everything as stored.
 - attendee_emails: calendar attendees' and organisers' addresses only when true (names always).
+
+One method per kind of field, and every caller (memory records, search, forget, timeline, places, the
+calendar) goes through it: `text`, `place`, `event_location`, `attendee`, `organizer`, `details`. `key`
+names the view (what the caller may see at all, and which texts it matches), for statistics computed per view.
 """
 
 from __future__ import annotations
@@ -39,6 +43,34 @@ class Redaction:
     def redacts_text(self) -> bool:
         return self.location != "precise"
 
+    @property
+    def key(self) -> tuple[tuple[str, ...], bool]:
+        """The view: the sensitivities visible and whether texts are the redacted variants. Two callers with the
+        same key see the same memories with the same texts (statistics over the view are shared by key)."""
+        return tuple(sorted(self.visible)), self.redacts_text
+
+    @property
+    def sees_everything(self) -> bool:
+        """Every memory, every text as stored (the owner's view): statistics of the whole vault apply."""
+        return self.visible >= SENSITIVITIES and not self.redacts_text
+
+    def text(self, text: str, redacted: str | None) -> str:
+        """A memory's text as this caller may see it: the redacted variant, when it has one, unless precise."""
+        return redacted if (self.redacts_text and redacted) else text
+
+    def event_location(self, location: str | None) -> str | None:
+        """An event's location names a place as exactly as a visit does: precise callers only."""
+        return location if self.location == "precise" else None
+
+    def attendee(self, a: dict[str, Any]) -> dict[str, Any]:
+        """An attendee: name and reply always, the address only with attendee_emails."""
+        return {"name": a.get("name"), "partstat": a.get("partstat")} | (
+            {"email": a.get("email")} if self.attendee_emails else {})
+
+    def organizer(self, organizer: str | None) -> str | None:
+        """An organiser as stored ("Ann Lee <ann@x.org>"): only with attendee_emails (it carries the address)."""
+        return organizer if self.attendee_emails else None
+
     @classmethod
     def for_scopes(cls, scopes: Iterable[str], *, location: Precision = "coarse") -> Redaction:
         """The view a capability token gets. `owner` sees everything precisely; otherwise memory:read shows
@@ -52,7 +84,8 @@ class Redaction:
         return cls(location=precision, attendee_emails="calendar:read" in s, visible=frozenset(visible))
 
     def place(self, place: dict[str, Any] | None) -> dict[str, Any] | None:
-        """A place as this caller may see it."""
+        """A place as this caller may see it: precise as stored; coarse its type and coordinates rounded to
+        COARSE_DECIMALS; none nothing."""
         if not place or self.location == "none":
             return None
         if self.location == "precise":
@@ -67,15 +100,10 @@ class Redaction:
         elif kind == "trip":
             out["from"], out["to"] = self.place(details.get("from")), self.place(details.get("to"))
         elif kind == "event":
-            out["location"] = details.get("location") if self.location == "precise" else None
+            out["location"] = self.event_location(details.get("location"))
             out["status"], out["all_day"] = details.get("status"), details.get("all_day")
-            out["attendees"] = [
-                {"name": a.get("name"), "partstat": a.get("partstat")}
-                | ({"email": a.get("email")} if self.attendee_emails else {})
-                for a in details.get("attendees") or []
-            ]
-            if self.attendee_emails:
-                out["organizer"] = details.get("organizer")
+            out["attendees"] = [self.attendee(a) for a in details.get("attendees") or []]
+            out["organizer"] = self.organizer(details.get("organizer"))
         else:
             out = dict(details)
         return {k: v for k, v in out.items() if v is not None}

@@ -357,10 +357,12 @@ class MemoryService:
                tags: Iterable[str] | None = None, metadata: Any = notes.UNSET, actor: str = "owner") -> MemoryRecord:
         """Change a note (the previous version goes to its history)."""
         self._state()
+        before = self.vault.scalar("SELECT version FROM memories WHERE memory_id = ?", [memory_id])
         note, version = notes.update(self.vault, memory_id, text=text, occurred_at=occurred_at, tags=tags,
                                      metadata=metadata)
         audit.record(self.vault, MemoryWritten(actor=actor, memory_id=memory_id, op="update", version=version))
-        self._refresh(memory_id, embed=text is not None)
+        if version != before:
+            self._refresh(memory_id, embed=text is not None)
         return fetch(self.vault, [memory_id], Redaction.OWNER)[memory_id]
 
     @_locked
@@ -372,11 +374,12 @@ class MemoryService:
         return self.forget_commit(p, actor=actor)
 
     @_locked
-    def forget_preview(self, request: fg.ForgetRequest) -> fg.ForgetPlan:
+    def forget_preview(self, request: fg.ForgetRequest, *, redaction: Redaction = Redaction.OWNER) -> fg.ForgetPlan:
         """What `request` would delete (memories, source rows, summary entries, a preview of the texts);
-        changes nothing. `plan.digest` identifies the exact set, for a confirm-then-commit protocol."""
+        changes nothing. `plan.digest` identifies the exact set, for a confirm-then-commit protocol. The
+        selection is made in `redaction`'s view (what it may see, matched on the texts it sees)."""
         catalog, _, _ = self._state()
-        return fg.plan(self.vault, catalog, request)
+        return fg.plan(self.vault, catalog, request, redaction)
 
     @_locked
     def forget_commit(self, plan: fg.ForgetPlan, *, actor: str = "owner") -> fg.ForgetReceipt:

@@ -195,10 +195,15 @@ def remember(
 
     meta = None
     if metadata is not None:
+        from embeddings.records import metadata_problem
+
         try:
             meta = json.loads(metadata)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise typer.BadParameter("not valid JSON", param_hint="--metadata") from None
+        problem = metadata_problem(meta)
+        if problem:
+            raise typer.BadParameter(problem, param_hint="--metadata")
     occurred = _when(at, "--at")
     running = forward_if_served(home)
     if running is not None:

@@ -1,7 +1,8 @@
 """The calendar (scope calendar:read): occurrences in a range, and free time between them.
 
 Attendees come with their addresses (the calendar scope grants them); an event's location only with
-precise location (it names a place as exactly as a visit does).
+location:read at precise precision (it names a place as exactly as a visit does). Both through
+embeddings.redaction, as in memories.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from api.auth import AuditDep, BackendDep, CalendarReader
 from api.params import RangeDep, iso
 from api.schemas import EventsOut, FreeOut
 from embeddings.memories import parse_attendees, person_name
+from embeddings.redaction import Redaction
 
 router = APIRouter(tags=["calendar"])
 _EVENTS = ("SELECT row_id, start_ts, end_ts, all_day, summary, description, location, status, organizer, attendees, "
@@ -25,14 +27,19 @@ def _attendee(a: dict[str, Any]) -> dict[str, Any]:
     return {"name": person_name(a), "email": a.get("email"), "partstat": a.get("partstat")}
 
 
+def _shown(redaction: Redaction, a: dict[str, Any]) -> dict[str, Any]:
+    return {"email": None} | redaction.attendee(_attendee(a))
+
+
 @router.get("/calendar/events", response_model=EventsOut, summary="Calendar occurrences in a time range")
 async def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
-        precise = actor.is_owner or actor.location == "precise"
+        red = actor.redaction()  # one redaction for event fields, as in memories (location needs location:read)
         rows = b.query(_EVENTS + "ORDER BY start_ts LIMIT ?", [r.end, r.start, r.limit])
         out = [{"id": rid, "start": iso(s), "end": iso(e), "all_day": all_day, "summary": summary,
-                "description": desc, "location": loc if precise else None, "status": status, "organizer": org,
-                "attendees": [_attendee(a) for a in parse_attendees(att)], "calendar": cal}
+                "description": desc, "location": red.event_location(loc), "status": status,
+                "organizer": red.organizer(org), "attendees": [_shown(red, a) for a in parse_attendees(att)],
+                "calendar": cal}
                for rid, s, e, all_day, summary, desc, loc, status, org, att, cal in rows]
         audit.result([e["id"] for e in out])
         return {"events": out}

@@ -1,7 +1,9 @@
 """Forget (scope memory:write): preview what a selector would delete, then commit it with the preview's digest.
 
-A non-owner token forgets only memories it may see (the selector is narrowed to its visible kinds) and its
-preview shows them redacted to its grants. The commit carries the preview's digest: if anything changed in
+A non-owner token forgets only memories it may see: the selector runs in its view (its visible kinds, and a
+query matches the texts it sees, never a hidden place name or address) and its preview shows them redacted
+to its grants. Writing never implies reading: a token without memory:read gets ids, kinds and counts, no
+texts and no times. The commit carries the preview's digest: if anything changed in
 between, the commit is refused with 409 and nothing is deleted. The receipt names counts and the audit
 record; the audit log keeps only hashes of the selector and the memory ids.
 """
@@ -17,7 +19,6 @@ from api.params import iso
 from api.schemas import ForgetIn, ForgetPreviewOut, ReceiptOut
 from embeddings.forget import ForgetRequest
 from embeddings.memories import SENSITIVITY
-from embeddings.records import fetch
 
 router = APIRouter(tags=["memory"])
 
@@ -39,7 +40,7 @@ async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: Backen
         request = ForgetRequest(memory_ids=ids, source=body.source,
                                 since=body.since, until=body.until, query=body.query, kinds=kinds)
         with b.lock:
-            plan = b.service.forget_preview(request)
+            plan = b.service.forget_preview(request, redaction=redaction)
             if body.commit:
                 if body.digest != plan.digest:
                     raise HTTPException(status_code=409, detail="the selection changed or the digest is missing; "
@@ -47,9 +48,9 @@ async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: Backen
                 receipt = b.service.forget_commit(plan, actor=actor.token_id)
                 audit.result(None, count=receipt.memories, query=body.query)
                 return receipt.to_dict() | {"committed": True}
-            shown = fetch(b.vault, [p.memory_id for p in plan.preview], redaction)
-        preview = [{"id": p.memory_id, "kind": p.kind, "text": shown[p.memory_id].text, "start": iso(p.start)}
-                   for p in plan.preview if p.memory_id in shown]
+        reads = actor.has("memory:read")
+        preview = [{"id": p.memory_id, "kind": p.kind, "text": p.text if reads else None,
+                    "start": iso(p.start) if reads else None} for p in plan.preview]
         audit.result([p["id"] for p in preview], query=body.query)
         d = plan.to_dict()
         return {"committed": False, "memories": d["memories"], "by_kind": d["by_kind"], "rows": d["rows"],

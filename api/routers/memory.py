@@ -20,6 +20,7 @@ from api.schemas import (
     SearchIn,
     SearchOut,
     UpdateIn,
+    WrittenOut,
 )
 from api.state import Backend
 from api.tokens import Actor
@@ -79,7 +80,8 @@ async def get_memory(actor: MemoryReader, audit: AuditDep, b: BackendDep, memory
     return await b.call(audit, work, read=True)
 
 
-@router.patch("/memories/{memory_id}", response_model=MemoryOut, summary="Edit a note (history is kept)")
+@router.patch("/memories/{memory_id}", response_model=MemoryOut | WrittenOut,
+              summary="Edit a note (history is kept); without memory:read only its id and version come back")
 async def update_memory(body: UpdateIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep,
                         memory_id: int = MemoryId) -> dict[str, Any]:
     given = body.model_dump(exclude_unset=True)
@@ -87,10 +89,11 @@ async def update_memory(body: UpdateIn, actor: MemoryWriter, audit: AuditDep, b:
 
     def work() -> dict[str, Any]:
         _visible(b, actor, memory_id)
-        b.service.update(memory_id, actor=actor.token_id, **kwargs)
-        record = fetch(b.vault, [memory_id], actor.redaction())[memory_id]
+        written = b.service.update(memory_id, actor=actor.token_id, **kwargs)
         audit.result([memory_id])
-        return record.to_dict()
+        if not actor.has("memory:read"):  # writing never implies reading
+            return {"id": memory_id, "version": written.version}
+        return fetch(b.vault, [memory_id], actor.redaction())[memory_id].to_dict()
 
     return await b.call(audit, work)
 

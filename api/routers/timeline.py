@@ -15,18 +15,16 @@ from api.params import RangeDep, iso
 from api.schemas import PlacesOut, TimelineOut
 from api.tokens import Actor
 from embeddings.memories import place_type
-from embeddings.redaction import COARSE_DECIMALS
 
 router = APIRouter(tags=["location"])
 
 
 def place(actor: Actor, name: str | None, address: str | None, stype: str | None, lat: float | None,
           lon: float | None) -> dict[str, Any]:
-    label = place_type(stype, name)
-    if actor.location == "precise" or actor.is_owner:
-        return {"type": label, "name": name, "address": address, "lat": lat, "lon": lon}
-    return {"type": label, "lat": None if lat is None else round(lat, COARSE_DECIMALS),
-            "lon": None if lon is None else round(lon, COARSE_DECIMALS)}
+    """A stay's place as the token may see it (embeddings.redaction decides, as for visits in search)."""
+    shown = actor.redaction().place({"type": place_type(stype, name), "name": name, "address": address, "lat": lat,
+                                     "lon": lon})
+    return shown or {"type": None, "lat": None, "lon": None}
 
 
 @router.get("/timeline", response_model=TimelineOut, summary="Visits and trips in a time range, in order")
