@@ -64,3 +64,41 @@ def test_entities_are_refused_and_non_xml_is_one_reject(tmp_path: Path) -> None:
     rows, rejected, _ = parse(gpx, junk)
     assert rows["points"].height == 0 and [r.position for r in rejected] == [-1]
     assert rejected[0].reason.startswith("not well-formed XML")
+
+
+def gpx_file(tmp_path: Path, points: str, *, before: bytes = b"") -> Path:
+    f = tmp_path / "track.gpx"
+    f.write_bytes(before + b'<?xml version="1.0" encoding="UTF-8"?>\n<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
+                  b"<trk><trkseg>" + points.encode() + b"</trkseg></trk></gpx>")
+    return f
+
+
+def test_a_gpx_time_without_offset_is_utc(tmp_path: Path) -> None:
+    f = gpx_file(tmp_path, '<trkpt lat="47.1" lon="8.2"><time>2021-07-03T06:12:44</time></trkpt>'
+                           '<trkpt lat="47.2" lon="8.3"><time>2021-07-03T06:12:49.5</time></trkpt>')
+    rows, rejected, _ = parse(gpx, f)
+    assert rejected == []
+    assert rows["points"].select("at", "utc_offset_min").rows() == [
+        (utc(2021, 7, 3, 6, 12, 44), None), (utc(2021, 7, 3, 6, 12, 49, 500000), None)]
+
+
+def test_whitespace_and_a_bom_before_the_xml_declaration_are_accepted(tmp_path: Path) -> None:
+    f = gpx_file(tmp_path, '<trkpt lat="47.1" lon="8.2"><time>2021-07-03T06:12:44Z</time></trkpt>',
+                 before=b"\xef\xbb\xbf\r\n  \n")
+    assert pick(InputFile(f)) is gpx
+    rows, rejected, _ = parse(gpx, f)
+    assert rejected == [] and rows["points"].height == 1
+
+
+def test_a_placeholder_time_keeps_the_coordinates_and_quarantine_notes_the_dropped_time(tmp_path: Path) -> None:
+    f = gpx_file(tmp_path, '<trkpt lat="47.1" lon="8.2"><time>1901-12-13T20:45:52Z</time></trkpt>'
+                           '<trkpt lat="47.2" lon="8.3"><time>2100-01-01T00:00:00Z</time></trkpt>'
+                           '<trkpt lat="47.3" lon="8.4"><time>2099-12-31T23:59:59Z</time></trkpt>')
+    rows, rejected, _ = parse(gpx, f)
+    assert rows["points"].select("at", "lat", "lon", "position").rows() == [
+        (None, 47.1, 8.2, 0), (None, 47.2, 8.3, 1), (utc(2099, 12, 31, 23, 59, 59), 47.3, 8.4, 2)]
+    assert reasons(rejected) == {
+        0: "loaded without its time: <time>: outside 2000..2100 (a placeholder)",
+        1: "loaded without its time: <time>: outside 2000..2100 (a placeholder)",
+    }
+    assert "1901-12-13T20:45:52Z" in rejected[0].raw

@@ -74,9 +74,14 @@ def number(value: Any) -> float | None:
     return None
 
 
-def instant(value: Any, what: str = "timestamp") -> tuple[datetime, int | None]:
+class OutOfRange(ValueError):
+    """A well-formed time outside MIN_AT..MAX_AT (a placeholder such as 1901-12-13T20:45:52Z, the 32-bit minimum)."""
+
+
+def instant(value: Any, what: str = "timestamp", *, naive_utc: bool = False) -> tuple[datetime, int | None]:
     """(UTC instant, original offset in minutes or None) from ISO-8601 text or Unix milliseconds
-    (int or digit string, the old `...Ms` fields). "Z" and milliseconds carry no local offset: None."""
+    (int or digit string, the old `...Ms` fields). "Z" and milliseconds carry no local offset: None.
+    A time without an offset is refused, or read as UTC with `naive_utc` (the GPX rule)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return _ms(value, what), None
     if not isinstance(value, str) or not value.strip():
@@ -89,7 +94,9 @@ def instant(value: Any, what: str = "timestamp") -> tuple[datetime, int | None]:
     except ValueError:
         raise ValueError(f"{what}: not a valid date-time") from None
     if at.tzinfo is None:
-        raise ValueError(f"{what}: no UTC offset")
+        if not naive_utc:
+            raise ValueError(f"{what}: no UTC offset")
+        return in_range(at.replace(tzinfo=UTC), what), None
     off = at.utcoffset()
     offset = None if text.endswith(("Z", "z")) or off is None else int(off.total_seconds() // 60)
     return in_range(at.astimezone(UTC), what), offset
@@ -105,7 +112,7 @@ def _ms(ms: int, what: str) -> datetime:
 
 def in_range(at: datetime, what: str) -> datetime:
     if not (MIN_AT <= at < MAX_AT):
-        raise ValueError(f"{what}: outside 2000..2100")
+        raise OutOfRange(f"{what}: outside 2000..2100")
     return at
 
 

@@ -11,28 +11,36 @@ recorded; nothing is invented (no interpolation). Such rows are keyed by (file, 
 (time, lat, lon), so re-ingesting the file adds nothing, and the derived tables (stays, trips, daily
 summaries) ignore them because they read only timed fixes.
 
+Times: a <time> without an offset is UTC (the GPX 1.0/1.1 schema says so; gpxpy, Garmin and
+Outdooractive write them). A well-formed time outside 2000..2100 is a placeholder (1901-12-13T20:45:52Z
+is the 32-bit minimum some devices write): the point keeps its coordinates with no time, like a point
+without <time>, and a Rejected at its position notes the dropped time. utc_offset_min is null unless
+the time carries an explicit non-Z offset.
+
 Rejected: a point whose lat/lon attribute is missing, not a number or out of range, a <time> that is
-present but not a valid ISO-8601 date-time in 2000..2100, an <ele> that is not a number (the point is
-rejected: a broken element says the record is corrupt), and XML that breaks off (truncated file):
-the points before the break load, one Rejected at the next position says where it broke. A file with a
-DOCTYPE/ENTITY declaration is refused whole (GPX needs none; entity expansion is an attack surface).
-utc_offset_min is null unless the time carries an explicit non-Z offset.
+present but not a valid ISO-8601 date-time, an <ele> that is not a number (the point is rejected: a
+broken element says the record is corrupt), and XML that breaks off (truncated file): the points
+before the break load, one Rejected at the next position says where it broke. Whitespace and a BOM
+before the XML declaration are skipped. A file with a DOCTYPE/ENTITY declaration is refused whole
+(GPX needs none; entity expansion is an attack surface).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
-from ingest.sources.location.common import check_coords, instant
+from ingest.sources.location.common import OutOfRange, check_coords, instant
 
 FORMAT = "gpx"
 KIND = "location"
 
 BATCH_ROWS = 100_000
+CHUNK_BYTES = 1 << 16
+_LEADING = b"\xef\xbb\xbf \t\r\n"  # a BOM and whitespace before the XML declaration
 _PROVIDERS = {"trkpt": "gpx:trk", "rtept": "gpx:rte", "wpt": "gpx:wpt"}
 _CONTAINERS = frozenset({"trkseg", "trk", "rte"})
 
@@ -64,13 +72,16 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     saw_gpx = False
     with f.open() as stream:
         try:
-            for event, el in ET.iterparse(stream, events=("start", "end")):
+            for event, el in _events(stream):
                 name = _local(el.tag)
                 if event == "start":
                     saw_gpx = saw_gpx or name == "gpx"
                 elif name in _PROVIDERS:
                     try:
-                        rows.append(point(el, name) | {"format": FORMAT, "file": f.name, "position": position})
+                        row, dropped = point(el, name)
+                        rows.append(row | {"format": FORMAT, "file": f.name, "position": position})
+                        if dropped:
+                            rejected.append(_reject(f, position, dropped, ET.tostring(el, encoding="unicode")))
                     except ValueError as e:
                         rejected.append(_reject(f, position, str(e), ET.tostring(el, encoding="unicode")))
                     position += 1
@@ -94,25 +105,43 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     return {}
 
 
-def point(el: ET.Element, name: str) -> dict[str, Any]:
+def _events(stream: Any) -> Iterator[tuple[str, ET.Element]]:
+    """iterparse's events, with a BOM and whitespace before the XML declaration skipped (expat refuses them)."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    leading = True
+    while chunk := stream.read(CHUNK_BYTES):
+        if leading:
+            chunk = chunk.lstrip(_LEADING)
+            leading = not chunk
+        parser.feed(chunk)
+        yield from parser.read_events()
+    parser.close()
+    yield from parser.read_events()
+
+
+def point(el: ET.Element, name: str) -> tuple[dict[str, Any], str | None]:
+    """The row of one point, and why its time was dropped (a placeholder time) or None."""
     try:
         lat, lon = float(el.get("lat", "")), float(el.get("lon", ""))
     except ValueError:
         raise ValueError(f"<{name}> lat/lon missing or not numbers") from None
     lat, lon = check_coords(lat, lon)
-    at = offset = ele = None
+    at = offset = ele = dropped = None
     for child in el:
         tag = _local(child.tag)
         text = (child.text or "").strip()
         if tag == "time" and text:
-            at, offset = instant(text, "<time>")
+            try:
+                at, offset = instant(text, "<time>", naive_utc=True)
+            except OutOfRange as e:
+                dropped = f"loaded without its time: {e} (a placeholder)"
         elif tag == "ele" and text:
             try:
                 ele = float(text)
             except ValueError:
                 raise ValueError("<ele> is not a number") from None
     return {"at": at, "utc_offset_min": offset, "lat": lat, "lon": lon, "accuracy_m": None, "altitude_m": ele,
-            "provider": _PROVIDERS[name]}
+            "provider": _PROVIDERS[name]}, dropped
 
 
 def _reject(f: InputFile, position: int, reason: str, raw: str) -> Rejected:
