@@ -18,7 +18,11 @@ Messages (Message API):
     train (SecAgg+ stages)   mode "distributed" only: the SecAgg+ protocol (flwr's secaggplus_mod) wraps
               the legacy NumPyClient fit path, the one place the legacy client_fn path is used, because
               flwr's SecAgg+ speaks FitIns/FitRes. A distributed round outside SecAgg+ is refused: a noise
-              share alone is too little noise to release in the clear.
+              share alone is too little noise to release in the clear. Before training, the device checks
+              the protocol settings the server declared in the SecAgg+ setup stage (check_secagg_settings):
+              a reconstruction threshold below the round's t (the server could unmask a sum carrying
+              less than (zC)^2), or a quantization other than the one analysed (aggregate.secagg_settings),
+              and the device drops out without training or spending budget.
     evaluate  same "arrays"; reply "metrics" {"correct", "total"} when allowed.
 """
 
@@ -37,8 +41,9 @@ from flwr.client import NumPyClient
 from flwr.client.message_handler.message_handler import handle_legacy_message_from_msgtype
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
 
+from federated import aggregate
 from federated import client as dev
 from federated import features as feat
 from vault.errors import BudgetExhausted, VaultError
@@ -137,16 +142,39 @@ def _train(locate: Locate, msg: Message, context: Context) -> Message:
     }), reply_to=msg)
 
 
+def check_secagg_settings(declared: dict[str, Any], spec: dev.RoundSpec) -> None:
+    """Raise ValueError unless the SecAgg+ settings the server declared (the protocol state after setup:
+    sample_num, threshold, clipping_range, target_range, mod_range, max_weight) are the ones the round's
+    noise was analysed for: a reconstruction threshold of at least t, so no sum of fewer than t shares
+    can be unmasked, and the quantization of aggregate.secagg_settings."""
+    try:
+        sampled, threshold = int(declared["sample_num"]), int(declared["threshold"])
+        expected = aggregate.secagg_settings(sampled=sampled, noise_shares=spec.noise_shares,
+                                             clip_norm=spec.clip_norm, noise_multiplier=spec.noise_multiplier)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"SecAgg+ settings unusable for this round: {e}") from None
+    if threshold < spec.noise_shares:
+        raise ValueError(f"SecAgg+ reconstruction threshold {threshold} is below t = {spec.noise_shares}: "
+                         "a sum of fewer than t shares could be unmasked")
+    pairs = (("clipping_range", "clipping_range"), ("target_range", "quantization_range"),
+             ("mod_range", "modulus_range"), ("max_weight", "max_weight"))
+    for got, want in pairs:
+        if got not in declared or not abs(float(declared[got]) - float(expected[want])) <= 1e-12 * float(expected[want]):
+            raise ValueError(f"SecAgg+ {got} {declared.get(got)!r} is not the analysed {expected[want]!r}")
+
+
 class _SecAggDevice(NumPyClient):
     """The legacy fit path, for SecAgg+ only: returns this device's noisy share of a distributed round."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, declared: dict[str, Any]) -> None:
         self.device = device
+        self.declared = declared
 
     def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         spec = dev.RoundSpec.from_config(dict(config))
         if spec.mode != "distributed":
             raise ValueError("SecAgg+ rounds carry mode distributed")
+        check_secagg_settings(self.declared, spec)  # before the budget is touched: a refusal is a dropout
         weights = np.concatenate([np.ravel(p) for p in parameters]).astype(np.float64)
         rel = run_round(self.device, weights, spec)  # raises on refusal: SecAgg+ treats it as a dropout
         return [rel.update], 1, {"epsilon": rel.epsilon_after}
@@ -156,7 +184,9 @@ def _secagg_train(locate: Locate, msg: Message, context: Context) -> Message:
     device = locate(context)
 
     def legacy(m: Message, c: Context) -> Message:
-        return handle_legacy_message_from_msgtype(lambda _c: _SecAggDevice(device).to_client(), m, c)
+        state = c.state.config_records.get(RECORD_KEY_STATE)
+        declared = dict(state) if state is not None else {}  # what secaggplus_mod stored at setup
+        return handle_legacy_message_from_msgtype(lambda _c: _SecAggDevice(device, declared).to_client(), m, c)
 
     return secaggplus_mod(msg, context, legacy)
 

@@ -5,9 +5,10 @@ send each the global weights and a client.RoundSpec, collect the replies until r
     local        mean = sum(received updates) / received       (each update already carries its noise)
     central      mean = (sum(received updates) + N(0, (zC)^2)) / sampled   (fixed denominator: the number of
                  devices asked, decided before any reply, so one user moves the mean by at most C/sampled)
-    distributed  SecAgg+ (flwr's SecAggPlusWorkflow): the server only learns the sum of the surviving
-                 devices' noisy shares; a round with fewer than t survivors is discarded (its noise would
-                 be short of (zC)^2)
+    distributed  SecAgg+ (flwr's SecAggPlusWorkflow with aggregate.secagg_settings): the server only learns
+                 the sum of the surviving devices' noisy shares; the reconstruction threshold is t, so a
+                 sum of fewer than t shares (short of (zC)^2) cannot be unmasked, and such a round is
+                 discarded
     global += server-learning-rate * mean
 Dropouts (no reply by the timeout, an error, a refusal) are counted and left out; a round nobody answered
 leaves the model unchanged. After each round the global model is evaluated on the held-out nodes

@@ -349,3 +349,64 @@ def test_ledger_survives_kill_9_and_its_chain_verifies(device, tmp_path):
     from lifevault.cli import main  # the owner's check: both chains and every recorded epsilon recomputed
 
     assert main(["audit", "verify", "--home", str(device.home), "--passphrase-file", str(device.passphrase_file)]) == 0
+
+
+# ---- SecAgg+: the threshold the server declares ----------------------------------------------------------
+
+def _declared(sampled: int, s: dev.RoundSpec, **changes) -> dict:
+    from federated import aggregate
+
+    kw = aggregate.secagg_settings(sampled=sampled, noise_shares=s.noise_shares, clip_norm=s.clip_norm,
+                                   noise_multiplier=s.noise_multiplier)
+    state = {"sample_num": sampled, "threshold": aggregate.reconstruction_threshold(kw, sampled),
+             "clipping_range": kw["clipping_range"], "target_range": kw["quantization_range"],
+             "mod_range": kw["modulus_range"], "max_weight": kw["max_weight"]}
+    return state | changes
+
+
+def _distributed(t: int) -> dev.RoundSpec:
+    return dev.RoundSpec(round=1, model_id="test-model", mode="distributed", clip_norm=0.5, noise_multiplier=2.0,
+                         noise_shares=t, local_steps=10, batch_size=32, learning_rate=0.5)
+
+
+@pytest.mark.parametrize("sampled", [2, 3, 4, 7, 10, 40, 101, 1023])
+def test_the_secagg_reconstruction_threshold_flower_computes_is_t(sampled):
+    from flwr.server.workflow import SecAggPlusWorkflow
+
+    from federated import aggregate
+
+    for fraction in (0.5, 0.6, 0.75, 0.9, 1.0):
+        t = aggregate.noise_shares_for(sampled, fraction)
+        if t > sampled:
+            continue
+        kw = aggregate.secagg_settings(sampled=sampled, noise_shares=t, clip_norm=1.0, noise_multiplier=1.0)
+        wf = SecAggPlusWorkflow(**kw)  # Flower validates the settings
+        # SecAggPlusWorkflow.setup_stage: num_shares = round(num_shares * n) (= n here, a full graph);
+        # threshold = max(round(reconstruction_threshold * num_shares), 2)
+        num_shares = round(wf.num_shares * sampled)
+        assert num_shares == sampled
+        assert max(round(wf.reconstruction_threshold * num_shares), 2) == t
+
+
+def test_a_distributed_round_over_1023_devices_is_refused_before_the_modular_sum_can_wrap():
+    from federated import aggregate
+
+    assert aggregate.SECAGG_MAX_DEVICES * aggregate.SECAGG_QUANTIZATION_RANGE < aggregate.SECAGG_MODULUS_RANGE
+    aggregate.secagg_settings(sampled=1023, noise_shares=768, clip_norm=1.0, noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="2 to 1023 devices"):
+        aggregate.secagg_settings(sampled=1024, noise_shares=768, clip_norm=1.0, noise_multiplier=1.0)
+
+
+def test_a_device_drops_out_of_secagg_when_the_declared_threshold_is_below_t(device):
+    s = _distributed(6)
+    capp.check_secagg_settings(_declared(8, s), s)  # threshold 6 = t: fine
+    with pytest.raises(ValueError, match="below t = 6"):
+        capp.check_secagg_settings(_declared(8, s, threshold=4), s)  # the old 0.5 x n
+    with pytest.raises(ValueError, match="clipping_range"):
+        capp.check_secagg_settings(_declared(8, s, clipping_range=100.0), s)
+    params = [initial().astype(np.float64)]
+    with pytest.raises(ValueError, match="below t"):
+        capp._SecAggDevice(device, _declared(8, s, threshold=4)).fit(params, s.to_config())
+    assert ledger_rows(device) == []  # refused before the budget was touched
+    update, _, _ = capp._SecAggDevice(device, _declared(8, s)).fit(params, s.to_config())
+    assert len(ledger_rows(device)) == 1 and update[0].shape == initial().shape
