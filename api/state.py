@@ -48,7 +48,9 @@ class ApiSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiRequest(AuditEvent):
-    """One request made with a token, whatever its outcome. Query texts appear only as sha256."""
+    """One request made with a token, whatever its outcome. Query texts appear only as a keyed hash:
+    `query_sha256` is HMAC-SHA256 under a vault key (audit.text_hash), so equal queries link but a reader of
+    the log cannot test guesses."""
 
     kind: ClassVar[str] = "api.request"
     token_id: str
@@ -72,14 +74,14 @@ class RequestAudit:
     scope: str
     endpoint: str = "?"
     via: str = "http"
-    query_sha256: str | None = None
+    query: str | None = field(default=None, repr=False)  # held in memory only; the record keeps its keyed hash
     returned_ids: list[int] | None = field(default_factory=list)
     returned: int = 0
     recorded: bool = False
 
     def result(self, ids: list[int] | None = None, *, count: int | None = None, query: str | None = None) -> None:
         if query is not None:
-            self.query_sha256 = audit.sha256_text(query)
+            self.query = query
         self.returned_ids = ids
         self.returned = len(ids) if ids is not None else int(count or 0)
 
@@ -103,7 +105,8 @@ class Backend:
         a, ok = info.actor, status < 400
         return ApiRequest(
             actor=a.token_id, token_id=a.token_id, agent=a.agent, endpoint=info.endpoint, scopes=sorted(a.scopes),
-            scopes_used=[info.scope] if ok else [], purpose=a.purpose, query_sha256=info.query_sha256,
+            scopes_used=[info.scope] if ok else [], purpose=a.purpose,
+            query_sha256=audit.text_hash(self.vault, info.query) if info.query is not None else None,
             returned_ids=info.returned_ids if ok else [], returned=info.returned if ok else 0, status=status,
             via=info.via)
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from embeddings.lean import lean_encoder
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -61,6 +63,14 @@ def load_model() -> SentenceTransformer:
 
 
 @functools.cache
+def max_tokens() -> int:
+    """The model's sequence limit, from its sentence-transformers config (the model itself is not loaded)."""
+    import json
+
+    return int(json.loads((model_path() / "sentence_bert_config.json").read_text())["max_seq_length"])
+
+
+@functools.cache
 def model_version() -> str:
     from importlib import metadata
 
@@ -85,9 +95,16 @@ class Encoder:
     """Batched, length-bucketed, normalised sentence embeddings (float32 arrays of shape (n, DIM))."""
 
     def __init__(self, *, dtype: Dtype = "auto", batch_tokens: int = 2048, max_batch: int = 64) -> None:
-        self.dtype = ("bfloat16" if bf16_supported() else "float32") if dtype == "auto" else dtype
+        self._dtype = dtype
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
+
+    @property
+    def dtype(self) -> str:
+        """The dtype of document vectors; "auto" asks torch (imported only here, on the indexing path)."""
+        if self._dtype == "auto":
+            self._dtype = "bfloat16" if bf16_supported() else "float32"
+        return self._dtype
 
     @property
     def model(self) -> SentenceTransformer:
@@ -96,7 +113,7 @@ class Encoder:
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(name=MODEL_NAME, version=model_version(), dtype=self.dtype, dim=DIM,
-                         max_tokens=int(self.model.max_seq_length))
+                         max_tokens=max_tokens())
 
     @property
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
@@ -106,6 +123,9 @@ class Encoder:
         """Tokens per text as the model's tokenizer counts them (no special tokens, no truncation)."""
         if not texts:
             return []
+        lean = lean_encoder(model_path())
+        if lean is not None:  # the same tokenizer file, without importing transformers
+            return lean.count_tokens(list(texts))
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
@@ -139,8 +159,10 @@ class Encoder:
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One query vector, shape (1, DIM)."""
-        return _query_vector(text, self.dtype)
+        """One query vector, shape (1, DIM): through the numpy forward (embeddings/lean.py) where the model's
+        architecture is the one it reproduces, so a search never imports torch or sentence-transformers."""
+        lean = lean_encoder(model_path())
+        return _query_vector(text, "float32" if lean is not None else self.dtype)
 
 
 class _QueryForward:
@@ -238,13 +260,14 @@ class _QueryBatcher:
         return done.result()
 
     def _run(self) -> None:
-        import torch
+        import sys
 
         # one OpenMP thread for this thread's passes (the setting is per thread: indexing keeps both cores).
         # A query pass is too small to split well, and two threads spin-waiting at every op's barrier cost
         # 5-10x when the cores are busy (concurrent requests, another process); the other core serves the
-        # rest of the concurrent searches instead.
-        torch.set_num_threads(1)
+        # rest of the concurrent searches instead. (The numpy forward limits BLAS itself: _single_blas_thread.)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.MAX_BATCH:
@@ -264,10 +287,27 @@ class _QueryBatcher:
 
 @functools.cache
 def _query_forward(dtype: str) -> Callable[[str], np.ndarray]:
+    lean = lean_encoder(model_path())
+    if lean is not None:
+        return _QueryBatcher(_single_blas_thread(lean))
     model = load_model()
     if _QueryForward.supports(model):
         return _QueryBatcher(_QueryForward(model, dtype))
     return lambda text: Encoder(dtype=dtype).encode([text])  # type: ignore[arg-type]
+
+
+def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
+    """`forward` run with one BLAS thread: a query's matrices are too small to split, and OpenBLAS's threads
+    spin-waiting on busy cores made a pass 10x slower (measured: 0.9 ms -> 8-10 ms per 10x384x1536 product)."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+
+    def run(texts: list[str]) -> np.ndarray:
+        with controller.limit(limits=1, user_api="blas"):
+            return forward(texts)
+
+    return run
 
 
 @functools.lru_cache(maxsize=512)

@@ -1,4 +1,7 @@
-"""Audit events of the memory layer: ids, counts, hashes and parameters only, never texts or queries."""
+"""Audit events of the memory layer: ids, counts, hashes and parameters only, never texts or queries.
+
+Every `*_sha256` field holds a keyed hash (HMAC-SHA256 under a vault key, vault.audit.text_hash): equal
+queries give equal values, but nobody reading the log can confirm a guess by hashing it."""
 
 from __future__ import annotations
 
@@ -43,8 +46,8 @@ class MemoryWritten(AuditEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryForgotten(AuditEvent):
-    """A deletion. Forgotten memory ids are kept only as sha256 hashes; the selector (ids, source, time
-    range or query) only as the sha256 of its canonical form."""
+    """A deletion. Forgotten memory ids are kept only as keyed hashes; the selector (ids, source, time
+    range or query) only as the keyed hash of the sha256 of its canonical form."""
 
     kind: ClassVar[str] = "memory.forget"
     target_kind: str  # "ids" | "source" | "time_range" | "query" | "kinds"

@@ -30,7 +30,7 @@ from embeddings import context as ctx
 from embeddings import forget as fg
 from embeddings import index as vindex
 from embeddings import memories, notes, retrieve, temporal
-from embeddings.encoder import Encoder
+from embeddings.encoder import DIM, Encoder, model_version
 from embeddings.events import (
     ContextBuilt,
     MemoryForgotten,
@@ -132,10 +132,10 @@ class MemoryService:
         except IntegrityError as e:
             raise IntegrityError(f"{e}; the memories are intact: rebuild it with `lifevault index --rebuild`") from None
         if loaded is None:
-            return vindex.VectorIndex.new(self.encoder.info.dim)
+            return vindex.VectorIndex.new(DIM)
         index, header = loaded
-        if header.get("model_version") != self.encoder.info.version or header.get("dim") != self.encoder.info.dim:
-            return vindex.VectorIndex.new(self.encoder.info.dim)  # another model's vectors: `index` re-embeds
+        if header.get("model_version") != model_version() or header.get("dim") != DIM:
+            return vindex.VectorIndex.new(DIM)  # another model's vectors: `index` re-embeds
         return index
 
     @property
@@ -287,7 +287,7 @@ class MemoryService:
             for i, (mid, score, sig) in enumerate(
                 (m, s, g) for m, s, g in zip(ranked.ids, ranked.fused, ranked.signals, strict=True) if m in records)
         )
-        result = retrieve.SearchResult(hits=hits, query_sha256=audit.sha256_text(query), filters=filters.describe(),
+        result = retrieve.SearchResult(hits=hits, query_sha256=audit.text_hash(self.vault, query), filters=filters.describe(),
                                        understood=tf.understood, candidates=ranked.candidates, mode=mode)
         audit.record(self.vault, MemorySearched(actor=actor, query_sha256=result.query_sha256, k=k,
                                                 returned_ids=[h.memory.memory_id for h in hits],
@@ -312,7 +312,7 @@ class MemoryService:
         hits = [retrieve.Hit(memory=records[m], score=s, rank=i + 1, signals=g)
                 for i, (m, s, g) in enumerate(zip(ranked.ids, ranked.fused, ranked.signals, strict=True)) if m in records]
         pack = ctx.build(hits, token_budget=token_budget, count_tokens=self.encoder.count_tokens)
-        audit.record(self.vault, ContextBuilt(actor=actor, task_sha256=audit.sha256_text(task), token_budget=token_budget,
+        audit.record(self.vault, ContextBuilt(actor=actor, task_sha256=audit.text_hash(self.vault, task), token_budget=token_budget,
                                               tokens_used=pack.tokens_used,
                                               returned_ids=[s.memory_id for s in pack.snippets],
                                               left_out=len(pack.left_out)))
@@ -395,10 +395,11 @@ class MemoryService:
         now = datetime.now(UTC)
         with self.vault.transaction():
             deleted = fg.delete_rows(self.vault, plan, now=now)
+            keyed = functools.partial(audit.text_hash, self.vault)  # the selector's digest and the ids, keyed
             row = audit.record(self.vault, MemoryForgotten(
-                actor=actor, target_kind=plan.request.target_kind, selector_sha256=plan.request.selector_sha256(),
-                items=len(plan.memory_ids), memory_id_sha256=fg.hashed_ids(plan.memory_ids), rows_deleted=deleted,
-                vectors_removed=removed))
+                actor=actor, target_kind=plan.request.target_kind, selector_sha256=keyed(plan.request.selector_sha256()),
+                items=len(plan.memory_ids), memory_id_sha256=[keyed(str(int(i))) for i in plan.memory_ids],
+                rows_deleted=deleted, vectors_removed=removed))
         self.vault.checkpoint()
         catalog.remove(ids)
         return fg.ForgetReceipt(memories=len(plan.memory_ids), rows_deleted=deleted, vectors_removed=removed,

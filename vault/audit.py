@@ -1,16 +1,15 @@
 """The append-only, hash-chained audit log: typed events in, verifiable history out.
 
-    audit.record(vault, MemorySearched(actor=token.id, query_sha256=sha(q), k=k, returned_ids=ids))
+    audit.record(vault, MemorySearched(actor=token.id, query_sha256=text_hash(vault, q), k=k, returned_ids=ids))
 
 Event classes are frozen dataclasses deriving from AuditEvent with a `kind`; other packages define
 their own (they import vault, never the reverse). Bodies carry ids, counts, hashes and parameters,
-never contents, query text or coordinates.
+never contents, query text or coordinates; free text only as a keyed hash (text_hash).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -70,9 +69,10 @@ class ChainVerified(AuditEvent):
     results: dict[str, bool]
 
 
-def sha256_text(text: str) -> str:
-    """The only form in which free text (queries, forgotten ids) enters the audit log."""
-    return hashlib.sha256(text.encode()).hexdigest()
+def text_hash(vault: Vault, text: str) -> str:
+    """The only form in which free text (queries, selectors, forgotten ids) enters the audit log: a keyed
+    hash, HMAC-SHA256 under a vault key (Vault.text_hmac). Fields that hold it keep their `*_sha256` names."""
+    return vault.text_hmac(text)
 
 
 def record(vault: Vault, event: AuditEvent) -> ChainRow | None:

@@ -33,8 +33,13 @@ SCHEMES = (BLAKE2B, AES_CMAC)
 CHUNK_ROWS = 65_536  # rows laid out as blocks at a time (bounds the temporary matrix to a few MiB)
 
 
+def derive(rowid_key: bytes, info: bytes) -> bytes:
+    """A 256-bit subkey of the rowid key for one purpose (HKDF-SHA256, no salt, `info` names the purpose)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(rowid_key)
+
+
 def cmac_key(rowid_key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"lifevault/rowid/aes-cmac").derive(rowid_key)
+    return derive(rowid_key, b"lifevault/rowid/aes-cmac")
 
 
 def _to_ids(digests: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -177,6 +179,7 @@ class Vault:
         self.chain_queues: dict[str, list[Any]] = {}  # vault/chain.py: appends waiting for the group commit
         self.chain_queue_lock = threading.Lock()
         self._row_ids_fn: rowid.RowIds | None = None  # the vault's row-id scheme, read once
+        self._audit_key: bytes | None = None  # text_hmac's key, derived once
         self._primary_keys: dict[str, bool] = {}  # table -> has a primary key (the schema only changes at open)
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -410,6 +413,15 @@ class Vault:
         """row_id of every string in a column (nulls count as ""), as an Int64 Series; vectorised
         for the aes-cmac scheme (the ingest hot path)."""
         return pl.Series(natural_keys.name, self._row_id_fn().of_arrow(natural_keys.to_arrow()), dtype=pl.Int64)
+
+    def text_hmac(self, text: str) -> str:
+        """HMAC-SHA256 (hex) of `text` under the vault's audit key (HKDF-SHA256 of the rowid key, info
+        "lifevault/audit/text-hmac"): the form in which queries and selectors enter the audit log. Equal
+        texts give equal values (the log links them); without the key nobody can test a guess."""
+        key = self._audit_key
+        if key is None:
+            key = self._audit_key = rowid.derive(self._keys.rowid, b"lifevault/audit/text-hmac")
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
     @property
     def row_id_scheme(self) -> str:

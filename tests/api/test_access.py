@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -97,9 +98,9 @@ def test_a_read_records_the_query_hash_the_returned_ids_and_never_the_text(serve
     hits = r.json()["hits"]
     assert r.status_code == 200 and hits
     (rec,) = [x for x in _records(served, before) if x["endpoint"] == "POST /v1/search"]
-    assert rec["query_sha256"] == vault_audit.sha256_text(query)
-    assert rec["returned_ids"] == [h["id"] for h in hits] and rec["returned"] == len(hits)
     b = served.client.app.state.backend
+    assert rec["query_sha256"] == vault_audit.text_hash(b.vault, query)
+    assert rec["returned_ids"] == [h["id"] for h in hits] and rec["returned"] == len(hits)
     with b.lock:
         bodies = [json.dumps(x.body) for x in vault_audit.events(b.vault)]
     assert not any(query in body or "Bob" in body for body in bodies)
@@ -229,3 +230,19 @@ def test_a_token_without_location_cannot_forget_or_even_preview_visits(served: S
     assert r.status_code == 422
     r = served.call("POST", "/v1/forget", "memory:write", json={"query": "Café Nero"})
     assert r.status_code == 200 and r.json()["memories"] == 0
+
+
+def test_the_query_hash_is_keyed_so_equal_queries_link_but_guesses_cannot_be_tested(served: Served) -> None:
+    before = _last_seq(served)
+    query = "dentist appointment with Dr Lee"
+    for token in ("memory:read", "memory:read", "coarse"):
+        assert served.call("POST", "/v1/search", token, json={"query": query, "k": 2}).status_code == 200
+    assert served.call("POST", "/v1/search", "memory:read", json={"query": query + "?", "k": 2}).status_code == 200
+    hashes = [x["query_sha256"] for x in _records(served, before) if x["endpoint"] == "POST /v1/search"]
+    assert len(hashes) == 4 and hashes[0] == hashes[1] == hashes[2] != hashes[3]
+    assert hashes[0] != hashlib.sha256(query.encode()).hexdigest()  # an audit:read token cannot test a guess
+    assert all(len(h) == 64 for h in hashes)
+    b = served.client.app.state.backend
+    with b.lock:
+        searched = [e.body["query_sha256"] for e in vault_audit.events(b.vault, kind="memory.searched")][-4:]
+    assert searched == hashes  # the memory layer's own record carries the same keyed hash

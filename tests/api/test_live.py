@@ -19,7 +19,6 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from lifevault.cli import main
 from tests.api.conftest import Live
 from tests.conftest import PASSPHRASE
-from vault import audit as vault_audit
 from vault.errors import VaultLocked
 from vault.store import Vault, read_lock_info
 
@@ -156,7 +155,8 @@ def test_mcp_tools_over_stdio_use_the_agent_token_and_are_audited(live: Live) ->
     mine = [e["body"] for e in sent if e["body"]["token_id"] == live.ids["coarse"]]
     assert [(b["endpoint"], b["status"], b["via"]) for b in mine] == [
         ("POST /v1/search", 200, "mcp"), ("GET /v1/timeline", 200, "mcp"), ("POST /v1/forget", 403, "mcp")]
-    assert mine[0]["query_sha256"] == vault_audit.sha256_text("coffee at the café")
+    assert mine[0]["query_sha256"] == get(live, "/v1/audit/events", "owner", kind="memory.searched",
+                                          limit="1000").json()["events"][-1]["body"]["query_sha256"]
 
 
 def test_mcp_over_streamable_http_takes_the_bearer_token_of_each_request(live: Live) -> None:

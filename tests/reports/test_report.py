@@ -42,7 +42,7 @@ def seeded(vault, tmp_path):
     run(vault, [usage_csv(tmp_path / "usage_events.csv", rows)])
     for i in range(3):
         audit.record(vault, Access(actor="api", token_id="tok-a", agent="assistant", endpoint="/v1/search", status=200,
-                                   returned_ids=[1, 2, 3][: i + 1], query_sha256=audit.sha256_text("where is Dr Lee")))
+                                   returned_ids=[1, 2, 3][: i + 1], query_sha256=audit.text_hash(vault, "where is Dr Lee")))
     audit.record(vault, Access(actor="api", token_id="tok-b", agent="fitness", endpoint="/v1/places", status=403,
                                returned_ids=[], query_sha256=""))
     ledger.append(vault, _release(1, 2.5))

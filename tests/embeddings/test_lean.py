@@ -1,0 +1,71 @@
+"""The numpy query forward is the model itself, and a command-line search never imports the heavy stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from embeddings.encoder import load_model, model_path
+from embeddings.lean import LeanEncoder, lean_encoder
+from tests.conftest import FAST_KDF, PASSPHRASE
+from tests.embeddings.persona import seed
+from vault.store import Vault
+
+TEXTS = ["when did I last see Dr. Lee?", "gym", "What did I do the weekend I was in Lisbon? " * 3,
+         "Visited Café Nero, Kings Rd (café) on Tue 4 Mar 2025 09:05–09:40 (35 min)",
+         "Zoë's ünïcode 東京 🙂 naïve façade", "x " * 400, ""]
+
+HEAVY = ("torch", "transformers", "sentence_transformers")
+
+
+def test_the_numpy_forward_gives_the_models_vectors_alone_and_padded_together() -> None:
+    model = load_model()
+    lean = lean_encoder(model_path())
+    assert lean is not None and LeanEncoder.supports(model_path())
+    reference = model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    alone = np.concatenate([lean([t]) for t in TEXTS])
+    together = lean(TEXTS)  # padded to the longest (truncated at 256 tokens) and masked
+    for got in (alone, together):
+        assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
+        assert (got * reference).sum(axis=1).min() > 0.99999
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_tokenizer_file_counts_and_cuts_as_the_models_tokenizer() -> None:
+    tok = load_model().tokenizer
+    lean = lean_encoder(model_path())
+    assert lean is not None
+    assert lean.count_tokens(TEXTS) == [len(ids) for ids in tok(TEXTS, add_special_tokens=False)["input_ids"]]
+    for text in TEXTS:
+        assert lean.tokenizer.encode(text).ids == tok(text, truncation=True, max_length=256)["input_ids"]
+
+
+def test_an_architecture_it_does_not_reproduce_is_refused(tmp_path: Path) -> None:
+    for name in ("config.json", "sentence_bert_config.json", "modules.json", "tokenizer.json", "model.safetensors"):
+        (tmp_path / name).symlink_to(model_path() / name)
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert not LeanEncoder.supports(tmp_path)
+    assert not LeanEncoder.supports(tmp_path / "missing")
+
+
+def test_a_cold_command_line_search_imports_neither_torch_nor_transformers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    with vault:
+        seed(vault)
+    env = {**os.environ, "LIFEVAULT_PASSPHRASE": PASSPHRASE, "LIFEVAULT_HOME": str(home)}
+    cli = [sys.executable, "-c", "import sys; from lifevault.cli import main; sys.exit(main())"]
+    subprocess.run([*cli, "index"], env=env, check=True, capture_output=True, timeout=600)
+    for args in (["search", "when did I last see Dr Lee", "--json"], ["context", "dentist", "--budget", "200", "--json"]):
+        run = subprocess.run([sys.executable, "-X", "importtime", *cli[1:], *args], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert '"memory_id"' in run.stdout or '"id"' in run.stdout  # it answered with hits
+        imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+        assert imported, "no -X importtime output"
+        assert not {m for m in imported if m.split(".")[0] in HEAVY}, args
