@@ -7,6 +7,12 @@ delta that is merged when it grows past MERGE_FRACTION; deleted documents are ma
 postings dropped at the next merge. Tokens (documents and queries alike, one implementation): NFKD with
 marks removed, lower case, runs of letters and digits, English stop words removed, plural -s stripped.
 Document positions are assigned by the caller (retrieve.Catalog) and never reused until a rebuild.
+
+Statistics over a view. A caller that may see only some documents (a token's scopes) gets scores whose every
+statistic is computed over those documents alone: document count, mean length, each query term's document
+frequency, and the length normalisation (`View`, built once per view and state by the caller). A caller
+that sees every document (the owner) uses the precomputed weights. Either way, what a caller receives
+depends only on what it may see.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -84,6 +91,15 @@ def best(hits: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     top = np.argpartition(-s, kk - 1)[:kk]
     top = top[np.argsort(-s[top], kind="stable")]
     return hits[top], s[top]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """The documents one caller may see (live ones only) and their statistics."""
+
+    mask: np.ndarray  # bool per position
+    live: int
+    avgdl: float
 
 
 class BM25:
@@ -210,12 +226,34 @@ class BM25:
             w = np.concatenate([w, self._tf_part(d[:, 1].astype(np.float32), d[:, 0])])
         return docs, w
 
-    def scores(self, query: str, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, BM25 scores) of the live documents holding a query term and passing the mask.
+    def view(self, visible: np.ndarray) -> View:
+        """The statistics of the live documents among `visible` (a bool per position). Lengths are whole
+        numbers, summed in float64: the mean is exact whatever the documents' order."""
+        mask = self._alive & visible[: len(self._alive)]
+        live = int(mask.sum())
+        return View(mask=mask, live=live, avgdl=float(self._dl[mask].sum(dtype=np.float64)) / live if live else 1.0)
+
+    def _in_view(self, term: str, view: View) -> tuple[np.ndarray, np.ndarray]:
+        """A term's postings among the view's documents, length-normalised under the view's mean length."""
+        docs, tf = self._postings(term)
+        keep = view.mask[docs]
+        docs, tf = docs[keep], tf[keep]
+        norm = K1 * (1.0 - B + B * self._dl[docs] / view.avgdl)
+        return docs, (tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
+
+    def scores(self, query: str, mask: np.ndarray | None = None,
+               view: View | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, BM25 scores) of the live documents holding a query term and passing the mask, with
+        every statistic over `view` when given (else over every live document, precomputed).
         Terms in more than COMMON_FRACTION of the documents are skipped when the query has rarer ones
         (their idf is near zero; their postings are most of the work)."""
-        live, _ = self._stats()
-        postings = [self._weighted(t) for t in dict.fromkeys(tokens(query))]
+        terms = dict.fromkeys(tokens(query))
+        if view is None:
+            live, _ = self._stats()
+            postings = [self._weighted(t) for t in terms]
+        else:
+            live = view.live
+            postings = [self._in_view(t, view) for t in terms]
         postings = [p for p in postings if len(p[0])]
         rare = [p for p in postings if len(p[0]) <= COMMON_FRACTION * live]
         parts_d, parts_w = [], []
@@ -241,11 +279,16 @@ class BM25:
         keep = self._alive[pos] if mask is None else (self._alive[pos] & mask[pos])
         return pos[keep].astype(np.int64), s[keep].astype(np.float32)
 
-    def specificity(self, query: str) -> float:
+    def specificity(self, query: str, view: View | None = None) -> float:
         """How rare the query's rarest known term is: its idf over the idf of a term in one document (0..1).
-        An identifier or a rare name scores ~1; a query of common words scores low."""
-        live, _ = self._stats()
-        dfs = [len(self._postings(t)[0]) for t in dict.fromkeys(tokens(query))]
+        An identifier or a rare name scores ~1; a query of common words scores low. Over `view` when given."""
+        terms = dict.fromkeys(tokens(query))
+        if view is None:
+            live, _ = self._stats()
+            dfs = [len(self._postings(t)[0]) for t in terms]
+        else:
+            live = view.live
+            dfs = [int(view.mask[self._postings(t)[0]].sum()) for t in terms]
         dfs = [d for d in dfs if d]
         if not dfs or live < 2:
             return 0.0

@@ -3,7 +3,9 @@
     candidates = every memory passing the filters (visibility, kinds, tags, sources, time range, as-of,
                  weekdays, local hours) -- computed before any ranking, so a narrow filter still yields k
                  results when k exist, and hidden memories never influence scores or counts
-    lexical    = BM25 over the candidates' texts (the redacted texts when the caller's location is not precise)
+    lexical    = BM25 over the candidates' texts (the redacted texts when the caller's location is not precise),
+                 every statistic (idf, mean length, the query's specificity) over what the caller may see
+                 (Catalog.view), so a narrower caller learns nothing of hidden texts from scores or weights
     dense      = inner product of the query vector with the candidates' vectors (exact over small subsets)
     recency    = only when the query asks "when did I last/first": the most relevant candidates (near-ties on
                  both other signals) come first, latest (or earliest) first
@@ -35,7 +37,7 @@ import numpy as np
 import polars as pl
 
 from embeddings.index import VectorIndex, sorted_lookup
-from embeddings.lexical import BM25, best
+from embeddings.lexical import BM25, View, best
 from embeddings.records import MemoryRecord
 from embeddings.redaction import SENSITIVITIES, Redaction
 from embeddings.temporal import TimeFilter
@@ -158,6 +160,7 @@ class Catalog:
         self._slot_maps: dict[int, np.ndarray] = {}  # index version -> slot per catalog position
         self.lexical = BM25()
         self._lexical_redacted: BM25 | None = None
+        self._views: dict[tuple[tuple[str, ...], bool], View] = {}  # per view key; cleared by every add/remove
 
     @classmethod
     def load(cls, vault: Any) -> Catalog:
@@ -204,6 +207,7 @@ class Catalog:
             self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
         self._by_id = None
         self._slot_maps = {}
+        self._views = {}
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> None:
         pos = self.positions(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
@@ -217,6 +221,7 @@ class Catalog:
             self._texts[p] = ""
             self._redacted.pop(p, None)
         self._slot_maps = {}
+        self._views = {}
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of the given ids (unknown ids are skipped)."""
@@ -267,6 +272,19 @@ class Catalog:
             bm.kill(np.flatnonzero(~self.alive))
             self._lexical_redacted = bm
         return self._lexical_redacted
+
+    def view(self, redaction: Redaction) -> View | None:
+        """The lexical statistics of what `redaction` may see (None for a caller that sees everything, whose
+        statistics are the whole index's, precomputed). Built once per view and catalog state."""
+        if redaction.sees_everything:
+            return None
+        key = redaction.key
+        view = self._views.get(key)
+        if view is None:
+            visible = self.alive & self._member(self.sensitivity_code, redaction.visible)
+            view = self.bm25(redacted=redaction.redacts_text).view(visible)
+            self._views[key] = view
+        return view
 
     def mask(self, f: Filters, visible: frozenset[str]) -> np.ndarray:
         m = self.alive.copy()
@@ -352,12 +370,13 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_ve
     exact: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # signal -> its exact score of any ids
     use_redacted = redaction.redacts_text
     if mode in ("hybrid", "lexical") and query.strip():
-        bm25 = cat.bm25(redacted=use_redacted)
-        hits, scores = bm25.scores(query, mask)
+        bm25, view = cat.bm25(redacted=use_redacted), cat.view(redaction)  # statistics over the caller's view
+        hits, scores = bm25.scores(query, mask, view)
         pos, top = best(hits, scores, depth)
         lists["lexical"] = (cat.ids[pos].tolist(), top.tolist())
         if mode == "hybrid":  # rare terms (names, identifiers) make the lexical ranking more trustworthy
-            weights["lexical"] = LEXICAL_MIN_WEIGHT + (LEXICAL_MAX_WEIGHT - LEXICAL_MIN_WEIGHT) * bm25.specificity(query)
+            weights["lexical"] = (LEXICAL_MIN_WEIGHT
+                                  + (LEXICAL_MAX_WEIGHT - LEXICAL_MIN_WEIGHT) * bm25.specificity(query, view))
             exact["lexical"] = lambda ids, h=hits, s=scores: _scatter(len(cat.ids), h, s)[cat.position_of(ids)]
     if mode in ("hybrid", "dense") and query.strip() and query_vector is not None and n:
         ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, use_redacted)
