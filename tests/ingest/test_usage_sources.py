@@ -101,7 +101,7 @@ def test_collector_columns_may_come_in_any_order_with_extra_columns(tmp_path: Pa
     assert events(rows) == [(at_ms(1712040000000), "com.example", "Main", "RESUMED", 0)]
 
 
-def build_wellbeing(path: Path, *, wal: bool = False) -> Path:
+def build_wellbeing(path: Path, *, wal: bool = False, quoted: bool = False) -> Path:
     with sqlite3.connect(path) as db:
         if wal:
             db.execute("PRAGMA journal_mode = WAL")
@@ -119,7 +119,7 @@ def build_wellbeing(path: Path, *, wal: bool = False) -> Path:
                 (5, 1712040303000, 12, 1, NULL, NULL),
                 (6, 1712040304000, 77, 1, NULL, NULL),
                 (7, 1712040305000, 1, 9, 8, 9);
-        """)
+        """.replace("TABLE events", 'TABLE "events"' if quoted else "TABLE events"))
     db.close()
     return path
 
@@ -272,3 +272,36 @@ def test_each_usage_source_detects_only_its_own_files(tmp_path: Path) -> None:
     for module, f in files.items():
         assert [m.FORMAT for m in files if m.detect(f)] == [module.FORMAT], f.name
     assert android_events.detect(InputFile(FIXTURES / "android_events.jsonl"))
+
+
+def test_a_wellbeing_database_is_recognised_by_its_schema_under_any_name_with_a_quoted_events_table(tmp_path: Path) -> None:
+    path = build_wellbeing(tmp_path / "phone-backup.sqlite", quoted=True)  # as a real Digital Wellbeing database
+    with sqlite3.connect(path) as db:
+        assert 'CREATE TABLE "events"' in db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    db.close()
+    f = InputFile(path)
+    assert wellbeing_db.detect(f) and not knowledgec.detect(f)
+    rows, _, _ = run(wellbeing_db, f)
+    assert rows["usage_events"].height == 4
+
+
+def test_a_knowledgec_database_whose_schema_lies_past_64_kib_is_recognised_under_any_name(tmp_path: Path) -> None:
+    path = tmp_path / "CoreDuet.bin"
+    with sqlite3.connect(path) as db:
+        for i in range(300):  # a real knowledgeC.db declares ~100 tables before ZOBJECT's pages
+            db.execute(f"CREATE TABLE ZFILLER{i} ({', '.join(f'ZCOLUMN_WITH_A_LONG_NAME_{j} VARCHAR' for j in range(12))})")
+    db.close()
+    build_knowledgec(path)
+    assert path.read_bytes()[:65536].find(b"ZSTREAMNAME") == -1
+    f = InputFile(path)
+    assert knowledgec.detect(f) and not wellbeing_db.detect(f)
+    rows, _, _ = run(knowledgec, f)
+    assert rows["usage_intervals"].height == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CoreDuet.bin"]  # opened in place, read-only
+
+
+def test_a_file_that_only_starts_like_sqlite_is_not_taken_for_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "fake.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200 + b"CREATE TABLE events package_name task_root_package_id")
+    f = InputFile(path)
+    assert not wellbeing_db.detect(f) and not knowledgec.detect(f)

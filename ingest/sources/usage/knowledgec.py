@@ -10,8 +10,11 @@ is the device's UTC offset then (kept in minutes as utc_offset_min). position is
   '/display/isBacklit' -> 1 -> SCREEN_ON, 0 -> SCREEN_OFF (package null). Rejected: no start, other values.
 - Every other stream (/app/intents, /safari/history, /notification/usage, ...) is not usage lifevault keeps:
   counted by stream name in the generator's return value, not quarantined.
-The database is opened in memory. A WAL-mode file is read from its main file only: recent rows that are
-still in knowledgeC.db-wal are not seen (checkpoint or copy with the sqlite3 .backup command first).
+Recognised by its schema, whatever the file's name: a SQLite file whose sqlite_master declares ZOBJECT
+with ZSTREAMNAME (however far into the file the schema lies); a SQLite file named knowledgeC.db is taken
+too (and quarantined with what its schema lacks). Opened read-only as the Digital Wellbeing database is
+(wellbeing_db.connect). A WAL-mode file is read from its main file only: recent rows that are still in
+knowledgeC.db-wal are not seen (checkpoint or copy with the sqlite3 .backup command first).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import polars as pl
 
 from ingest.files import InputFile
 from ingest.records import UTC_US, Batch, Rejected, clip_raw, empty
-from ingest.sources.usage.wellbeing_db import SQLITE_MAGIC, open_sqlite, tables
+from ingest.sources.usage.wellbeing_db import connect, schema, tables
 
 FORMAT = "apple_knowledgec"
 KIND = "usage"
@@ -43,16 +46,16 @@ log = logging.getLogger(__name__)
 
 
 def detect(f: InputFile) -> bool:
-    head = f.head(65536)
-    if not head.startswith(SQLITE_MAGIC):
+    found = schema(f)
+    if found is None:
         return False
-    return f.name.lower() == "knowledgec.db" or (b"ZOBJECT" in head and b"ZSTREAMNAME" in head)
+    return f.name.lower() == "knowledgec.db" or "ZSTREAMNAME" in found.get("ZOBJECT", set())
 
 
 def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     """Intervals and device events from ZOBJECT; returns counts of the streams not kept."""
     try:
-        with closing(open_sqlite(f.sqlite_bytes())) as conn:
+        with closing(connect(f)) as conn:
             columns = tables(conn).get("ZOBJECT", set())
             needed = {"Z_PK", "ZSTREAMNAME", "ZVALUESTRING", "ZSTARTDATE", "ZENDDATE"}
             if not needed <= columns:

@@ -5,17 +5,23 @@ task_root_package_id) and packages(_id, package_name). `type` holds UsageEvents.
 mapped exactly like the collector layout (see android_events): the nine kept codes become rows, other
 Android codes are counted as not kept (the generator's return value), codes Android does not define are
 Rejected. position is events._id. An app event whose package_id has no packages row is Rejected.
-The database is opened in memory (never written to disk); a WAL-mode file is read from its main file
+Recognised by its schema, whatever the file's name: a SQLite file whose sqlite_master declares an
+`events` table (quoted or not) with _id, timestamp, type, package_id and a `packages` table with _id and
+package_name; a SQLite file named app_usage* is taken too (and quarantined with what its schema lacks).
+A plain file is opened read-only through an immutable URI (nothing is written next to it, no -wal or
+-shm); a zip member is deserialized in memory. Either way a WAL-mode file is read from its main file
 only (copy the -wal file's changes in first, e.g. with a checkpoint on the phone, to include them).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Generator, Iterator
 from contextlib import closing
+from urllib.parse import quote
 
 import polars as pl
 
@@ -27,6 +33,7 @@ FORMAT = "android_digital_wellbeing"
 KIND = "usage"
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+MAX_TABLES = 10_000  # tables whose columns are read when recognising a database (knowledgeC has ~100)
 _QUERY = """
     SELECT e._id, e.timestamp, e.type, p.package_name, e.package_id
     FROM events AS e LEFT JOIN packages AS p ON p._id = e.package_id
@@ -36,13 +43,44 @@ _QUERY = """
 log = logging.getLogger(__name__)
 
 
+NEEDS = {"events": frozenset({"_id", "timestamp", "type", "package_id"}), "packages": frozenset({"_id", "package_name"})}
+
+
 def detect(f: InputFile) -> bool:
-    head = f.head(65536)
-    if not head.startswith(SQLITE_MAGIC):
+    found = schema(f)
+    if found is None:
         return False
-    return f.name.lower().startswith("app_usage") or (
-        b"CREATE TABLE events" in head and b"package_name" in head and b"task_root_package_id" in head
-    )
+    return f.name.lower().startswith("app_usage") or all(cols <= found.get(t, set()) for t, cols in NEEDS.items())
+
+
+def schema(f: InputFile) -> dict[str, frozenset[str]] | None:
+    """Table -> columns of a SQLite file as its sqlite_master declares them; None when it is not one."""
+    try:
+        if not f.head(len(SQLITE_MAGIC)).startswith(SQLITE_MAGIC):
+            return None
+        st = f.path.stat()
+    except OSError:
+        return None
+    return _schema(f, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _schema(f: InputFile, size: int, mtime_ns: int) -> dict[str, frozenset[str]] | None:
+    try:
+        with closing(connect(f)) as conn:
+            return {t: frozenset(c) for t, c in tables(conn).items()}
+    except (sqlite3.Error, OSError):
+        return None
+
+
+def connect(f: InputFile) -> sqlite3.Connection:
+    """A read-only connection: a plain file through an immutable URI (never written, nothing created next to
+    it), a zip member deserialized in memory (it is never extracted to disk)."""
+    if f.member is None:
+        conn = sqlite3.connect(f"file:{quote(str(f.path.absolute()))}?mode=ro&immutable=1", uri=True)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+    return open_sqlite(f.sqlite_bytes())
 
 
 def open_sqlite(data: bytes) -> sqlite3.Connection:
@@ -63,7 +101,7 @@ def open_sqlite(data: bytes) -> sqlite3.Connection:
 
 def tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
     """Table name -> column names."""
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' LIMIT ?", (MAX_TABLES,))]
     return {n: {r[1] for r in conn.execute("SELECT * FROM pragma_table_info(?)", (n,))} for n in names}
 
 
@@ -71,7 +109,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     """USAGE_EVENTS from the events table; returns counts of events not kept (not errors)."""
     skipped: Counter[str] = Counter()
     try:
-        with closing(open_sqlite(f.sqlite_bytes())) as conn:
+        with closing(connect(f)) as conn:
             yield from _events(f, conn, skipped)
     except sqlite3.Error as e:
         yield _failed(f, f"unreadable SQLite database: {e}")
