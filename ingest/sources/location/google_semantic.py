@@ -7,18 +7,27 @@ The file may start with a UTF-8 BOM. Monthly files are small (well under 10 MB):
 - placeVisit -> one VISITS row: location.latitudeE7/longitudeE7 (centerLatE7/centerLngE7 when the
   location has none), placeId, name, address, semanticType ("TYPE_HOME" -> HOME, absent -> UNKNOWN),
   confidence = visitConfidence / 100 when present.
+  Its `childVisits` (places inside the place, e.g. a shop in a mall) are VISITS rows too.
 - activitySegment -> one SEGMENTS row: startLocation/endLocation (E7, may be absent), distance (or
-  waypointPath.distanceMeters), activityType. Waypoints are a drawn path, not fixes: they are not points.
+  waypointPath.distanceMeters), activityType.
+- `simplifiedRawPath.points` of a segment or a visit are timed fixes: POINTS rows (latE7/lngE7,
+  timestamp or timestampMs, accuracyMeters), provider "semantic:rawpath".
 - duration.startTimestamp/endTimestamp (ISO-8601) or the older startTimestampMs/endTimestampMs.
   utc_offset_min is null: these files carry UTC only.
+- Not data, counted by `batches` (its return value, {reason: count}), never dropped silently:
+  waypointPath waypoints (a drawn path without times), otherCandidateLocations (places the visit was
+  not), parkingEvent entries.
 
-position = the index in timelineObjects. Rejected: an object that is neither (or not a JSON object),
-a missing or impossible timestamp (2025-02-30), an end before the start, coordinates that are not
-numbers or out of range; a file that is not JSON or has no timelineObjects array: one Rejected at -1.
+position = the index in timelineObjects (child visits and raw path points share their object's).
+Rejected: an object that is neither (or not a JSON object), a missing or impossible timestamp
+(2025-02-30), an end before the start, coordinates that are not numbers or out of range, one bad child
+visit or raw path point (the reason names `childVisits[j]` / `simplifiedRawPath.points[j]`; the rest of
+the object loads); a file that is not JSON or has no timelineObjects array: one Rejected at -1.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
@@ -38,7 +47,7 @@ def detect(f: InputFile) -> bool:
 
 
 def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
-    """VISITS then SEGMENTS of one monthly file; returns {} (nothing valid is skipped)."""
+    """VISITS, SEGMENTS and POINTS of one monthly file; returns the counts of what is valid but not data."""
     try:
         doc = read_json(f)
     except (OSError, ValueError) as e:
@@ -48,23 +57,96 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     if not isinstance(objs, list):
         yield Batch("visits", frame("visits", []), [_reject(f, -1, "no timelineObjects array", raw_json(doc)[:512])])
         return {}
-    visits: list[dict] = []
-    segments: list[dict] = []
-    rejected: list[Rejected] = []
+    out = _Rows(f)
     for position, obj in enumerate(objs):
         try:
             if isinstance(obj, dict) and isinstance(obj.get("placeVisit"), dict):
-                visits.append(visit(obj["placeVisit"]) | {"format": FORMAT, "file": f.name, "position": position})
+                v = obj["placeVisit"]
+                out.add("visits", visit(v), position)
+                _children(out, v, position)
             elif isinstance(obj, dict) and isinstance(obj.get("activitySegment"), dict):
-                segments.append(segment(obj["activitySegment"]) | {"format": FORMAT, "file": f.name, "position": position})
+                s = obj["activitySegment"]
+                out.add("segments", segment(s), position)
+                _not_data(out, s)
             else:
                 raise ValueError("neither a placeVisit nor an activitySegment")
         except ValueError as e:
-            rejected.append(_reject(f, position, str(e), raw_json(obj)))
-    yield Batch("visits", frame("visits", visits), rejected)
-    if segments:
-        yield Batch("segments", frame("segments", segments))
-    return {}
+            out.reject(position, str(e), obj)
+            continue
+        _raw_path(out, obj.get("placeVisit") or obj.get("activitySegment"), position)
+    yield Batch("visits", frame("visits", out.tables["visits"]), out.rejected)
+    for table in ("segments", "points"):
+        if out.tables[table]:
+            yield Batch(table, frame(table, out.tables[table]))
+    return dict(out.skipped)
+
+
+class _Rows:
+    def __init__(self, f: InputFile) -> None:
+        self.f = f
+        self.tables: dict[str, list[dict]] = {"visits": [], "segments": [], "points": []}
+        self.rejected: list[Rejected] = []
+        self.skipped: Counter[str] = Counter()
+
+    def add(self, table: str, row: dict[str, Any], position: int) -> None:
+        self.tables[table].append(row | {"format": FORMAT, "file": self.f.name, "position": position})
+
+    def reject(self, position: int, reason: str, raw: Any) -> None:
+        self.rejected.append(_reject(self.f, position, reason, raw_json(raw)))
+
+
+def _children(out: _Rows, v: dict[str, Any], position: int) -> None:
+    children = v.get("childVisits")
+    if children is not None and not isinstance(children, list):
+        out.reject(position, "childVisits is not a list", children)
+        return
+    for j, child in enumerate(children or []):
+        try:
+            if not isinstance(child, dict):
+                raise ValueError("not an object")
+            out.add("visits", visit(child), position)
+        except ValueError as e:
+            out.reject(position, f"childVisits[{j}]: {e}", child)
+    _not_data(out, v)
+
+
+def _not_data(out: _Rows, obj: dict[str, Any]) -> None:
+    path = obj.get("waypointPath")
+    if isinstance(path, dict) and isinstance(path.get("waypoints"), list) and path["waypoints"]:
+        out.skipped["waypointPath waypoints (a drawn path without times)"] += len(path["waypoints"])
+    others = obj.get("otherCandidateLocations")
+    if isinstance(others, list) and others:
+        out.skipped["otherCandidateLocations (places the visit was not)"] += len(others)
+    if obj.get("parkingEvent") is not None:
+        out.skipped["parkingEvent (not kept)"] += 1
+
+
+def _raw_path(out: _Rows, obj: dict[str, Any], position: int) -> None:
+    raw = obj.get("simplifiedRawPath")
+    if raw is None:
+        return
+    points = raw.get("points") if isinstance(raw, dict) else None
+    if not isinstance(points, list):
+        out.reject(position, "simplifiedRawPath has no points list", raw)
+        return
+    for j, p in enumerate(points):
+        try:
+            out.add("points", raw_point(p), position)
+        except ValueError as e:
+            out.reject(position, f"simplifiedRawPath.points[{j}]: {e}", p)
+
+
+def raw_point(p: Any) -> dict[str, Any]:
+    if not isinstance(p, dict):
+        raise ValueError("not an object")
+    at, _ = instant(p.get("timestamp", p.get("timestampMs")), "timestamp")
+    lat, lon = e7(p, "latE7", "lngE7", "point")
+    if lat is None:
+        raise ValueError("point: latE7/lngE7 missing")
+    acc = number(p.get("accuracyMeters"))
+    return {"at": at, "utc_offset_min": None, "lat": lat, "lon": lon,
+            "accuracy_m": acc if acc is not None and acc >= 0 else None, "altitude_m": None,
+            "provider": "semantic:rawpath"}
 
 
 def _span(obj: dict[str, Any], what: str) -> tuple[Any, Any]:
