@@ -160,14 +160,16 @@ def import_(
 
 
 def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: JsonOpt = False) -> None:
-    """Recompute the audit-log and privacy-ledger hash chains and every epsilon in the ledger (PLD and RDP).
+    """Recompute the audit-log and privacy-ledger hash chains and every epsilon in the ledger (PLD and RDP),
+    and cross-check the ledger against the release anchors in the audit log both ways.
 
-    Reports the first broken link and every release whose recorded epsilon differs from the recomputation.
+    Reports the first broken link, a release removed from or added to the ledger behind the audit log's
+    back, and every release whose recorded epsilon differs from the recomputation. Exit code 5 on any.
 
     Example: lifevault audit verify --json
     """
     with open_vault(home, passphrase_file) as vault:
-        results = [audit.verify(vault), ledger.verify(vault)]
+        results = [audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault)]
         epsilons = cli_audit.recompute_ledger(vault)
     for r in results:
         err.print(r.summary())

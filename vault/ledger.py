@@ -3,6 +3,11 @@
 The accountant (federated/accounting.py) computes epsilon_after; the ledger enforces the lifetime
 budget: an append whose epsilon_after exceeds the budget is refused (BudgetExhausted) and the
 refusal is written to the audit log. There is no renewal: the budget only shrinks.
+
+Each release is anchored in the audit log in the same transaction (ReleaseAnchored: the ledger's length
+and head hash after it), and cross_check() compares the two both ways: removing the ledger's last
+releases keeps its own chain intact but leaves anchors to records that are gone; a release added
+without its anchor has none.
 """
 
 from __future__ import annotations
@@ -66,6 +71,35 @@ class ReleaseRefused(audit.AuditEvent):
     budget_epsilon: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseAnchored(audit.AuditEvent):
+    """The ledger's head after a release: its length (the release's seq) and that record's hash."""
+
+    kind: ClassVar[str] = "privacy.release_anchored"
+    ledger_seq: int
+    ledger_head: str
+    round: int
+    model_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrossCheck:
+    """The ledger and the audit log's anchors compared both ways (same shape as chain.Verification)."""
+
+    table: str = "ledger_anchors"
+    ok: bool
+    checked: int  # anchors checked
+    first_broken: int | None = None  # the ledger seq at fault
+    reason: str = ""
+    unanchored: int = 0  # releases written before anchoring existed (older vaults): reported, not proof
+
+    def summary(self) -> str:
+        if not self.ok:
+            return f"ledger vs audit log: MISMATCH at ledger record {self.first_broken}: {self.reason}"
+        old = f"; {self.unanchored} older release(s) carry no anchor" if self.unanchored else ""
+        return f"ledger vs audit log: {self.checked} release anchors match the ledger{old}"
+
+
 def spent(vault: Vault) -> float:
     """Epsilon spent so far (epsilon_after of the last release), 0 when nothing was released."""
     last = vault.query(f"SELECT body FROM {TABLE} WHERE kind = 'release' ORDER BY seq DESC LIMIT 1")
@@ -107,7 +141,18 @@ def append(vault: Vault, release: Release) -> ChainRow:
         epsilon_would_be=release.epsilon_after,
         budget_epsilon=release.budget_epsilon,
     )
-    return Chain(vault, TABLE).append("release", asdict(release))
+    if vault.in_transaction():
+        return _append_anchored(vault, release)
+    with vault.transaction():
+        return _append_anchored(vault, release)
+
+
+def _append_anchored(vault: Vault, release: Release) -> ChainRow:
+    row = Chain(vault, TABLE).append("release", asdict(release))
+    anchor = ReleaseAnchored(actor="federated", ledger_seq=row.seq, ledger_head=row.hash, round=release.round,
+                             model_id=release.model_id)
+    Chain(vault, audit.TABLE).append(anchor.kind, asdict(anchor))  # never deferred: it commits with the row
+    return row
 
 
 def releases(vault: Vault) -> Iterator[ChainRow]:
@@ -116,3 +161,27 @@ def releases(vault: Vault) -> Iterator[ChainRow]:
 
 def verify(vault: Vault) -> Verification:
     return Chain(vault, TABLE).verify()
+
+
+def cross_check(vault: Vault) -> CrossCheck:
+    """Every anchor in the audit log names a ledger record that exists with that hash, and every release
+    from the first anchored one on has its anchor."""
+    hashes = {row.seq: row.hash for row in Chain(vault, TABLE).rows()}
+    anchors = [row.body for row in audit.events(vault, kind=ReleaseAnchored.kind)]
+    for a in anchors:
+        seq, head = int(a["ledger_seq"]), str(a["ledger_head"])
+        if seq not in hashes:
+            return CrossCheck(ok=False, checked=len(anchors), first_broken=seq,
+                              reason="the audit log anchors this release but the ledger no longer has it (removed)")
+        if hashes[seq] != head:
+            return CrossCheck(ok=False, checked=len(anchors), first_broken=seq,
+                              reason="the ledger record differs from the one the audit log anchored (replaced)")
+    anchored = {int(a["ledger_seq"]) for a in anchors}
+    first = min(anchored, default=None)
+    releases_ = [row.seq for row in Chain(vault, TABLE).rows(kind="release")]
+    for seq in releases_:
+        if first is not None and seq > first and seq not in anchored:
+            return CrossCheck(ok=False, checked=len(anchors), first_broken=seq,
+                              reason="this release has no anchor in the audit log (added outside the ledger)")
+    unanchored = sum(1 for seq in releases_ if first is None or seq < first)
+    return CrossCheck(ok=True, checked=len(anchors), unanchored=unanchored)

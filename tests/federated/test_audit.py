@@ -322,3 +322,51 @@ def test_audit_verify_recomputes_every_ledger_epsilon_and_reports_a_mismatch(cli
     assert code == 5 and out["privacy_ledger"]["ok"] and not out["epsilon_recomputed"]["ok"]
     assert [m["seq"] for m in out["epsilon_recomputed"]["mismatches"]] == [3]
     assert "mismatch" in cap.err
+
+
+def test_deleting_the_last_ledger_release_fails_audit_verify(cli_home, capsys):
+    from lifevault.cli import main
+    from vault import ledger
+    from vault.store import Vault
+
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        _append(v, 10.0)
+        _append(v, 10.0)
+        before = ledger.spent(v)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ledger_anchors"] == {"ok": True, "checked": 2, "first_broken": None,
+                                                                     "reason": ""}
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        v.execute("DELETE FROM privacy_ledger WHERE seq = 2")  # the ledger's own chain stays intact
+        assert ledger.verify(v).ok and ledger.spent(v) < before
+    code = main(["audit", "verify", "--json"])
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert code == 5 and out["privacy_ledger"]["ok"] and out["epsilon_recomputed"]["ok"]
+    assert not out["ledger_anchors"]["ok"] and out["ledger_anchors"]["first_broken"] == 2
+    assert "removed" in cap.err
+
+
+def test_a_release_written_around_the_ledger_fails_audit_verify(cli_home, capsys):
+    from dataclasses import asdict
+
+    from lifevault.cli import main
+    from vault import ledger
+    from vault.chain import Chain
+    from vault.store import Vault
+
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        _append(v, 10.0)
+        body = asdict(ledger.Release(
+            round=2, model_id="m", mode="local", mechanism="gaussian", clip_norm=1.0, noise_multiplier=10.0,
+            sampling="none", sampling_rate=None, delta=1e-6, budget_epsilon=8.0, epsilon_label="device-verifiable",
+            epsilon_after=accounting.epsilon([accounting.Release(noise_multiplier=10.0)] * 2, 1e-6),
+            epsilon_after_rdp=accounting.epsilon([accounting.Release(noise_multiplier=10.0)] * 2, 1e-6,
+                                                 accountant="rdp")))
+        Chain(v, ledger.TABLE).append("release", body)  # chained, epsilon right, but no anchor
+    capsys.readouterr()
+    code = main(["audit", "verify", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 5 and out["privacy_ledger"]["ok"] and out["epsilon_recomputed"]["ok"]
+    assert out["ledger_anchors"]["first_broken"] == 2 and "no anchor" in out["ledger_anchors"]["reason"]
