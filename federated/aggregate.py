@@ -5,7 +5,8 @@ by federated/audit.py, so the empirical audit exercises exactly the arithmetic t
 
     local        mean = sum(received updates) / received        (each update already carries its noise)
     central      mean = (sum(received updates) + N(0, (zC)^2)) / sampled
-                 (fixed denominator: the number of devices asked, decided before any reply)
+                 (fixed denominator decided before any reply: the number of devices asked, or q N under
+                 Poisson sampling, which server_app passes as `sampled`)
     distributed  what Flower's SecAgg+ returns with uniform weights: each share scaled by 1/max_weight,
                  clipped per coordinate to +-clipping_range, stochastically rounded to an integer in
                  [0, QUANTIZATION_RANGE], summed modulo MODULUS_RANGE, dequantized, divided by the
@@ -38,7 +39,7 @@ SECAGG_MAX_DEVICES = SECAGG_MODULUS_RANGE // SECAGG_QUANTIZATION_RANGE - 1  # 10
 SECAGG_TAIL_SIGMAS = 8.0  # clipping_range = C (1 + 8 z / sqrt(t))
 
 
-def mean_update(updates: Sequence[np.ndarray], *, mode: str, sampled: int, clip_norm: float,
+def mean_update(updates: Sequence[np.ndarray], *, mode: str, sampled: float, clip_norm: float,
                 noise_multiplier: float, noise_shares: int | None = None) -> np.ndarray | None:
     """The round's model delta from the updates received (None when nothing was received, or, in
     distributed mode, fewer than t = `noise_shares` shares).
@@ -50,10 +51,11 @@ def mean_update(updates: Sequence[np.ndarray], *, mode: str, sampled: int, clip_
     if not updates:
         return None
     if mode == "distributed":
-        t = noise_shares if noise_shares is not None else noise_shares_for(sampled, DEFAULT_NOISE_SHARES_FRACTION)
+        n = int(sampled)
+        t = noise_shares if noise_shares is not None else noise_shares_for(n, DEFAULT_NOISE_SHARES_FRACTION)
         if len(updates) < t:
             return None  # short of (zC)^2: the server discards the round
-        settings = secagg_settings(sampled=sampled, noise_shares=t, clip_norm=clip_norm,
+        settings = secagg_settings(sampled=n, noise_shares=t, clip_norm=clip_norm,
                                    noise_multiplier=noise_multiplier)
         return secagg_mean(updates, settings)
     total = np.sum(updates, axis=0)

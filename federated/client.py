@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from federated import features as feat
+from federated.trust import SECRET_FIXED
 from vault import audit
 from vault import ledger as vledger
 from vault.errors import BudgetExhausted
@@ -73,6 +74,7 @@ class RoundSpec:
     noise_shares: int = 1  # distributed: t, the number of honest shares the sum needs
     sampling: str = "none"  # what the server declares about how it picked this device
     sampling_rate: float | None = None
+    sampler: str = ""  # trust.SECRET_FIXED when the server drew the sample with a secret CSPRNG and divides by q N
     local_steps: int = 50
     batch_size: int = 64
     learning_rate: float = 0.05
@@ -97,6 +99,10 @@ class RoundSpec:
                 raise ValueError(f"sampling_rate must be in (0, 1) for poisson sampling, got {q!r}")
         elif self.sampling_rate is not None:
             raise ValueError("sampling_rate is only meaningful with poisson sampling")
+        if self.sampler not in ("", SECRET_FIXED):
+            raise ValueError(f"sampler must be '' or {SECRET_FIXED!r}, got {self.sampler!r}")
+        if self.sampler and (self.sampling != "poisson" or self.mode != "central"):
+            raise ValueError("a secret fixed-denominator sampler is only declared for central rounds with poisson sampling")
 
     @property
     def device_sigma(self) -> float:
@@ -248,23 +254,28 @@ def device_verifiable(vault: Vault, spec: RoundSpec | None, policy: Policy) -> f
 
 
 def epsilons(vault: Vault, policy: Policy | None = None) -> dict[str, Any]:
-    """Every applicable epsilon of the releases so far, side by side (for the owner and the reports):
-    recorded (the ledger's PLD figure under its label's assumption), rdp (cross-check), device-verifiable,
-    and amplified (only when the server declared Poisson sampling for every release: the weakest claim,
-    the device cannot check how it was sampled)."""
+    """Every applicable epsilon of the releases so far, side by side (for the owner and the reports), each
+    computed over all releases under one trust assumption (federated/trust.py): recorded (the ledger's PLD
+    figure: every party as declared), rdp (cross-check), honest_server, honest_majority, device_verifiable
+    (inf once a round gave the device nothing it added itself), and amplified (only when every release was
+    a central round sampled by the server's secret CSPRNG with a fixed denominator: the weakest claim, the
+    device cannot check how it was sampled)."""
+    from federated import trust
+
     policy = policy or Policy()
     past = history(vault)
     if not past:
         return {"releases": 0, "recorded": 0.0, "rdp": 0.0, "labels": [], "device_verifiable": 0.0}
+    per = trust.by_assumption(past, delta=policy.delta)
     out: dict[str, Any] = {
         "releases": len(past), "recorded": float(past[-1]["epsilon_after"]),
         "rdp": float(past[-1]["epsilon_after_rdp"]),
         "labels": sorted({str(b["epsilon_label"]) for b in past}),
-        "device_verifiable": device_verifiable(vault, None, policy),
+        "honest_server": per["honest_server"], "honest_majority": per["honest_majority"],
+        "device_verifiable": per["device_verifiable"],
     }
-    if all(b.get("sampling") == "poisson" for b in past):
-        events = [(float(b["noise_multiplier"]), "poisson", float(b["sampling_rate"])) for b in past]
-        out["amplified"] = composed(events, delta=policy.delta)[0]
+    if per["amplified"] is not None:
+        out["amplified"] = per["amplified"]
     return out
 
 
@@ -364,6 +375,7 @@ def release_round(
         sampling=spec.sampling, sampling_rate=spec.sampling_rate, delta=policy.delta,
         epsilon_after=eps, epsilon_after_rdp=eps_rdp, epsilon_label=LABELS[spec.mode],
         budget_epsilon=policy.budget_epsilon, noise_shares=spec.noise_shares if spec.mode == "distributed" else 1,
+        sampler=spec.sampler,
     ))
     audit.record(vault, RoundTrained(
         actor="federated", round=spec.round, model_id=spec.model_id, mode=spec.mode, examples=len(ex),

@@ -1,10 +1,12 @@
 """The reference cloud: a Flower ServerApp running DP-FedAvg with uniform weights.
 
-Per round: pick the round's devices (all training nodes, or Poisson with rate q when sample-rate is set),
+Per round: pick the round's devices (all training nodes, or Poisson with rate q when sample-rate is set,
+drawn from the OS CSPRNG so the public seed does not reveal who was asked),
 send each the global weights and a client.RoundSpec, collect the replies until round-timeout, and
     local        mean = sum(received updates) / received       (each update already carries its noise)
-    central      mean = (sum(received updates) + N(0, (zC)^2)) / sampled   (fixed denominator: the number of
-                 devices asked, decided before any reply, so one user moves the mean by at most C/sampled)
+    central      mean = (sum(received updates) + N(0, (zC)^2)) / D   (fixed denominator, decided before any
+                 reply: D = q N under Poisson sampling, else the number of devices asked; one user moves
+                 the mean by at most C/D)
     distributed  SecAgg+ (flwr's SecAggPlusWorkflow with aggregate.secagg_settings): the server only learns
                  the sum of the surviving devices' noisy shares; the reconstruction threshold is t, so a
                  sum of fewer than t shares (short of (zC)^2) cannot be unmasked, and such a round is
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +40,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from federated import aggregate
 from federated import client as dev
+from federated.trust import SECRET_FIXED
 
 log = logging.getLogger("lifevault.federated")
 
@@ -133,10 +137,19 @@ def split_nodes(nodes: list[int], eval_nodes: int, seed: int) -> tuple[list[int]
     return [n for n in nodes if n not in held], held
 
 
-def sample(nodes: list[int], rate: float, rng: np.random.Generator) -> list[int]:
+def sample(nodes: list[int], rate: float) -> list[int]:
+    """Poisson sampling with rate `rate` from the OS CSPRNG (secrets.SystemRandom): nothing in the run
+    config (the seed is public) lets anyone replay who was asked."""
     if rate <= 0:
         return list(nodes)
+    rng = secrets.SystemRandom()
     return [n for n in nodes if rng.random() < rate]
+
+
+def denominator(cfg: ServerConfig, training_nodes: int, sampled: int) -> float:
+    """What a central round's sum is divided by: q N under Poisson sampling (fixed before anyone is asked,
+    so the mean does not reveal how many were sampled), else the number of devices asked."""
+    return cfg.sample_rate * training_nodes if cfg.sample_rate > 0 else float(sampled)
 
 
 def round_spec(cfg: ServerConfig, rnd: int, sampled: int) -> dev.RoundSpec:
@@ -146,6 +159,7 @@ def round_spec(cfg: ServerConfig, rnd: int, sampled: int) -> dev.RoundSpec:
         noise_multiplier=cfg.noise_multiplier, noise_shares=shares,
         sampling="poisson" if cfg.sample_rate > 0 else "none",
         sampling_rate=cfg.sample_rate if cfg.sample_rate > 0 else None,
+        sampler=SECRET_FIXED if cfg.sample_rate > 0 and cfg.mode == "central" else "",
         local_steps=cfg.local_steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
     )
 
@@ -156,9 +170,10 @@ def _status(msg: Message) -> str | None:
     return None
 
 
-def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: list[int], timeout: float
-                ) -> tuple[np.ndarray | None, RoundLog]:
-    """One local/central round over the Message API; returns (mean update or None, partial log)."""
+def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: list[int], timeout: float,
+                *, divide_by: float | None = None) -> tuple[np.ndarray | None, RoundLog]:
+    """One local/central round over the Message API; returns (mean update or None, partial log). A central
+    round divides by `divide_by` (default: the number of devices asked)."""
     msgs = [Message(_content(weights, spec.to_config()), dst_node_id=n, message_type=MessageType.TRAIN,
                     group_id=str(spec.round)) for n in nodes]
     replies = list(grid.send_and_receive(msgs, timeout=timeout))
@@ -185,7 +200,7 @@ def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: lis
         if "metrics" in m.content.metric_records:
             eps.append(float(m.content.metric_records["metrics"].get("epsilon", 0.0)))
     failed += len(nodes) - len(replies)  # no reply by the timeout: a dropout
-    mean = aggregate.mean_update(updates, mode=spec.mode, sampled=len(nodes), clip_norm=spec.clip_norm,
+    mean = aggregate.mean_update(updates, mode=spec.mode, sampled=divide_by or len(nodes), clip_norm=spec.clip_norm,
                                  noise_multiplier=spec.noise_multiplier)
     log_ = RoundLog(round=spec.round, sent=len(nodes), received=len(updates), refused=sum(refusals.values()),
                     failed=failed, applied=mean is not None, accuracy=None, evaluated=0, seconds=0.0,
@@ -274,11 +289,10 @@ def run_rounds(grid: Grid, context: Context, cfg: ServerConfig, *, sink: RoundSi
     train_nodes, held_out = split_nodes(nodes, cfg.eval_nodes, cfg.seed)
     log.info("federated run: %d training nodes, %d held out, mode %s", len(train_nodes), len(held_out), cfg.mode)
     w = initial_weights(cfg.seed) if weights is None else np.asarray(weights, dtype=np.float64)
-    rng = np.random.default_rng(cfg.seed + 1)
     logs: list[RoundLog] = []
     for rnd in range(1, cfg.num_rounds + 1):
         t0 = time.perf_counter()
-        chosen = sample(train_nodes, cfg.sample_rate, rng)
+        chosen = sample(train_nodes, cfg.sample_rate)
         if not chosen or (cfg.mode == "distributed" and len(chosen) < 2):
             entry = RoundLog(round=rnd, sent=0, received=0, refused=0, failed=0, applied=False, accuracy=None,
                              evaluated=0, seconds=0.0)
@@ -287,7 +301,8 @@ def run_rounds(grid: Grid, context: Context, cfg: ServerConfig, *, sink: RoundSi
             if cfg.mode == "distributed":
                 mean, entry = secagg_round(grid, context, w, spec, chosen, cfg.round_timeout_s)
             else:
-                mean, entry = plain_round(grid, w, spec, chosen, cfg.round_timeout_s)
+                mean, entry = plain_round(grid, w, spec, chosen, cfg.round_timeout_s,
+                                          divide_by=denominator(cfg, len(train_nodes), len(chosen)))
             if mean is not None:
                 w = w + cfg.server_learning_rate * mean
         entry.accuracy, entry.evaluated = evaluate(grid, w, held_out, rnd, cfg.round_timeout_s)

@@ -142,17 +142,38 @@ def privacy(vault: Vault) -> dict[str, Any]:
     refusals = [{"at": _iso(r.at)} | r.body for r in audit.events(vault, kind=ledger.ReleaseRefused.kind)]
     budget = releases[-1]["budget_epsilon"] if releases else ledger.DEFAULT_BUDGET_EPSILON
     spent = ledger.spent(vault)
-    by_label: dict[str, float] = {}
-    for r in releases:
-        by_label[str(r["epsilon_label"])] = float(r["epsilon_after"])
     return {
         "privacy_unit": "one user (all of one device's data); neighbouring datasets add or remove one user",
         "budget": {"epsilon": budget, "delta": releases[-1]["delta"] if releases else ledger.DEFAULT_BUDGET_DELTA,
                    "spent": spent, "remaining": max(0.0, budget - spent), "renewal": "never (lifetime budget)"},
         "releases": releases,
         "refusals": refusals,
-        "epsilon_by_trust_assumption": by_label,
+        "epsilon_by_trust_assumption": by_trust_assumption([row.body for row in ledger.releases(vault)]),
     }
+
+
+def _figure(x: float | None) -> float | str | None:
+    return "inf" if x is not None and x == float("inf") else x
+
+
+def by_trust_assumption(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per trust assumption, each epsilon composed over every release under that assumption
+    (federated/trust.py); "inf" where some release gives no guarantee under it. The recorded figure is the
+    ledger's own; amplified is shown only where it may be claimed, else why not."""
+    from federated import trust
+
+    delta = float(bodies[-1]["delta"]) if bodies else ledger.DEFAULT_BUDGET_DELTA
+    per = trust.by_assumption(bodies, delta=delta)
+    recorded = float(bodies[-1]["epsilon_after"]) if bodies else 0.0
+    rows = [{"assumption": "recorded (the ledger's figure)", "trusting": trust.ASSUMPTIONS["as_declared"],
+             "epsilon": recorded}]
+    rows += [{"assumption": name.replace("_", "-"), "trusting": trust.ASSUMPTIONS[name], "epsilon": _figure(per[name])}
+             for name in ("honest_server", "honest_majority", "device_verifiable")]
+    rows.append({"assumption": "amplified (by sampling)",
+                 "trusting": "as declared, and that the server sampled secretly with a fixed denominator",
+                 "epsilon": _figure(per["amplified"]) if per["amplified"] is not None
+                 else f"not claimed: {per['amplified_reason']}"})
+    return rows
 
 
 def deletions(vault: Vault) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ spent {b["spent"]:.3f}; remaining {b["remaining"]:.3f}; renewal: {escape(b["rene
 <h3>Releases</h3>
 {_table(prv["releases"], ["at", "round", "model_id", "mode", "mechanism", "clip_norm", "noise_multiplier", "sampling", "delta", "epsilon_after", "epsilon_after_rdp", "epsilon_label"])}
 <h3>Epsilon under each trust assumption</h3>
-{_table([{"assumption": k, "epsilon": v} for k, v in prv["epsilon_by_trust_assumption"].items()], ["assumption", "epsilon"])}
+{_table(prv["epsilon_by_trust_assumption"], ["assumption", "trusting", "epsilon"])}
 <h3>Refused at the budget limit</h3>
 {_table(prv["refusals"], ["at", "round", "model_id", "epsilon_spent", "epsilon_would_be", "budget_epsilon"])}
 

@@ -49,6 +49,9 @@ class Release:
     # distributed: how many devices' noise shares make up the sum's noise (each added z/sqrt(t));
     # lets the device state the epsilon of its own share. 1 for local and central.
     noise_shares: int = 1
+    # how the server says it sampled: "csprng-secret-fixed-denominator" (a secret CSPRNG draw and the mean
+    # divided by q N) is the only sampler an amplified epsilon may be claimed for; "" for anything else
+    sampler: str = ""
 
     def __post_init__(self) -> None:
         for name in ("clip_norm", "noise_multiplier", "delta", "epsilon_after", "epsilon_after_rdp", "budget_epsilon"):

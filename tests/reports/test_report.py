@@ -10,7 +10,7 @@ from ingest.pipeline import run
 from lifevault.cli import main
 from reports.build import build
 from reports.html import render
-from tests.conftest import PASSPHRASE
+from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.pipeline.test_pipeline_usage import a_morning, usage_csv
 from vault import audit, ledger
 
@@ -91,3 +91,61 @@ def test_report_command_writes_html_and_json(vault, tmp_path, monkeypatch, capsy
     assert main(["report", "--home", str(vault.home), "--html", str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["privacy"]["budget"]["spent"] == 5.0 and out.read_text().startswith("<!doctype html>")
+
+
+def _mixed(vault, modes: list[str], *, z: float = 3.0, t: int = 4, sampling: str = "none", sampler: str = "") -> None:
+    from federated import accounting
+
+    for i, mode in enumerate(modes, start=1):
+        events = [accounting.Release(noise_multiplier=z)] * i
+        ledger.append(vault, ledger.Release(
+            round=i, model_id="m", mode=mode, mechanism="gaussian", clip_norm=1.0, noise_multiplier=z,
+            sampling=sampling, sampling_rate=0.1 if sampling == "poisson" else None, delta=1e-6,
+            epsilon_after=accounting.epsilon(events, 1e-6), epsilon_after_rdp=accounting.epsilon(events, 1e-6, accountant="rdp"),
+            epsilon_label={"local": "device-verifiable", "central": "central (honest server)",
+                           "distributed": "distributed (honest majority)"}[mode],
+            budget_epsilon=100.0, noise_shares=t if mode == "distributed" else 1, sampler=sampler))
+
+
+def _figures(vault) -> dict:
+    return {row["assumption"]: row["epsilon"] for row in build(vault)["privacy"]["epsilon_by_trust_assumption"]}
+
+
+def test_after_central_central_local_rounds_device_verifiable_is_infinite_not_the_last_figure(vault):
+    from federated import accounting
+
+    _mixed(vault, ["central", "central", "local"])
+    fig = _figures(vault)
+    three = accounting.epsilon([accounting.Release(noise_multiplier=3.0)] * 3, 1e-6)
+    assert fig["recorded (the ledger's figure)"] == three
+    assert fig["honest-server"] == three  # every release's noise holds if the server is honest
+    assert fig["device-verifiable"] == "inf" and fig["honest-majority"] == "inf"  # two rounds the device added nothing
+    assert fig["amplified (by sampling)"].startswith("not claimed")
+    json.dumps(build(vault), allow_nan=False)  # "inf" is a string: the report stays strict JSON
+
+
+def test_a_distributed_round_counts_its_own_share_only_where_the_majority_is_not_trusted(vault):
+    from federated import accounting
+
+    _mixed(vault, ["local", "distributed"], z=3.0, t=4)
+    fig = _figures(vault)
+    own = [accounting.Release(noise_multiplier=3.0), accounting.Release(noise_multiplier=1.5)]  # 3 / sqrt(4)
+    full = [accounting.Release(noise_multiplier=3.0)] * 2
+    assert fig["device-verifiable"] == accounting.epsilon(own, 1e-6) == fig["honest-server"]
+    assert fig["honest-majority"] == accounting.epsilon(full, 1e-6) == fig["recorded (the ledger's figure)"]
+    assert fig["device-verifiable"] > fig["honest-majority"]
+
+
+def test_amplification_is_claimed_only_for_central_rounds_with_a_secret_fixed_denominator_sampler(vault, tmp_path):
+    from federated import accounting, trust
+    from vault.store import Vault
+
+    _mixed(vault, ["central", "central"], sampling="poisson", sampler=trust.SECRET_FIXED)
+    amplified = accounting.epsilon([accounting.Release(noise_multiplier=3.0, sampling="poisson",
+                                                       sampling_rate=0.1)] * 2, 1e-6)
+    assert _figures(vault)["amplified (by sampling)"] == amplified < _figures(vault)["recorded (the ledger's figure)"]
+    for modes, sampler in ((["central", "central"], ""), (["local", "local"], "")):
+        other, _ = Vault.create(tmp_path / f"v-{modes[0]}-{sampler or 'replayable'}", PASSPHRASE, kdf=FAST_KDF)
+        with other:
+            _mixed(other, modes, sampling="poisson", sampler=sampler)
+            assert _figures(other)["amplified (by sampling)"].startswith("not claimed")
