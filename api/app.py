@@ -7,7 +7,8 @@ Local-only by construction:
   - no docs UI (it would load scripts from a CDN); the schema is at /v1/openapi.json.
   - a request body over api.bodylimit.MAX_BODY_BYTES gets 413 before it is parsed or the token is checked.
   - errors never echo personal data: validation errors carry location and message only (never the input),
-    unexpected errors become `{"detail": "internal error"}` and only the exception's type is logged.
+    a user error (VaultError) its one-line message, unexpected errors become `{"detail": "internal error"}`;
+    only the exception's type is logged.
 Every request made with a token is written to the audit log (api.request) before its response leaves.
 """
 
@@ -37,6 +38,15 @@ from vault.errors import VaultError
 
 log = logging.getLogger("lifevault.api")
 VERSION = "1"
+
+
+MAX_ERROR_CHARS = 500  # a user-facing error message is one line of at most this many characters
+
+
+def one_line(text: str) -> str:
+    """The first line of a message, at most MAX_ERROR_CHARS long."""
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -202,5 +212,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(VaultError)
     async def vault_error(_: Request, exc: VaultError) -> JSONResponse:
+        # a VaultError's message is the one line written for the user (what happened, what to do); it names
+        # only what the caller sent (an owner job's paths) or vault state, never stored data. Logged by type.
         log.warning("request failed: %s", type(exc).__name__)
-        return _json(400, type(exc).__name__)
+        return _json(400, one_line(str(exc)) or type(exc).__name__)

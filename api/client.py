@@ -38,19 +38,26 @@ class Running:
         except httpx.HTTPError as e:
             raise ServerError(f"the lifevault server at {self.url} did not answer ({type(e).__name__}); "
                               "is `lifevault serve` still running?") from None
-        if r.status_code >= 400:
-            raise ServerError(f"the lifevault server refused the job ({r.status_code}: {detail(r)})")
+        if r.status_code >= 500:
+            raise ServerError(f"the lifevault server failed the job ({r.status_code}: {detail(r)}); nothing was "
+                              "lost, see the server's output")
+        if r.status_code >= 400:  # the server's one-line message, as the job would have said it here
+            raise ServerError(f"{detail(r)} (refused by the running server: {r.status_code})")
         return r.json()
 
 
 def detail(r: httpx.Response) -> str:
+    """The server's message on one line (validation errors as `field: message; ...`)."""
     try:
         d = r.json().get("detail")
     except (ValueError, AttributeError):
         return r.reason_phrase
     if isinstance(d, list):  # validation errors: locations and messages, never inputs
-        return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg', '')}" for e in d)
-    return str(d)
+        text = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []) if p != 'body')}: {e.get('msg', '')}"
+                         for e in d if isinstance(e, dict))
+    else:
+        text = str(d) if d is not None else r.reason_phrase
+    return " ".join(text.split()) or r.reason_phrase
 
 
 def running_server(home: Path) -> Running | None:

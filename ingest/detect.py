@@ -6,6 +6,7 @@ from functools import cache
 from types import ModuleType
 
 from ingest.files import InputFile
+from vault.errors import VaultError
 
 SOURCE_MODULES = (
     "ingest.sources.location.google_records",
@@ -21,8 +22,8 @@ SOURCE_MODULES = (
 KINDS = ("location", "calendar", "usage")
 
 
-class UnknownFormat(ValueError):
-    pass
+class UnknownFormat(VaultError, ValueError):
+    """--format names no source (a user error: one line, never an internal error)."""
 
 
 @cache
@@ -44,12 +45,17 @@ def formats() -> dict[str, ModuleType]:
     return out
 
 
+def known_formats() -> str:
+    """The formats --format accepts, for messages: each source's FORMAT, sorted."""
+    return ", ".join(sorted(m.FORMAT for m in sources()))
+
+
 def pick(f: InputFile, *, kind: str | None = None, fmt: str | None = None) -> ModuleType | None:
     """The source for this file, or None when no source recognises it."""
     if fmt:
         mods = formats()
         if fmt not in mods:
-            raise UnknownFormat(f"unknown --format {fmt!r}; known: {', '.join(sorted(m.FORMAT for m in sources()))}")
+            raise UnknownFormat(f"unknown --format {fmt!r}; known: {known_formats()}")
         return mods[fmt]
     for mod in sources():
         if kind and mod.KIND != kind:

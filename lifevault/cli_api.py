@@ -237,7 +237,7 @@ def forward_ingest(home: Path | None, paths: list[Path], *, kind: str | None, fm
         out = running.request("POST", "/v1/ingest", json_body=body, timeout=None)
     r = out["report"]
     err.print(f"load {r.get('load_id')}: {r.get('loaded', 0):,} loaded, {r.get('duplicates', 0):,} duplicates, "
-              f"{r.get('quarantined', 0):,} quarantined ({r.get('seconds', 0):.2f} s, in the server)")
+              f"{r.get('quarantined', 0):,} quarantined ({r.get('seconds', 0):.2f} s, in the server)", soft_wrap=True)
     if json_out:
         emit_json(r)
     if out["strict_failed"]:

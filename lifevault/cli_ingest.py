@@ -37,12 +37,14 @@ def ingest(
 
     Example: lifevault ingest ~/Downloads/takeout-20251101.zip calendar.ics --strict
     """
-    from ingest.detect import KINDS
+    from ingest.detect import KINDS, formats, known_formats
     from ingest.files import DEFAULT_LIMITS, Limits
     from ingest.pipeline import StrictFailure, run
 
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS)}")
+    if fmt is not None and fmt not in formats():
+        raise typer.BadParameter(f"unknown format {fmt!r} (one of {known_formats()})", param_hint="--format")
     limits = Limits(
         member_bytes=max_member_mib << 20 if max_member_mib else DEFAULT_LIMITS.member_bytes,
         member_ratio=max_member_ratio or DEFAULT_LIMITS.member_ratio,

@@ -16,11 +16,15 @@ router = APIRouter(tags=["owner"])
 @router.post("/ingest", response_model=IngestOut, summary="Ingest export files on this device (owner)")
 async def ingest(body: IngestIn, actor: Owner, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
+        from ingest.detect import formats, known_formats
         from ingest.pipeline import StrictFailure, run
 
         paths = [Path(p) for p in body.paths]
         if not all(p.is_absolute() for p in paths):
             raise HTTPException(status_code=422, detail="paths must be absolute")
+        if body.format is not None and body.format not in formats():
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "format"], "msg": f"unknown format (one of {known_formats()})", "type": "value_error"}])
         with b.lock:
             try:
                 report, failure = run(b.vault, paths, kind=body.kind, fmt=body.format, strict=body.strict), None
