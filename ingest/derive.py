@@ -1,5 +1,9 @@
 """Derived tables, recomputed after each load from the raw tables: stays, trips, app sessions, daily summaries.
 
+What is recomputed follows the marks in `derive_pending` (vault/load.py): a batch that changes a raw table
+marks it in its own transaction, and the derived tables are committed together with clearing the marks
+they cover. Derived state is never left behind its raw tables by a crash: the next run finds the marks.
+
 Stays (visits). Export visits (Semantic placeVisit, Timeline visit) are reused as they are; where two
 exports describe the same visit (overlap > 50% of the shorter), the first kept wins. Raw points outside
 every export visit go through a stay-point detector (Li et al. 2008 / Zheng):
@@ -26,6 +30,8 @@ import numpy as np
 import polars as pl
 
 from ingest.apps import describe
+from vault import crashpoint
+from vault import load as vload
 from vault.store import Vault
 
 STAY_RADIUS_M = 200.0
@@ -97,7 +103,7 @@ def _window(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray, lo: int, end: i
 
 
 def _dedupe_visits(v: pl.DataFrame) -> pl.DataFrame:
-    v = v.sort("start_ts")
+    v = v.sort("start_ts", maintain_order=True)
     keep: list[int] = []
     kept_end: list[tuple[object, object, object]] = []
     starts, ends = v["start_ts"].to_list(), v["end_ts"].to_list()
@@ -118,12 +124,12 @@ def _dedupe_visits(v: pl.DataFrame) -> pl.DataFrame:
 def _stays(vault: Vault) -> pl.DataFrame:
     visits = vault.frame(
         "SELECT start_ts, end_ts, utc_offset_min, lat, lon, place_id, name, address, semantic_type "
-        "FROM place_visits WHERE end_ts >= start_ts"
+        "FROM place_visits WHERE end_ts >= start_ts ORDER BY start_ts, end_ts, format, file, position"
     )
     visits = _dedupe_visits(visits).with_columns(origin=pl.lit("export"), n_points=pl.lit(None, pl.Int64))
     pts = vault.frame(
         "SELECT ts, lat, lon, utc_offset_min FROM location_points WHERE ts IS NOT NULL "
-        "AND (accuracy_m IS NULL OR accuracy_m <= ?) ORDER BY ts",
+        "AND (accuracy_m IS NULL OR accuracy_m <= ?) ORDER BY ts, format, file, position, lat, lon",
         [MAX_ACCURACY_M],
     )
     if visits.height and pts.height:  # raw fixes inside an export visit are already explained by it
@@ -153,11 +159,12 @@ def _stays(vault: Vault) -> pl.DataFrame:
         visits.select(cols).with_columns(pl.col("utc_offset_min").cast(pl.Int32)),
         derived.select(cols).with_columns(pl.col("utc_offset_min").cast(pl.Int32)),
     ], how="vertical_relaxed")
-    return both.sort("start_ts")
+    return both.sort("start_ts", "end_ts", "origin", maintain_order=True)
 
 
 def _name_stays(derived: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
-    places = visits.filter(pl.col("lat").is_not_null()).unique(subset=["place_id", "name"], keep="first")
+    places = visits.filter(pl.col("lat").is_not_null()).unique(subset=["place_id", "name"], keep="first",
+                                                                  maintain_order=True)
     n = derived.height
     names: list[str | None] = [None] * n
     addr: list[str | None] = [None] * n
@@ -193,9 +200,9 @@ def _trips(vault: Vault, stays: pl.DataFrame) -> pl.DataFrame:
         "end_lat": b["lat"], "end_lon": b["lon"], "distance_m": dist,
         "from_idx": np.arange(a.height), "to_idx": np.arange(1, stays.height),
     }).filter((pl.col("distance_m") > TRIP_MIN_M) & (pl.col("end_ts") > pl.col("start_ts")))
-    segs = vault.frame("SELECT start_ts, activity_type FROM activity_segments ORDER BY start_ts")
+    segs = vault.frame("SELECT start_ts, activity_type FROM activity_segments ORDER BY start_ts, activity_type")
     if segs.height and trips.height:
-        trips = trips.sort("start_ts").join_asof(
+        trips = trips.sort("start_ts", maintain_order=True).join_asof(
             segs.rename({"start_ts": "seg_start"}), left_on="start_ts", right_on="seg_start",
             strategy="nearest", tolerance=timedelta(hours=1),
         ).drop("seg_start")
@@ -234,15 +241,18 @@ def _sessions(vault: Vault) -> pl.DataFrame:
     rows: list[tuple[object, object, int | None, str, str]] = []
     ev = vault.frame(
         "SELECT ts, utc_offset_min, package, event_type, format FROM usage_events "
-        "WHERE event_type <> 'LAUNCH' ORDER BY format, ts"
+        "WHERE event_type <> 'LAUNCH' ORDER BY format, ts, file, position"
     )
     for (fmt,), part in ev.partition_by("format", as_dict=True).items() if ev.height else []:
         rows += [(s, e, o, p, str(fmt)) for s, e, o, p in sessions_from_events(part)]
     for s, e, o, p, stream in vault.query(
-        "SELECT start_ts, end_ts, utc_offset_min, package, stream FROM usage_intervals WHERE end_ts > start_ts"
+        "SELECT start_ts, end_ts, utc_offset_min, package, stream FROM usage_intervals WHERE end_ts > start_ts "
+        "ORDER BY start_ts, end_ts, package, stream, file, position"
     ):
         rows.append((s, e, o, p, f"knowledgec{stream}"))
-    for t, o, p in vault.query("SELECT ts, utc_offset_min, package FROM usage_events WHERE event_type = 'LAUNCH'"):
+    for t, o, p in vault.query(
+        "SELECT ts, utc_offset_min, package FROM usage_events WHERE event_type = 'LAUNCH' ORDER BY ts, package, file, position"
+    ):
         rows.append((t, t, o, p, "launch"))
     df = pl.DataFrame(rows, schema={"start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"),
                                     "utc_offset_min": pl.Int32, "package": pl.String, "origin": pl.String}, orient="row")
@@ -253,7 +263,7 @@ def _sessions(vault: Vault) -> pl.DataFrame:
     return df.with_columns(
         app_name=pl.Series([d[0] for d in described], dtype=pl.String),
         category=pl.Series([d[1] for d in described], dtype=pl.String),
-    ).sort("start_ts")
+    ).sort("start_ts", maintain_order=True)
 
 
 def _local_day(col: str) -> pl.Expr:
@@ -263,18 +273,18 @@ def _local_day(col: str) -> pl.Expr:
 def _daily(vault: Vault, stays: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
     minutes = ((pl.col("end_ts") - pl.col("start_ts")).dt.total_seconds() / 60.0)
     place = stays.with_columns(_local_day("start_ts"), m=minutes, place=pl.col("name").fill_null(pl.col("semantic_type")))
-    place = place.group_by("day", "place").agg(pl.col("m").sum()).group_by("day").agg(
+    place = place.group_by("day", "place").agg(pl.col("m").sort().sum()).group_by("day").agg(
         pl.struct("place", "m").alias("places"))
     ev = vault.frame(
         "SELECT start_ts, end_ts, utc_offset_min FROM calendar_events WHERE NOT coalesce(all_day, false) "
         "AND coalesce(status, '') <> 'CANCELLED' AND end_ts IS NOT NULL"
     )
     meet = ev.with_columns(_local_day("start_ts"), m=minutes).group_by("day").agg(
-        meetings=pl.len().cast(pl.Int64), meeting_minutes=pl.col("m").sum())
+        meetings=pl.len().cast(pl.Int64), meeting_minutes=pl.col("m").sort().sum())
     timed = sessions.filter(pl.col("origin") != "launch").with_columns(_local_day("start_ts"), m=minutes)
-    by_app = timed.group_by("day", "app_name").agg(pl.col("m").sum()).group_by("day").agg(
-        pl.struct("app_name", "m").alias("by_app"), screen_minutes=pl.col("m").sum())
-    by_cat = timed.group_by("day", "category").agg(pl.col("m").sum()).group_by("day").agg(
+    by_app = timed.group_by("day", "app_name").agg(pl.col("m").sort().sum()).group_by("day").agg(
+        pl.struct("app_name", "m").alias("by_app"), screen_minutes=pl.col("m").sort().sum())
+    by_cat = timed.group_by("day", "category").agg(pl.col("m").sort().sum()).group_by("day").agg(
         pl.struct("category", "m").alias("by_cat"))
     days = pl.concat([f.select("day") for f in (place, meet, by_app)]).unique()
     out = days.join(place, on="day", how="left").join(meet, on="day", how="left").join(
@@ -324,17 +334,18 @@ def _replace(vault: Vault, table: str, frame: pl.DataFrame) -> None:
     vault.insert_frame(table, frame, on_conflict_nothing=False)
 
 
-def run(vault: Vault, changed: frozenset[str] | set[str] | None = None) -> dict[str, int]:
-    """Recompute the derived tables that depend on `changed` raw tables (None: all), in one transaction.
+def run(vault: Vault, *, everything: bool = False) -> dict[str, int]:
+    """Recompute the derived tables that depend on raw tables marked in `derive_pending` (everything: all of
+    them), in one transaction that also clears the marks it read.
 
     Returns the row counts of every derived table."""
-    everything = changed is None
-    changed = set(changed or ())
+    marks = vload.derive_pending(vault)
+    changed = set(marks)
     writes: list[tuple[str, pl.DataFrame]] = []
     if everything or changed & LOCATION_TABLES:
         stays = _stays(vault)
         stays = stays.with_columns(row_id=_ids(vault, stays, "stay", "start_ts", "end_ts", "origin")).unique(
-            "row_id", maintain_order=True)
+            "row_id", keep="first", maintain_order=True)
         trips = _trips(vault, stays)
         ids = stays["row_id"]
         trips = trips.with_columns(
@@ -347,13 +358,16 @@ def run(vault: Vault, changed: frozenset[str] | set[str] | None = None) -> dict[
     if everything or changed & USAGE_TABLES:
         sessions = _sessions(vault)
         sessions = sessions.with_columns(row_id=_ids(vault, sessions, "session", "package", "start_ts", "origin")).unique(
-            "row_id", maintain_order=True)
+            "row_id", keep="first", maintain_order=True)
         writes.append(("app_sessions", sessions))
     else:
         sessions = vault.frame("SELECT * FROM app_sessions")
     if everything or changed:
         writes.append(("daily_summaries", _daily(vault, stays, sessions)))
-    with vault.transaction():
-        for table, frame in writes:
-            _replace(vault, table, frame)
+    if writes or marks:
+        with vault.transaction():
+            for table, frame in writes:
+                _replace(vault, table, frame)
+            crashpoint.reached("derive.writing")
+            vload.clear_derive_pending(vault, marks)
     return {t: int(vault.scalar(f"SELECT count(*) FROM {t}")) for t in ("stays", "trips", "app_sessions", "daily_summaries")}

@@ -2,8 +2,10 @@
 
 One call is one load: every file under `paths` (folders and .zip members included) is matched to a
 source, its batches are keyed (keyed-hash row ids of natural keys) and written batch by batch, each
-batch in one transaction with its quarantined records and the file's cursor. A run killed at any point
-and started again skips the batches already committed and ends with the rows of a clean run.
+batch in one transaction with its quarantined records, the file's cursor and the mark saying the derived
+tables are behind the raw table it changed. The derived tables are recomputed from those marks (not from
+what this run happened to add), so a run killed at any point and started again skips the batches
+already committed and ends with the rows, raw and derived, of a clean run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ingest.files import DEFAULT_LIMITS, InputFile, Limits, refusal, scan
 from ingest.guard import guarded
 from ingest.prefetch import ahead
 from ingest.records import Batch, Rejected
+from vault import crashpoint
 from vault import load as vload
 from vault.errors import VaultError
 from vault.store import Vault
@@ -151,11 +154,14 @@ def quarantine_frame(vault: Vault, load_id: str, rejected: list[Rejected]) -> pl
 
 
 def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: dict[str, Any],
-                 progress: Progress | None, changed: set[str], forgotten: dict[str, pl.Series]) -> FileReport:
+                 progress: Progress | None, forgotten: dict[str, pl.Series]) -> FileReport:
     report = FileReport(file=f.display, format=mod.FORMAT)
     key = file_key(f, mod.FORMAT, getattr(mod, "BATCH_ROWS", None))
     prior = vload.cursor(vault, key)
     skip = prior.batches_done if prior is not None and not prior.complete else 0
+    truth = mod.KIND == "calendar" and "window_start" in options
+    if truth:  # rows of batches an earlier run committed would carry its load id and be dropped as stale below:
+        skip = 0  # a calendar file's batches are all written (upserted) again under this load instead
     n = 0
     stream = ahead(guarded(f, mod, options))  # the next batch is parsed while this one is written
     while True:
@@ -179,8 +185,6 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
             cursor=vload.Cursor(file_key=key, format=mod.FORMAT, batches_done=n, complete=False),
             replace=upsert,
         )
-        if res.added:
-            changed.add(table)
         report.loaded += res.added
         report.duplicates += res.duplicates + in_batch
         report.quarantined += len(batch.rejected)
@@ -188,19 +192,22 @@ def _ingest_file(vault: Vault, f: InputFile, mod: Any, load_id: str, options: di
             progress(f.display, batch.rows.height + len(batch.rejected))
         del batch, rows  # not held while the next batch is awaited (the parse thread may be making it)
     with vault.transaction():
-        if mod.KIND == "calendar" and "window_start" in options:
+        if truth:
             _drop_stale_occurrences(vault, f, load_id, options)
         vault.execute("UPDATE ingest_cursors SET complete = true, batches_done = ? WHERE file_key = ?", [n, key])
+    crashpoint.reached("file.completed")
     return report
 
 
 def _drop_stale_occurrences(vault: Vault, f: InputFile, load_id: str, options: dict[str, Any]) -> None:
     """A calendar export is the truth for its window: occurrences of this file it no longer has are gone
     (an added EXDATE, a deleted event). Outside the window, history is kept."""
-    vault.execute(
+    gone = vault.query(
         "DELETE FROM calendar_events WHERE file = ? AND load_id <> ? AND start_ts >= ? AND start_ts < ?",
         [f.name, load_id, options["window_start"], options["window_end"]],
     )
+    if gone and gone[0][0]:
+        vload.mark_derive_pending(vault, "calendar_events")
 
 
 def calendar_window(now: datetime | None = None, *, ahead_days: int = 365) -> dict[str, datetime]:
@@ -240,19 +247,19 @@ def run(
         raise IngestError(f"no known export found in {names or 'the given paths'}; use --format to force one")
     source = ",".join(sorted({m.KIND for _, m in chosen}))
     vload.begin(vault, load_id=report.load_id, kind=kind, source=source, files=[f.display for f, _ in chosen])
-    changed: set[str] = set()
     forgotten = vload.forgotten_ids(vault)  # read once per run: nothing is forgotten while it runs
     for f, mod in chosen:
         if on_file:
             on_file(f, mod.FORMAT)
         opts = (calendar_window() | (options or {})) if mod.KIND == "calendar" else {}
-        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, changed, forgotten)
+        fr = _ingest_file(vault, f, mod, report.load_id, opts, progress, forgotten)
         report.files.append(fr)
         report.loaded += fr.loaded
         report.duplicates += fr.duplicates
         report.quarantined += fr.quarantined
         report.forgotten += fr.forgotten
-    report.derived = derive.run(vault, changed)
+    report.derived = derive.run(vault)  # whatever the marks say is behind, this run's batches or a killed run's
+    crashpoint.reached("load.derived")
     report.seconds = round(time.perf_counter() - t0, 3)
     report.status = "quarantined-strict" if strict and report.quarantined else "completed"
     vload.finish(

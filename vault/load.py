@@ -1,9 +1,11 @@
 """Loading ingested batches: rows + quarantine + cursor advance in ONE transaction; load records.
 
 A load is one `lifevault ingest` run. Each batch a source yields is written by write_batch in a single
-transaction together with its rejected records and the file's cursor, so a job killed at any point
-resumes from the last committed batch and ends with exactly the rows of a clean run (row ids are keyed
-hashes of natural keys and inserts skip existing ids).
+transaction together with its rejected records, the file's cursor and, when it changed a raw table, that
+table's mark in `derive_pending` (derived state is behind). A job killed at any point resumes from the
+last committed batch and ends with exactly the rows of a clean run (row ids are keyed hashes of natural
+keys and inserts skip existing ids); the marks outlive the crash, so the next run derives even when it
+has nothing new to load.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import polars as pl
 
-from vault import audit
+from vault import audit, crashpoint
 
 if TYPE_CHECKING:
     from vault.store import Vault
@@ -59,10 +61,31 @@ class BatchResult:
 
 
 def begin(vault: Vault, *, load_id: str, kind: str | None, source: str, files: list[str]) -> None:
-    vault.execute(
-        "INSERT INTO loads (load_id, kind, source, files, started_at, status) VALUES (?, ?, ?, ?, ?, 'running')",
-        [load_id, kind, source, json.dumps(files), datetime.now(UTC)],
-    )
+    """Record a running load. The caller holds the vault (one writer), so a load still 'running' was killed:
+    it is closed as 'interrupted' (its rows are kept; this load completes what it did not)."""
+    with vault.transaction():
+        vault.execute("UPDATE loads SET status = 'interrupted' WHERE status = 'running'")
+        vault.execute(
+            "INSERT INTO loads (load_id, kind, source, files, started_at, status) VALUES (?, ?, ?, ?, ?, 'running')",
+            [load_id, kind, source, json.dumps(files), datetime.now(UTC)],
+        )
+
+
+def mark_derive_pending(vault: Vault, table: str) -> None:
+    """Derived state is behind `table` (call inside the transaction that changed it)."""
+    vault.execute("INSERT OR REPLACE INTO derive_pending VALUES (?, ?)", [table, datetime.now(UTC)])
+
+
+def derive_pending(vault: Vault) -> dict[str, datetime]:
+    """Raw tables changed since the derived tables were last committed, with the time of their mark."""
+    return dict(vault.query("SELECT raw_table, marked_at FROM derive_pending"))  # type: ignore[arg-type]
+
+
+def clear_derive_pending(vault: Vault, marks: dict[str, datetime]) -> None:
+    """Clear the marks a derive pass read (inside the transaction committing its tables); a table marked
+    again since then keeps its newer mark."""
+    for table, at in marks.items():
+        vault.execute("DELETE FROM derive_pending WHERE raw_table = ? AND marked_at = ?", [table, at])
 
 
 def cursor(vault: Vault, file_key: str) -> Cursor | None:
@@ -109,6 +132,10 @@ def write_batch(
             "INSERT OR REPLACE INTO ingest_cursors VALUES (?, ?, ?, ?, ?, ?)",
             [cursor.file_key, cursor.format, cursor.batches_done, cursor.complete, load_id, datetime.now(UTC)],
         )
+        if added or (replace and rows.height):  # an upsert may have changed rows it counts as duplicates
+            mark_derive_pending(vault, table)
+        crashpoint.reached("batch.writing")
+    crashpoint.reached("batch.committed")
     return BatchResult(added=added, duplicates=duplicates, quarantined=q)
 
 

@@ -104,4 +104,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                WHERE NOT EXISTS (SELECT 1 FROM vault_meta WHERE key = 'row_id_scheme')""",
         ],
     ),
+    (
+        # Derived state behind the raw tables: a raw table is marked here in the same transaction as a batch
+        # that changed it, and the mark is cleared in the transaction that commits the derived tables, so a
+        # run killed in between leaves the mark and any later run (even one with nothing new) derives.
+        # Vaults that already hold raw rows are marked once: one recompute heals derived tables an earlier
+        # crash left behind.
+        "0015_derive_pending",
+        [
+            "CREATE TABLE derive_pending (raw_table VARCHAR PRIMARY KEY, marked_at TIMESTAMPTZ NOT NULL)",
+            *(f"INSERT INTO derive_pending SELECT '{t}', now() WHERE EXISTS (SELECT 1 FROM {t})"
+              for t in ("location_points", "place_visits", "activity_segments", "calendar_events", "usage_events",
+                        "usage_intervals")),
+        ],
+    ),
 ]
