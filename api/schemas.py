@@ -9,7 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from embeddings.notes import MAX_TEXT_CHARS
 from embeddings.records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, metadata_problem
 
-Kind = Literal["visit", "event", "usage", "trip", "note"]
+Kind = Literal["visit", "event", "usage", "trip", "note", "routine"]
 Scope = Literal["memory:read", "memory:write", "location:read", "calendar:read", "usage:read", "audit:read", "owner"]
 
 

@@ -82,9 +82,11 @@ class ForgetPlan:
     @property
     def digest(self) -> str:
         """What exactly would be deleted, as a hash: an API can return it with the preview and commit only
-        when a fresh preview of the same request still has it (nothing changed in between)."""
+        when a fresh preview of the same request still has it (nothing changed in between). The summary days
+        count by date and whether the whole day goes, not by the place key dropped from it: that key is a place
+        name the caller may not see, and the ids already pin which places go."""
         body = {"ids": list(self.memory_ids), "rows": {t: list(ids) for t, ids in self.rows.items()},
-                "days": [list(d) for d in self.summary_days]}
+                "days": [[day, place is None] for day, place in self.summary_days]}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,6 +193,16 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
                     [pkg, e, s]))
             elif kind == "usage" and table == "daily_summaries" and s is not None:
                 days.add((memories.local(s, off).date().isoformat(), None))
+            elif kind == "routine" and table and row_ids:  # a routine is forgotten with what it summarises
+                for sid in _ids(vault, "SELECT memory_id FROM memories WHERE kind <> 'routine' AND source_table = ? "
+                                       "AND list_has_any(source_row_ids, ?::BIGINT[])", [table, sorted(row_ids)]):
+                    if sid not in seen:
+                        seen.add(sid)
+                        todo.append(sid)
+    for table, ids in rows.items():  # and every routine that summarises a row going is removed (`index` rebuilds
+        # it from what remains), so no routine keeps a forgotten name, place or time
+        seen.update(_ids(vault, "SELECT memory_id FROM memories WHERE kind = 'routine' AND source_table = ? "
+                                "AND list_has_any(source_row_ids, ?::BIGINT[])", [table, sorted(ids)]))
     all_ids = sorted(seen & set(_ids(vault, "SELECT memory_id FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
                                      [sorted(seen)])))
     by_kind: dict[str, int] = {}

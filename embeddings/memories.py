@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,9 +25,11 @@ from typing import Any
 
 import polars as pl
 
+from embeddings import routines as rt
+from embeddings.labels import day_label, duration_label, local
 from vault.store import Vault
 
-KINDS = ("visit", "event", "usage", "trip", "note")
+KINDS = ("visit", "event", "usage", "trip", "note", "routine")
 SENSITIVITY = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage", "note": "note"}
 SOURCE = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage"}
 CLUSTER_GAP = timedelta(minutes=10)
@@ -65,10 +66,11 @@ class Memory:
     source_table: str | None
     source_row_ids: tuple[int, ...] = ()
     metadata: str | None = None
+    scope: str | None = None  # a routine's sensitivity is its sources' (place, meeting, app)
 
     @property
     def sensitivity(self) -> str:
-        return SENSITIVITY[self.kind]
+        return self.scope or SENSITIVITY[self.kind]
 
     @property
     def text_sha(self) -> str:
@@ -98,22 +100,6 @@ def canonical(obj: Any) -> str:
 
 
 # ---- formatting ---------------------------------------------------------------------------------------
-def local(ts: datetime, offset_min: int | None) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) + timedelta(minutes=offset_min or 0)
-
-
-def day_label(d: date | datetime) -> str:
-    return f"{d:%a} {d.day} {d:%b %Y}"
-
-
-def duration_label(minutes: float) -> str:
-    m = int(round(minutes))
-    if m < 60:
-        return f"{m} min"
-    h, r = divmod(m, 60)
-    return f"{h} h {r} min" if r else f"{h} h"
-
-
 def when_label(start: datetime, end: datetime | None, offset_min: int | None, *, all_day: bool = False) -> str:
     s = local(start, offset_min)
     if all_day:
@@ -141,11 +127,6 @@ def place_type(semantic_type: str | None, name: str | None = None) -> str:
 
 def _type_word(label: str) -> str:
     return label.split(" ", 1)[-1].removesuffix("'s office") if label.startswith(("a ", "an ")) else label
-
-
-def fold(text: str) -> str:
-    """Lower case without accents (for matching place keywords and lexical tokens)."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
 # ---- renderers (one per kind) --------------------------------------------------------------------------
@@ -316,7 +297,7 @@ def events(vault: Vault) -> Iterator[Memory]:
         yield Memory(
             memory_id=_rid(vault, "event", rid), kind="event", text=text, text_redacted=red if red != text else None,
             start_ts=s, end_ts=e, utc_offset_min=off, tags=("calendar",) + ((str(cal),) if cal else ()),
-            details={"location": location, "organizer": org, "status": status, "all_day": bool(all_day),
+            details={"title": summary, "location": location, "organizer": org, "status": status, "all_day": bool(all_day),
                      "attendees": [{"name": person_name(a), "email": a.get("email"), "partstat": a.get("partstat")}
                                    for a in people]},
             source=SOURCE["event"], source_table="calendar_events", source_row_ids=(rid,),
@@ -377,10 +358,35 @@ def screen_days(vault: Vault) -> Iterator[Memory]:
         )
 
 
-def from_sources(vault: Vault) -> Iterator[Memory]:
-    """Every memory the ingested tables imply right now (notes are not derived, see notes.py)."""
-    for gen in (visits, trips, events, usage_clusters, screen_days):
-        yield from gen(vault)
+def _occurrence(m: Memory) -> rt.Occurrence | None:
+    if m.start_ts is None or m.end_ts is None:
+        return None
+    return rt.Occurrence(start_ts=m.start_ts, end_ts=m.end_ts, utc_offset_min=m.utc_offset_min, source=m.source,
+                         source_table=m.source_table, source_row_ids=m.source_row_ids, details=m.details)
+
+
+def routine_memories(vault: Vault, visit: Sequence[Memory], event: Sequence[Memory], usage: Sequence[Memory], *,
+                     now: datetime | None = None) -> Iterator[Memory]:
+    """The routines (embeddings/routines.py) the visit, event and usage memories imply, as memories."""
+    def occ(ms: Sequence[Memory]) -> list[rt.Occurrence]:
+        return [o for o in map(_occurrence, ms) if o is not None]
+
+    for r in rt.routines(occ(visit), occ(event), occ(usage), now=now):
+        yield Memory(memory_id=_rid(vault, "routine", r.key), kind="routine", text=r.text,
+                     text_redacted=r.text_redacted, start_ts=r.start_ts, end_ts=r.end_ts,
+                     utc_offset_min=r.utc_offset_min, tags=r.tags, details=r.details, source=r.source,
+                     source_table=r.source_table, source_row_ids=r.source_row_ids, scope=r.scope)
+
+
+def from_sources(vault: Vault, *, now: datetime | None = None) -> Iterator[Memory]:
+    """Every memory the ingested tables imply right now (notes are not derived, see notes.py), routines last."""
+    visit, event, usage = list(visits(vault)), list(events(vault)), list(usage_clusters(vault))
+    yield from visit
+    yield from trips(vault)
+    yield from event
+    yield from usage
+    yield from screen_days(vault)
+    yield from routine_memories(vault, visit, event, usage, now=now)
 
 
 # ---- writing -------------------------------------------------------------------------------------------
@@ -423,7 +429,7 @@ def delete_ids(vault: Vault, ids: Iterable[int]) -> None:
 def sync(vault: Vault, *, now: datetime | None = None) -> SyncReport:
     """Make the derived memories match the ingested tables (their vectors are dropped by the service)."""
     now = now or datetime.now(UTC)
-    desired = {m.memory_id: m for m in from_sources(vault)}
+    desired = {m.memory_id: m for m in from_sources(vault, now=now)}
     existing = dict(vault.query("SELECT memory_id, content_sha FROM memories WHERE kind <> 'note'"))
     ingested = dict(vault.query("SELECT memory_id, ingested_at FROM memories WHERE kind <> 'note'"))
     added = [m for i, m in desired.items() if i not in existing]

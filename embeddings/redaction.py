@@ -104,6 +104,10 @@ class Redaction:
             out["status"], out["all_day"] = details.get("status"), details.get("all_day")
             out["attendees"] = [self.attendee(a) for a in details.get("attendees") or []]
             out["organizer"] = self.organizer(details.get("organizer"))
+        elif kind == "routine":  # a place routine carries its place; meeting and app routines names and counts
+            out = {k: v for k, v in details.items() if k != "place"}
+            if "place" in details:
+                out["place"] = self.place(details.get("place"))
         else:
             out = dict(details)
         return {k: v for k, v in out.items() if v is not None}
