@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault, settings
+from lifevault.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    emit_json,
+    err,
+    open_vault,
+    say_made_private,
+    settings,
+)
 from lifevault.secrets_input import read_passphrase
 
 if TYPE_CHECKING:
@@ -85,6 +94,10 @@ def serve(
         raise VaultLocked("a lifevault server already owns this vault; stop it first")
     api_settings = _api_settings(home, passphrase_file, host, port, announce=True)  # refuses a non-loopback host
     _check_port(host, port)
+    if api_settings.home.is_dir():  # the server opens the vault later, in its lifespan: say it here
+        from vault.store import make_private
+
+        say_made_private(api_settings.home, make_private(api_settings.home))
     app = create_app(api_settings)
     err.print(f"Serving {api_settings.home} on http://{host}:{port}/v1 (OpenAPI: /v1/openapi.json); Ctrl-C stops")
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", server_header=False)

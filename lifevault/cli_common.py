@@ -37,8 +37,18 @@ def settings(home: Path | None) -> Settings:
 def open_vault(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None) -> Vault:
     s = settings(home)
     if recovery_code:
-        return Vault.open(s.home, recovery_code=recovery_code)
-    return Vault.open(s.home, read_passphrase(passphrase_file))
+        vault = Vault.open(s.home, recovery_code=recovery_code)
+    else:
+        vault = Vault.open(s.home, read_passphrase(passphrase_file))
+    say_made_private(vault.home, vault.home_mode_was)
+    return vault
+
+
+def say_made_private(home: Path, was: int | None) -> None:
+    """One line on stderr when opening the vault changed its home's mode to 0700."""
+    if was is not None:
+        err.print(f"The vault home {home} had mode {was:04o}; made it 0700 (only you can list or enter it)",
+                  soft_wrap=True)
 
 
 def emit_json(obj: Any) -> None:

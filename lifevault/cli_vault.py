@@ -17,6 +17,7 @@ from lifevault.cli_common import (
     emit_json,
     err,
     open_vault,
+    say_made_private,
     settings,
 )
 from lifevault.secrets_input import read_passphrase
@@ -56,6 +57,7 @@ def init(
     pw = read_passphrase(passphrase_file, confirm=True, prompt="New passphrase")
     kdf = KdfParams(memory_kib=kdf_memory_mib * 1024, iterations=kdf_iterations, lanes=kdf_lanes)
     vault, code = Vault.create(s.home, pw, kdf=kdf)
+    say_made_private(vault.home, vault.home_mode_was)
     with vault:
         audit.record(vault, audit.VaultCreated(cipher="AES-256-GCM", kdf={"name": "argon2id", **_kdf_dict(kdf)}))
     err.print(f"Created vault in {s.home}")

@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from vault import migrations, rowid
 from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
 from vault.fsio import fsync_dir
 
+HOME_MODE = 0o700  # the vault home: only its owner may list, enter or change it
 DB_FILE = "vault.duckdb"
 LOCK_FILE = "vault.lock"
 TMP_DIR = "tmp"
@@ -156,6 +158,20 @@ def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: st
     con.execute(f"ATTACH {sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM')", [key_text])
 
 
+def make_private(home: Path) -> int | None:
+    """Give the vault home mode HOME_MODE, whatever mode it had (e.g. made earlier by hand with 0755).
+    Returns the mode it had when this changed it (for the CLI to say so), else None."""
+    try:
+        mode = stat.S_IMODE(home.stat().st_mode)
+        if mode == HOME_MODE:
+            return None
+        os.chmod(home, HOME_MODE)
+    except PermissionError:
+        raise VaultError(f"cannot make the vault home {home} private (mode 0700): it must belong to you; "
+                         f"check its owner and run `chmod 700 {home}`") from None
+    return mode
+
+
 def sql_literal(text: str) -> str:
     """A quoted SQL string literal (DuckDB's standard strings: a quote is doubled, backslashes are plain
     characters): for paths and the audit chain's hot-path inserts; keys are always bound as parameters."""
@@ -180,6 +196,7 @@ class Vault:
         self.chain_queue_lock = threading.Lock()
         self._row_ids_fn: rowid.RowIds | None = None  # the vault's row-id scheme, read once
         self._audit_key: bytes | None = None  # text_hmac's key, derived once
+        self.home_mode_was: int | None = None  # the home's mode when opening made it HOME_MODE (make_private)
         self._primary_keys: dict[str, bool] = {}  # table -> has a primary key (the schema only changes at open)
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -189,7 +206,8 @@ class Vault:
         home = Path(home).expanduser().absolute()
         if (home / keymod.KEYS_FILE).exists() or (home / DB_FILE).exists():
             raise VaultExists(f"{home} already holds a vault; pick another --home or remove it first")
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+        was = make_private(home)  # an existing directory keeps its mode through mkdir
         keys, code = keymod.create(home, passphrase, kdf=kdf)
         try:
             vault = cls._open_with(home, keys)
@@ -197,6 +215,7 @@ class Vault:
             for leftover in (keymod.KEYS_FILE, DB_FILE, DB_FILE + ".wal"):
                 (home / leftover).unlink(missing_ok=True)
             raise
+        vault.home_mode_was = was
         return vault, code
 
     @classmethod
@@ -209,6 +228,7 @@ class Vault:
         home = Path(home).expanduser().absolute()
         if not home.is_dir():
             raise VaultMissing(f"vault home {home} does not exist (run `lifevault init --home {home}` first)")
+        was = make_private(home)
         if recovery_code is not None:
             keys = keymod.unlock_with_recovery(home, recovery_code)
         else:
@@ -217,7 +237,9 @@ class Vault:
             keys = keymod.unlock(home, passphrase)
         if not (home / DB_FILE).exists():
             raise VaultMissing(f"{home / DB_FILE} is missing; restore it from a backup (`lifevault import`)")
-        return cls._open_with(home, keys, memory_limit=memory_limit)
+        vault = cls._open_with(home, keys, memory_limit=memory_limit)
+        vault.home_mode_was = was
+        return vault
 
     @classmethod
     def _open_with(cls, home: Path, keys: keymod.Keys, *, memory_limit: str | None = None) -> Vault:

@@ -9,7 +9,7 @@ import pytest
 
 from lifevault.cli import main
 from tests.api.conftest import Live
-from tests.conftest import PASSPHRASE
+from tests.conftest import FAST_KDF, PASSPHRASE
 
 ICS = Path(__file__).resolve().parents[1] / "ingest" / "fixtures" / "calendar" / "work.ics"
 FAST = ["--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]  # the KDF floor
