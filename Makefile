@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lifevault-installed
 
-.PHONY: test demo bench lint clean browser
+.PHONY: test demo bench lint clean browser fuzz
 
 $(STAMP): pyproject.toml setup.py ingest/_records.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,18 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The parser fuzz harness at length (LIFEVAULT_FUZZ_EXAMPLES per property), with the Records.json C fast path
+# built under AddressSanitizer into the venv and loaded by the test (the installed module is left alone).
+FUZZ_EXAMPLES ?= 500
+ASAN_SO := $(VENV)/asan/_records.so
+fuzz: $(STAMP)
+	@mkdir -p $(dir $(ASAN_SO))
+	$(CC) -shared -fPIC -O1 -g -fsanitize=address -fno-omit-frame-pointer -std=c11 -Wall -Wextra \
+	  -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" ingest/_records.c -o $(ASAN_SO)
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  LIFEVAULT_RECORDS_ASAN=$(ASAN_SO) LIFEVAULT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/ingest/test_fuzz_parsers.py
 
 demo: $(STAMP)
 	$(VENV)/bin/lifevault demo $(DEMO_ARGS)

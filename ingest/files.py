@@ -50,6 +50,11 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+# What zipfile raises on a damaged archive or member (an unknown compression method or an encrypted member
+# included): all become UnreadableInput, an OSError like any other read failure.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError, KeyError)
+
+
 class InputTooLarge(OSError):
     """A file or member is beyond a reading bound; the message says which."""
 
@@ -92,12 +97,18 @@ class InputFile:
         return _open_regular(self.path)
 
     def _open_member(self, *, check_header: bool) -> BinaryIO:
-        z = zipfile.ZipFile(self.path)
+        try:
+            z = zipfile.ZipFile(self.path)
+        except _ZIP_ERRORS as e:
+            raise UnreadableInput(f"damaged zip archive: {e}") from None
         try:
             info = z.getinfo(self.member)  # type: ignore[arg-type]
             if check_header:
                 _check_declared(info, self.limits)
             inner = z.open(info)
+        except _ZIP_ERRORS as e:
+            z.close()
+            raise UnreadableInput(f"damaged zip member: {e}") from None
         except BaseException:
             z.close()
             raise
@@ -109,11 +120,11 @@ class InputFile:
         if not self.member:
             with self.open() as f:
                 return f.read(n)
-        with zipfile.ZipFile(self.path) as z, z.open(self.member) as m:
-            try:
+        try:
+            with zipfile.ZipFile(self.path) as z, z.open(self.member) as m:
                 return m.read(n)
-            except (zipfile.BadZipFile, zlib.error, EOFError):
-                return b""
+        except _ZIP_ERRORS:
+            return b""
 
     def read_bytes(self) -> bytes:
         """The whole file; InputTooLarge past `limits.whole_read_bytes`."""
@@ -155,7 +166,7 @@ class _Member(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
             data = self._inner.read(len(b))
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        except _ZIP_ERRORS as e:
             raise UnreadableInput(f"damaged zip member: {e}") from None
         self._out += len(data)
         if self._out > self._cap:
@@ -287,7 +298,7 @@ def _add(p: Path, limits: Limits, found: Found) -> None:
         try:
             with zipfile.ZipFile(p) as z:
                 infos = [i for i in z.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
+        except (*_ZIP_ERRORS, OSError) as e:
             found.not_read[str(p)] = f"damaged zip archive ({e})"
             return
         for i in sorted(infos, key=lambda i: i.filename):

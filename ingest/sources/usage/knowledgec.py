@@ -35,6 +35,7 @@ KIND = "usage"
 
 MAC_EPOCH = 978_307_200  # 2001-01-01T00:00:00Z in Unix seconds
 MAX_INTERVAL_S = 24 * 3600
+MAX_OFFSET_MIN = 18 * 60  # a ZSECONDSFROMGMT beyond +-18 h is no UTC offset: utc_offset_min null
 INTERVAL_STREAMS = ("/app/usage", "/app/inFocus")
 STATE_EVENTS = {
     "/device/isLocked": ("KEYGUARD_HIDDEN", "KEYGUARD_SHOWN"),
@@ -76,7 +77,8 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
             offset = "ZSECONDSFROMGMT" if "ZSECONDSFROMGMT" in columns else "NULL"
             value = "ZVALUEINTEGER" if "ZVALUEINTEGER" in columns else "NULL"
             cursor = conn.execute(
-                f"SELECT Z_PK, ZSTREAMNAME, ZVALUESTRING, {value}, ZSTARTDATE, ZENDDATE, {offset} FROM ZOBJECT "
+                f"SELECT CAST(Z_PK AS INTEGER), ZSTREAMNAME, {_typed('ZVALUESTRING', 'text')}, {_typed(value, 'integer')}, "
+                f"{_typed('ZSTARTDATE', 'real')}, {_typed('ZENDDATE', 'real')}, {_typed(offset, 'integer')} FROM ZOBJECT "
                 f"WHERE ZSTREAMNAME IN ({marks}) ORDER BY Z_PK",
                 streams,
             )
@@ -89,6 +91,16 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     return skipped
 
 
+def _typed(column: str, kind: str) -> str:
+    """The column's value when SQLite holds it as `kind` (a number for 'real'), else NULL: a value of another
+    type (SQLite columns take anything) reads as missing, and the record says so in quarantine."""
+    if column == "NULL":
+        return column
+    if kind == "real":
+        return f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN CAST({column} AS REAL) END"
+    return f"CASE WHEN typeof({column}) = '{kind}' THEN {column} END"
+
+
 def _batches(f: InputFile, cursor: sqlite3.Cursor) -> Iterator[Batch]:
     names = ("position", "stream", "package", "value", "start_s", "end_s", "offset_s")
     schema = dict(
@@ -98,7 +110,8 @@ def _batches(f: InputFile, cursor: sqlite3.Cursor) -> Iterator[Batch]:
         raw = pl.DataFrame(chunk, schema=schema, orient="row", strict=False).with_columns(
             start=_instant("start_s"),
             end=_instant("end_s"),
-            utc_offset_min=(pl.col("offset_s") // 60).cast(pl.Int32),
+            utc_offset_min=pl.when((pl.col("offset_s") // 60).abs() <= MAX_OFFSET_MIN)
+            .then(pl.col("offset_s") // 60).cast(pl.Int32),
             package=pl.col("package").str.strip_chars().replace("", None),
         )
         is_interval = pl.col("stream").is_in(list(INTERVAL_STREAMS))

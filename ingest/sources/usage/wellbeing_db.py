@@ -35,7 +35,8 @@ KIND = "usage"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MAX_TABLES = 10_000  # tables whose columns are read when recognising a database (knowledgeC has ~100)
 _QUERY = """
-    SELECT e._id, e.timestamp, e.type, p.package_name, e.package_id
+    SELECT CAST(e._id AS INTEGER), CAST(e.timestamp AS TEXT), CAST(e.type AS TEXT), CAST(p.package_name AS TEXT),
+        e.package_id
     FROM events AS e LEFT JOIN packages AS p ON p._id = e.package_id
     ORDER BY e._id
 """
@@ -79,8 +80,10 @@ def connect(f: InputFile) -> sqlite3.Connection:
     if f.member is None:
         conn = sqlite3.connect(f"file:{quote(str(f.path.absolute()))}?mode=ro&immutable=1", uri=True)
         conn.execute("PRAGMA query_only = ON")
-        return conn
-    return open_sqlite(f.sqlite_bytes())
+    else:
+        conn = open_sqlite(f.sqlite_bytes())
+    conn.text_factory = lambda b: b.decode("utf-8", "replace")  # a damaged text reads with U+FFFD, it does not stop the file
+    return conn
 
 
 def open_sqlite(data: bytes) -> sqlite3.Connection:
@@ -139,8 +142,8 @@ def _events(f: InputFile, conn: sqlite3.Connection, skipped: Counter[str]) -> It
             },
             schema={
                 "position": pl.Int64,
-                "timestamp_ms": pl.Int64,
-                "event_type": pl.Int64,
+                "timestamp_ms": pl.String,
+                "event_type": pl.String,
                 "package": pl.String,
                 "class": pl.String,
             },
