@@ -96,7 +96,7 @@ def build(home: Path, n: int, n_real: int) -> str:
             memory_id=i + 1, kind=kind, text=text, text_redacted=None, start_ts=start,
             end_ts=start + timedelta(minutes=45), utc_offset_min=0, tags=(kind,), details={},
             source=memories.SOURCE.get(kind, "agent"), source_table=None, source_row_ids=()))
-    vault, _ = Vault.create(home, PASSPHRASE, kdf=KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1))
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1))
     with vault:
         vault.insert_frame("memories", memories.frame(items, now=base), on_conflict_nothing=False)
         info = enc.info

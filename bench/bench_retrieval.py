@@ -38,7 +38,7 @@ from embeddings.service import INDEX_BLOB, MemoryService
 from vault.keys import KdfParams
 from vault.store import Vault
 
-KDF = KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1)
+KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
 
 

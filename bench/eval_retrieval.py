@@ -333,7 +333,7 @@ def main() -> None:
     ap.add_argument("--handmade", action="store_true", help="the persona generated here, inserted with SQL")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        vault, _ = Vault.create(Path(tmp) / "home", "eval", kdf=KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1))
+        vault, _ = Vault.create(Path(tmp) / "home", "eval", kdf=KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1))
         with vault:
             svc = MemoryService(vault, encoder=Encoder(dtype=args.dtype))  # type: ignore[arg-type]
             if not args.handmade:

@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def synth_kdf() -> Any:
-    """Cheap Argon2id for synthetic personas only (a real vault keeps vault.keys' defaults)."""
-    from vault.keys import KdfParams
+    """The cheapest Argon2id a vault accepts, for synthetic personas only (a real vault keeps vault.keys' defaults)."""
+    from vault.keys import KDF_FLOOR
 
-    return KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1)
+    return KDF_FLOOR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ from lifevault.cli_common import (
 )
 from lifevault.secrets_input import read_passphrase
 from vault import audit, backup, ledger
+from vault import keys as keymod
 from vault import status as vault_status
 from vault.keys import KdfParams
 from vault.store import Vault
@@ -44,9 +45,9 @@ def register(app: typer.Typer) -> None:
 def init(
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
-    kdf_memory_mib: Annotated[int, typer.Option(help="Argon2id memory (MiB).")] = 64,
-    kdf_iterations: Annotated[int, typer.Option(help="Argon2id passes.")] = 3,
-    kdf_lanes: Annotated[int, typer.Option(help="Argon2id lanes.")] = 4,
+    kdf_memory_mib: Annotated[int, typer.Option(help="Argon2id memory (MiB), 19 to 1024.")] = 64,
+    kdf_iterations: Annotated[int, typer.Option(help="Argon2id passes, 2 to 10.")] = 3,
+    kdf_lanes: Annotated[int, typer.Option(help="Argon2id lanes, 1 to 16.")] = 4,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a vault: keys.json (Argon2id-wrapped keys) and an encrypted vault.duckdb.
@@ -54,8 +55,8 @@ def init(
     Example: LIFEVAULT_PASSPHRASE=... lifevault init --home ~/.lifevault
     """
     s = settings(home)
+    kdf = _kdf(kdf_memory_mib * 1024, kdf_iterations, kdf_lanes)
     pw = read_passphrase(passphrase_file, confirm=True, prompt="New passphrase")
-    kdf = KdfParams(memory_kib=kdf_memory_mib * 1024, iterations=kdf_iterations, lanes=kdf_lanes)
     vault, code = Vault.create(s.home, pw, kdf=kdf)
     say_made_private(vault.home, vault.home_mode_was)
     with vault:
@@ -65,6 +66,14 @@ def init(
     err.print(f"  {code}")
     if json_out:
         emit_json({"home": str(s.home), "recovery_code": code})
+
+
+def _kdf(memory_kib: int, iterations: int, lanes: int) -> KdfParams:
+    """Argon2id parameters from the --kdf-* options; outside [floor, ceiling] a usage error naming the bound."""
+    try:
+        return KdfParams(memory_kib=memory_kib, iterations=iterations, lanes=lanes)
+    except ValueError as e:
+        raise typer.BadParameter(f"--kdf-*: {e}") from None
 
 
 def _kdf_dict(kdf: KdfParams) -> dict[str, int]:
@@ -97,11 +106,24 @@ def passwd(
     new_passphrase_file: Annotated[
         Path | None, typer.Option(help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else prompt).")
     ] = None,
+    kdf_memory_mib: Annotated[
+        int | None, typer.Option(help="Raise Argon2id memory (MiB, up to 1024; default: keep).", show_default=False)
+    ] = None,
+    kdf_iterations: Annotated[
+        int | None, typer.Option(help="Raise Argon2id passes (up to 10; default: keep).", show_default=False)
+    ] = None,
 ) -> None:
-    """Change the passphrase: re-wraps the keys only, the data is not touched.
+    """Change the passphrase: re-wraps the keys only, the data is not touched. The KDF parameters are kept
+    or raised (--kdf-memory-mib, --kdf-iterations), never lowered.
 
     Example: lifevault passwd --recovery-code XXXXX-XXXXX-... (when the passphrase is forgotten)
     """
+    least = keymod.rewrap_floor(settings(home).home)  # (keys.json alone: refused before any passphrase is asked)
+    kdf = _kdf(least.memory_kib if kdf_memory_mib is None else kdf_memory_mib * 1024,
+               least.iterations if kdf_iterations is None else kdf_iterations, least.lanes)
+    if kdf.lower_than(least):
+        raise typer.BadParameter(
+            f"--kdf-*: passwd keeps or raises the KDF parameters, never lowers them (now {keymod.describe(least)})")
     vault = open_vault(home, passphrase_file, recovery_code)
     with vault:
         env_new = os.environ.get("LIFEVAULT_NEW_PASSPHRASE")
@@ -110,7 +132,7 @@ def passwd(
             if new_passphrase_file is None:
                 os.environ.pop("LIFEVAULT_PASSPHRASE", None)  # force the prompt for the new one
             new = read_passphrase(new_passphrase_file, confirm=True, prompt="New passphrase")
-        vault.change_passphrase(new)
+        vault.change_passphrase(new, kdf=kdf)
         audit.record(vault, audit.PassphraseChanged(via="recovery_code" if recovery_code else "passphrase"))
     err.print("Passphrase changed; the data and the recovery code are unchanged.")
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real encrypted vault on disk in tmp_path (cheap Argon2id so tests stay fast)."""
+"""Shared fixtures: a real encrypted vault on disk in tmp_path (the KDF floor, so tests stay fast)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from vault.keys import KdfParams
+from vault.keys import KDF_FLOOR
 from vault.store import Vault
 
 PASSPHRASE = "correct horse battery staple"
-FAST_KDF = KdfParams(memory_kib=8 * 1024, iterations=1, lanes=1)
+FAST_KDF = KDF_FLOOR  # the cheapest Argon2id a vault accepts (19 MiB, 2 passes, 1 lane; about 40 ms)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 

@@ -16,7 +16,7 @@ from lifevault.cli import app, main
 from tests.conftest import PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-lanes", "1"]
+FAST = ["--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]  # the KDF floor
 
 
 @pytest.fixture

@@ -18,6 +18,13 @@ Three random 32-byte DEKs: `duckdb` (the database), `sealed` (blobs outside the 
 (keyed row ids). The recovery code wraps the same DEKs a second time. The passphrase side also wraps
 the recovery KEK, so rotate-key can wrap a new DEK for the recovery side without asking for the code;
 this grants the passphrase nothing it did not already have (it unwraps every DEK anyway).
+
+Argon2id parameters are bounded both ways, in `init`, in `passwd` and when keys.json is read. The floor is
+OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): below it a stolen keys.json is cheap to
+brute-force, so a file lowered below it is refused as "damaged or weakened" instead of being unlocked (and
+its weak parameters carried over to a new passphrase). The ceiling bounds what unlocking can cost: a file
+raised to 10 million passes or terabytes of memory is refused before any work. `passwd` keeps or raises
+the parameters, never lowers them.
 """
 
 from __future__ import annotations
@@ -43,16 +50,63 @@ FORMAT = "lifevault-keys/1"
 DEK_NAMES = ("duckdb", "sealed", "rowid")
 _RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
+# Argon2id bounds (see the module docstring). The ceiling's worst case, 1 GiB x 10 passes, is about 25 s of
+# one core here; the default (64 MiB, 3 passes, 4 lanes) about 0.25 s.
+KDF_MIN_MEMORY_KIB = 19 * 1024
+KDF_MIN_ITERATIONS = 2
+KDF_MIN_LANES = 1
+KDF_MAX_MEMORY_KIB = 1024 * 1024
+KDF_MAX_ITERATIONS = 10
+KDF_MAX_LANES = 16
+SALT_BYTES = 16
+NONCE_BYTES = 12
+WRAPPED_BYTES = 32 + 16  # a 256-bit key and the GCM tag
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:g} MiB" if kib >= 1024 else f"{kib} KiB"
+
+
+def kdf_problem(memory_kib: object, iterations: object, lanes: object) -> str | None:
+    """What is wrong with these Argon2id parameters (one phrase), or None when they are within the bounds."""
+    for name, value in (("memory", memory_kib), ("iterations", iterations), ("lanes", lanes)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"Argon2id {name} is not a whole number"
+    assert isinstance(memory_kib, int) and isinstance(iterations, int) and isinstance(lanes, int)
+    checks = (
+        (memory_kib < KDF_MIN_MEMORY_KIB, f"memory {_mib(memory_kib)} is below the floor of {_mib(KDF_MIN_MEMORY_KIB)}"),
+        (memory_kib > KDF_MAX_MEMORY_KIB, f"memory {_mib(memory_kib)} is above the ceiling of {_mib(KDF_MAX_MEMORY_KIB)}"),
+        (iterations < KDF_MIN_ITERATIONS, f"{iterations} iteration(s) is below the floor of {KDF_MIN_ITERATIONS}"),
+        (iterations > KDF_MAX_ITERATIONS, f"{iterations} iterations is above the ceiling of {KDF_MAX_ITERATIONS}"),
+        (lanes < KDF_MIN_LANES, f"{lanes} lanes is below the floor of {KDF_MIN_LANES}"),
+        (lanes > KDF_MAX_LANES, f"{lanes} lanes is above the ceiling of {KDF_MAX_LANES}"),
+    )
+    return next((f"Argon2id {what}" for bad, what in checks if bad), None)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KdfParams:
+    """Argon2id parameters, always within [floor, ceiling] (ValueError otherwise, naming the bound)."""
+
     memory_kib: int = 64 * 1024
     iterations: int = 3
     lanes: int = 4
 
     def __post_init__(self) -> None:
-        if self.memory_kib < 8 * self.lanes or self.iterations < 1 or self.lanes < 1:
-            raise ValueError("Argon2id parameters out of range")
+        problem = kdf_problem(self.memory_kib, self.iterations, self.lanes)
+        if problem:
+            raise ValueError(problem)
+
+    def at_least(self, other: KdfParams) -> KdfParams:
+        """Each parameter the larger of the two: re-wrapping keeps or raises, never lowers."""
+        return KdfParams(memory_kib=max(self.memory_kib, other.memory_kib),
+                         iterations=max(self.iterations, other.iterations), lanes=max(self.lanes, other.lanes))
+
+    def lower_than(self, other: KdfParams) -> bool:
+        return self.memory_kib < other.memory_kib or self.iterations < other.iterations or self.lanes < other.lanes
+
+
+KDF_FLOOR = KdfParams(memory_kib=KDF_MIN_MEMORY_KIB, iterations=KDF_MIN_ITERATIONS, lanes=KDF_MIN_LANES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +125,10 @@ class Keys:
         key = self.pending_duckdb if pending else self.duckdb
         assert key is not None
         return base64.b64encode(key).decode()
+
+
+def describe(kdf: KdfParams) -> str:
+    return f"{_mib(kdf.memory_kib)}, {kdf.iterations} iterations, {kdf.lanes} lanes"
 
 
 def _b64(b: bytes) -> str:
@@ -139,15 +197,51 @@ def read_keyfile(home: Path) -> dict[str, Any]:
         raise KeysDamaged(f"{path} is damaged (not valid JSON); restore it from a backup (`lifevault import`)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeysDamaged(f"{path} is not a lifevault key file (format {FORMAT} expected)")
-    try:
-        for side in ("passphrase", "recovery"):
-            for name in DEK_NAMES:
-                w = doc["wrapped"][side][name]
-                _unb64(w["nonce"]), _unb64(w["ct"])
-        doc["kdf"]["salt"], doc["recovery_kdf"]["salt"]  # noqa: B018
-    except (KeyError, TypeError, ValueError):
-        raise KeysDamaged(f"{path} is damaged (missing or malformed fields); restore it from a backup") from None
+    problem = _structure_problem(doc)
+    if problem:
+        raise KeysDamaged(f"{path} is damaged ({problem}); restore it from a backup (`lifevault import`)")
     return doc
+
+
+def _structure_problem(doc: dict[str, Any]) -> str | None:
+    """The first field of keys.json that is missing or not of its shape (sizes included), or None."""
+    try:
+        for record in ("kdf", "recovery_kdf"):
+            kdf = doc[record]
+            if kdf["name"] != "argon2id":
+                return f"{record} is not Argon2id"
+            if len(_unb64(kdf["salt"])) != SALT_BYTES:
+                return f"{record} salt is not {SALT_BYTES} bytes"
+            for name in ("memory_kib", "iterations", "lanes"):
+                if not isinstance(kdf[name], int) or isinstance(kdf[name], bool):
+                    return f"{record} {name} is not a whole number"
+        wrapped = [(f"{side} {name}", doc["wrapped"][side][name])
+                   for side, names in (("passphrase", (*DEK_NAMES, "recovery_kek")), ("recovery", DEK_NAMES))
+                   for name in names]
+        if doc["pending"] is not None:
+            wrapped += [(f"pending {side} duckdb", doc["pending"][side]["duckdb"]) for side in ("passphrase", "recovery")]
+        for where, w in wrapped:
+            if len(_unb64(w["nonce"])) != NONCE_BYTES or len(_unb64(w["ct"])) != WRAPPED_BYTES:
+                return f"wrapped key {where} has the wrong size"
+        if not isinstance(doc["meta"]["keys"], dict):
+            return "meta keys is not an object"
+    except KeyError as e:
+        return f"field {e.args[0]!r} is missing"
+    except (TypeError, ValueError, AttributeError):  # a list or number where an object or base64 text belongs
+        return "a field has the wrong type"
+    return None
+
+
+def _params(home: Path, doc: dict[str, Any], record: str) -> KdfParams:
+    """The parameters of one side's KDF, refused outside [floor, ceiling] before any work is done."""
+    kdf = doc[record]
+    problem = kdf_problem(kdf["memory_kib"], kdf["iterations"], kdf["lanes"])
+    if problem:
+        fix = ("restore keys.json from a backup, or set a new passphrase with `lifevault passwd --recovery-code`"
+               if record == "kdf" else "restore keys.json from a backup")
+        side = "passphrase" if record == "kdf" else "recovery-code"
+        raise KeysDamaged(f"{keys_path(home)} is damaged or weakened: its {side} {problem}; {fix}")
+    return KdfParams(memory_kib=kdf["memory_kib"], iterations=kdf["iterations"], lanes=kdf["lanes"])
 
 
 def _write_keyfile(home: Path, doc: dict[str, Any]) -> None:
@@ -179,45 +273,82 @@ def create(home: Path, passphrase: str, *, kdf: KdfParams | None = None) -> tupl
     return Keys(**deks, _kek=kek, _recovery_kek=rkek), code
 
 
-def _open_side(doc: dict[str, Any], side: str, kek: bytes) -> dict[str, bytes]:
+_WRAP_NAMES = {"passphrase": (*DEK_NAMES, "recovery_kek"), "recovery": DEK_NAMES}
+
+
+def _open_side(home: Path, doc: dict[str, Any], side: str, kek: bytes) -> dict[str, bytes]:
     try:
         deks = {n: _unwrap(kek, n, doc["wrapped"][side][n]) for n in DEK_NAMES}
-        pending = doc.get("pending")
-        if pending:
-            deks["pending_duckdb"] = _unwrap(kek, "duckdb", pending[side]["duckdb"])
+        if side == "passphrase":
+            deks["recovery_kek"] = _unwrap(kek, "recovery_kek", doc["wrapped"][side]["recovery_kek"])
+        if doc["pending"]:
+            deks["pending_duckdb"] = _unwrap(kek, "duckdb", doc["pending"][side]["duckdb"])
         return deks
     except InvalidTag:
+        if _opens_any(doc, side, kek):  # the secret is right: the file's wrapped keys are not where they belong
+            raise KeysDamaged(
+                f"{keys_path(home)} is damaged (its wrapped keys were swapped or altered); restore it from a backup"
+            ) from None
         what = "passphrase" if side == "passphrase" else "recovery code"
         raise WrongPassphrase(
             f"wrong {what}: keys.json could not be unlocked (try again; `--recovery-code` if you forgot it)"
         ) from None
 
 
+def _opens_any(doc: dict[str, Any], side: str, kek: bytes) -> bool:
+    """Does this KEK open any wrapped key of the side, under any key's name? Only the right secret can."""
+    slots = [doc["wrapped"][side][n] for n in _WRAP_NAMES[side]]
+    if doc["pending"]:
+        slots.append(doc["pending"][side]["duckdb"])
+    for w in slots:
+        for name in _WRAP_NAMES["passphrase"]:
+            try:
+                _unwrap(kek, name, w)
+                return True
+            except InvalidTag:
+                continue
+    return False
+
+
 def unlock(home: Path, passphrase: str) -> Keys:
     doc = read_keyfile(home)
+    _params(home, doc, "kdf")
     kek = _derive(passphrase.encode(), doc["kdf"])
-    deks = _open_side(doc, "passphrase", kek)
-    try:
-        rkek = _unwrap(kek, "recovery_kek", doc["wrapped"]["passphrase"]["recovery_kek"])
-    except (InvalidTag, KeyError, ValueError):
-        raise KeysDamaged(f"{keys_path(home)} is damaged (recovery key wrap); restore it from a backup") from None
+    deks = _open_side(home, doc, "passphrase", kek)
+    rkek = deks.pop("recovery_kek")
     return Keys(**deks, _kek=kek, _recovery_kek=rkek)
 
 
 def unlock_with_recovery(home: Path, code: str) -> Keys:
     doc = read_keyfile(home)
+    _params(home, doc, "recovery_kdf")
     rkek = _derive(_normalise_code(code), doc["recovery_kdf"])
-    return Keys(**_open_side(doc, "recovery", rkek), _recovery_kek=rkek)
+    return Keys(**_open_side(home, doc, "recovery", rkek), _recovery_kek=rkek)
+
+
+def rewrap_floor(home: Path) -> KdfParams:
+    """The least parameters a new passphrase may be wrapped under: each the larger of the two sides' (a side
+    outside [floor, ceiling] is ignored: it is what a recovery repairs), and never below the floor."""
+    doc = read_keyfile(home)
+    floor = KDF_FLOOR
+    for record in ("kdf", "recovery_kdf"):
+        kdf = doc[record]
+        if kdf_problem(kdf["memory_kib"], kdf["iterations"], kdf["lanes"]) is None:
+            floor = floor.at_least(KdfParams(memory_kib=kdf["memory_kib"], iterations=kdf["iterations"],
+                                             lanes=kdf["lanes"]))
+    return floor
 
 
 def change_passphrase(home: Path, keys: Keys, new_passphrase: str, *, kdf: KdfParams | None = None) -> Keys:
-    """Re-wrap the same DEKs under a new passphrase (fresh salt; KDF parameters may be raised). Data untouched."""
+    """Re-wrap the same DEKs under a new passphrase (fresh salt). Data untouched. The KDF parameters are kept
+    or raised (`kdf`), never lowered: ValueError when `kdf` is below rewrap_floor()."""
     if not new_passphrase:
         raise WrongPassphrase("the new passphrase must not be empty")
+    least = rewrap_floor(home)
+    if kdf is not None and kdf.lower_than(least):
+        raise ValueError(f"the KDF parameters are kept or raised, never lowered (now {describe(least)})")
+    kdf = kdf or least
     doc = read_keyfile(home)
-    if kdf is None:
-        old = doc["kdf"]
-        kdf = KdfParams(memory_kib=old["memory_kib"], iterations=old["iterations"], lanes=old["lanes"])
     doc["kdf"] = _kdf_record(kdf)
     kek = _derive(new_passphrase.encode(), doc["kdf"])
     deks = {n: getattr(keys, n) for n in DEK_NAMES}

@@ -11,7 +11,7 @@ from lifevault.cli import main
 from tests.conftest import PASSPHRASE
 from vault.store import Vault
 
-FAST = ["--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-lanes", "1"]
+FAST = ["--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]  # the KDF floor
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def cli_home(monkeypatch, tmp_path):
     home = tmp_path / "home"
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("LIFEVAULT_HOME", str(home))
-    assert main(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-lanes", "1"]) == 0
+    assert main(["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]) == 0
     return home
 
 

@@ -238,7 +238,7 @@ def test_the_cli_refuses_dev_zero_in_one_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("LIFEVAULT_HOME", str(tmp_path / "home"))
-    assert main(["init", "--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-lanes", "1"]) == 0
+    assert main(["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]) == 0
     capsys.readouterr()
     code = main(["ingest", "/dev/zero"])
     err = capsys.readouterr().err
