@@ -394,12 +394,15 @@ def write_flower_app(directory: Path, cfg: ServerConfig, *, version: str = "0.1.
     return directory
 
 
-def write_flower_config(flwr_home: Path, *, name: str, address: str, insecure: bool) -> Path:
-    """FLWR_HOME/config.toml with exactly one SuperLink connection (no default cloud connection)."""
+def write_flower_config(flwr_home: Path, *, name: str, address: str, insecure: bool,
+                        root_certificates: Path | None = None) -> Path:
+    """FLWR_HOME/config.toml with exactly one SuperLink connection (no default cloud connection); TLS
+    verified against `root_certificates` (a CA bundle) when given."""
     flwr_home.mkdir(parents=True, exist_ok=True)
     path = flwr_home / "config.toml"
+    ca = f"root-certificates = {json.dumps(str(root_certificates))}\n" if root_certificates else ""
     path.write_text(
         f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\naddress = "{address}"\n'
-        f"insecure = {'true' if insecure else 'false'}\n"
+        f"insecure = {'true' if insecure else 'false'}\n{ca}"
     )
     return path

@@ -95,6 +95,23 @@ def simulate_cmd(
         emit_json(result.to_json())
 
 
+MAX_PEM_BYTES = 1_000_000  # a CA bundle or a node key; larger is not a PEM file
+
+
+def _readable_pem(path: Path, option: str, marker: bytes) -> Path:
+    """The absolute path of a readable PEM file holding `marker` (e.g. CERTIFICATE), else a one-line error."""
+    p = path.expanduser().absolute()
+    try:
+        if p.stat().st_size > MAX_PEM_BYTES:
+            raise typer.BadParameter(f"{option} {p} is larger than {MAX_PEM_BYTES} bytes: not a PEM file")
+        data = p.read_bytes()
+    except OSError as e:
+        raise typer.BadParameter(f"{option} {p}: {e.strerror}") from None
+    if b"-----BEGIN " + marker not in data:
+        raise typer.BadParameter(f"{option} {p} holds no PEM '{marker.decode()}' block")
+    return p
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -112,6 +129,9 @@ def node_cmd(
     budget_epsilon: Annotated[float, typer.Option(help="This user's lifetime epsilon budget (never renewed).")] = 8.0,
     budget_delta: Annotated[float, typer.Option(help="Delta of the budget.")] = 1e-6,
     root_certificates: Annotated[Path | None, typer.Option(help="PEM CA bundle to verify the SuperLink's TLS.")] = None,
+    node_key: Annotated[Path | None, typer.Option(
+        help="This node's private key (EC P-384, OpenSSH format) for SuperNode authentication; its public key "
+             "must be registered on the SuperLink (`flwr supernode register`).")] = None,
     insecure: Annotated[bool, typer.Option(help="No TLS: only allowed for a SuperLink on this machine (loopback).")] = False,
     allow_evaluate: Annotated[bool, typer.Option(help="Answer evaluation requests (accuracy counts are not DP).")] = False,
     port: Annotated[int, typer.Option(help="Loopback port of this node's Flower runtime API.")] = 9094,
@@ -122,13 +142,19 @@ def node_cmd(
     The vault stays on the device; each round is recorded in the privacy ledger before its update
     leaves, and a round that would exceed the budget is refused. Stop with Ctrl-C.
 
-    Example: lifevault federate node --superlink 127.0.0.1:9092 --insecure --passphrase-file ~/.lifevault-pass
+    Example: lifevault federate node --superlink fl.example.org:9092 --root-certificates ca.pem --node-key node.key
     """
     host = superlink.rsplit(":", 1)[0]
     if ":" not in superlink:
         raise typer.BadParameter("--superlink must be HOST:PORT")
     if insecure and not _is_loopback(host):
         raise typer.BadParameter("--insecure is only allowed for a SuperLink on this machine; use --root-certificates")
+    if insecure and (root_certificates or node_key):
+        raise typer.BadParameter("--insecure cannot be combined with --root-certificates or --node-key")
+    if root_certificates is not None:
+        root_certificates = _readable_pem(root_certificates, "--root-certificates", b"CERTIFICATE")
+    if node_key is not None:
+        node_key = _readable_pem(node_key, "--node-key", b"OPENSSH PRIVATE KEY")
     if not 0 < budget_epsilon < float("inf") or not 0 < budget_delta < 1:
         raise typer.BadParameter("the budget needs epsilon > 0 and 0 < delta < 1")
     from federated import server_app as sapp
@@ -151,8 +177,10 @@ def node_cmd(
     args = [str(exe) if exe.exists() else "flower-supernode", "--superlink", superlink, "--host", "127.0.0.1",
             "--port", str(port), "--node-config", " ".join(cfg)]
     args += ["--insecure"] if insecure else (["--root-certificates", str(root_certificates)] if root_certificates else [])
+    args += ["--auth-supernode-private-key", str(node_key)] if node_key else []
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    err.print(f"Node for vault {s.home} -> SuperLink {superlink} ({'no TLS, loopback' if insecure else 'TLS'}); "
+    err.print(f"Node for vault {s.home} -> SuperLink {superlink} ({'no TLS, loopback' if insecure else 'TLS'}"
+              f"{', authenticated by its node key' if node_key else ''}); "
               f"budget epsilon {budget_epsilon:g} at delta {budget_delta:g}. Ctrl-C stops.")
     try:
         proc = subprocess.Popen(args, env=env)

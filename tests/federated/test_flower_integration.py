@@ -1,7 +1,10 @@
-"""A real Flower deployment on loopback: one flower-superlink, three flower-supernode processes (each
-device with its own encrypted vault, started by `lifevault federate node`), `flwr run` of two rounds. The run must finish as *completed* (read
-from the SuperLink's run status: `flwr run` exits 0 even when the run fails) and every device's ledger
-must hold exactly its two releases. Every process started here is killed at the end, children included.
+"""A real Flower deployment on loopback, as a fleet would run it: one flower-superlink serving TLS with a
+certificate from a CA made here (the `cryptography` package) and admitting only registered SuperNode keys,
+three flower-supernode processes (each device with its own encrypted vault, started by `lifevault federate
+node` with the CA and its node key), and `flwr run` of a central round, then a distributed (SecAgg+) round.
+Each run must finish as *completed* (read from the SuperLink's run status: `flwr run` exits 0 even when
+the run fails) and every device's ledger must hold exactly its two releases. Every process started here is
+killed at the end, children included.
 """
 
 from __future__ import annotations
@@ -115,7 +118,80 @@ def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float 
     raise AssertionError(f"nothing listens on {HOST}:{port}:\n{log.read_text()[-3000:]}")
 
 
-def test_two_rounds_over_a_real_superlink_and_three_supernodes(tmp_path):
+def tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A CA and a SuperLink certificate for 127.0.0.1 / localhost signed by it: (ca.pem, server.pem, server.key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lifevault test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = d / "ca.pem", d / "server.pem", d / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def node_key(d: Path, name: str) -> tuple[Path, Path]:
+    """A SuperNode authentication key pair (EC P-384, OpenSSH format): (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    private, public = d / f"{name}.key", d / f"{name}.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+    private.chmod(0o600)
+    return private, public
+
+
+def run_to_completion(env: dict[str, str], app_dir: Path, results: Path, cwd: Path) -> None:
+    """`flwr run` and wait until the SuperLink says the run finished as completed."""
+    started = flwr(env, "run", str(app_dir), "test", cwd=cwd)
+    run_id = str(started["run-id"])
+    # Every `flwr` call is a new Python process (seconds of CPU): ask for the status when the ServerApp
+    # has written its results, or every 15 s in case it died before writing them.
+    deadline, status, asked = time.monotonic() + 240, "", time.monotonic()
+    while time.monotonic() < deadline:
+        if results.exists() or time.monotonic() - asked > 15:
+            (run,) = flwr(env, "ls", "test", "--run-id", run_id, cwd=cwd)["runs"]
+            status, asked = run["status"], time.monotonic()
+            if status.startswith("finished"):
+                break
+        time.sleep(0.5)
+    if status != "finished:completed":
+        log = subprocess.run([str(BIN / "flwr"), "log", run_id, "test", "--show"], env=env, cwd=cwd,
+                             capture_output=True, text=True, timeout=60)
+        pytest.fail(f"run {run_id} ended as {status!r}\n{log.stdout[-4000:]}")
+
+
+def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_supernodes(tmp_path):
     pp = tmp_path / "passphrase"
     pp.write_text(PASSPHRASE + "\n")
     homes = []
@@ -125,6 +201,10 @@ def test_two_rounds_over_a_real_superlink_and_three_supernodes(tmp_path):
         with vault:
             fill_device(vault, seed=10 + i, days=14)
         homes.append(home)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, server_cert, server_key = tls_files(certs)
+    keys = [node_key(certs, f"node-{i}") for i in range(3)]
 
     flwr_home = tmp_path / "flwr"
     env = sapp.flower_env(flwr_home, pythonpath=[ROOT])
@@ -142,38 +222,29 @@ def test_two_rounds_over_a_real_superlink_and_three_supernodes(tmp_path):
         return p
 
     try:
-        link = start("superlink", [str(BIN / "flower-superlink"), "--insecure", "--host", HOST, "--port", str(link_port),
+        link = start("superlink", [str(BIN / "flower-superlink"), "--ssl-ca-certfile", str(ca), "--ssl-certfile",
+                                   str(server_cert), "--ssl-keyfile", str(server_key), "--enable-supernode-auth",
+                                   "--host", HOST, "--port", str(link_port),
                                    "--disable-runtime-dependency-installation"], env)
         wait_listening(link_port, link, logs / "superlink.log")
+        sapp.write_flower_config(flwr_home, name="test", address=f"{HOST}:{link_port}", insecure=False,
+                                 root_certificates=ca)
+        for _, public in keys:  # the SuperLink admits only registered node keys
+            flwr(env, "supernode", "register", str(public), "test", cwd=tmp_path)
         for i, home in enumerate(homes):  # each through `lifevault federate node`, which runs flower-supernode
             start(f"supernode-{i}", [sys.executable, "-m", "lifevault.cli", "federate", "node", "--superlink",
-                                     f"{HOST}:{link_port}", "--insecure", "--home", str(home), "--passphrase-file",
-                                     str(pp), "--port", str(free_port()), "--flower-home", str(tmp_path / f"flwr-node-{i}")],
-                  env)
+                                     f"{HOST}:{link_port}", "--root-certificates", str(ca), "--node-key", str(keys[i][0]),
+                                     "--home", str(home), "--passphrase-file", str(pp), "--port", str(free_port()),
+                                     "--flower-home", str(tmp_path / f"flwr-node-{i}")], env)
 
-        results = tmp_path / "results.json"
-        cfg = sapp.ServerConfig(num_rounds=2, mode="local", clip_norm=0.5, noise_multiplier=2.0, min_nodes=3,
-                                wait_for_nodes_s=90.0, local_steps=10, batch_size=32, round_timeout_s=240.0,
-                                results_file=str(results), model_id="integration")
-        app_dir = sapp.write_flower_app(tmp_path / "app", cfg)
-        sapp.write_flower_config(flwr_home, name="test", address=f"{HOST}:{link_port}", insecure=True)
-        started = flwr(env, "run", str(app_dir), "test", cwd=tmp_path)
-        run_id = str(started["run-id"])
-
-        # Every `flwr` call is a new Python process (seconds of CPU): ask for the status when the ServerApp
-        # has written its results, or every 15 s in case it died before writing them.
-        deadline, status, asked = time.monotonic() + 240, "", time.monotonic()
-        while time.monotonic() < deadline:
-            if results.exists() or time.monotonic() - asked > 15:
-                (run,) = flwr(env, "ls", "test", "--run-id", run_id, cwd=tmp_path)["runs"]
-                status, asked = run["status"], time.monotonic()
-                if status.startswith("finished"):
-                    break
-            time.sleep(0.5)
-        if status != "finished:completed":
-            log = subprocess.run([str(BIN / "flwr"), "log", run_id, "test", "--show"], env=env, cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=60)
-            pytest.fail(f"run {run_id} ended as {status!r}\n{log.stdout[-4000:]}")
+        rounds = {}
+        for mode in ("central", "distributed"):
+            results = tmp_path / f"results-{mode}.json"
+            cfg = sapp.ServerConfig(num_rounds=1, mode=mode, clip_norm=0.5, noise_multiplier=2.0, min_nodes=3,
+                                    wait_for_nodes_s=90.0, local_steps=10, batch_size=32, round_timeout_s=240.0,
+                                    results_file=str(results), model_id=f"integration-{mode}")
+            run_to_completion(env, sapp.write_flower_app(tmp_path / f"app-{mode}", cfg), results, tmp_path)
+            rounds[mode] = json.loads(results.read_text())
     finally:
         stop_all(procs)
 
@@ -182,14 +253,14 @@ def test_two_rounds_over_a_real_superlink_and_three_supernodes(tmp_path):
     while leftovers(tmp_path) and time.monotonic() < end:
         time.sleep(0.2)
     assert leftovers(tmp_path) == []  # no superexec, clientapp or serverapp left behind, orphans included
-    rounds = json.loads(results.read_text())
-    assert [(r["round"], r["sent"], r["received"], r["applied"]) for r in rounds] == [(1, 3, 3, True), (2, 3, 3, True)]
+    for mode in ("central", "distributed"):
+        assert [(r["round"], r["sent"], r["received"], r["applied"]) for r in rounds[mode]] == [(1, 3, 3, True)]
     for home in homes:
         with Vault.open(home, PASSPHRASE) as v:
             rows = [r.body for r in vledger.releases(v)]
-            assert vledger.verify(v).ok
-        assert [(r["round"], r["model_id"], r["mode"]) for r in rows] == [(1, "integration", "local"),
-                                                                          (2, "integration", "local")]
+            assert vledger.verify(v).ok and vledger.cross_check(v).ok
+        assert [(r["model_id"], r["mode"], r["noise_shares"]) for r in rows] == [
+            ("integration-central", "central", 1), ("integration-distributed", "distributed", 3)]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Flower's simulation engine needs flwr[simulation]")
@@ -221,6 +292,38 @@ def test_a_node_refuses_plaintext_to_a_superlink_off_this_machine(capsys):
     rc = main(["federate", "node", "--superlink", "10.1.2.3:9092", "--insecure"])
     err = capsys.readouterr().err
     assert rc != 0 and "only allowed for a SuperLink on this machine" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", ["missing", "not-a-key", "with-insecure", "ca-is-not-a-certificate"])
+def test_a_node_refuses_an_unusable_ca_or_node_key_in_one_line(case, tmp_path, capsys):
+    from lifevault.cli import main
+
+    private, _ = node_key(tmp_path, "n")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    args = {"missing": ["--root-certificates", str(ca), "--node-key", str(tmp_path / "absent.key")],
+            "not-a-key": ["--root-certificates", str(ca), "--node-key", str(ca)],
+            "with-insecure": ["--insecure", "--node-key", str(private)],
+            "ca-is-not-a-certificate": ["--root-certificates", str(private)]}[case]
+    rc = main(["federate", "node", "--superlink", f"{HOST}:9092", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip().count("\n") <= 3 and "Traceback" not in err
+    assert ("--node-key" in err or "--root-certificates" in err)
+
+
+def test_a_ca_bundle_is_read_up_to_max_pem_bytes(tmp_path, capsys, monkeypatch):
+    from lifevault import cli_federate
+    from lifevault.cli import main
+
+    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    ca = tmp_path / "ca.pem"
+    for size, refused in ((cli_federate.MAX_PEM_BYTES, False), (cli_federate.MAX_PEM_BYTES + 1, True)):
+        ca.write_bytes(pem + b"#" * (size - len(pem)))
+        rc = main(["federate", "node", "--superlink", f"{HOST}:9092", "--root-certificates", str(ca),
+                   "--home", str(tmp_path / "no-vault")])
+        err = capsys.readouterr().err
+        assert rc != 0 and ("larger than" in err) is refused  # under the bound: it stops later, at the missing vault
 
 
 def test_simulate_rejects_an_unknown_mode_in_one_line(capsys):
