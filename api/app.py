@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bodylimit import BodyLimit
+from api.params import HOME_ZONE
 from api.schemas import ERRORS, Health
 from api.state import PREFIX, SESSION_FILE, ApiSettings, Backend, RequestAudit
 from api.tokens import TokenError
@@ -69,6 +70,13 @@ class Guard:
         if refusal:
             await _json(403, refusal)(scope, receive, send)
             return
+        zone = HOME_ZONE.set(backend.home_zone)  # times sent without an offset are read in it (api/params.py)
+        try:
+            await self._guarded(backend, scope, receive, send)
+        finally:
+            HOME_ZONE.reset(zone)
+
+    async def _guarded(self, backend: Backend, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def audited_send(message: Message) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from api.params import End, Start
 from embeddings.notes import MAX_TEXT_CHARS
 from embeddings.records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, metadata_problem
 
@@ -56,8 +57,8 @@ class Health(BaseModel):
 class SearchIn(In):
     query: str = Field(min_length=1, max_length=2000, description="Natural language; time phrases become filters.")
     k: int = Field(10, ge=1, le=100)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Start | None = None
+    until: End | None = None
     kinds: list[Kind] | None = Field(None, max_length=5)
     tags: list[Tag] | None = Field(None, max_length=20)
     explain: bool = False
@@ -109,8 +110,8 @@ class SearchOut(BaseModel):
 class ContextIn(In):
     task: str = Field(min_length=1, max_length=2000)
     token_budget: int = Field(1500, ge=32, le=32000)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Start | None = None
+    until: End | None = None
     kinds: list[Kind] | None = Field(None, max_length=5)
 
 
@@ -142,7 +143,7 @@ class ContextOut(BaseModel):
 
 class RememberIn(In):
     text: NoteText
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Start | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     metadata: Metadata = None
     source: str = Field("agent", min_length=1, max_length=100)
@@ -161,7 +162,7 @@ class WrittenOut(BaseModel):
 
 class UpdateIn(In):
     text: NoteText | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Start | None = None
     tags: list[Tag] | None = Field(None, max_length=20)
     metadata: Metadata = None
 
@@ -179,8 +180,8 @@ class ForgetIn(In):
         {"required": [k], "properties": {k: v}} for k, v in _SELECTORS.items()]})
     memory_ids: list[Annotated[int, Field(ge=0)]] | None = Field(None, max_length=1000)
     source: str | None = Field(None, max_length=100)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Start | None = None
+    until: End | None = None
     query: str | None = Field(None, max_length=500)
     kinds: list[Kind] | None = None
     commit: bool = Field(False, description="False: preview only. True: delete; needs the preview's digest.")

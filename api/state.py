@@ -18,6 +18,7 @@ from api.tokens import Actor, RateLimiter, TokenStore
 from embeddings.service import MemoryService
 from vault import audit
 from vault.audit import AuditEvent
+from vault.homezone import home_zone
 from vault.rwlock import RWLock
 from vault.store import Vault
 
@@ -96,6 +97,7 @@ class Backend:
         self.lock = RWLock()  # `with lock:` / lock.write(): alone; lock.read(): side by side
         self.allowed_hosts = allowed_hosts(settings.host, settings.port)
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
+        self.home_zone = home_zone(vault)  # for times sent without an offset; recomputed after each ingest
 
     def record(self, event: AuditEvent) -> None:
         with self.lock.read():  # the chain serialises appends itself

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
-from tests.api.conftest import Served
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.state import ApiSettings
+from api.tokens import TokenStore
+from tests.api.conftest import BASE, HOST, PORT, Served
+from tests.conftest import FAST_KDF, PASSPHRASE
+from vault.store import Vault
 
 FAR = ["what did I do in 9999", "on 31 Dec 9999", "in December 9999", "what did I do in 0001", "on 1 Jan 0001",
        "in January 1", "coffee in 99999", "last 99999999999999999999 days", "on 29 February 2100"]
@@ -20,3 +29,90 @@ def test_a_search_naming_a_far_date_answers_200(served: Served, query: str) -> N
 def test_a_context_pack_for_a_far_date_answers_200(served: Served, query: str) -> None:
     r = served.call("POST", "/v1/context", "owner", json={"task": query, "token_budget": 64})
     assert r.status_code == 200, r.text
+
+
+# ---- times as agents send them: dates and date-times without an offset, read in the home time zone --------
+KOLKATA = 330  # the small vault below lives at UTC+05:30 (its visits, and its calendar's TZID)
+
+
+@pytest.fixture(scope="module")
+def kolkata(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+    """A vault whose user lives in Asia/Kolkata: two visits, one calendar event, an owner token."""
+    home = tmp_path_factory.mktemp("kolkata") / "home"
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    with vault:
+        for key, start, hours in (("morning", datetime(2025, 3, 1, 4, 0, tzinfo=UTC), 1),  # 09:30 local, 1 March
+                                  ("late", datetime(2025, 3, 1, 20, 0, tzinfo=UTC), 2)):  # 01:30 local, 2 March
+            vault.execute("INSERT INTO stays (row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, origin) "
+                          "VALUES (?, ?, ?, ?, 12.97, 77.59, ?, 'export')",
+                          [vault.row_id("stay", key), start, start + timedelta(hours=hours), KOLKATA, key])
+        vault.execute("INSERT INTO calendar_events (row_id, uid, recurrence_id, start_ts, end_ts, utc_offset_min, "
+                      "tzid, summary, format, file, position, load_id) VALUES (?, 'u1', '', ?, ?, ?, 'Asia/Kolkata', "
+                      "'Standup', 'ics', 'cal.ics', 0, 'load-1')",
+                      [vault.row_id("event", 1), datetime(2025, 3, 1, 4, 0, tzinfo=UTC),
+                       datetime(2025, 3, 1, 4, 30, tzinfo=UTC), KOLKATA])
+        owner = TokenStore.load(vault).create(agent="tz-test", scopes=["owner"], location="precise").secret
+    app = create_app(ApiSettings(home=home, passphrase=PASSPHRASE, host=HOST, port=PORT, warm=False))
+    with TestClient(app, base_url=BASE) as client:
+        yield client, owner
+
+
+def visits(kolkata: tuple[TestClient, str], **params: str) -> list[str]:
+    client, owner = kolkata
+    r = client.get("/v1/timeline", params=params, headers={"Authorization": f"Bearer {owner}"})
+    assert r.status_code == 200, r.text
+    return [i["place"]["name"] for i in r.json()["items"]]
+
+
+def test_the_home_time_zone_is_the_one_the_users_data_lives_in(kolkata) -> None:  # type: ignore[no-untyped-def]
+    client, _ = kolkata
+    assert str(client.app.state.backend.home_zone) == "Asia/Kolkata"
+
+
+def test_a_date_time_without_an_offset_is_read_in_the_home_time_zone(kolkata) -> None:  # type: ignore[no-untyped-def]
+    assert visits(kolkata, **{"from": "2025-03-01T09:00", "to": "2025-03-01T10:00"}) == ["morning"]
+    assert visits(kolkata, **{"from": "2025-03-01T09:00Z", "to": "2025-03-01T10:00Z"}) == []  # an offset wins
+    assert visits(kolkata, **{"from": "2025-03-01T09:00:00+05:30", "to": "2025-03-01T10:00:00+05:30"}) == ["morning"]
+
+
+def test_a_plain_date_is_that_whole_local_day(kolkata) -> None:  # type: ignore[no-untyped-def]
+    assert visits(kolkata, **{"from": "2025-03-01", "to": "2025-03-01"}) == ["morning"]  # 'late' is 2 March there
+    assert visits(kolkata, **{"from": "2025-03-02", "to": "2025-03-02"}) == ["late"]
+    assert visits(kolkata, **{"from": "2025-03-01"}) == ["morning", "late"]
+
+
+def test_body_times_accept_dates_too(kolkata) -> None:  # type: ignore[no-untyped-def]
+    client, owner = kolkata
+    r = client.post("/v1/forget", json={"since": "2025-03-02", "until": "2025-03-02", "kinds": ["visit"]},
+                    headers={"Authorization": f"Bearer {owner}"})
+    assert r.status_code in (200, 409), r.text  # a preview (the memories are not indexed: nothing to forget)
+
+
+@pytest.mark.parametrize(("field", "value"), [("from", "yesterday"), ("from", "2025-13-01"), ("to", "2025-03-01T25:00"),
+                                              ("from", "1/3/2025"), ("to", "9999-12-31"),
+                                              ("from", "0001-01-01T00:00:00+14:00"), ("from", "2" * 80)])
+def test_a_malformed_time_parameter_gets_422_naming_the_field_and_the_forms(kolkata, field: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    client, owner = kolkata
+    r = client.get("/v1/timeline", params={field: value}, headers={"Authorization": f"Bearer {owner}"})
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["query", field] and value not in r.text
+    assert "2025-03-01" in problem["msg"] or "out of range" in problem["msg"]
+
+
+@pytest.mark.parametrize("body", [{"query": "coffee", "since": "last tuesday"}, {"query": "coffee", "until": 20250301},
+                                  {"query": "coffee", "since": "2025-02-30"}])
+def test_a_malformed_body_time_gets_422_naming_the_field(served: Served, body: dict[str, object]) -> None:
+    r = served.call("POST", "/v1/search", "owner", json=body)
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"][:2] == ["body", next(k for k in body if k != "query")] and "2025-03-01" in problem["msg"]
+
+
+@pytest.mark.parametrize(("since", "until"), [("2025-03-01", "2025-03-31"), ("2025-03-01T08:00", None),
+                                              ("2025-03-01T08:00:00+00:00", "2025-03-31T23:59:59Z")])
+def test_a_search_takes_dates_and_local_date_times(served: Served, since: str, until: str | None) -> None:
+    body = {"query": "coffee", "since": since} | ({"until": until} if until else {})
+    r = served.call("POST", "/v1/search", "owner", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"]
