@@ -278,6 +278,12 @@ def test_audit_dp_says_inconclusive_with_its_own_exit_code_when_it_cannot_certif
     assert code == 6 and res["verdict"] == "inconclusive"
     assert res["epsilon_certifiable_max"] < res["epsilon_upper_bound"]
     assert "Inconclusive" in out.err and "leaks no more" not in out.err
+    from reports.build import build
+    from vault.store import Vault
+
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        line = next(s for s in build(v)["summary"] if "empirical privacy audit" in s)
+    assert "inconclusive" in line and "leaks no more" not in line
 
 
 def test_audit_dp_user_errors_are_one_line(cli_home, capsys):
