@@ -241,9 +241,10 @@ def scan(paths: list[Path], limits: Limits = DEFAULT_LIMITS) -> Found:
         p = Path(p)
         if p.is_dir():
             inside: list[Path] = []
-            _walk(p, p, limits, inside, found)
+            _walk(p, limits, inside, found)
             for child in sorted(inside):
                 _add(child, limits, found)
+            found.not_read = dict(sorted(found.not_read.items()))
         else:
             _add(p, limits, found)
     return found
@@ -254,29 +255,34 @@ def expand(paths: list[Path], limits: Limits = DEFAULT_LIMITS) -> Iterator[Input
     yield from scan(paths, limits).files
 
 
-def _walk(folder: Path, root: Path, limits: Limits, out: list[Path], found: Found) -> None:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as e:
-        found.not_read[str(folder)] = f"folder cannot be listed ({e.strerror or e})"
-        return
-    for e in entries:
-        p = Path(e.path)
+def _walk(root: Path, limits: Limits, out: list[Path], found: Found) -> None:
+    """The regular files under root (a stack, not recursion: a folder tree may be any depth)."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
         try:
-            if e.is_symlink():
-                why = _link_refusal(p, root, limits)
-                if why is None:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            found.not_read[str(folder)] = f"folder cannot be listed ({e.strerror or e})"
+            continue
+        for e in entries:
+            p = Path(e.path)
+            try:
+                if e.is_symlink():
+                    why = _link_refusal(p, root, limits)
+                    if why is None:
+                        out.append(p)
+                    else:
+                        found.not_read[str(p)] = why
+                elif e.is_dir(follow_symlinks=False):
+                    stack.append(p)
+                elif e.is_file(follow_symlinks=False):
                     out.append(p)
                 else:
-                    found.not_read[str(p)] = why
-            elif e.is_dir(follow_symlinks=False):
-                _walk(p, root, limits, out, found)
-            elif e.is_file(follow_symlinks=False):
-                out.append(p)
-            else:
-                found.not_read[str(p)] = f"{_kind(e.stat(follow_symlinks=False).st_mode)}, not read"
-        except OSError as err:
-            found.not_read[str(p)] = f"cannot be read ({err.strerror or err})"
+                    found.not_read[str(p)] = f"{_kind(e.stat(follow_symlinks=False).st_mode)}, not read"
+            except OSError as err:
+                found.not_read[str(p)] = f"cannot be read ({err.strerror or err})"
 
 
 def _link_refusal(link: Path, root: Path, limits: Limits) -> str | None:

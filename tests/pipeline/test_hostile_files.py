@@ -243,3 +243,21 @@ def test_the_cli_refuses_dev_zero_in_one_line(tmp_path, monkeypatch, capsys):
     code = main(["ingest", "/dev/zero"])
     err = capsys.readouterr().err
     assert code != 0 and code != 70 and err.count("\n") == 1 and "character device" in err and "Traceback" not in err
+
+
+def test_a_folder_tree_deeper_than_the_recursion_limit_is_walked(tmp_path):
+    (tmp_path / "export").mkdir()
+    fds = [os.open(tmp_path / "export", os.O_RDONLY)]
+    try:
+        for _ in range(sys.getrecursionlimit() + 100):  # (pathlib's mkdir(parents=True) itself recurses)
+            os.mkdir("d", dir_fd=fds[-1])
+            fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+        os.close(os.open("good.ics", os.O_WRONLY | os.O_CREAT, dir_fd=fds[-1]))
+        found = scan([tmp_path / "export"])
+        assert [f.name for f in found.files] == ["good.ics"] and found.not_read == {}
+    finally:  # removed here, bottom up: rmtree (pytest's clean-up of old runs too) recurses and would fail
+        os.unlink("good.ics", dir_fd=fds[-1])
+        while len(fds) > 1:
+            os.close(fds.pop())
+            os.rmdir("d", dir_fd=fds[-1])
+        os.close(fds.pop())

@@ -7,6 +7,7 @@ personal data (no coordinate, no place); the sources turn the ValueError into a 
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,8 @@ def e7(obj: dict[str, Any], lat_key: str, lon_key: str, what: str) -> tuple[floa
         raise ValueError(f"{what}: {lat_key}/{lon_key} are not numbers")
     try:
         return check_coords(round(la / 1e7, 7), round(lo / 1e7, 7))
+    except OverflowError:
+        raise ValueError(f"{what}: {lat_key}/{lon_key} out of range") from None
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
 
@@ -64,14 +67,13 @@ def number(value: Any) -> float | None:
     """A number that may be written as a string (iOS Timeline); None when absent or not a number."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(value, int | float | str):
+        return None
+    try:
+        out = float(value)
+    except (ValueError, OverflowError):  # "north", an integer beyond a float's range
+        return None
+    return out if math.isfinite(out) else None
 
 
 class OutOfRange(ValueError):

@@ -21,9 +21,9 @@ startTimeTimezoneUtcOffsetMinutes when present, else the offset written in the t
 position = the index in semanticSegments (or in the iOS array); path points share their segment's
 position; rawSignals continue the numbering after the last semantic segment. Not data, counted and
 returned by `batches` (not quarantined): timelineMemory entries, rawSignals activityRecord/wifiScan
-entries, entries with nothing but times. Rejected: a visit/activity/position whose times or
-coordinates are missing or impossible (out of range, "geo:north,west"), an end before the start, one
-bad path point (the others load; the reason names `timelinePath[j]`), and a file that is neither
+entries, entries with nothing but times, a timelinePath without points. Rejected: a
+visit/activity/position whose times or coordinates are missing or impossible (out of range,
+"geo:north,west"), an end before the start, one bad path point (the others load; the reason names `timelinePath[j]`), and a file that is neither
 layout (one Rejected at -1).
 """
 
@@ -134,6 +134,9 @@ def _entry(out: _Rows, i: int, e: Any) -> None:
     path = e.get("timelinePath")
     if path is not None and not isinstance(path, list):
         out.reject(i, "timelinePath is not a list", e)
+        return
+    if not path and kinds == ["timelinePath"]:
+        out.skipped["timelinePath without points"] += 1
         return
     for j, p in enumerate(path or []):
         try:

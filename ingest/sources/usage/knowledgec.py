@@ -5,9 +5,10 @@ Dates are seconds since 2001-01-01 UTC (Mac absolute time; +978307200 gives Unix
 is the device's UTC offset then (kept in minutes as utc_offset_min). position is Z_PK.
 
 - '/app/usage' and '/app/inFocus' rows -> USAGE_INTERVALS (package = ZVALUESTRING, the bundle id).
-  Rejected: no start or end, end before start, longer than 24 h, no bundle id.
+  Rejected: no start or end, a date outside 2001..2100, end before start, longer than 24 h, no bundle id.
 - '/device/isLocked' -> USAGE_EVENTS at ZSTARTDATE: ZVALUEINTEGER 1 -> KEYGUARD_SHOWN, 0 -> KEYGUARD_HIDDEN;
-  '/display/isBacklit' -> 1 -> SCREEN_ON, 0 -> SCREEN_OFF (package null). Rejected: no start, other values.
+  '/display/isBacklit' -> 1 -> SCREEN_ON, 0 -> SCREEN_OFF (package null). Rejected: no start, a start
+  outside 2001..2100, other values.
 - Every other stream (/app/intents, /safari/history, /notification/usage, ...) is not usage lifevault keeps:
   counted by stream name in the generator's return value, not quarantined.
 Recognised by its schema, whatever the file's name: a SQLite file whose sqlite_master declares ZOBJECT
@@ -19,6 +20,7 @@ knowledgeC.db-wal are not seen (checkpoint or copy with the sqlite3 .backup comm
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Generator, Iterator
@@ -35,6 +37,8 @@ KIND = "usage"
 
 MAC_EPOCH = 978_307_200  # 2001-01-01T00:00:00Z in Unix seconds
 MAX_INTERVAL_S = 24 * 3600
+MIN_AT = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)  # Mac absolute time 0: nothing of a device is older
+MAX_AT = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 MAX_OFFSET_MIN = 18 * 60  # a ZSECONDSFROMGMT beyond +-18 h is no UTC offset: utc_offset_min null
 INTERVAL_STREAMS = ("/app/usage", "/app/inFocus")
 STATE_EVENTS = {
@@ -153,10 +157,16 @@ def _instant(column: str) -> pl.Expr:
     return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC").cast(UTC_US)
 
 
+def _outside(column: str) -> pl.Expr:
+    return (pl.col(column) < MIN_AT) | (pl.col(column) >= MAX_AT)
+
+
 def _interval_reason() -> pl.Expr:
     return (
         pl.when(pl.col("start").is_null() | pl.col("end").is_null())
         .then(pl.lit("no ZSTARTDATE or ZENDDATE"))
+        .when(_outside("start") | _outside("end"))
+        .then(pl.lit("ZSTARTDATE or ZENDDATE outside 2001..2100"))
         .when(pl.col("end") < pl.col("start"))
         .then(pl.lit("ZENDDATE before ZSTARTDATE"))
         .when(pl.col("end_s") - pl.col("start_s") > MAX_INTERVAL_S)
@@ -170,6 +180,8 @@ def _event_reason() -> pl.Expr:
     return (
         pl.when(pl.col("start").is_null())
         .then(pl.lit("no ZSTARTDATE"))
+        .when(_outside("start"))
+        .then(pl.lit("ZSTARTDATE outside 2001..2100"))
         .when(~pl.col("value").is_in([0, 1]) | pl.col("value").is_null())
         .then(
             pl.format(
@@ -190,6 +202,9 @@ def _state_event() -> pl.Expr:
     return expr
 
 
+_RAW = ("stream", "package", "value", "start_s", "end_s", "offset_s")
+
+
 def _split(f: InputFile, df: pl.DataFrame, reason: pl.Expr) -> tuple[pl.DataFrame, list[Rejected]]:
     df = df.with_columns(reason=reason)
     bad = df.filter(pl.col("reason").is_not_null())
@@ -200,10 +215,10 @@ def _split(f: InputFile, df: pl.DataFrame, reason: pl.Expr) -> tuple[pl.DataFram
             position=row["position"],
             reason=row["reason"],
             raw=clip_raw(
-                repr({k: row[k] for k in ("stream", "package", "value", "start_s", "end_s", "offset_s")})
+                repr({k: row[k] for k in _RAW})
             ),
         )
-        for row in bad.iter_rows(named=True)
+        for row in bad.select("position", "reason", *_RAW).iter_rows(named=True)  # (not the instants: any year)
     ]
     return df.filter(pl.col("reason").is_null()), rejected
 
