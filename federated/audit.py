@@ -3,13 +3,17 @@
 The accountant gives an upper bound that holds if the code is right. This module checks the code: it
 runs the federated mechanism in simulation with m canary clients, each included with probability 1/2
 by a CSPRNG held by the audit (the mechanism never sees the bits), scores every canary against what the
-mechanism released, guesses "included" for the highest scores, and turns the number of correct guesses
-into an epsilon that the mechanism provably exceeds with probability at most `significance`. A correct
-mechanism gives lower <= upper; a lower bound above the accountant's upper bound is proof of a bug.
+mechanism released, guesses "included" for the highest scores and "excluded" for the lowest, and turns
+the number of correct guesses into an epsilon that the mechanism provably exceeds with probability at
+most `significance`. A correct mechanism gives lower <= upper; a lower bound above the accountant's
+upper bound is proof of a bug (verdict "violation"). m canaries can certify at most certifiable_max(m)
+(every guess right); when the accountant's bound is above that, the audit could not have seen a leak
+(verdict "inconclusive"). powerful_noise_multiplier picks a z where it could.
 
-The mechanism is the real one: every device step is `dp.clip` then `dp.add_noise` (as in
-client.release_round) and every round goes through `aggregate.mean_update` (as in server_app), both
-looked up at call time, so a fault in them is a fault the audit sees.
+The mechanism is the real one: every canary goes through client.privatize (the clip and noise step of
+client.release_round) with the RoundSpec a device of the round would get, and every round through
+aggregate.mean_update (the server's arithmetic; in distributed mode SecAgg+'s quantized modular sum and
+its t-survivor rule), all looked up at call time, so a fault in them is a fault the audit sees.
 
   canaries   random unit directions u_i in R^dim, submitted as updates of norm `canary_norm`
              (default 1000 C: a correct mechanism clips them to exactly C, so the audit is the one with
@@ -26,8 +30,9 @@ looked up at call time, so a fault in them is a fault the audit sees.
 
 The bound: with r guesses of which v are correct, an (eps, delta)-DP mechanism gives
 P[V >= v] <= P[Binomial(r, e^eps/(1+e^eps)) >= v] + 2 m delta alpha (their Theorem 3.1 / Algorithm 2);
-the lower bound is the largest eps this rejects at `significance`. Guesses are the canaries above a
-threshold; every threshold on the convex hull of the ROC is tried, with a Bonferroni correction over them.
+the lower bound is the largest eps this rejects at `significance`. The guesses never depend on the
+inclusion bits: for each guess count r fixed in advance (GUESS_FRACTIONS of m), the r/2 highest scores
+are guessed in and the r/2 lowest out, each r tested at significance / len(GUESS_FRACTIONS).
 """
 
 from __future__ import annotations
