@@ -52,6 +52,7 @@ from federated import accounting, aggregate, dp
 from vault import audit as vault_audit
 
 CANARY_NORM_FACTOR = 1000.0
+MAX_CANARY_CELLS = 64_000_000  # canaries x dim: the directions alone take 8 bytes per cell (512 MB at the bound)
 DeviceStep = Callable[[np.ndarray, Any], np.ndarray]  # (raw update, the round's client.RoundSpec): client.privatize
 Aggregator = Callable[..., "np.ndarray | None"]  # aggregate.mean_update's signature
 
@@ -298,6 +299,8 @@ def _validate(canaries: int, rounds: int, clip_norm: float, noise_multiplier: fl
     for name, v, lo in (("canaries", canaries, 2), ("rounds", rounds, 1), ("dim", dim, 2), ("background", background, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if canaries * dim > MAX_CANARY_CELLS:
+        raise ValueError(f"canaries x dim must be at most {MAX_CANARY_CELLS:,}, got {canaries} x {dim}")
     if mode not in aggregate.MODES:
         raise ValueError(f"mode must be one of {', '.join(aggregate.MODES)}, got {mode!r}")
     for name, v in (("clip_norm", clip_norm), ("noise_multiplier", noise_multiplier)):
@@ -416,6 +419,6 @@ def normal_quantile_scores(mu: float, n: int = 10_000) -> tuple[np.ndarray, np.n
     return mu + q, q
 
 
-__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "GUESS_FRACTIONS", "POWER_FRACTION", "VERDICTS",
+__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "GUESS_FRACTIONS", "MAX_CANARY_CELLS", "POWER_FRACTION", "VERDICTS",
            "bound_from_scores", "certifiable_max", "epsilon_lower_bound", "normal_quantile_scores", "one_run_bound",
            "p_value", "powerful_noise_multiplier", "run_audit", "verdict"]

@@ -203,6 +203,19 @@ def test_the_audit_runs_the_device_round_step_and_the_server_aggregation(monkeyp
     assert calls["privatize"] == 3 * (r.included + 2) + 2
 
 
+def test_the_audit_refuses_more_canary_cells_than_its_bound_before_allocating_them():
+    bound = faudit.MAX_CANARY_CELLS
+    with pytest.raises(ValueError, match="canaries x dim"):
+        faudit.run_audit(1000, rounds=1, clip_norm=1.0, noise_multiplier=1.0, dim=bound // 1000 + 1)
+    with pytest.raises(ValueError, match="canaries x dim"):
+        faudit.run_audit(3000, rounds=1, clip_norm=1.0, noise_multiplier=1.0)  # default dim 24,000
+    # at the bound the size passes and the run stops at the next check (the mode), before any allocation
+    with pytest.raises(ValueError, match="mode must be"):
+        faudit.run_audit(1000, rounds=1, clip_norm=1.0, noise_multiplier=1.0, dim=bound // 1000, mode="gossip")
+    with pytest.raises(ValueError, match="canaries x dim"):
+        faudit.run_audit(1000, rounds=1, clip_norm=1.0, noise_multiplier=1.0, dim=bound // 1000 + 1, mode="gossip")
+
+
 def test_the_same_seed_gives_the_same_canaries_and_a_new_seed_others():
     kw = {"rounds": 1, "clip_norm": 1.0, "noise_multiplier": 10.0, "dim": 64}
     a, b, c = (faudit.run_audit(64, seed=s, **kw) for s in (1, 1, 2))
