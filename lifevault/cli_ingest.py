@@ -50,8 +50,11 @@ def ingest(
         member_ratio=max_member_ratio or DEFAULT_LIMITS.member_ratio,
         follow_links=follow_links,
     )
-    from lifevault.cli_api import forward_ingest
+    from lifevault.cli_api import forward_if_served, forward_ingest
 
+    if limits != DEFAULT_LIMITS and forward_if_served(home) is not None:
+        raise typer.BadParameter("--max-member-mib, --max-member-ratio and --follow-links are not sent to a running "
+                                 "server (it ingests with the default bounds); stop `lifevault serve` to use them")
     # a running `lifevault serve` owns the vault: send it the job
     if forward_ingest(home, paths, kind=kind, fmt=fmt, strict=strict, json_out=json_out):
         return
@@ -91,7 +94,7 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
     if report.skipped:
         err.print(f"{len(report.skipped)} file(s) not recognised as an export and skipped")
     for path, why in report.not_read.items():
-        err.print(f"not read: {path}: {why}", markup=False, highlight=False)
+        err.print(f"not read: {path}: {why}", markup=False, highlight=False, soft_wrap=True)
     if report.quarantined:
         err.print(f"{report.quarantined} record(s) quarantined: `lifevault quarantine {report.load_id}`")
     if report.forgotten:

@@ -235,10 +235,11 @@ def test_a_fifo_inside_a_folder_is_reported_and_never_opened(vault, tmp_path):
 def test_the_cli_refuses_dev_zero_in_one_line(tmp_path, monkeypatch, capsys):
     from lifevault.cli import main
     from tests.conftest import PASSPHRASE
+    from tests.test_cli import FAST
 
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("LIFEVAULT_HOME", str(tmp_path / "home"))
-    assert main(["init", "--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]) == 0
+    assert main(["init", *FAST]) == 0  # the cheapest KDF a vault accepts
     capsys.readouterr()
     code = main(["ingest", "/dev/zero"])
     err = capsys.readouterr().err
@@ -261,3 +262,26 @@ def test_a_folder_tree_deeper_than_the_recursion_limit_is_walked(tmp_path):
             os.close(fds.pop())
             os.rmdir("d", dir_fd=fds[-1])
         os.close(fds.pop())
+
+
+def test_the_cli_bounds_are_options_and_what_was_not_read_is_printed(tmp_path, monkeypatch, capsys):
+    from lifevault.cli import main
+    from tests.conftest import PASSPHRASE
+    from tests.test_cli import FAST
+
+    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("LIFEVAULT_HOME", str(tmp_path / "home"))
+    assert main(["init", *FAST]) == 0  # the cheapest KDF a vault accepts
+    folder = tmp_path / "export"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "cal.zip", "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("padded.ics", ics_of_size((1 << 20) + 1))
+    (folder / "link.ics").symlink_to(tmp_path)
+    capsys.readouterr()
+    assert main(["ingest", str(folder), "--max-member-mib", "1", "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["quarantined"] == 1 and report["not_read"] == {str(folder / "link.ics"): "symbolic link, not followed"}
+    assert f"not read: {folder / 'link.ics'}: symbolic link, not followed" in out.err
+    assert main(["ingest", str(folder), "--max-member-mib", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loaded"] == 1
