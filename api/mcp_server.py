@@ -29,7 +29,8 @@ READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_h
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 DESTROY = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 INSTRUCTIONS = ("The user's personal memory (places, calendar, app usage, notes), local to the device. What you "
-                "can see depends on your token's scopes; every call is audited. Times are ISO 8601 with offset.")
+                "can see depends on your token's scopes; every call is audited. Times are ISO 8601 (2025-03-01T09:30+01:00); "
+                "a date, or a time without an offset, is read in the user's home time zone.")
 
 TokenSource = Callable[[Context], str | None]
 

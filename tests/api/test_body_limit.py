@@ -67,3 +67,19 @@ def test_a_large_unauthenticated_body_streamed_to_the_live_server_is_not_buffere
     assert r.status_code == 413
     assert peak < 4 * MAX_BODY_BYTES, f"peak {peak / 2**20:.1f} MiB traced while the body streamed"
     assert httpx.get(f"{live.url}/v1/health").status_code == 200
+
+
+def test_the_mcp_http_server_refuses_a_body_over_the_same_limit(live: Live) -> None:
+    from starlette.testclient import TestClient
+
+    from api.mcp_server import http_app
+
+    upstream = httpx.AsyncClient(base_url=live.url)  # never called: the bound comes before any tool runs
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+               "authorization": f"Bearer {live.tokens['memory:read']}"}
+    with TestClient(http_app(upstream, host="127.0.0.1"), base_url="http://127.0.0.1:8766") as client:
+        over = client.post("/mcp", content=b" " * (MAX_BODY_BYTES + 1), headers=headers)
+        under = client.post("/mcp", content=b"{}".ljust(MAX_BODY_BYTES), headers=headers)
+        client.portal.call(upstream.aclose)
+    assert over.status_code == 413
+    assert under.status_code != 413  # parsed (and refused as no JSON-RPC message), not refused for its size
