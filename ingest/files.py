@@ -140,7 +140,7 @@ class InputFile:
 
 
 def _size(n: float) -> str:
-    return f"{n / (1 << 30):g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n:g} bytes"
+    return f"{n / (1 << 30):.4g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.4g} MiB" if n >= 1 << 20 else f"{n:g} bytes"
 
 
 def _check_declared(info: zipfile.ZipInfo, limits: Limits) -> None:
