@@ -78,19 +78,21 @@ class ForgetPlan:
     rows: dict[str, tuple[int, ...]]  # source table -> keyed row ids to delete
     summary_days: tuple[tuple[str, str | None], ...]  # (day, place key to drop; None: drop the day's row)
     preview: tuple[PreviewItem, ...] = field(default=())
+    shown: tuple[int, ...] = field(default=())  # the memory_ids the caller may see: counts, preview and digest
 
     @property
     def digest(self) -> str:
         """What exactly would be deleted, as a hash: an API can return it with the preview and commit only
         when a fresh preview of the same request still has it (nothing changed in between). The summary days
         count by date and whether the whole day goes, not by the place key dropped from it: that key is a place
-        name the caller may not see, and the ids already pin which places go."""
-        body = {"ids": list(self.memory_ids), "rows": {t: list(ids) for t, ids in self.rows.items()},
+        name the caller may not see, and the ids already pin which places go. The memories are the ones the
+        caller sees (what else goes, derived from the same rows, is pinned by them)."""
+        body = {"ids": list(self.shown), "rows": {t: list(ids) for t, ids in self.rows.items()},
                 "days": [[day, place is None] for day, place in self.summary_days]}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target_kind": self.request.target_kind, "memories": len(self.memory_ids), "by_kind": self.by_kind,
+        return {"target_kind": self.request.target_kind, "memories": len(self.shown), "by_kind": self.by_kind,
                 "digest": self.digest,
                 "rows": {t: len(ids) for t, ids in self.rows.items()},
                 "preview": [{"id": p.memory_id, "kind": p.kind, "text": p.text,
@@ -206,15 +208,18 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
     all_ids = sorted(seen & set(_ids(vault, "SELECT memory_id FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
                                      [sorted(seen)])))
     by_kind: dict[str, int] = {}
-    preview = []
-    for mid, kind, text, text_red, s in vault.query(
-        "SELECT memory_id, kind, text, text_redacted, start_ts FROM memories "
+    preview, shown = [], []
+    for mid, kind, text, text_red, s, sens in vault.query(
+        "SELECT memory_id, kind, text, text_redacted, start_ts, sensitivity FROM memories "
         "WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY start_ts NULLS LAST, memory_id", [all_ids]
     ):
+        if sens not in redaction.visible:  # goes with what the caller forgets (a routine of a forgotten visit),
+            continue  # unseen and uncounted: the caller learns nothing of it
+        shown.append(mid)
         by_kind[kind] = by_kind.get(kind, 0) + 1
         if len(preview) < PREVIEW_ITEMS:
             preview.append(PreviewItem(memory_id=mid, kind=kind, text=redaction.text(text, text_red), start=s))
-    return ForgetPlan(request=req, memory_ids=tuple(all_ids), by_kind=by_kind,
+    return ForgetPlan(request=req, memory_ids=tuple(all_ids), shown=tuple(sorted(shown)), by_kind=by_kind,
                       rows={t: tuple(sorted(ids)) for t, ids in sorted(rows.items())},
                       summary_days=tuple(sorted(days, key=lambda d: (d[0], d[1] or ""))), preview=tuple(preview))
 

@@ -20,7 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-SENSITIVITIES = frozenset({"location", "calendar", "usage", "note"})
+SENSITIVITIES = frozenset({"location", "place", "calendar", "usage", "note"})
+# "place": what is known only by telling places apart by name (routines at a named place: home, work, a
+# regular gym). A coarse caller sees places by type and ~1 km cell, so it cannot tell two gyms apart and
+# may not see what is computed by doing so: only precise location sees these.
 COARSE_DECIMALS = 2  # 0.01 degree of latitude is 1.1 km
 Precision = Literal["precise", "coarse", "none"]
 
@@ -36,8 +39,9 @@ class Redaction:
     def __post_init__(self) -> None:
         if self.location not in ("precise", "coarse", "none"):
             raise ValueError(f"location precision must be precise, coarse or none, not {self.location!r}")
-        if self.location == "none" and "location" in self.visible:
-            object.__setattr__(self, "visible", self.visible - {"location"})
+        hidden = {"location", "place"} if self.location == "none" else {"place"} if self.location == "coarse" else set()
+        if self.visible & hidden:
+            object.__setattr__(self, "visible", self.visible - hidden)
 
     @property
     def redacts_text(self) -> bool:
@@ -80,7 +84,8 @@ class Redaction:
         if "owner" in s:
             return cls.OWNER
         precision: Precision = location if "location:read" in s else "none"
-        visible = {"note", "calendar", "usage"} | ({"location"} if precision != "none" else set())
+        visible = {"note", "calendar", "usage"} | ({"location"} if precision != "none" else set()) | (
+            {"place"} if precision == "precise" else set())
         return cls(location=precision, attendee_emails="calendar:read" in s, visible=frozenset(visible))
 
     def place(self, place: dict[str, Any] | None) -> dict[str, Any] | None:

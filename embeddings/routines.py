@@ -14,8 +14,10 @@ memories are synced (so they follow ingest, and forgetting their sources recompu
   - the people met most (co-attendance), how often and when last.
 
 Each keeps its provenance (source table and every row it summarises, the period) and the scope family of its
-source (place routines are `location`, meetings and people `calendar`, apps `usage`), so a caller sees a
-routine exactly when it may see its sources; place routines have a redacted text naming the place by type.
+source (meetings and people `calendar`, apps `usage`), so a caller sees a routine exactly when it may see its
+sources. Place routines group visits by the place's name, which only precise location may see: their
+sensitivity is `place` (embeddings/redaction.py), visible at precise location only (a coarse caller, who
+sees places by type and ~1 km cell, could not have grouped them); their redacted text names the place by type.
 Times are local (the memories' own offsets); "last N weeks" count back from the newest observation of the
 source, not from today, so an old export still has routines.
 """
@@ -216,7 +218,7 @@ def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
         if key == home:
             nights = len({(o.start + timedelta(hours=12)).date() for o in obs if _night_hours(o) >= 3})
             tail = f"{nights} nights there in the last {PLACE_WEEKS} weeks, {last}"
-            yield _routine(key, f"Home is {where}: {tail}.", f"Home: {tail}.", obs, scope="location",
+            yield _routine(key, f"Home is {where}: {tail}.", f"Home: {tail}.", obs, scope="place",
                            tags=("home",), details={**details, "role": "home"})
             continue
         if key == work_key:
@@ -225,7 +227,7 @@ def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
                 pattern = f"usually {days_phrase(usual_days(days))} {usual_hours(days)}"
                 n = len({o.start.date() for o in days})
                 tail = f"{pattern}, {n} days in the last {PLACE_WEEKS} weeks, {last}"
-                yield _routine(key, f"Work is {where}: {tail}.", f"Work: {tail}.", obs, scope="location",
+                yield _routine(key, f"Work is {where}: {tail}.", f"Work: {tail}.", obs, scope="place",
                                tags=("work",), details={**details, "role": "work"})
                 continue
         if len(obs) < MIN_PLACE_VISITS or len(weeks) < MIN_PLACE_WEEKS:
@@ -235,7 +237,7 @@ def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
         pattern = f"usually {days_phrase(usual_days(obs))} {usual_hours(obs)}"
         tail = f"{pattern}, {len(obs)} visits in the last {PLACE_WEEKS} weeks (about {per_week:.1f} a week), {last}"
         yield _routine(key, f"Regular place: {where}: {tail}.", f"Regular place: {label}: {tail}.", obs,
-                       scope="location", tags=("place", word or "place"), details=details)
+                       scope="place", tags=("place", word or "place"), details=details)
 
 
 # ---- meetings and people ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 A non-owner token forgets only memories it may see: the selector runs in its view (its visible kinds, and a
 query matches the texts it sees, never a hidden place name or address) and its preview shows them redacted
 to its grants. Writing never implies reading: a token without memory:read gets ids, kinds and counts, no
-texts and no times. The commit carries the preview's digest: if anything changed in
+texts and no times, and may not select by query (matching texts would read them, one guessed word at a time). The commit carries the preview's digest: if anything changed in
 between, the commit is refused with 409 and nothing is deleted. The receipt names counts and the audit
 record; the audit log keeps only hashes of the selector and the memory ids.
 """
@@ -28,6 +28,9 @@ router = APIRouter(tags=["memory"])
 async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         redaction = actor.redaction()
+        if body.query and not actor.has("memory:read"):  # matching texts reads them (a count per guessed word)
+            raise HTTPException(status_code=403, detail="forgetting by query matches texts, which needs the "
+                                                        "memory:read scope; select by ids, kinds, source or time")
         kinds = frozenset(body.kinds) if body.kinds else None
         if not actor.is_owner:
             visible = frozenset(k for k, s in SENSITIVITY.items() if s in redaction.visible)

@@ -60,6 +60,8 @@ def test_a_write_only_token_previews_forgets_as_ids_and_counts_without_texts(ser
         assert p["memories"] > 0 and p["preview"]
         assert all(item["text"] is None and item["start"] is None for item in p["preview"])
         assert all(set(item) == {"id", "kind", "text", "start"} for item in p["preview"])
+    refused = served.call("POST", "/v1/forget", writer, json={"query": "Lee"})
+    assert refused.status_code == 403 and "memory:read" in refused.json()["detail"]
     reader = _preview(served, "owner", {"kinds": ["event"]})
     assert all(item["text"] for item in reader["preview"])  # the test can fail
 
