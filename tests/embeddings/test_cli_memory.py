@@ -92,3 +92,17 @@ def test_bad_input_is_one_clear_error(cli):
 def test_every_memory_command_has_an_example_in_its_help():
     for command in (cli_memory.index, cli_memory.search, cli_memory.context, cli_memory.remember, cli_memory.forget):
         assert (command.__doc__ or "").strip().splitlines()[-1].strip().startswith("Example: lifevault ")
+
+
+def test_remember_refuses_metadata_past_the_depth_bound_with_a_one_line_message(cli):
+    from embeddings.records import MAX_METADATA_DEPTH
+
+    def nested(depth: int) -> str:
+        return '{"a": ' * (depth - 1) + '{"leaf": 1}' + "}" * (depth - 1)
+
+    code, _, err = cli("remember", "deep note", "--metadata", nested(MAX_METADATA_DEPTH + 1))
+    assert code == 2 and f"nested deeper than {MAX_METADATA_DEPTH} levels" in err and "Traceback" not in err
+    code, _, err = cli("remember", "deep note", "--metadata", "[" * 5000 + "]" * 5000)
+    assert code == 2 and "Traceback" not in err
+    code, out, _ = cli("remember", "deep note", "--metadata", nested(MAX_METADATA_DEPTH), "--json")
+    assert code == 0 and json.loads(out)["metadata"] == json.loads(nested(MAX_METADATA_DEPTH))
