@@ -161,6 +161,20 @@ def test_swapped_wrapped_keys_say_damaged_not_wrong_passphrase(closed, side, a, 
             Vault.open(home, recovery_code="AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-AAAAA")
 
 
+def test_a_wrapped_key_swapped_across_the_two_sides_says_damaged_to_both_secrets(closed):
+    home, code = closed
+
+    def swap(d: dict[str, Any]) -> None:
+        w = d["wrapped"]
+        w["passphrase"]["duckdb"], w["recovery"]["duckdb"] = w["recovery"]["duckdb"], w["passphrase"]["duckdb"]
+
+    edit(home, swap)
+    with pytest.raises(KeysDamaged, match="swapped or altered"):
+        Vault.open(home, PASSPHRASE)
+    with pytest.raises(KeysDamaged, match="swapped or altered"):
+        Vault.open(home, recovery_code=code)
+
+
 # ---- passwd keeps or raises --------------------------------------------------------------------------------
 
 def test_passwd_with_the_recovery_code_after_a_lowering_restores_the_original_parameters(tmp_path):
