@@ -6,7 +6,8 @@ Every time the API accepts (`from`/`to`, `since`/`until`, `occurred_at`) may be:
   - a date-time without one: `2025-03-01T09:30`, read in the vault's home time zone (vault/homezone.py);
   - a date: `2025-03-01`, local midnight in the home time zone; as an end (`to`, `until`) it includes that
     whole day (it stands for the next midnight).
-Anything else is a 422 naming the field and these forms. The home zone of the request's vault is put in
+Anything else is a 422 naming the field and these forms; a time beyond the ends of the calendar (year 1
+east of UTC, the day after 9999-12-31) is clamped to the first or last representable instant. The home zone of the request's vault is put in
 HOME_ZONE by the app's guard before the request is parsed; outside a request it is UTC.
 """
 
@@ -35,7 +36,7 @@ def read_time(value: Any, *, end: bool = False) -> datetime:
     elif isinstance(value, date):
         day = value
     elif isinstance(value, str) and len(value) <= MAX_TIME_CHARS:
-        text = value.strip()
+        text = value.strip().upper()  # RFC 3339 allows 't' and 'z'
         try:
             if len(text) <= 10:
                 day = date.fromisoformat(text)
@@ -45,19 +46,22 @@ def read_time(value: Any, *, end: bool = False) -> datetime:
             raise ValueError(f"expected {FORMS}") from None
     else:
         raise ValueError(f"expected {FORMS}")
+    if day is not None:
+        at = datetime.combine(day, time())
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=HOME_ZONE.get())
     try:
-        if day is not None:
-            at = datetime.combine(day, time()) + (timedelta(days=1) if end else timedelta())
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=HOME_ZONE.get())
-        at.astimezone(UTC)  # it must exist as an instant (year 1 east of UTC, or the day after 9999-12-31, do not)
-    except (OverflowError, ValueError):
-        raise ValueError("out of range: a time between the years 1 and 9999") from None
+        at = at + timedelta(days=1) if day is not None and end else at
+        at.astimezone(UTC)  # it must exist as an instant
+    except OverflowError:  # past the ends of the calendar (year 1 east of UTC, the day after 9999-12-31): clamped
+        return (datetime.min if at.year == 1 else datetime.max).replace(tzinfo=UTC)
     return at
 
 
 def _schema(role: str) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "description": f"{role}: {FORMS}.",
+    # the schema names the RFC 3339 forms; an offset-less date-time is accepted too (described, not declared)
+    return WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+                           "description": f"{role}: {FORMS}.",
                            "examples": ["2025-03-01", "2025-03-01T09:30", "2025-03-01T09:30:00+01:00"]})
 
 

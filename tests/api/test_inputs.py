@@ -89,15 +89,22 @@ def test_body_times_accept_dates_too(kolkata) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize(("field", "value"), [("from", "yesterday"), ("from", "2025-13-01"), ("to", "2025-03-01T25:00"),
-                                              ("from", "1/3/2025"), ("to", "9999-12-31"),
-                                              ("from", "0001-01-01T00:00:00+14:00"), ("from", "2" * 80)])
+                                              ("from", "1/3/2025"), ("from", "2" * 80), ("to", "2025-03-01T09:30+24:00")])
 def test_a_malformed_time_parameter_gets_422_naming_the_field_and_the_forms(kolkata, field: str, value: str) -> None:  # type: ignore[no-untyped-def]
     client, owner = kolkata
     r = client.get("/v1/timeline", params={field: value}, headers={"Authorization": f"Bearer {owner}"})
     assert r.status_code == 422, r.text
     (problem,) = r.json()["detail"]
     assert problem["loc"] == ["query", field] and value not in r.text
-    assert "2025-03-01" in problem["msg"] or "out of range" in problem["msg"]
+    assert "2025-03-01" in problem["msg"]
+
+
+@pytest.mark.parametrize(("start", "end"), [("0001-01-01T00:00:00+14:00", "0001-01-01T01:00+23:59"),
+                                            ("9999-12-31", "9999-12-31"), ("9999-12-31T23:59:59-23:59", None),
+                                            (None, "0001-01-01"), ("2025-03-01t09:00z", "2025-03-01t10:00z")])
+def test_times_at_the_ends_of_the_calendar_are_clamped_not_refused(kolkata, start: str | None, end: str | None) -> None:  # type: ignore[no-untyped-def]
+    params = {k: v for k, v in (("from", start), ("to", end)) if v is not None}
+    assert visits(kolkata, **params) == []
 
 
 @pytest.mark.parametrize("body", [{"query": "coffee", "since": "last tuesday"}, {"query": "coffee", "until": 20250301},
@@ -110,7 +117,8 @@ def test_a_malformed_body_time_gets_422_naming_the_field(served: Served, body: d
 
 
 @pytest.mark.parametrize(("since", "until"), [("2025-03-01", "2025-03-31"), ("2025-03-01T08:00", None),
-                                              ("2025-03-01T08:00:00+00:00", "2025-03-31T23:59:59Z")])
+                                              ("2025-03-01T08:00:00+00:00", "2025-03-31T23:59:59Z"),
+                                              ("0001-01-01T00:00+23:59", "9999-12-31")])
 def test_a_search_takes_dates_and_local_date_times(served: Served, since: str, until: str | None) -> None:
     body = {"query": "coffee", "since": since} | ({"until": until} if until else {})
     r = served.call("POST", "/v1/search", "owner", json=body)
