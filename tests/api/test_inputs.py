@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.params import HOME_ZONE, MAX_TIME_CHARS, read_time
 from api.state import ApiSettings
 from api.tokens import TokenStore
 from tests.api.conftest import BASE, HOST, PORT, Served
@@ -124,3 +126,20 @@ def test_a_search_takes_dates_and_local_date_times(served: Served, since: str, u
     r = served.call("POST", "/v1/search", "owner", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["hits"]
+
+
+def test_a_time_value_is_read_up_to_its_length_bound_and_refused_past_it() -> None:
+    at = "2025-03-01T09:30:00.000000+01:00"
+    assert read_time(at.ljust(MAX_TIME_CHARS)) == datetime(2025, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=1)))
+    with pytest.raises(ValueError, match="2025-03-01"):
+        read_time(at.ljust(MAX_TIME_CHARS + 1))
+
+
+def test_without_a_request_an_offset_less_time_is_read_in_utc_and_inside_one_in_its_home_zone() -> None:
+    assert read_time("2025-03-01T09:30").tzinfo == UTC
+    token = HOME_ZONE.set(ZoneInfo("Asia/Kolkata"))
+    try:
+        assert read_time("2025-03-01T09:30").astimezone(UTC) == datetime(2025, 3, 1, 4, 0, tzinfo=UTC)
+        assert read_time("2025-03-01", end=True).astimezone(UTC) == datetime(2025, 3, 1, 18, 30, tzinfo=UTC)
+    finally:
+        HOME_ZONE.reset(token)

@@ -9,7 +9,7 @@ import pytest
 
 from lifevault.cli import main
 from tests.api.conftest import Live
-from tests.conftest import FAST_KDF, PASSPHRASE
+from tests.conftest import PASSPHRASE
 
 ICS = Path(__file__).resolve().parents[1] / "ingest" / "fixtures" / "calendar" / "work.ics"
 FAST = ["--kdf-memory-mib", "19", "--kdf-iterations", "2", "--kdf-lanes", "1"]  # the KDF floor
@@ -68,3 +68,12 @@ def test_an_unknown_format_without_a_server_is_a_usage_error(tmp_path, monkeypat
     code = main(["ingest", str(ICS), "--format", "nosuch"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown format 'nosuch'" in err and "internal error" not in err and "Traceback" not in err
+
+
+def test_an_error_message_is_one_line_of_at_most_its_bound() -> None:
+    from api.app import MAX_ERROR_CHARS, one_line
+
+    assert one_line("x" * MAX_ERROR_CHARS) == "x" * MAX_ERROR_CHARS
+    cut = one_line("x" * (MAX_ERROR_CHARS + 1))
+    assert len(cut) == MAX_ERROR_CHARS and cut.endswith("…")
+    assert one_line("first line\nsecond line") == "first line"
