@@ -23,7 +23,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/v1/memories", {"json": {"text": "Likes the matrix", "tags": ["matrix"]}}, "memory:write"),
     ("PATCH", f"/v1/memories/{NO_SUCH_ID}", {"json": {"text": "changed"}}, "memory:write"),
     ("DELETE", f"/v1/memories/{NO_SUCH_ID}", {}, "memory:write"),
-    ("POST", "/v1/forget", {"json": {"query": "qqzzxx nothing matches"}}, "memory:write"),
+    ("POST", "/v1/forget", {"json": {"memory_ids": [1]}}, "memory:write"),  # names nothing
     ("GET", "/v1/timeline", {"params": RANGE}, "location:read"),
     ("GET", "/v1/places", {"params": RANGE}, "location:read"),
     ("GET", "/v1/calendar/events", {"params": RANGE}, "calendar:read"),
@@ -228,8 +228,11 @@ def test_notes_round_trip_and_forget_needs_the_preview_digest(served: Served) ->
 def test_a_token_without_location_cannot_forget_or_even_preview_visits(served: Served) -> None:
     r = served.call("POST", "/v1/forget", "memory:write", json={"kinds": ["visit"]})
     assert r.status_code == 422
-    r = served.call("POST", "/v1/forget", "memory:write", json={"query": "Café Nero"})
-    assert r.status_code == 200 and r.json()["memories"] == 0
+    visits = [h["id"] for h in served.call("POST", "/v1/search", "owner", json={"query": "Café Nero", "k": 5,
+                                                                                "kinds": ["visit"]}).json()["hits"]]
+    assert visits
+    r = served.call("POST", "/v1/forget", "memory:write", json={"memory_ids": visits})
+    assert r.status_code == 200 and r.json()["memories"] == 0 and r.json()["preview"] == []
 
 
 def test_the_query_hash_is_keyed_so_equal_queries_link_but_guesses_cannot_be_tested(served: Served) -> None:
