@@ -33,7 +33,7 @@ from api.bodylimit import BodyLimit
 from api.params import HOME_ZONE
 from api.schemas import ERRORS, Health
 from api.state import PREFIX, SESSION_FILE, ApiSettings, Backend, RequestAudit
-from api.tokens import TokenError
+from api.tokens import Actor, TokenError, TokenRefused
 from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable
 from vault.errors import VaultError
 
@@ -70,7 +70,9 @@ class Guard:
         if refusal:
             await _json(403, refusal)(scope, receive, send)
             return
-        zone = HOME_ZONE.set(backend.home_zone)  # times sent without an offset are read in it (api/params.py)
+        # times sent without an offset are read in the home zone as this caller may derive it (api/params.py);
+        # the body is parsed before the auth dependency runs, so the token is looked at here (memory only)
+        zone = HOME_ZONE.set(backend.home_zone_for(_caller(backend, headers)))
         try:
             await self._guarded(backend, scope, receive, send)
         finally:
@@ -109,6 +111,17 @@ class Guard:
 
 class _Withheld(Exception):
     pass
+
+
+def _caller(backend: Backend, headers: dict[str, str]) -> Actor | None:
+    """The bearer token's actor, or None (the auth dependency refuses the request later and says why)."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    try:
+        return Actor.of(backend.tokens.verify(value))
+    except TokenRefused:
+        return None
 
 
 def _refusal(backend: Backend, headers: dict[str, str]) -> str | None:

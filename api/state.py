@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -97,7 +98,22 @@ class Backend:
         self.lock = RWLock()  # `with lock:` / lock.write(): alone; lock.read(): side by side
         self.allowed_hosts = allowed_hosts(settings.host, settings.port)
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
-        self.home_zone = home_zone(vault)  # for times sent without an offset; recomputed after each ingest
+        self.home_zones: dict[tuple[bool, bool], tzinfo] = {}
+        self.refresh_home_zones()
+
+    def refresh_home_zones(self) -> None:
+        """The home time zone as each kind of caller may derive it (vault/homezone.py), keyed by (may read
+        visits, may read calendar events); at start and after each ingest."""
+        self.home_zones = {(v, c): home_zone(self.vault, visits=v, calendar=c)
+                           for v in (True, False) for c in (True, False)}
+
+    def home_zone_for(self, actor: Actor | None) -> tzinfo:
+        """Times without an offset are read in the home zone computed over what `actor` may read (visits with
+        location:read; calendar events with calendar:read or memory:read); UTC for no one in particular."""
+        if actor is None:
+            return UTC
+        return self.home_zones[(actor.has("location:read"),
+                                actor.has("calendar:read") or actor.has("memory:read"))]
 
     def record(self, event: AuditEvent) -> None:
         with self.lock.read():  # the chain serialises appends itself

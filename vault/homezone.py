@@ -1,6 +1,9 @@
 """The vault's home time zone: where the user's own data says they live. Used to read times given without
 an offset (an agent's `from=2025-03-01`).
 
+It is a statistic of the user's data, so a caller gets it computed over what it may read: without visits
+(`visits=False`) the rule starts at step 3, without the calendar it skips the TZIDs, with neither it is UTC.
+
 The rule, in order:
   1. the UTC offset the user spent the most time at, over their visits (stays.utc_offset_min weighted by
      duration: nights at home dominate);
@@ -43,11 +46,12 @@ def _fixed(offset_min: int) -> tzinfo:
     return UTC if offset_min == 0 else timezone(timedelta(minutes=offset_min))
 
 
-def home_zone(vault: Vault) -> tzinfo:
-    """The home time zone by the rule above (a ZoneInfo, a fixed offset, or UTC)."""
+def home_zone(vault: Vault, *, visits: bool = True, calendar: bool = True) -> tzinfo:
+    """The home time zone by the rule above (a ZoneInfo, a fixed offset, or UTC), from the visits and/or the
+    calendar events as allowed."""
     bounds = [-MAX_OFFSET_MIN + 1, MAX_OFFSET_MIN - 1]
-    stay = vault.query(_STAY_OFFSET, bounds)
-    events = [(tzid, int(off), int(n)) for tzid, off, n in vault.query(_EVENT_ZONES, bounds)]
+    stay = vault.query(_STAY_OFFSET, bounds) if visits else []
+    events = [(tzid, int(off), int(n)) for tzid, off, n in vault.query(_EVENT_ZONES, bounds)] if calendar else []
     if stay:
         offset = int(stay[0][0])
         named = [z for tzid, off, _ in events if off == offset and (z := _zone(tzid)) is not None]

@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException
 
 from api.auth import AuditDep, BackendDep, Owner
 from api.schemas import IndexIn, IngestIn, IngestOut
-from vault.homezone import home_zone
 
 router = APIRouter(tags=["owner"])
 
@@ -31,7 +30,7 @@ async def ingest(body: IngestIn, actor: Owner, audit: AuditDep, b: BackendDep) -
                 report, failure = run(b.vault, paths, kind=body.kind, fmt=body.format, strict=body.strict), None
             except StrictFailure as e:
                 report, failure = e.report, e
-            b.home_zone = home_zone(b.vault)  # new visits or events may say the user lives elsewhere now
+            b.refresh_home_zones()  # new visits or events may say the user lives elsewhere now
         audit.result(None, count=report.loaded)
         return {"report": report.to_json(), "strict_failed": failure is not None,
                 "message": str(failure) if failure is not None else None}

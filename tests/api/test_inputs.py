@@ -35,6 +35,7 @@ def test_a_context_pack_for_a_far_date_answers_200(served: Served, query: str) -
 
 # ---- times as agents send them: dates and date-times without an offset, read in the home time zone --------
 KOLKATA = 330  # the small vault below lives at UTC+05:30 (its visits, and its calendar's TZID)
+TOKENS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +49,20 @@ def kolkata(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
             vault.execute("INSERT INTO stays (row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, origin) "
                           "VALUES (?, ?, ?, ?, 12.97, 77.59, ?, 'export')",
                           [vault.row_id("stay", key), start, start + timedelta(hours=hours), KOLKATA, key])
-        vault.execute("INSERT INTO calendar_events (row_id, uid, recurrence_id, start_ts, end_ts, utc_offset_min, "
-                      "tzid, summary, format, file, position, load_id) VALUES (?, 'u1', '', ?, ?, ?, 'Asia/Kolkata', "
-                      "'Standup', 'ics', 'cal.ics', 0, 'load-1')",
-                      [vault.row_id("event", 1), datetime(2025, 3, 1, 4, 0, tzinfo=UTC),
-                       datetime(2025, 3, 1, 4, 30, tzinfo=UTC), KOLKATA])
-        owner = TokenStore.load(vault).create(agent="tz-test", scopes=["owner"], location="precise").secret
+        for n, (summary, start, off, tzid) in enumerate([  # one event at home; two calls with New York
+                ("Standup", datetime(2025, 3, 1, 4, 0, tzinfo=UTC), KOLKATA, "Asia/Kolkata"),
+                ("NY call", datetime(2025, 3, 1, 15, 0, tzinfo=UTC), -300, "America/New_York"),
+                ("NY call", datetime(2025, 3, 8, 15, 0, tzinfo=UTC), -300, "America/New_York")]):
+            vault.execute("INSERT INTO calendar_events (row_id, uid, recurrence_id, start_ts, end_ts, utc_offset_min, "
+                          "tzid, summary, format, file, position, load_id) VALUES (?, ?, '', ?, ?, ?, ?, ?, 'ics', "
+                          "'cal.ics', 0, 'load-1')", [vault.row_id("event", n), f"u{n}", start,
+                                                      start + timedelta(minutes=30), off, tzid, summary])
+        store = TokenStore.load(vault)
+        TOKENS.update({"owner": store.create(agent="tz-owner", scopes=["owner"], location="precise").secret,
+                       "calendar": store.create(agent="tz-calendar", scopes=["calendar:read"]).secret})
     app = create_app(ApiSettings(home=home, passphrase=PASSPHRASE, host=HOST, port=PORT, warm=False))
     with TestClient(app, base_url=BASE) as client:
-        yield client, owner
+        yield client, TOKENS["owner"]
 
 
 def visits(kolkata: tuple[TestClient, str], **params: str) -> list[str]:
@@ -68,7 +74,24 @@ def visits(kolkata: tuple[TestClient, str], **params: str) -> list[str]:
 
 def test_the_home_time_zone_is_the_one_the_users_data_lives_in(kolkata) -> None:  # type: ignore[no-untyped-def]
     client, _ = kolkata
-    assert str(client.app.state.backend.home_zone) == "Asia/Kolkata"
+    zones = client.app.state.backend.home_zones
+    assert str(zones[(True, True)]) == "Asia/Kolkata"  # visits say +05:30, the calendar names it
+    assert zones[(True, False)] == timezone(timedelta(minutes=KOLKATA))  # visits alone: the offset
+    assert str(zones[(False, True)]) == "America/New_York"  # the calendar alone: its most common zone
+    assert zones[(False, False)] == UTC
+
+
+def test_a_token_gets_the_home_zone_of_what_it_may_read(kolkata) -> None:  # type: ignore[no-untyped-def]
+    client, _ = kolkata
+    window = {"from": "2025-03-01T09:30", "to": "2025-03-01T10:30"}  # 04:00Z in Kolkata, 14:30Z in New York
+
+    def summaries(token: str) -> list[str]:
+        r = client.get("/v1/calendar/events", params=window, headers={"Authorization": f"Bearer {TOKENS[token]}"})
+        assert r.status_code == 200, r.text
+        return [e["summary"] for e in r.json()["events"]]
+
+    assert summaries("owner") == ["Standup"]
+    assert summaries("calendar") == ["NY call"]  # it may not see the visits that put home in Kolkata
 
 
 def test_a_date_time_without_an_offset_is_read_in_the_home_time_zone(kolkata) -> None:  # type: ignore[no-untyped-def]

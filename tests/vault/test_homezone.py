@@ -77,3 +77,14 @@ def test_an_impossible_offset_is_ignored(vault: Vault) -> None:
     stay(vault, 0, 100, 24 * 60)
     stay(vault, 1, 1, 60)
     assert home_zone(vault) == timezone(timedelta(hours=1))
+
+
+def test_a_caller_that_may_not_read_visits_or_the_calendar_gets_a_zone_without_them(vault: Vault) -> None:
+    stay(vault, 0, 12, 60)
+    event(vault, 1, "Europe/Paris", 60)
+    event(vault, 2, "Asia/Tokyo", 540)
+    event(vault, 3, "Asia/Tokyo", 540)
+    assert home_zone(vault) == ZoneInfo("Europe/Paris")
+    assert home_zone(vault, visits=False) == ZoneInfo("Asia/Tokyo")
+    assert home_zone(vault, calendar=False) == timezone(timedelta(hours=1))
+    assert home_zone(vault, visits=False, calendar=False) == UTC
