@@ -386,7 +386,9 @@ class MemoryService:
         """Carry out a previewed plan: vectors out and index resealed first, then rows, then CHECKPOINT."""
         catalog, full, red = self._state()
         ids = np.array(plan.memory_ids, dtype=np.int64)
-        removed = full.remove(ids)
+        shown = np.array(plan.shown, dtype=np.int64)  # the receipt counts what the caller sees (the rest goes too)
+        removed_shown = full.remove(shown)
+        removed = removed_shown + full.remove(ids[~np.isin(ids, shown)])
         red.remove(ids)
         for mid in plan.memory_ids:
             self._pending.pop(mid, None)
@@ -402,8 +404,8 @@ class MemoryService:
                 rows_deleted=deleted, vectors_removed=removed))
         self.vault.checkpoint()
         catalog.remove(ids)
-        return fg.ForgetReceipt(memories=len(plan.memory_ids), rows_deleted=deleted, vectors_removed=removed,
-                                audit_seq=row.seq, at=now)
+        return fg.ForgetReceipt(memories=len(plan.shown), rows_deleted=deleted | {"memories": len(plan.shown)},
+                                vectors_removed=removed_shown, audit_seq=row.seq, at=now)
 
     # ---- introspection -----------------------------------------------------------------------------------
     @_reading
