@@ -49,6 +49,7 @@ class Config:
     name: str
     mode: str | None  # None: non-private
     epsilon: float | None
+    seed: int = 7
 
 
 def concat(exs: list[Any]) -> Any:
@@ -104,14 +105,14 @@ def run_config(cfg: Config) -> dict[str, Any]:
     policy = dev.Policy(budget_epsilon=cfg.epsilon or 1.0, delta=args.delta)
     ledgers: dict[int, Any] = {}
     if cfg.mode is not None:
-        base = Path(DATA["ledger_root"]) / cfg.name
+        base = Path(DATA["ledger_root"]) / f"{cfg.name}-seed{cfg.seed}"
         for i in train_ids:
             ledgers[i], _ = Vault.create(base / f"device-{i:03d}", sim.SYNTH_PASSPHRASE, kdf=sim.synth_kdf())
-    w = sapp.initial_weights(args.seed)
+    w = sapp.initial_weights(cfg.seed)
     curve, t0, refused = [], time.perf_counter(), 0
     try:
         for rnd in range(1, args.rounds + 1):
-            spec = dev.RoundSpec(round=rnd, model_id=f"bench-{cfg.name}", mode=cfg.mode or "central",
+            spec = dev.RoundSpec(round=rnd + 1000 * cfg.seed, model_id=f"bench-{cfg.name}", mode=cfg.mode or "central",
                                  clip_norm=args.clip, noise_multiplier=z or 1.0, local_steps=args.local_steps,
                                  batch_size=args.batch_size, learning_rate=args.lr)
             updates = []
@@ -131,7 +132,7 @@ def run_config(cfg: Config) -> dict[str, Any]:
     finally:
         for v in ledgers.values():
             v.close()
-    return {"config": cfg.name, "mode": cfg.mode or "none", "epsilon": cfg.epsilon, "noise_multiplier": z,
+    return {"config": cfg.name, "seed": cfg.seed, "mode": cfg.mode or "none", "epsilon": cfg.epsilon, "noise_multiplier": z,
             "accuracy": curve[-1], "best": max(curve), "curve": curve, "refused": refused,
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -153,6 +154,32 @@ def per_device_only(args: argparse.Namespace) -> float:
         c, t = dev.evaluate(w, future)
         correct, total = correct + c, total + t
     return correct / total
+
+
+def majority_baselines() -> tuple[float, float, str]:
+    """(fleet majority, per-device majority, the fleet's majority category): the constant predictor of the
+    most frequent category over the training devices' examples, and each held-out device predicting its
+    own most frequent past category; micro-averaged over the test set like every other figure."""
+    from federated import model as fmodel
+
+    test, exs = DATA["test"], DATA["examples"]
+    counts = np.bincount(np.concatenate([exs[i].y_app for i in DATA["train_ids"]]),
+                         minlength=len(fmodel.APP_CATEGORIES))
+    top = int(np.argmax(counts))
+    fleet = float(np.mean(np.asarray(test.y_app) == top))
+    correct = total = 0
+    for i in DATA["held_ids"]:
+        past, future = exs[i].split_by_time(0.8)
+        own = int(np.argmax(np.bincount(past.y_app, minlength=len(fmodel.APP_CATEGORIES))))
+        correct += int(np.sum(np.asarray(future.y_app) == own))
+        total += len(future)
+    return fleet, correct / total, fmodel.APP_CATEGORIES[top]
+
+
+def spread(xs: list[float]) -> str:
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
 def round_time(args: argparse.Namespace) -> tuple[list[float], int]:
@@ -193,11 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=0.5)
     p.add_argument("--server-lr", type=float, default=1.0)
     p.add_argument("--held-out", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="fleet, held-out split and the first training seed")
+    p.add_argument("--seeds", type=int, default=3, help="training runs per configuration (seed, seed + 1, ...)")
+    p.add_argument("--cli-defaults", action="store_true",
+                   help="C 1.0, lr 0.05, 50 local steps: what `lifevault federate simulate` uses")
+    p.add_argument("--skip-round-time", action="store_true")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--root", help="keep the synthetic fleet here (re-used by later runs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.cli_defaults:
+        args.clip, args.lr, args.local_steps = 1.0, 0.05, 50
 
     fleet, exs = load_fleet(args)
     ids = sorted(exs)
@@ -212,9 +245,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds} rounds, C={args.clip}, delta={args.delta:g}", flush=True)
 
     eps = [float(e) for e in args.epsilons.split(",") if e]
-    configs = [Config("non-private", None, None)]
-    configs += [Config(f"central-eps{e:g}", "central", e) for e in eps]
-    configs += [Config(f"local-eps{e:g}", "local", e) for e in eps]
+    seeds = [args.seed + k for k in range(args.seeds)]
+    configs = [Config("non-private", None, None, s) for s in seeds]
+    configs += [Config(f"central-eps{e:g}", "central", e, s) for e in eps for s in seeds]
+    configs += [Config(f"local-eps{e:g}", "local", e, s) for e in eps for s in seeds]
     t0 = time.perf_counter()
     try:
         with mp.get_context("fork").Pool(args.workers) as pool:
@@ -222,29 +256,45 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(DATA["ledger_root"], ignore_errors=True)
     alone = per_device_only(args)
-    times, year_examples = round_time(args)
+    fleet_majority, own_majority, top = majority_baselines()
+    times, year_examples = round_time(args) if not args.skip_round_time else ([0.0, 0.0], 0)
     first, times = times[0], times[1:]
     wall = time.perf_counter() - t0
 
-    base = results[0]["accuracy"]
-    print()
-    print(f"| model (top-1 next app category, {len(held)} held-out devices) | per-user epsilon (delta {args.delta:g}) "
-          "| noise multiplier z | accuracy | of non-private |")
-    print("|---|---|---|---|---|")
+    by_config: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        e = "-" if r["epsilon"] is None else f"{r['epsilon']:g}"
-        z = "-" if r["mode"] == "none" else f"{r['noise_multiplier']:.3f}"
-        label = {"none": "FedAvg, non-private", "central": "central DP (server noise)",
-                 "local": "local DP (device noise)"}[r["mode"]]
-        print(f"| {label} | {e} | {z} | {r['accuracy']:.3f} | {r['accuracy'] / base:.0%} |")
-    print(f"| per-device only (no federation) | - (nothing leaves) | - | {alone:.3f} | {alone / base:.0%} |")
+        by_config.setdefault(r["config"], []).append(r)
+    base = {r["seed"]: r["accuracy"] for r in by_config["non-private"]}
     print()
-    print(f"device round, a year of data ({year_examples:,} examples): median {statistics.median(times):.2f} s "
-          f"(min {min(times):.2f}, max {max(times):.2f}; first round with imports {first:.2f} s) on "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"wall time {wall:.0f} s")
+    print(f"| model (top-1 next app category, {len(held)} held-out devices; mean ± sd over {len(seeds)} seeds) "
+          f"| per-user epsilon (delta {args.delta:g}) | noise multiplier z | accuracy | of non-private "
+          "| of the gain over the majority class |")
+    print("|---|---|---|---|---|---|")
+    for rows in by_config.values():
+        r0 = rows[0]
+        e = "-" if r0["epsilon"] is None else f"{r0['epsilon']:g}"
+        z = "-" if r0["mode"] == "none" else f"{r0['noise_multiplier']:.3f}"
+        label = {"none": "FedAvg, non-private", "central": "central DP (server noise)",
+                 "local": "local DP (device noise)"}[r0["mode"]]
+        accs = [r["accuracy"] for r in rows]
+        ratio = [r["accuracy"] / base[r["seed"]] for r in rows]
+        kept = [(r["accuracy"] - fleet_majority) / (base[r["seed"]] - fleet_majority) for r in rows]
+        print(f"| {label} | {e} | {z} | {spread(accs)} | {statistics.mean(ratio):.0%} | {statistics.mean(kept):.0%} |")
+    mean_base = statistics.mean(base.values())
+    for label, acc in ((f"majority class of the training fleet (always '{top}')", fleet_majority),
+                       ("per-device majority (each held-out device's own most frequent category)", own_majority),
+                       ("per-device only (each held-out device trains alone on its past)", alone)):
+        print(f"| {label} | - (nothing leaves) | - | {acc:.3f} | {acc / mean_base:.0%} | "
+              f"{(acc - fleet_majority) / (mean_base - fleet_majority):.0%} |")
+    print()
+    if not args.skip_round_time:
+        print(f"device round, a year of data ({year_examples:,} examples): median {statistics.median(times):.2f} s "
+              f"(min {min(times):.2f}, max {max(times):.2f}; first round with imports {first:.2f} s) on "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"C {args.clip}, lr {args.lr}, {args.local_steps} local steps, batch {args.batch_size}; wall time {wall:.0f} s")
     if args.json:
-        print(json.dumps({"results": results, "per_device_only": alone, "round_seconds": times,
+        print(json.dumps({"results": results, "per_device_only": alone, "fleet_majority": fleet_majority,
+                          "per_device_majority": own_majority, "round_seconds": times,
                           "first_round_seconds": first, "year_examples": year_examples}))
     return 0
 
