@@ -20,10 +20,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-SENSITIVITIES = frozenset({"location", "place", "calendar", "usage", "note"})
+SENSITIVITIES = frozenset({"location", "place", "area", "calendar", "usage", "note"})
 # "place": what is known only by telling places apart by name (routines at a named place: home, work, a
 # regular gym). A coarse caller sees places by type and ~1 km cell, so it cannot tell two gyms apart and
-# may not see what is computed by doing so: only precise location sees these.
+# may not see what is computed by doing so: only precise location sees these. "area": the same routines
+# computed from places as a coarse caller sees them (type and cell): coarse callers only (a precise caller
+# has the named ones).
 COARSE_DECIMALS = 2  # 0.01 degree of latitude is 1.1 km
 Precision = Literal["precise", "coarse", "none"]
 
@@ -39,7 +41,8 @@ class Redaction:
     def __post_init__(self) -> None:
         if self.location not in ("precise", "coarse", "none"):
             raise ValueError(f"location precision must be precise, coarse or none, not {self.location!r}")
-        hidden = {"location", "place"} if self.location == "none" else {"place"} if self.location == "coarse" else set()
+        hidden = {"location", "place", "area"} if self.location == "none" else {
+            "place"} if self.location == "coarse" else {"area"}
         if self.visible & hidden:
             object.__setattr__(self, "visible", self.visible - hidden)
 
@@ -55,8 +58,9 @@ class Redaction:
 
     @property
     def sees_everything(self) -> bool:
-        """Every memory, every text as stored (the owner's view): statistics of the whole vault apply."""
-        return self.visible >= SENSITIVITIES and not self.redacts_text
+        """Every memory, every text as stored (the owner's view): statistics of the whole vault apply (its
+        `area` routines, the coarse twins of the named ones, are hidden from it, not counted out)."""
+        return self.visible >= SENSITIVITIES - {"area"} and not self.redacts_text
 
     def text(self, text: str, redacted: str | None) -> str:
         """A memory's text as this caller may see it: the redacted variant, when it has one, unless precise."""
@@ -85,7 +89,7 @@ class Redaction:
             return cls.OWNER
         precision: Precision = location if "location:read" in s else "none"
         visible = {"note", "calendar", "usage"} | ({"location"} if precision != "none" else set()) | (
-            {"place"} if precision == "precise" else set())
+            {"place"} if precision == "precise" else {"area"} if precision == "coarse" else set())
         return cls(location=precision, attendee_emails="calendar:read" in s, visible=frozenset(visible))
 
     def place(self, place: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from embeddings.labels import day_label, duration_label, fold, local
+from embeddings.redaction import COARSE_DECIMALS
 
 PLACE_WEEKS = 26
 MIN_PLACE_VISITS = 6
@@ -175,18 +176,44 @@ def _work_hours(o: _Obs) -> float:
     return total
 
 
-def _place_key(m: Occurrence) -> str | None:
+def _place_key(m: Occurrence, *, coarse: bool) -> str | None:
+    """Which place a visit was at: by name and address, or (coarse) by type and ~1 km cell, as a coarse caller
+    sees places (embeddings/redaction.py), so routines it reads are computed from what it may see."""
     place = m.details.get("place") or {}
+    if coarse:
+        lat, lon = place.get("lat"), place.get("lon")
+        if lat is None or lon is None:
+            return None
+        return f"{place.get('type') or 'a place'}|{round(float(lat), COARSE_DECIMALS)}|{round(float(lon), COARSE_DECIMALS)}"
     name = place.get("name")
     if not name or str(name).upper() == "UNKNOWN":
         return None
     return fold(f"{name}|{place.get('address') or ''}")
 
 
-def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
+def _where(place: dict[str, Any], *, coarse: bool) -> tuple[str, str, dict[str, Any]]:
+    """(how the place is written, its type word, its structured part) for a precise or a coarse reader."""
+    label = str(place.get("type") or "a place")
+    word = label.split(" ", 1)[-1].removesuffix("'s office") if label.startswith(("a ", "an ")) else ""
+    if coarse:
+        cell = {"type": label, "lat": round(float(place["lat"]), COARSE_DECIMALS),
+                "lon": round(float(place["lon"]), COARSE_DECIMALS)}
+        return label, word, cell
+    name, addr = str(place.get("name")), place.get("address")
+    inside = ", ".join(str(p) for p in (word if word != "place" else None, addr if addr != name else None) if p)
+    where = name + (f" ({inside})" if inside else "")
+    if fold(name) in ("home", "work") and addr:  # "Home is Home (3 Elm Grove)" says it twice
+        where = str(addr)
+    return where, word, {k: place.get(k) for k in ("name", "address", "type", "lat", "lon")}
+
+
+def place_routines(visits: Sequence[Occurrence], *, coarse: bool = False) -> Iterator[Routine]:
+    """Home, work and regular places, told apart by name (scope `place`: precise readers) or, with `coarse`, by
+    type and ~1 km cell (scope `area`: coarse readers, who see places so)."""
+    scope, prefix = ("area", "area|") if coarse else ("place", "")
     by_place: dict[str, list[_Obs]] = defaultdict(list)
     for m in visits:
-        o, key = _obs(m), _place_key(m)
+        o, key = _obs(m), _place_key(m, coarse=coarse)
         if o is not None and key is not None:
             by_place[key].append(o)
     if not by_place:
@@ -203,23 +230,16 @@ def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
     for key, obs in sorted(recent.items()):
         if not obs:
             continue
-        place = obs[-1].memory.details.get("place") or {}
-        name = str(place.get("name"))
-        addr = place.get("address")
-        label = str(place.get("type") or "a place")
-        word = label.split(" ", 1)[-1].removesuffix("'s office") if label.startswith(("a ", "an ")) else ""
-        inside = ", ".join(str(p) for p in (word if word != "place" else None, addr if addr != name else None) if p)
-        where = name + (f" ({inside})" if inside else "")
-        if fold(name) in ("home", "work") and addr:  # "Home is Home (3 Elm Grove)" says it twice
-            where = str(addr)
+        where, word, place = _where(obs[-1].memory.details.get("place") or {}, coarse=coarse)
         weeks = {o.start.isocalendar()[:2] for o in obs}
         last = f"last on {day_label(obs[-1].start)}"
-        details = {"place": {k: place.get(k) for k in ("name", "address", "type", "lat", "lon")}}
+        details = {"place": place}
         if key == home:
             nights = len({(o.start + timedelta(hours=12)).date() for o in obs if _night_hours(o) >= 3})
             tail = f"{nights} nights there in the last {PLACE_WEEKS} weeks, {last}"
-            yield _routine(key, f"Home is {where}: {tail}.", f"Home: {tail}.", obs, scope="place",
-                           tags=("home",), details={**details, "role": "home"})
+            text = f"Home: {tail}." if coarse else f"Home is {where}: {tail}."
+            yield _routine(prefix + key, text, None, obs, scope=scope, tags=("home",),
+                           details={**details, "role": "home"})
             continue
         if key == work_key:
             days = [o for o in obs if _work_hours(o) >= 2]
@@ -227,17 +247,16 @@ def place_routines(visits: Sequence[Occurrence]) -> Iterator[Routine]:
                 pattern = f"usually {days_phrase(usual_days(days))} {usual_hours(days)}"
                 n = len({o.start.date() for o in days})
                 tail = f"{pattern}, {n} days in the last {PLACE_WEEKS} weeks, {last}"
-                yield _routine(key, f"Work is {where}: {tail}.", f"Work: {tail}.", obs, scope="place",
-                               tags=("work",), details={**details, "role": "work"})
+                text = f"Work: {tail}." if coarse else f"Work is {where}: {tail}."
+                yield _routine(prefix + key, text, None, obs, scope=scope, tags=("work",),
+                               details={**details, "role": "work"})
                 continue
         if len(obs) < MIN_PLACE_VISITS or len(weeks) < MIN_PLACE_WEEKS:
             continue
-        per_week = len(obs) / PLACE_WEEKS if obs[0].start <= since + timedelta(weeks=1) else len(obs) / max(
-            1.0, (newest - obs[0].start).days / 7)
         pattern = f"usually {days_phrase(usual_days(obs))} {usual_hours(obs)}"
-        tail = f"{pattern}, {len(obs)} visits in the last {PLACE_WEEKS} weeks (about {per_week:.1f} a week), {last}"
-        yield _routine(key, f"Regular place: {where}: {tail}.", f"Regular place: {label}: {tail}.", obs,
-                       scope="place", tags=("place", word or "place"), details=details)
+        tail = f"{pattern}, {len(obs)} visits in the last {PLACE_WEEKS} weeks, {last}"
+        yield _routine(prefix + key, f"Regular place: {where}: {tail}.", None, obs, scope=scope,
+                       tags=("place", word or "place"), details=details)
 
 
 # ---- meetings and people ---------------------------------------------------------------------------------
@@ -305,8 +324,10 @@ def people(events: Sequence[Occurrence], *, now: datetime) -> Iterator[Routine]:
         about = " and ".join(f"“{t}”" for t, _ in titles if t)
         text = (f"Person met often: {name}, in {len(obs)} meetings since {day_label(obs[0].start)} "
                 f"(about {len(obs) / weeks:.1f} a week, mostly {about}), last on {day_label(obs[-1].start)}.")
+        top, n = titles[0] if titles else ("", 0)
+        series = {"title": top} if top and n >= 0.8 * len(obs) else {}  # met almost only in one series
         yield _routine(f"person|{fold(name)}", text, None, obs, scope="calendar", tags=("person",),
-                       details={"person": name})
+                       details={"person": name, **series})
 
 
 # ---- apps -----------------------------------------------------------------------------------------------
@@ -362,6 +383,7 @@ def routines(visits: Sequence[Occurrence], events: Sequence[Occurrence], usage: 
     """Every routine the given occurrences imply (usage: app-usage clusters, one app and one day each)."""
     now = now or datetime.now(UTC)
     yield from place_routines(visits)
+    yield from place_routines(visits, coarse=True)
     yield from meeting_series(events, now=now)
     yield from people(events, now=now)
     yield from app_habits([m for m in usage if m.source_table == "app_sessions"])

@@ -94,9 +94,11 @@ def test_forget_by_time_range_and_kind_leaves_everything_else(vault: Vault, inde
     total = vault.scalar("SELECT count(*) FROM memories")
     since, until = datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 3, 11, tzinfo=UTC)
     plan = indexed.forget_preview(ForgetRequest(since=since, until=until, kinds=frozenset({"usage"})))
-    assert plan.by_kind == {"usage": 2}  # that day's Slack and YouTube sessions
+    # that day's Slack and YouTube sessions, and the routines that summarise them (Slack, YouTube, phone use:
+    # rebuilt from what remains at the next index)
+    assert plan.by_kind == {"usage": 2, "routine": 3}
     receipt = indexed.forget_commit(plan)
-    assert vault.scalar("SELECT count(*) FROM memories") == total - 2
+    assert vault.scalar("SELECT count(*) FROM memories") == total - 5
     assert receipt.rows_deleted["app_sessions"] == 2
     assert indexed.search("YouTube", k=5, since=since, until=until, kinds=["usage"], parse_time=False).hits == ()
 
@@ -112,7 +114,9 @@ def test_forgetting_a_visit_removes_the_trips_that_end_there(vault: Vault, index
 
 def test_forget_by_source_removes_every_calendar_memory(vault: Vault, indexed: MemoryService):
     receipt = indexed.forget_commit(indexed.forget_preview(ForgetRequest(source="calendar")))
-    assert receipt.memories == 6 and vault.scalar("SELECT count(*) FROM calendar_events") == 0
+    # six events and the two routines built on them (the standup series, the person met in it)
+    assert receipt.memories == 8 and vault.scalar("SELECT count(*) FROM calendar_events") == 0
+    assert vault.scalar("SELECT count(*) FROM memories WHERE sensitivity = 'calendar'") == 0
     assert indexed.search("standup", k=5, kinds=["event"]).hits == ()
 
 

@@ -35,7 +35,7 @@ def test_calendar_memories_name_attendees_without_their_addresses():
 
 def test_indexing_turns_every_source_into_memories_with_provenance(vault: Vault, indexed: MemoryService):
     kinds = dict(vault.query("SELECT kind, count(*) FROM memories GROUP BY kind"))
-    assert set(kinds) == {"visit", "event", "usage", "trip"}
+    assert set(kinds) == {"visit", "event", "usage", "trip", "routine"}
     table, row_ids, sens = vault.query(
         "SELECT source_table, source_row_ids, sensitivity FROM memories WHERE text LIKE 'Check-up%' "
         "OR text LIKE 'Calendar: Check-up%'")[0]

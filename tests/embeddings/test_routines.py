@@ -88,8 +88,13 @@ def test_routines_are_searched_and_redacted_like_their_sources(routines_svc: Mem
     assert GYM in owner.hits[0].memory.text
     coarse = Redaction.for_scopes({"memory:read", "location:read"}, location="coarse")
     hits = routines_svc.search("when do I usually go to the gym", k=20, redaction=coarse, now=NOW).hits
-    # a place routine groups visits by the place's name, which coarse location cannot tell apart: precise only
+    # named place routines group visits by name, which coarse location cannot tell apart: precise only; a coarse
+    # reader gets the twins computed from places as it sees them (type and ~1 km cell)
     assert hits and not any(h.memory.sensitivity == "place" for h in hits)
+    area = [h.memory for h in hits if h.memory.sensitivity == "area"]
+    assert any(m.text.startswith("Regular place: a gym: usually Mon and Thu 18:00–19:15") for m in area)
+    assert all(set(m.details["place"]) == {"type", "lat", "lon"} for m in area)
+    assert not any(h.memory.sensitivity == "area" for h in owner.hits)  # the owner has the named ones
     assert GYM not in json.dumps([h.memory.to_dict() for h in hits], default=str)
     assert "Warwick" not in json.dumps([h.memory.to_dict() for h in hits], default=str)
     blind = Redaction.for_scopes({"memory:read"})
