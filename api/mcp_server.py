@@ -67,7 +67,7 @@ def build(upstream: httpx.AsyncClient, token_of: TokenSource) -> MCPServer:
         return r.json()
 
     @server.tool(annotations=READ, description="Search the user's memories (hybrid, best first). Time phrases "
-                 "like 'last week' become filters; kinds: visit, event, usage, trip, note.")
+                 "like 'last week' become filters; kinds: visit, event, usage, trip, note, routine.")
     async def search(ctx: Context, query: str, k: int = 10, since: str | None = None, until: str | None = None,
                      kinds: list[str] | None = None, tags: list[str] | None = None) -> dict[str, Any]:
         return await call(ctx, "POST", "/v1/search", body=_clean(

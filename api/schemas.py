@@ -59,7 +59,7 @@ class SearchIn(In):
     k: int = Field(10, ge=1, le=100)
     since: Start | None = None
     until: End | None = None
-    kinds: list[Kind] | None = Field(None, max_length=5)
+    kinds: list[Kind] | None = Field(None, max_length=6)
     tags: list[Tag] | None = Field(None, max_length=20)
     explain: bool = False
     mode: Literal["hybrid", "dense", "lexical"] = Field("hybrid", description="Both signals fused, or one alone.")
@@ -112,7 +112,8 @@ class ContextIn(In):
     token_budget: int = Field(1500, ge=32, le=32000)
     since: Start | None = None
     until: End | None = None
-    kinds: list[Kind] | None = Field(None, max_length=5)
+    kinds: list[Kind] | None = Field(None, max_length=6)
+    now: Start | None = Field(None, description="Plan as of this time (replaying an old export); default now.")
 
 
 class SnippetOut(BaseModel):
@@ -125,6 +126,7 @@ class SnippetOut(BaseModel):
     end: str | None
     score: float
     tokens: int
+    also: list[int] = Field(default_factory=list, description="Near-duplicates named on this line by their dates.")
 
 
 class LeftOutOut(BaseModel):
@@ -139,6 +141,7 @@ class ContextOut(BaseModel):
     left_out: list[LeftOutOut]
     tokens_used: int
     token_budget: int
+    free: list[FreeSlot] = Field(default_factory=list, description="Free time listed in a planning pack.")
 
 
 class RememberIn(In):

@@ -17,11 +17,12 @@ crash before that leaves notes without vectors, which the next load re-embeds.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,7 +30,8 @@ import numpy as np
 from embeddings import context as ctx
 from embeddings import forget as fg
 from embeddings import index as vindex
-from embeddings import memories, notes, retrieve, temporal
+from embeddings import memories, notes, planning, retrieve, temporal
+from embeddings.agenda import free_slots, waking_days
 from embeddings.encoder import DIM, Encoder, model_version
 from embeddings.events import (
     ContextBuilt,
@@ -48,6 +50,8 @@ from vault.store import Vault
 
 INDEX_BLOB = "memory-index"
 REDACTED_BLOB = "memory-index-redacted"
+ROUTINES_IN_PLAN = 8  # routines ranked by the task in a planning pack
+EVENTS_IN_PLAN = 200  # events of the window in a planning pack (the budget decides how many are written)
 Progress = Callable[[int, int], None]  # (done, total)
 T = TypeVar("T")
 
@@ -299,24 +303,66 @@ class MemoryService:
                 until: datetime | None = None, kinds: Iterable[str] | None = None, tags: Iterable[str] | None = None,
                 redaction: Redaction = Redaction.OWNER, now: datetime | None = None,
                 actor: str = "owner") -> ctx.ContextPack:
-        """A token-budgeted, cited context pack for a task (counted with the model's tokenizer)."""
+        """A token-budgeted, cited context pack for a task (counted with the model's tokenizer). A task about the
+        future (embeddings/planning.py) gets the window's events and free time, then routines, then the
+        relevant past; near-duplicates share a line."""
         catalog, full, red = self._state()
         now = now or datetime.now().astimezone()
-        cleaned, tf = temporal.parse(task, now)
-        filters = retrieve.Filters.combine(
-            retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags)), tf)
+        plan = planning.window(task, now) if since is None and until is None else None
+        cleaned, tf = temporal.parse(task.replace(plan[2], " ", 1) if plan else task, now)
+        base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags))
+        filters = retrieve.Filters.combine(base, tf)
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() else None
-        ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
-                               recency=tf.recency)
-        records = fetch(self.vault, ranked.ids, redaction, self._rows)
-        hits = [retrieve.Hit(memory=records[m], score=s, rank=i + 1, signals=g)
-                for i, (m, s, g) in enumerate(zip(ranked.ids, ranked.fused, ranked.signals, strict=True)) if m in records]
-        pack = ctx.build(hits, token_budget=token_budget, count_tokens=self.encoder.count_tokens)
+
+        def ranked_hits(f: retrieve.Filters, n: int, recency: Any = None) -> list[retrieve.Hit]:
+            ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=n, filters=f, redaction=redaction,
+                                   recency=recency)
+            records = fetch(self.vault, ranked.ids, redaction, self._rows)
+            return [retrieve.Hit(memory=records[m], score=s, rank=i + 1, signals=g)
+                    for i, (m, s, g) in enumerate(zip(ranked.ids, ranked.fused, ranked.signals, strict=True))
+                    if m in records]
+
+        agenda = None
+        if plan is None:
+            hits = ranked_hits(filters, k, tf.recency)
+        else:
+            agenda = self._agenda(catalog, plan[0], plan[1], kinds=_set(kinds), redaction=redaction, now=now)
+            wanted = _set(kinds)
+            if wanted is None or "routine" in wanted:
+                upcoming = {h.memory.text.removeprefix("Calendar: ") for h in agenda.events}
+                agenda = dataclasses.replace(agenda, routines=tuple(  # a series with an instance listed is said there
+                    h for h in ranked_hits(dataclasses.replace(filters, kinds=frozenset({"routine"})), ROUTINES_IN_PLAN)
+                    if not (h.memory.details.get("title") and any(
+                        t.startswith(f"{h.memory.details['title']} on ") for t in upcoming))))
+            past = (wanted or frozenset(memories.KINDS)) - {"routine"}
+            shown = {h.memory.memory_id for h in agenda.events}
+            hits = [h for h in ranked_hits(dataclasses.replace(filters, kinds=past, until=min(filters.until or now, now)), k)
+                    if h.memory.memory_id not in shown]
+        pack = ctx.build(hits, token_budget=token_budget, count_tokens=self.encoder.count_tokens, agenda=agenda)
         audit.record(self.vault, ContextBuilt(actor=actor, task_sha256=audit.text_hash(self.vault, task), token_budget=token_budget,
                                               tokens_used=pack.tokens_used,
-                                              returned_ids=[s.memory_id for s in pack.snippets],
+                                              returned_ids=[i for s in pack.snippets for i in (s.memory_id, *s.also)],
                                               left_out=len(pack.left_out)))
         return pack
+
+    def _agenda(self, catalog: retrieve.Catalog, since: datetime, until: datetime, *, kinds: frozenset[str] | None,
+                redaction: Redaction, now: datetime) -> ctx.Agenda:
+        """The window's events as the caller sees them (time order) and the free time between the timed,
+        non-cancelled ones, within the waking day (agenda.py)."""
+        offset = int((now.utcoffset() or timedelta(0)).total_seconds() // 60)
+        if kinds is not None and "event" not in kinds:
+            return ctx.Agenda(since=since, until=until, offset_min=offset)
+        mask = catalog.mask(retrieve.Filters(kinds=frozenset({"event"}), since=since, until=until), redaction.visible)
+        ids = catalog.ids[mask]
+        records = fetch(self.vault, ids.tolist(), redaction, self._rows)
+        events = sorted((r for r in records.values() if r.start_ts is not None and r.start_ts < until),
+                        key=lambda r: (r.start_ts, r.memory_id))[:EVENTS_IN_PLAN]
+        busy = [(r.start_ts, r.end_ts) for r in events if r.start_ts is not None
+                and not r.details.get("all_day") and str(r.details.get("status") or "").upper() != "CANCELLED"]
+        free = [slot for a, b in waking_days(since, until, offset) for slot in free_slots(busy, a, b)]
+        return ctx.Agenda(since=since, until=until, offset_min=offset, free=tuple(free),
+                          events=tuple(retrieve.Hit(memory=r, score=1.0, rank=i + 1, signals={})
+                                       for i, r in enumerate(events)))
 
     @_reading
     def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:

@@ -147,18 +147,22 @@ def context(
     since: SinceOpt = None,
     until: UntilOpt = None,
     kind: KindOpt = None,
+    now: Annotated[str | None, typer.Option("--now", help="Plan as of this time (ISO 8601; replaying an old "
+                                                          "export). Default: now.")] = None,
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build a token-budgeted context pack with citations for a task (printed on stdout).
+    """Build a token-budgeted context pack with citations for a task (printed on stdout). A task about the
+    future ("plan my week", "tomorrow", "next week") gets the window's events and free time, then routines,
+    then the relevant past.
 
-    Example: lifevault context "plan next week around my appointments" --budget 1500
+    Example: lifevault context "plan my week around the gym and meetings" --budget 400
     """
     from embeddings.service import MemoryService
     from lifevault.cli_api import forward_if_served
 
-    when = {"since": _when(since, "--since"), "until": _when(until, "--until")}
+    when = {"since": _when(since, "--since"), "until": _when(until, "--until"), "now": _when(now, "--now")}
     kinds = _check_kinds(kind)
     running = forward_if_served(home)
     if running is not None:

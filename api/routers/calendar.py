@@ -7,7 +7,6 @@ embeddings.redaction, as in memories.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Query
 from api.auth import AuditDep, BackendDep, CalendarReader
 from api.params import RangeDep, iso
 from api.schemas import EventsOut, FreeOut
+from embeddings.agenda import free_slots
 from embeddings.memories import parse_attendees, person_name
 from embeddings.redaction import Redaction
 
@@ -53,19 +53,8 @@ async def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDe
     def work() -> dict[str, Any]:
         rows = b.query(_EVENTS + "AND NOT coalesce(all_day, false) AND coalesce(status, '') <> 'CANCELLED' "
                        "ORDER BY start_ts", [r.end, r.start])
-        busy: list[tuple[datetime, datetime]] = []
-        for _rid, s, e, *_ in rows:
-            s, e = max(s, r.start), min(e or s, r.end)
-            if busy and s <= busy[-1][1]:
-                busy[-1] = (busy[-1][0], max(busy[-1][1], e))
-            else:
-                busy.append((s, e))
-        slots, cursor = [], r.start
-        for s, e in [*busy, (r.end, r.end)]:
-            if (s - cursor).total_seconds() >= min_minutes * 60:
-                slots.append({"start": iso(cursor), "end": iso(s), "minutes": round((s - cursor).total_seconds() / 60, 1)})
-            cursor = max(cursor, e)
+        slots = free_slots(((s, e) for _rid, s, e, *_ in rows), r.start, r.end, min_minutes=min_minutes)
         audit.result([row[0] for row in rows])
-        return {"free": slots[: r.limit]}
+        return {"free": [{"start": iso(x.start), "end": iso(x.end), "minutes": x.minutes} for x in slots[: r.limit]]}
 
     return await b.call(audit, work, read=True)

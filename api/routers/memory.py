@@ -52,8 +52,8 @@ async def search(body: SearchIn, actor: MemoryReader, audit: AuditDep, b: Backen
 async def context(body: ContextIn, actor: MemoryReader, audit: AuditDep, b: BackendDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         pack = b.service.context(body.task, token_budget=body.token_budget, since=body.since, until=body.until,
-                                 kinds=body.kinds, redaction=actor.redaction(), actor=actor.token_id)
-        audit.result([s.memory_id for s in pack.snippets], query=body.task)
+                                 kinds=body.kinds, redaction=actor.redaction(), now=body.now, actor=actor.token_id)
+        audit.result([i for s in pack.snippets for i in (s.memory_id, *s.also)], query=body.task)
         return pack.to_dict()
 
     return await b.call(audit, work, read=True)

@@ -54,8 +54,11 @@ def test_search_prints_hits_for_people(cli):
 
 def test_context_prints_the_pack_on_stdout_within_budget(cli):
     cli("index")
-    code, out, err = cli("context", "plan a visit to Dr. Lee", "--budget", "150")
+    code, out, err = cli("context", "my visits to Dr. Lee", "--budget", "150")
     assert code == 0 and out.startswith("Memories relevant to the task") and "/150 tokens" in err
+    code, out, err = cli("context", "plan my week", "--budget", "300", "--now", "2025-03-16T20:00:00+00:00")
+    assert code == 0 and out.startswith("Context for planning the task") and "Upcoming, Sun 16 Mar 2025" in out
+    assert "Team standup on Mon 17 Mar 2025" in out and "Free time" in out
 
 
 def test_remember_at_a_date_then_find_it(cli):
