@@ -38,6 +38,7 @@ from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
 from ingest.sources.location.common import (
     activity_type,
+    in_range,
     instant,
     latlng,
     number,
@@ -189,7 +190,10 @@ def _path_point(p: Any, start: datetime, off: int | None) -> dict[str, Any]:
         minutes = number(p.get("durationMinutesOffsetFromStartTime"))
         if minutes is None or minutes < 0:
             raise ValueError("no time or durationMinutesOffsetFromStartTime")
-        at = start + timedelta(minutes=minutes)
+        try:
+            at = in_range(start + timedelta(minutes=minutes), "durationMinutesOffsetFromStartTime")
+        except OverflowError:
+            raise ValueError("durationMinutesOffsetFromStartTime out of range") from None
     return {"at": at, "utc_offset_min": off, "lat": lat, "lon": lon, "accuracy_m": None, "altitude_m": None,
             "provider": "timeline:path"}
 
