@@ -1,6 +1,6 @@
 """A real Flower deployment on loopback, as a fleet would run it: one flower-superlink serving TLS with a
-certificate from a CA made here (the `cryptography` package) and admitting only registered SuperNode keys,
-three flower-supernode processes (each device with its own encrypted vault, started by `lifevault federate
+certificate from a CA made here (the `cryptography` package) and admitting only registered SuperNode keys
+(a fourth node with an unregistered key is never asked), three flower-supernode processes (each device with its own encrypted vault, started by `lifevault federate
 node` with the CA and its node key), and `flwr run` of a central round, then a distributed (SecAgg+) round.
 Each run must finish as *completed* (read from the SuperLink's run status: `flwr run` exits 0 even when
 the run fails) and every device's ledger must hold exactly its two releases. Every process started here is
@@ -195,7 +195,7 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
     pp = tmp_path / "passphrase"
     pp.write_text(PASSPHRASE + "\n")
     homes = []
-    for i in range(3):
+    for i in range(4):  # device-3 is an intruder: its node key is never registered
         home = tmp_path / f"device-{i}"
         vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
         with vault:
@@ -204,7 +204,7 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
     certs = tmp_path / "certs"
     certs.mkdir()
     ca, server_cert, server_key = tls_files(certs)
-    keys = [node_key(certs, f"node-{i}") for i in range(3)]
+    keys = [node_key(certs, f"node-{i}") for i in range(4)]
 
     flwr_home = tmp_path / "flwr"
     env = sapp.flower_env(flwr_home, pythonpath=[ROOT])
@@ -229,7 +229,7 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
         wait_listening(link_port, link, logs / "superlink.log")
         sapp.write_flower_config(flwr_home, name="test", address=f"{HOST}:{link_port}", insecure=False,
                                  root_certificates=ca)
-        for _, public in keys:  # the SuperLink admits only registered node keys
+        for _, public in keys[:3]:  # the SuperLink admits only registered node keys
             flwr(env, "supernode", "register", str(public), "test", cwd=tmp_path)
         for i, home in enumerate(homes):  # each through `lifevault federate node`, which runs flower-supernode
             start(f"supernode-{i}", [sys.executable, "-m", "lifevault.cli", "federate", "node", "--superlink",
@@ -255,7 +255,9 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
     assert leftovers(tmp_path) == []  # no superexec, clientapp or serverapp left behind, orphans included
     for mode in ("central", "distributed"):
         assert [(r["round"], r["sent"], r["received"], r["applied"]) for r in rounds[mode]] == [(1, 3, 3, True)]
-    for home in homes:
+    with Vault.open(homes[3], PASSPHRASE) as v:
+        assert list(vledger.releases(v)) == []  # the unregistered node was never admitted, so never asked
+    for home in homes[:3]:
         with Vault.open(home, PASSPHRASE) as v:
             rows = [r.body for r in vledger.releases(v)]
             assert vledger.verify(v).ok and vledger.cross_check(v).ok
