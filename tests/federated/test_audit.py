@@ -365,6 +365,12 @@ def test_deleting_the_last_ledger_release_fails_audit_verify(cli_home, capsys):
     assert code == 5 and out["privacy_ledger"]["ok"] and out["epsilon_recomputed"]["ok"]
     assert not out["ledger_anchors"]["ok"] and out["ledger_anchors"]["first_broken"] == 2
     assert "removed" in cap.err
+    from reports.build import build
+
+    with Vault.open(cli_home, PASSPHRASE) as v:
+        report = build(v)
+    assert not report["integrity"]["chains"]["ledger_anchors"]["ok"]
+    assert any("failed verification" in line for line in report["summary"])
 
 
 def test_a_release_written_around_the_ledger_fails_audit_verify(cli_home, capsys):
