@@ -11,6 +11,7 @@ memory id, source and time range.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = ["Agenda", "ContextPack", "LeftOut", "Redaction", "Snippet", "build"]
 HEADER = "Memories relevant to the task, most relevant first (cite them by [number]):"
 PLAN_HEADER = "Context for planning the task (cite memories by [number]):"
 FREE_SHARE = 0.25  # the most of a planning pack's budget its free time may take
+BRIEF_CHARS = 160  # an upcoming event's line in a planning pack: its title, time, place and people
 ALSO_DATES = 5  # dates of a series' other instances written on its line
 
 
@@ -125,6 +127,16 @@ def _short_when(hit: Hit) -> str:
     return f"{s:%a} {s.day} {s:%b}" + (f" {s:%Y}" if m.kind != "event" else "")
 
 
+def brief(hit: Hit, limit: int = BRIEF_CHARS) -> Hit:
+    """The hit with its text cut at a word before `limit` characters ("…" marks the cut): an upcoming event's
+    title, time, place and people come first, its agenda and links after."""
+    text = hit.memory.text
+    if len(text) <= limit:
+        return hit
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:.—-– ")
+    return dataclasses.replace(hit, memory=dataclasses.replace(hit.memory, text=cut + "…"))
+
+
 def group_line(n: int, hit: Hit, also: Sequence[Hit]) -> str:
     """One snippet; its near-duplicates ride along as dates ("also on Thu 6 Mar, Mon 10 Mar (3 in all)")."""
     text = line(n, hit)
@@ -169,7 +181,7 @@ def build(hits: Sequence[Hit], *, token_budget: int, count_tokens: Callable[[Seq
     if agenda is not None:
         a, b = local(agenda.since, agenda.offset_min), local(agenda.until - timedelta(seconds=1), agenda.offset_min)
         window = f"{day_label(a)} – {day_label(b)}"
-        sections += [(f"Upcoming, {window}:", grouped(agenda.events)), (f"Free time ({DAY_START_H:02d}:00–"
+        sections += [(f"Upcoming, {window}:", grouped([brief(h) for h in agenda.events])), (f"Free time ({DAY_START_H:02d}:00–"
                      f"{DAY_END_H:02d}:00):", agenda.free_days()), ("Routines:", grouped(agenda.routines)),
                      ("Relevant past:", grouped(hits))]
         header = PLAN_HEADER

@@ -276,6 +276,24 @@ def _user_names(events: Sequence[Occurrence]) -> set[str]:
             if len(ms) >= 0.8 * len(invited) and len({_title(m) for m in ms}) >= 3}
 
 
+def cadence(obs: Sequence[_Obs]) -> str:
+    """How often a series meets, from the median gap between its days: "Mon–Fri", "weekly on Thu", "every two
+    weeks on Tue", "monthly", "about every 3 months" (weekdays only where they recur within a month)."""
+    days = sorted({o.start.date() for o in obs})
+    gaps = [(b - a).days for a, b in zip(days, days[1:], strict=False)]
+    gap = statistics.median(gaps) if gaps else 7
+    on = days_phrase(usual_days(obs))
+    if gap <= 1.5:
+        return on
+    if gap <= 9:
+        return f"weekly on {on}"
+    if gap <= 16:
+        return f"every two weeks on {on}"
+    if gap <= 35:
+        return "monthly"
+    return f"about every {round(gap / 30.4)} months" if gap >= 50 else f"about every {round(gap / 7)} weeks"
+
+
 def meeting_series(events: Sequence[Occurrence], *, now: datetime) -> Iterator[Routine]:
     series: dict[str, list[_Obs]] = defaultdict(list)
     for m in events:
@@ -297,7 +315,7 @@ def meeting_series(events: Sequence[Occurrence], *, now: datetime) -> Iterator[R
         with_ = f", with {', '.join(regular)}" if regular else ""
         since = f"{len(past)} occurrences since {day_label(past[0].start)}" if past else "not yet held"
         nxt = f", next on {day_label(upcoming[0].start)} {upcoming[0].start:%H:%M}" if upcoming else ""
-        text = (f"Recurring meeting: {_title(obs[0].memory)}, {days_phrase(usual_days(obs))} {usual_hours(obs)}{with_}; "
+        text = (f"Recurring meeting: {_title(obs[0].memory)}, {cadence(obs)} {usual_hours(obs)}{with_}; "
                 f"{since}{nxt}.")
         yield _routine(key, text, None, obs, scope="calendar", tags=("meeting", "series"),
                        details={"title": _title(obs[0].memory), "attendees": [{"name": n} for n in regular],
@@ -325,7 +343,7 @@ def people(events: Sequence[Occurrence], *, now: datetime) -> Iterator[Routine]:
         text = (f"Person met often: {name}, in {len(obs)} meetings since {day_label(obs[0].start)} "
                 f"(about {len(obs) / weeks:.1f} a week, mostly {about}), last on {day_label(obs[-1].start)}.")
         top, n = titles[0] if titles else ("", 0)
-        series = {"title": top} if top and n >= 0.8 * len(obs) else {}  # met almost only in one series
+        series = {"title": top} if top and n >= 0.6 * len(obs) else {}  # met mostly in one series
         yield _routine(f"person|{fold(name)}", text, None, obs, scope="calendar", tags=("person",),
                        details={"person": name, **series})
 
@@ -337,9 +355,9 @@ def app_habits(sessions: Sequence[Occurrence]) -> Iterator[Routine]:
     obs = [o for o in map(_obs, sessions) if o is not None and o.memory.details.get("app")]
     if not obs:
         return
-    newest = max(o.end for o in obs)
-    window = [o for o in obs if o.end > newest - timedelta(weeks=APP_WEEKS)]
-    days_total = min(APP_WEEKS * 7, (newest.date() - min(o.start for o in window).date()).days + 1)
+    newest = max(o.end for o in obs).date()
+    window = [o for o in obs if (newest - o.start.date()).days < APP_WEEKS * 7]  # the last APP_WEEKS*7 local days
+    days_total = min(APP_WEEKS * 7, (newest - min(o.start for o in window).date()).days + 1)
     over = (f"over the last {APP_WEEKS} weeks" if days_total == APP_WEEKS * 7
             else f"over the {days_total} days of data")
     by_app: dict[str, list[_Obs]] = defaultdict(list)

@@ -50,7 +50,8 @@ from vault.store import Vault
 
 INDEX_BLOB = "memory-index"
 REDACTED_BLOB = "memory-index-redacted"
-ROUTINES_IN_PLAN = 8  # routines ranked by the task in a planning pack
+ROUTINES_IN_PLAN = 8  # routines in a planning pack, best first
+ROUTINES_RANKED = 500  # routines ranked by the task before the meeting ones are dropped (a vault holds dozens)
 EVENTS_IN_PLAN = 200  # events of the window in a planning pack (the budget decides how many are written)
 Progress = Callable[[int, int], None]  # (done, total)
 T = TypeVar("T")
@@ -329,11 +330,11 @@ class MemoryService:
             agenda = self._agenda(catalog, plan[0], plan[1], kinds=_set(kinds), redaction=redaction, now=now)
             wanted = _set(kinds)
             if wanted is None or "routine" in wanted:
-                upcoming = {h.memory.text.removeprefix("Calendar: ") for h in agenda.events}
-                agenda = dataclasses.replace(agenda, routines=tuple(  # a series with an instance listed is said there
-                    h for h in ranked_hits(dataclasses.replace(filters, kinds=frozenset({"routine"})), ROUTINES_IN_PLAN)
-                    if not (h.memory.details.get("title") and any(
-                        t.startswith(f"{h.memory.details['title']} on ") for t in upcoming))))
+                # the habits the calendar does not already say: places, apps, the phone day (meeting series and
+                # the people met in them are what the window's events list, where they happen at all)
+                habits = [h for h in ranked_hits(dataclasses.replace(filters, kinds=frozenset({"routine"})), ROUTINES_RANKED)
+                          if not {"series", "person"} & set(h.memory.tags)]
+                agenda = dataclasses.replace(agenda, routines=tuple(habits[:ROUTINES_IN_PLAN]))
             past = (wanted or frozenset(memories.KINDS)) - {"routine"}
             shown = {h.memory.memory_id for h in agenda.events}
             hits = [h for h in ranked_hits(dataclasses.replace(filters, kinds=past, until=min(filters.until or now, now)), k)
