@@ -102,3 +102,11 @@ def test_a_placeholder_time_keeps_the_coordinates_and_quarantine_notes_the_dropp
         1: "loaded without its time: <time>: outside 2000..2100 (a placeholder)",
     }
     assert "1901-12-13T20:45:52Z" in rejected[0].raw
+
+
+def test_an_unknown_encoding_in_the_xml_declaration_is_one_reject(tmp_path: Path) -> None:
+    f = tmp_path / "odd.gpx"
+    f.write_bytes(b'<?xml version="1.0" encoding="NO-SUCH-CODEC"?><gpx version="1.1"></gpx>')
+    rows, rejected, _ = parse(gpx, f)
+    assert rows["points"].height == 0
+    assert [(r.position, r.reason) for r in rejected] == [(-1, "the XML declaration names an unknown encoding")]

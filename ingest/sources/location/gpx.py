@@ -99,6 +99,10 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
             else:
                 rejected.append(_reject(f, -1, f"not well-formed XML ({where})", head[:512].decode("utf-8", "replace")))
                 saw_gpx = True
+        except LookupError:  # the XML declaration names an encoding Python does not know
+            rejected.append(_reject(f, -1, "the XML declaration names an unknown encoding",
+                                    head[:512].decode("utf-8", "replace")))
+            saw_gpx = True
     if not saw_gpx:
         rejected.append(_reject(f, -1, "not a GPX file: no <gpx> root element", head[:512].decode("utf-8", "replace")))
     yield Batch("points", frame("points", rows), rejected)
