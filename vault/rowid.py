@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:  # pyarrow is imported where an Arrow column is keyed (ingest), not by every open
+    import pyarrow as pa
 
 BLAKE2B = "blake2b"
 AES_CMAC = "aes-cmac"
@@ -80,10 +83,14 @@ class RowIds:
             if not digests:
                 return np.empty(0, np.int64)
             return _to_ids(np.frombuffer(b"".join(digests), np.uint8).reshape(-1, 8))
+        import pyarrow as pa
+
         return self.of_arrow(pa.array([k or "" for k in texts], type=pa.large_string()))
 
     def of_arrow(self, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """int64 ids of an Arrow string column (nulls count as ""), vectorised for aes-cmac."""
+        import pyarrow as pa
+
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
         if self.scheme == BLAKE2B:

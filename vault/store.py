@@ -29,13 +29,15 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 
 from vault import keys as keymod
 from vault import migrations, rowid
+
+if TYPE_CHECKING:  # polars is imported where a frame is made, not by every command that opens a vault
+    import polars as pl
 from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
 from vault.fsio import fsync_dir
 
@@ -434,6 +436,8 @@ class Vault:
     def row_id_column(self, natural_keys: pl.Series) -> pl.Series:
         """row_id of every string in a column (nulls count as ""), as an Int64 Series; vectorised
         for the aes-cmac scheme (the ingest hot path)."""
+        import polars as pl
+
         return pl.Series(natural_keys.name, self._row_id_fn().of_arrow(natural_keys.to_arrow()), dtype=pl.Int64)
 
     def text_hmac(self, text: str) -> str:
