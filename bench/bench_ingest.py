@@ -1,4 +1,4 @@
-"""Ingest benchmarks (issue 3), each measured against a baseline in the same run.
+"""Ingest benchmarks, each measured against a baseline in the same run.
 
     .venv/bin/python -m bench.bench_ingest [--points 1000000] [--events 5000] [--memory-limit 192MB] [--fallback]
 

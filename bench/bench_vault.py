@@ -1,4 +1,4 @@
-"""Vault benchmarks (issue 2): encrypted vs plaintext DuckDB, and unlock time for a large vault.
+"""Vault benchmarks: encrypted vs plaintext DuckDB, and unlock time for a large vault.
 
     .venv/bin/python -m bench.bench_vault [--rows 10000000] [--unlock-gb 1.0]
 

@@ -1,4 +1,4 @@
-"""What a caller may see of memories: which sensitivities at all, and how precisely (see issue 5's scopes).
+"""What a caller may see of memories: which sensitivities at all, and how precisely (by the caller's scopes).
 
     Redaction(location="precise"|"coarse"|"none", attendee_emails=bool, visible=frozenset of sensitivities)
 

@@ -6,12 +6,11 @@ The owner jobs (ingest, index) are left out: fuzzing them would make the server 
 
 from __future__ import annotations
 
-import pytest
+import schemathesis  # in the dev extras: a missing install fails, never skips
 from hypothesis import HealthCheck, given, settings
 
 from tests.api.conftest import Live
 
-schemathesis = pytest.importorskip("schemathesis")  # not yet in the dev extras (see the issue 5 report)
 EXAMPLES = 12
 
 
