@@ -69,3 +69,27 @@ def test_a_cold_command_line_search_imports_neither_torch_nor_transformers(tmp_p
         imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
         assert imported, "no -X importtime output"
         assert not {m for m in imported if m.split(".")[0] in HEAVY}, args
+
+
+def test_the_weights_digest_is_cached_only_for_the_same_file(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from embeddings import encoder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    encoder.model_version.cache_clear()
+    try:
+        first = encoder.model_version()
+        cache = tmp_path / "lifevault" / encoder.VERSION_CACHE
+        saved = json.loads(cache.read_text())
+        assert saved["version"] == first and first.startswith(saved["key"]["wheel"] + "+sha256:")
+        saved["key"]["mtime_ns"] += 1  # another file at that path: the cached digest is not trusted
+        saved["version"] = "0.1.0+sha256:000000000000"
+        cache.write_text(json.dumps(saved))
+        encoder.model_version.cache_clear()
+        assert encoder.model_version() == first
+        cache.write_text("{not json")
+        encoder.model_version.cache_clear()
+        assert encoder.model_version() == first
+    finally:
+        encoder.model_version.cache_clear()
