@@ -1,4 +1,5 @@
-"""`lifevault audit dp` (empirical privacy audit) and the epsilon recomputation of `lifevault audit verify`.
+"""`lifevault audit dp` (empirical privacy audit), `lifevault audit export`, and the epsilon recomputation of
+`lifevault audit verify`.
 
 The vault never imports federated: the recomputation happens here, on the ledger's recorded bodies,
 with federated.accounting (PLD and RDP), and the verdict goes back to `audit verify`.
@@ -6,6 +7,9 @@ with federated.accounting (PLD and RDP), and the verdict goes back to `audit ver
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +23,45 @@ EXIT_INCONCLUSIVE = 6  # `audit dp` could not have seen a violation of this clai
 
 def register(audit_app: typer.Typer) -> None:
     audit_app.command("dp")(audit_dp)
+    audit_app.command("export")(audit_export)
+
+
+def audit_export(
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
+    home: HomeOpt = None,
+    passphrase_file: PassFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Export the audit log and the privacy ledger as JSON Lines an auditor verifies without lifevault.
+
+    A header line (record counts, head hashes), then every record of both hash chains with its RFC 8785
+    canonical body: ids, keyed hashes, counts and parameters, no personal data. Verify it anywhere with
+    `python3 tools/verify_export.py FILE` (standard library only). With --json (and --out), a summary.
+
+    Example: lifevault audit export --out chains.jsonl
+    """
+    from vault import chain_export
+
+    if json_out and out is None:
+        raise typer.BadParameter("--json needs --out (standard output carries the export itself)")
+    with open_vault(home, passphrase_file) as vault:
+        lines = list(chain_export.lines(vault))
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        tmp = out.with_name(out.name + ".tmp")
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, out)
+    import json
+
+    chains = json.loads(lines[0])["chains"]
+    err.print("Exported " + ", ".join(f"{t} ({c['records']} records, head {c['head'][:12]})" for t, c in chains.items())
+              + (f" to {out}" if out else "") + "; verify with: python3 tools/verify_export.py FILE")
+    if json_out:
+        emit_json({"out": str(out), "chains": chains})
 
 
 def audit_dp(

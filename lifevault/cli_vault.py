@@ -188,19 +188,26 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
     and cross-check the ledger against the release anchors in the audit log both ways.
 
     Reports the first broken link, a release removed from or added to the ledger behind the audit log's
-    back, and every release whose recorded epsilon differs from the recomputation. Exit code 5 on any.
+    back, every release whose recorded epsilon differs from the recomputation, and a chain that was already
+    broken when the chains were re-hashed under RFC 8785. Exit code 5 on any.
 
     Example: lifevault audit verify --json
     """
+    from vault import chain_migrate
+
     with open_vault(home, passphrase_file) as vault:
         results = [audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault)]
         epsilons = cli_audit.recompute_ledger(vault)
+        legacy = chain_migrate.legacy_breaks(vault)
+        canon = chain_migrate.canonicalization(vault)
     for r in results:
         err.print(r.summary())
+    for line in legacy:
+        err.print(line)
     err.print(cli_audit.summary(epsilons))
     if json_out:
         out = {r.table: {"ok": r.ok, "checked": r.checked, "first_broken": r.first_broken, "reason": r.reason}
                for r in results}
-        emit_json(out | {"epsilon_recomputed": epsilons})
-    if not (all(r.ok for r in results) and epsilons["ok"]):
+        emit_json(out | {"epsilon_recomputed": epsilons, "canonicalization": canon, "broken_before_rehash": legacy})
+    if not (all(r.ok for r in results) and epsilons["ok"]) or legacy:
         raise typer.Exit(cli_audit.EXIT_CHECK_FAILED)

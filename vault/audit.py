@@ -108,13 +108,3 @@ def events(vault: Vault, *, kind: str | None = None, limit: int | None = None, a
 
 def verify(vault: Vault) -> Verification:
     return Chain(vault, TABLE).verify()
-
-
-def export(vault: Vault) -> Iterator[str]:
-    """JSON Lines an auditor can verify independently (seq, ts, kind, body, prev_hash, hash)."""
-    from vault.chain import canonical
-
-    for seq, at, kind, body, prev, h in vault.query(
-        f"SELECT seq, ts, kind, body, prev_hash, hash FROM {TABLE} ORDER BY seq"
-    ):
-        yield canonical({"seq": seq, "at": at, "kind": kind, "body": body, "prev_hash": prev, "hash": h})

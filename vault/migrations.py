@@ -1,16 +1,20 @@
 """Named, ordered schema migrations, recorded in `_migrations`. The only way the schema changes.
 
-Each migration is (name, SQL statements). Names never change once released; new ones are appended.
-All of them are applied in one transaction per migration when a vault opens.
+Each migration is (name, SQL statements) and optionally a Python step ("module:function", called with the
+vault after the statements), for changes SQL cannot make (re-hashing the chains: vault/chain_migrate.py).
+Names never change once released; new ones are appended. All of them are applied in one transaction per
+migration when a vault opens.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from vault.schema import MIGRATIONS as _DEFINED
+from vault.schema import STEPS as _STEPS
 
 if TYPE_CHECKING:
     from vault.store import Vault
@@ -20,9 +24,15 @@ if TYPE_CHECKING:
 class Migration:
     name: str
     statements: tuple[str, ...]
+    step: str | None = None  # "module:function", imported when the migration runs (no import cycle with store)
+
+    def run_step(self, vault: Vault) -> None:
+        if self.step:
+            module, func = self.step.split(":")
+            getattr(importlib.import_module(module), func)(vault)
 
 
-MIGRATIONS: tuple[Migration, ...] = tuple(Migration(n, tuple(s)) for n, s in _DEFINED)
+MIGRATIONS: tuple[Migration, ...] = tuple(Migration(n, tuple(s), _STEPS.get(n)) for n, s in _DEFINED)
 
 
 def applied(vault: Vault) -> list[tuple[int, str, datetime]]:
@@ -51,6 +61,7 @@ def apply(vault: Vault) -> list[str]:
         with vault.transaction():
             for stmt in m.statements:
                 vault.execute(stmt)
+            m.run_step(vault)
             vault.execute(
                 "INSERT INTO _migrations SELECT coalesce(max(seq), 0) + 1, ?, ? FROM _migrations", [m.name, datetime.now(UTC)]
             )

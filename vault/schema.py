@@ -25,4 +25,8 @@ CORE: list[tuple[str, list[str]]] = [
     ("0003_vault_meta", ["CREATE TABLE vault_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"]),
 ]
 
-MIGRATIONS: list[tuple[str, list[str]]] = CORE + INGEST + MEMORY + API
+# Both hash chains re-hashed under RFC 8785 canonical JSON (no SQL: a Python step)
+CHAINS: list[tuple[str, list[str]]] = [("0040_chains_rfc8785", [])]
+
+MIGRATIONS: list[tuple[str, list[str]]] = CORE + INGEST + MEMORY + API + CHAINS
+STEPS: dict[str, str] = {"0040_chains_rfc8785": "vault.chain_migrate:migrate"}

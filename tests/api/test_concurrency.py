@@ -31,7 +31,7 @@ def test_concurrent_searches_are_each_audited_and_the_chain_holds(served: Served
     assert all(status == 200 and ids for status, ids in results)
     records = served.audit("memory:read")[before:]
     assert len(records) == 48
-    assert sorted(tuple(r["returned_ids"]) for r in records) == sorted(tuple(ids) for _, ids in results)
+    assert sorted(tuple(int(i) for i in r["returned_ids"]) for r in records) == sorted(tuple(ids) for _, ids in results)
     searched = served.call("GET", "/v1/audit/events", "owner", params={"kind": "memory.searched", "limit": 1000})
     assert len([e for e in searched.json()["events"] if e["body"]["actor"] == served.ids["memory:read"]]) >= 48
     verified = served.call("GET", "/v1/audit/verify", "audit:read").json()

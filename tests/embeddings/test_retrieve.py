@@ -122,7 +122,7 @@ def test_every_search_is_audited_with_a_query_hash_and_the_returned_ids(shared: 
     last = list(audit.events(vault, kind=MemorySearched.kind))[-1]
     assert last.body["actor"] == "token-123" and last.body["query_sha256"] == audit.text_hash(
         vault, "secret question about Dr. Lee")
-    assert last.body["returned_ids"] == [h.memory.memory_id for h in result.hits]
+    assert [int(i) for i in last.body["returned_ids"]] == [h.memory.memory_id for h in result.hits]
     assert "secret" not in str(last.body)
 
 
