@@ -305,3 +305,14 @@ def test_a_file_that_only_starts_like_sqlite_is_not_taken_for_a_database(tmp_pat
     path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200 + b"CREATE TABLE events package_name task_root_package_id")
     f = InputFile(path)
     assert not wellbeing_db.detect(f) and not knowledgec.detect(f)
+
+
+def test_a_database_with_a_damaged_schema_is_one_rejected_record_on_one_line(tmp_path: Path) -> None:
+    path = build_wellbeing(tmp_path / "app_usage", quoted=True)
+    data = path.read_bytes()
+    assert data.count(b'TABLE "events" (') == 1
+    path.write_bytes(data.replace(b'TABLE "events" (', b'TABLE "events\x80 ('))  # a quote lost, a byte not UTF-8
+    rows, rejected, _ = run(wellbeing_db, path)
+    assert rows == {} or rows["usage_events"].height == 0
+    (r,) = rejected
+    assert r.position == -1 and r.reason.startswith("unreadable SQLite database") and "\n" not in r.reason

@@ -87,7 +87,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
                 streams,
             )
             yield from _batches(f, cursor)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:  # (SQLite's message about a damaged schema may not be UTF-8)
         yield _failed(f, f"unreadable SQLite database: {e}")
         return {}
     if skipped:
@@ -224,6 +224,8 @@ def _split(f: InputFile, df: pl.DataFrame, reason: pl.Expr) -> tuple[pl.DataFram
 
 
 def _failed(f: InputFile, reason: str) -> Batch:
+    reason = " ".join(reason.split())  # one line (SQLite quotes a damaged schema with its line breaks)
+    reason = reason if len(reason) <= 300 else reason[:299] + "…"
     return Batch(
         "usage_intervals",
         empty("usage_intervals"),

@@ -70,7 +70,7 @@ def _schema(f: InputFile, size: int, mtime_ns: int) -> dict[str, frozenset[str]]
     try:
         with closing(connect(f)) as conn:
             return {t: frozenset(c) for t, c in tables(conn).items()}
-    except (sqlite3.Error, OSError):
+    except (sqlite3.Error, OSError, UnicodeDecodeError):
         return None
 
 
@@ -114,7 +114,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     try:
         with closing(connect(f)) as conn:
             yield from _events(f, conn, skipped)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:  # (SQLite's message about a damaged schema may not be UTF-8)
         yield _failed(f, f"unreadable SQLite database: {e}")
         return {}
     if skipped:
@@ -164,6 +164,8 @@ def _explain(r: Rejected, unknown_packages: dict[int, object]) -> Rejected:
 
 
 def _failed(f: InputFile, reason: str) -> Batch:
+    reason = " ".join(reason.split())  # one line (SQLite quotes a damaged schema with its line breaks)
+    reason = reason if len(reason) <= 300 else reason[:299] + "…"
     return Batch(
         "usage_events",
         empty("usage_events"),
