@@ -47,26 +47,32 @@ def _default(o: Any) -> Any:
 def _plain(o: Any) -> tuple[Any, bool]:
     """`o` as JSON types only (big integers as decimal strings), and whether Python's json.dumps writes it
     exactly as RFC 8785 does: no floats and only ASCII keys (json.dumps sorts by code point, JCS by UTF-16
-    unit; both escape the same characters the same way)."""
-    if o is None or isinstance(o, (bool, str)):
+    unit; both escape the same characters the same way). Exact type checks first: this runs on every audit
+    append."""
+    t = type(o)
+    if t is str or t is bool or o is None:
         return o, True
-    if isinstance(o, int):
+    if t is int:
         return (o, True) if -MAX_SAFE_INTEGER <= o <= MAX_SAFE_INTEGER else (str(o), True)
-    if isinstance(o, float):
-        if not math.isfinite(o):
-            raise ValueError(f"cannot put {o!r} in a chained record (JSON has no such number)")
-        return o, False
-    if isinstance(o, dict):
+    if t is list and all(type(x) is int for x in o):  # returned_ids: a list of keyed ids
+        return [x if -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER else str(x) for x in o], True
+    if t is dict:
         out, same = {}, True
         for k, v in o.items():
-            if not isinstance(k, str):
+            if type(k) is not str:
                 raise TypeError(f"cannot put a {type(k).__name__} key in a chained record")
             out[k], s = _plain(v)
             same = same and s and k.isascii()
         return out, same
+    if isinstance(o, float):
+        if not math.isfinite(o):
+            raise ValueError(f"cannot put {o!r} in a chained record (JSON has no such number)")
+        return float(o), False
     if isinstance(o, (list, tuple, set, frozenset)):
         items = [_plain(v) for v in (sorted(o) if isinstance(o, (set, frozenset)) else o)]
         return [v for v, _ in items], all(s for _, s in items)
+    if isinstance(o, (str, int)):  # subclasses (enums): their plain value
+        return _plain(str(o) if isinstance(o, str) else int(o))
     return _plain(_default(o))
 
 
