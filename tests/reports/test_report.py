@@ -149,3 +149,32 @@ def test_amplification_is_claimed_only_for_central_rounds_with_a_secret_fixed_de
         with other:
             _mixed(other, modes, sampling="poisson", sampler=sampler)
             assert _figures(other)["amplified (by sampling)"].startswith("not claimed")
+
+
+def test_every_value_in_the_page_is_escaped_by_the_template_engine(vault, tmp_path):
+    report = build(seeded(vault, tmp_path))
+    hostile = '<script>alert("x")</script>'
+    report["access"]["tokens"][0]["agent"] = hostile
+    report["summary"].append(f"note {hostile}")
+    report["access"]["requests_per_agent_per_day"].append({"agent": hostile, "day": "2025-01-02", "requests": 1})
+    page = render(report)
+    assert "<script" not in page
+    assert page.count("&lt;script&gt;") >= 3  # in the table, the summary and the chart's legend
+
+
+def test_axis_ticks_are_round_numbers_written_in_full():
+    from reports.svg import line_chart, nice_ticks, tick_label
+
+    assert nice_ticks(11_500) == [0, 2500, 5000, 7500, 10000, 12500]
+    assert [tick_label(v) for v in (0, 12_500, 0.25, 2.5)] == ["0", "12,500", "0.25", "2.5"]
+    svg = line_chart({"a": [("2025-01", 11_500.0), ("2025-02", 9_000.0)]}, title="t", y_label="rows", chart_id="c")
+    assert "e+" not in svg and "12,500" in svg and "Jan 2025" in svg and ">Feb<" in svg
+
+
+def test_release_ticks_follow_numeric_order_and_an_empty_chart_is_one_line():
+    from reports.svg import line_chart
+
+    svg = line_chart({"x": [(f"r{i}", float(i)) for i in (1, 2, 10)]}, title="t", y_label="eps", chart_id="c")
+    assert svg.index(">r2<") < svg.index(">r10<")
+    empty = line_chart({}, title="Requests per agent per day", y_label="requests", chart_id="chart-access")
+    assert empty == '<p class="note empty" id="chart-access">Requests per agent per day: no data yet.</p>'
