@@ -1,6 +1,7 @@
 """Retrieval evaluation: questions with known answer memories; recall@1/5/10 and MRR for dense, lexical, hybrid.
 
     python -m bench.eval_retrieval [--days 60] [--seed 7] [--dtype auto|float32|bfloat16] [--show-misses] [--handmade]
+                                   [--planning [--no-search]]
 
 Default: the ingest/synth.py persona (`generate(...)` -> Manifest with its ground truth), written as real
 exports and loaded by the real ingest pipeline (detection, parsing, stays/trips/sessions derivation),
@@ -13,6 +14,9 @@ Questions are phrased differently from the memory texts (paraphrases, first name
 names, relative dates). A question is answered at k when any of its answer memories is in the top k;
 MRR is over the top 10. All three modes run in the same process over the same index.
 Caveat: questions and memory texts come from templates written by the same hands as the retriever.
+`--planning` (synthetic persona only) adds the planning and habit tasks of bench/eval_planning.py: coverage
+of context packs for tasks about the future, their share of near-duplicate snippets (and that of packs for
+PAST_PACKS of the questions above), and the routines' days and hours against the truth.
 """
 
 from __future__ import annotations
@@ -324,6 +328,22 @@ def _notes(svc: MemoryService, start: datetime, days: int) -> list[Question]:
     return qs
 
 
+PAST_PACKS = 60  # retrieval questions whose context packs count towards the near-duplicate share
+
+
+def _planning(svc: MemoryService, vault: Vault, truth, qs: list[Question], now: datetime, *,  # noqa: ANN001
+              verbose: bool) -> None:
+    from bench import eval_planning as ep
+
+    cov, packs = ep.coverage(svc, vault, truth)
+    asked = random.Random(0).sample(qs, min(PAST_PACKS, len(qs)))
+    past = [svc.context(q.text, token_budget=b, now=now) for q in asked for b in ep.BUDGETS]
+    dups = {"planning packs": ep.duplicates(svc, packs), "past-question packs": ep.duplicates(svc, past)}
+    dups["all packs"] = (dups["planning packs"][0] + dups["past-question packs"][0],
+                         dups["planning packs"][1] + dups["past-question packs"][1])
+    ep.report(cov, dups, ep.habits(vault, truth), verbose=verbose)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--days", type=int, default=60)
@@ -331,6 +351,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     ap.add_argument("--show-misses", action="store_true")
     ap.add_argument("--handmade", action="store_true", help="the persona generated here, inserted with SQL")
+    ap.add_argument("--planning", action="store_true", help="planning and habit tasks (bench/eval_planning.py)")
+    ap.add_argument("--no-search", action="store_true", help="skip the search table")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         vault, _ = Vault.create(Path(tmp) / "home", "eval", kdf=KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1))
@@ -353,6 +375,11 @@ def main() -> None:
                 now = truth.end
             print(f"persona ({'bench/eval_retrieval.py' if args.handmade else 'ingest/synth.py'}): {args.days} days, "
                   f"{report.vectors} memories ({svc.encoder.info.dtype}); {len(qs)} questions")
+            if args.planning and not args.handmade:
+                _planning(svc, vault, synth, qs, now, verbose=args.show_misses)
+            if args.no_search:
+                svc.close()
+                return
             results = {}
             for name, mode, fusion in (("dense", "dense", "score"), ("lexical", "lexical", "score"),
                                        ("hybrid", "hybrid", "score"), ("hybrid, rank fusion", "hybrid", "rrf")):
