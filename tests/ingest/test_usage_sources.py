@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -316,3 +317,11 @@ def test_a_database_with_a_damaged_schema_is_one_rejected_record_on_one_line(tmp
     assert rows == {} or rows["usage_events"].height == 0
     (r,) = rejected
     assert r.position == -1 and r.reason.startswith("unreadable SQLite database") and "\n" not in r.reason
+
+
+def test_a_my_activity_entry_whose_link_is_not_a_url_is_counted_not_a_launch(tmp_path: Path) -> None:
+    path = tmp_path / "MyActivity.json"
+    path.write_text(json.dumps([{"header": "x", "title": "Used X", "titleUrl": "http://[play.google.com/store",
+                                 "time": "2024-04-02T08:00:00Z", "products": ["Android"]}]))
+    rows, rejected, skipped = run(takeout_activity, path)
+    assert rejected == [] and skipped == {takeout_activity.NOT_A_LAUNCH: 1}

@@ -100,8 +100,12 @@ def _package(entry: dict) -> str | None:
     url = entry.get("titleUrl")
     if not isinstance(url, str):
         return None
-    parts = urlsplit(url)
-    if parts.hostname != "play.google.com" or not parts.path.startswith("/store/apps/details"):
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # not a URL ("http://[" is an invalid IPv6 host): not a Play Store link either
+        return None
+    if host != "play.google.com" or not parts.path.startswith("/store/apps/details"):
         return None
     ids = parse_qs(parts.query).get("id")
     return ids[0].strip() if ids and ids[0].strip() else None
