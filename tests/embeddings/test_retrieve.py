@@ -77,7 +77,7 @@ def test_a_memory_only_bm25_finds_rises_on_its_score_with_its_exact_cosine():
     texts = ["coffee chat about the roadmap"] * 200 + ["lunch with Oyelaran"] + ["gym session"] * (n - 201)
     cat = retrieve.Catalog()
     cat.add(pl.DataFrame({
-        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["personal"] * n,
+        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["note"] * n,
         "source": ["agent"] * n, "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n,
         "ingested_at": [at] * n, "tags": [[]] * n, "text": texts, "text_redacted": [None] * n},
         schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String}))
