@@ -163,16 +163,17 @@ class Catalog:
         self._views: dict[tuple[tuple[str, ...], bool], View] = {}  # per view key; cleared by every add/remove
 
     @classmethod
-    def load(cls, vault: Any) -> Catalog:
+    def load(cls, vault: Any, indexed: dict[int, str] | None = None) -> Catalog:
         cat = cls()
-        cat.add(vault.frame(cls.SELECT + " ORDER BY start_ts NULLS LAST, memory_id"))
+        cat.add(vault.frame(cls.SELECT + " ORDER BY start_ts NULLS LAST, memory_id"), indexed)
         return cat
 
     def __len__(self) -> int:
         return int(self.alive.sum())
 
-    def add(self, df: pl.DataFrame) -> None:
-        """Append memories (a frame shaped like SELECT); ids already present are replaced."""
+    def add(self, df: pl.DataFrame, indexed: dict[int, str] | None = None) -> None:
+        """Append memories (a frame shaped like SELECT); ids already present are replaced. `indexed` gives the
+        text BM25 indexes for some of them instead of their own (a note with its neighbouring turns)."""
         if df.height == 0:
             return
         self.remove(df["memory_id"].to_numpy())
@@ -200,6 +201,8 @@ class Catalog:
             for t in tags or ():
                 self._tags.setdefault(t, []).append(base + i)
         texts = df["text"].to_list()
+        if indexed:
+            texts = [indexed.get(m, t) for m, t in zip(df["memory_id"].to_list(), texts, strict=True)]
         self._texts.extend(texts)
         self._redacted.update({base + i: r for i, r in enumerate(red) if r is not None})
         self.lexical.append(texts)

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from embeddings import context as ctx
+from embeddings import dialogue, memories, notes, planning, retrieve, temporal
 from embeddings import forget as fg
 from embeddings import index as vindex
-from embeddings import memories, notes, planning, retrieve, temporal
 from embeddings.agenda import free_slots, waking_days
 from embeddings.encoder import DIM, Encoder, model_version
 from embeddings.events import (
@@ -156,7 +156,7 @@ class MemoryService:
 
     def _state(self) -> tuple[retrieve.Catalog, vindex.VectorIndex, vindex.VectorIndex]:
         if self._catalog is None:
-            self._catalog = retrieve.Catalog.load(self.vault)
+            self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
         if self._full is None or self._redacted is None:
             self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
             self._reconcile()
@@ -188,9 +188,10 @@ class MemoryService:
     def _embed(self, ids: list[int], progress: Progress | None = None) -> int:
         """Embed these memories' texts (and redacted texts) into the in-memory indexes; pending until sealed."""
         assert self._full is not None and self._redacted is not None
-        rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha FROM memories "
+        rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha, kind FROM memories "
                                 "WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        texts = [r[1] for r in rows] + [r[2] for r in rows if r[2] is not None]
+        around = dialogue.texts(self.vault, [r[0] for r in rows if r[4] == "note"])  # notes: with their turns
+        texts = [around.get(r[0], r[1]) for r in rows] + [r[2] for r in rows if r[2] is not None]
         done = [0]
 
         def step(n: int) -> None:
@@ -239,7 +240,7 @@ class MemoryService:
         """Sync memories with the ingested tables, embed new or changed ones (all with rebuild), seal."""
         t0 = time.perf_counter()
         sync = memories.sync(self.vault)
-        self._catalog = retrieve.Catalog.load(self.vault)
+        self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
         if rebuild:
             dim = self.encoder.info.dim
             self._full, self._redacted = vindex.VectorIndex.new(dim), vindex.VectorIndex.new(dim)
@@ -382,11 +383,18 @@ class MemoryService:
         return versions
 
     # ---- writing -----------------------------------------------------------------------------------------
-    def _refresh(self, memory_id: int, *, embed: bool) -> None:
+    def _refresh(self, memory_id: int | None, *, embed: bool, around: Iterable[int] = ()) -> None:
+        """Re-read a written note (embedding it again when its text changed) and re-index the notes `around` it
+        whose neighbouring turns changed (dialogue.py): only those, whatever the number of notes."""
         catalog, _, _ = self._state()
-        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + " WHERE memory_id = ?", [memory_id]))
-        if embed:
-            self._embed([memory_id])
+        ids = sorted({*around, *([] if memory_id is None else [memory_id])})
+        if not ids:
+            return
+        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
+                                     [ids]), dialogue.texts(self.vault, ids))
+        todo = sorted(set(around) | ({memory_id} if embed and memory_id is not None else set()))
+        if todo:
+            self._embed(todo)
 
     @_locked
     def remember(self, text: str, *, occurred_at: datetime | None = None, tags: Iterable[str] = (),
@@ -396,7 +404,7 @@ class MemoryService:
         note = notes.remember(self.vault, text=text, occurred_at=occurred_at, tags=tags, metadata=metadata,
                               source=source)
         audit.record(self.vault, MemoryWritten(actor=actor, memory_id=note.memory_id, op="create", version=1))
-        self._refresh(note.memory_id, embed=True)
+        self._refresh(note.memory_id, embed=True, around=dialogue.neighbours(self.vault, [note.memory_id]))
         return fetch(self.vault, [note.memory_id], Redaction.OWNER)[note.memory_id]
 
     @_locked
@@ -405,11 +413,13 @@ class MemoryService:
         """Change a note (the previous version goes to its history)."""
         self._state()
         before = self.vault.scalar("SELECT version FROM memories WHERE memory_id = ?", [memory_id])
+        was_around = dialogue.neighbours(self.vault, [memory_id])
         note, version = notes.update(self.vault, memory_id, text=text, occurred_at=occurred_at, tags=tags,
                                      metadata=metadata)
         audit.record(self.vault, MemoryWritten(actor=actor, memory_id=memory_id, op="update", version=version))
         if version != before:
-            self._refresh(memory_id, embed=text is not None)
+            around = was_around | dialogue.neighbours(self.vault, [memory_id])
+            self._refresh(memory_id, embed=text is not None or bool(around), around=around)
         return fetch(self.vault, [memory_id], Redaction.OWNER)[memory_id]
 
     @_locked
@@ -430,9 +440,13 @@ class MemoryService:
 
     @_locked
     def forget_commit(self, plan: fg.ForgetPlan, *, actor: str = "owner") -> fg.ForgetReceipt:
-        """Carry out a previewed plan: vectors out and index resealed first, then rows, then CHECKPOINT."""
+        """Carry out a previewed plan: vectors out and index resealed first, then rows, then CHECKPOINT. Notes
+        whose neighbouring turns are forgotten lose their vectors in the same reseal and are indexed again
+        without them afterwards (a crash in between leaves them without vectors: the next load embeds them)."""
         catalog, full, red = self._state()
         ids = np.array(plan.memory_ids, dtype=np.int64)
+        around = sorted(dialogue.neighbours(self.vault, plan.memory_ids) - set(plan.memory_ids))
+        full.remove(np.array(around, dtype=np.int64))
         shown = np.array(plan.shown, dtype=np.int64)  # the receipt counts what the caller sees (the rest goes too)
         removed_shown = full.remove(shown)
         removed = removed_shown + full.remove(ids[~np.isin(ids, shown)])
@@ -451,6 +465,9 @@ class MemoryService:
                 rows_deleted=deleted, vectors_removed=removed))
         self.vault.checkpoint()
         catalog.remove(ids)
+        if around:
+            self._refresh(None, embed=False, around=around)
+            self.flush()
         return fg.ForgetReceipt(memories=len(plan.shown), rows_deleted=deleted | {"memories": len(plan.shown)},
                                 vectors_removed=removed_shown, audit_seq=row.seq, at=now)
 

@@ -1,0 +1,137 @@
+"""Conversation notes: a note is indexed with its neighbouring turns, so a short turn ("yes, the blue one")
+is found by a question about what the turns around it say. The returned text is the note's own.
+
+A thread is the notes of one `source` and one session, in time order (ties in the order written). A note
+says its session in its metadata, `{"session": "2024-05-03-a"}` (or `session_id`, `thread_id`,
+`conversation_id`; a string or a number), or with a tag `session:<id>`. Notes that say none form threads
+by time adjacency: consecutive notes of one source no more than SESSION_GAP apart. Declared sessions are
+split at DECLARED_GAP too, so a neighbour is never further than a few gaps away in time, and finding a
+note's neighbours reads only a bounded window of its source's notes.
+
+The indexed text (BM25 document and embedded text) of a note is
+
+    <its own text> | <up to BEFORE previous turns> | <up to AFTER next turns>
+
+each neighbour cut to NEIGHBOUR_CHARS. Context comes only from notes, which all have one sensitivity, so
+a caller that may see a note may see every text its index entry was built from (non-interference holds).
+When a note is written, changed or deleted, only the notes whose window includes it are re-indexed
+(`affected`): the AFTER turns before it and the BEFORE turns after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from vault.store import Vault
+
+BEFORE = 2  # previous turns in a note's indexed text
+AFTER = 1  # next turns in a note's indexed text
+NEIGHBOUR_CHARS = 300  # each neighbour's text is cut to this many characters in the indexed text
+SESSION_GAP = timedelta(minutes=30)  # notes without a session: a longer silence starts a new thread
+DECLARED_GAP = timedelta(days=1)  # notes of a declared session: a longer silence starts a new thread
+SESSION_KEYS = ("session", "session_id", "thread_id", "conversation_id")  # metadata keys naming the session
+SESSION_TAG = "session:"
+_SELECT = ("SELECT memory_id, source, start_ts, ingested_at, text, metadata, tags FROM memories "
+           "WHERE kind = 'note' AND start_ts IS NOT NULL")
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    memory_id: int
+    source: str
+    session: str | None
+    at: datetime
+    ingested: datetime
+    text: str
+
+
+def session_of(metadata: str | None, tags: Iterable[str] | None) -> str | None:
+    """The session a note declares (metadata first, then a `session:` tag), None when it declares none."""
+    if metadata:
+        try:
+            meta: Any = json.loads(metadata)
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict):
+            for key in SESSION_KEYS:
+                value = meta.get(key)
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+                    return str(value)
+    for tag in tags or ():
+        if tag.startswith(SESSION_TAG) and tag[len(SESSION_TAG):].strip():
+            return tag[len(SESSION_TAG):]
+    return None
+
+
+def _turns(rows: Iterable[Sequence[Any]]) -> list[Turn]:
+    return [Turn(memory_id=r[0], source=r[1] or "", session=session_of(r[5], r[6]), at=r[2], ingested=r[3],
+                 text=r[4]) for r in rows]
+
+
+def threads(turns: Iterable[Turn]) -> list[list[Turn]]:
+    """Turns grouped by (source, session), time-ordered, split where the gap rule says a new thread begins."""
+    groups: dict[tuple[str, str | None], list[Turn]] = {}
+    for t in turns:
+        groups.setdefault((t.source, t.session), []).append(t)
+    out: list[list[Turn]] = []
+    for (_, session), group in groups.items():
+        group.sort(key=lambda t: (t.at, t.ingested, t.memory_id))
+        gap = SESSION_GAP if session is None else DECLARED_GAP
+        current = [group[0]]
+        for prev, t in zip(group, group[1:], strict=False):
+            if t.at - prev.at > gap:
+                out.append(current)
+                current = []
+            current.append(t)
+        out.append(current)
+    return out
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= NEIGHBOUR_CHARS else text[:NEIGHBOUR_CHARS]
+
+
+def indexed_text(thread: Sequence[Turn], i: int) -> str:
+    """The text indexed for thread[i]: its own, then its previous and next turns."""
+    own = thread[i].text
+    around = [_cut(t.text) for t in thread[max(0, i - BEFORE):i]] + [_cut(t.text) for t in thread[i + 1:i + 1 + AFTER]]
+    return " | ".join([own, *around]) if around else own
+
+
+def _window(vault: Vault, ids: Sequence[int]) -> list[list[Turn]]:
+    """The threads around the given notes, read from a bounded window of their sources' notes."""
+    if not ids:
+        return []
+    where = vault.query("SELECT source, min(start_ts), max(start_ts) FROM memories WHERE kind = 'note' "
+                        "AND start_ts IS NOT NULL AND memory_id IN (SELECT unnest(?::BIGINT[])) GROUP BY source",
+                        [list(ids)])
+    reach = DECLARED_GAP * (max(BEFORE, AFTER) + 1)
+    rows: list[Sequence[Any]] = []
+    for source, lo, hi in where:
+        rows += vault.query(_SELECT + " AND source IS NOT DISTINCT FROM ? AND start_ts BETWEEN ? AND ?",
+                            [source, lo - reach, hi + reach])
+    return threads(_turns(rows))
+
+
+def texts(vault: Vault, ids: Sequence[int] | None = None) -> dict[int, str]:
+    """memory id -> indexed text, for the notes that have neighbours (all notes when `ids` is None)."""
+    found = threads(_turns(vault.query(_SELECT))) if ids is None else _window(vault, ids)
+    wanted = None if ids is None else set(ids)
+    return {t.memory_id: indexed_text(th, i) for th in found if len(th) > 1 for i, t in enumerate(th)
+            if wanted is None or t.memory_id in wanted}
+
+
+def neighbours(vault: Vault, ids: Sequence[int]) -> set[int]:
+    """Notes whose indexed text includes (or, once these are written, would include) one of these notes:
+    the AFTER turns before each and the BEFORE turns after it, in their thread as stored now."""
+    wanted = set(ids)
+    out: set[int] = set()
+    for th in _window(vault, ids):
+        for i, t in enumerate(th):
+            if t.memory_id in wanted:
+                out.update(n.memory_id for n in th[max(0, i - AFTER):i + 1 + BEFORE])
+    return out - wanted
