@@ -1,16 +1,28 @@
-"""`lifevault demo`: a synthetic persona's year, end to end, in a fresh vault.
+"""`lifevault demo`: a synthetic persona's year, end to end, in a fresh vault, seen by the product's three users.
 
-Steps: generate the persona's exports (ingest/synth.py) in a temporary folder, create a vault (a
-temporary home unless --home), ingest everything and show what was loaded and quarantined, index the
-memories and answer sample questions with citations, then write the privacy report (HTML + JSON, no
-personal data) into the vault home.
+1. The data engineer: the persona's exports (ingest/synth.py, with planted bad records) are ingested into a new
+   encrypted vault; what was loaded and quarantined is shown.
+2. The agent: `lifevault serve` runs as a subprocess on a free loopback port (lifevault/demo_agent.py); the
+   memories are indexed in it, a scoped token (memory:read, calendar:read, coarse location) asks the sample
+   questions over HTTP, plans a week through POST /v1/context and searches once through the MCP server; an
+   out-of-scope request is refused (403); every request is audited; the server is always stopped.
+3. The device in the fleet: a few differentially private rounds in Flower's simulation engine with the persona
+   and synthetic peers, recorded in the persona's privacy ledger; then a quick empirical DP audit and the
+   verification of both hash chains and every recorded epsilon.
+4. The auditor: the privacy report (HTML + JSON, no personal data) written into the vault home.
+
+Each step shows a spinner and its time; a failing step prints one line and the demo exits non-zero.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,55 +30,250 @@ from typing import Annotated, Any
 import typer
 
 from lifevault.cli_common import HomeOpt, err
+from lifevault.demo_agent import DemoError
 from vault import audit
 from vault import load as vload
+from vault.errors import VaultError
 from vault.store import Vault
 
 DEMO_PASSPHRASE = "demo passphrase (not secret)"
+PERSONA_END = date(2025, 10, 31)
+PEERS = 4  # synthetic devices beside the persona in the federated rounds
+PEER_DAYS = 21  # days of life of each peer (the persona keeps --days)
+FED_ROUNDS = 3
+FED_EPSILON = 4.0  # per user over the demo's rounds
+FED_LOCAL_STEPS = 10
+AUDIT_CANARIES = 200  # the quick empirical audit; `lifevault audit dp` defaults to 1000
+EXIT_DEMO_FAILED = 1
+MIN_DEMO_DAYS, MAX_DEMO_DAYS = 14, 3660  # fewer days leave the federated rounds without examples
+
+
+@dataclass(slots=True)
+class Timings:
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _step(timings: Timings, n: int, title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner while the step runs, its time when done; any failure becomes one line and exit code 1."""
+    err.print(f"[bold][{n}/4] {title}[/bold]")
+    t0 = time.perf_counter()
+    with err.status(title) as status:
+        try:
+            yield lambda msg: status.update(f"{title}: {msg}")
+        except (DemoError, VaultError) as e:
+            err.print(f"lifevault demo: step {n} ({title}) failed: {e}", markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_DEMO_FAILED) from None
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the demo's one place turning a step's failure into one line
+            if os.environ.get("LIFEVAULT_DEBUG"):
+                raise
+            # the type only: an unexpected error's message could quote personal data
+            err.print(f"lifevault demo: step {n} ({title}) failed: internal error ({type(e).__name__}); "
+                      "re-run with LIFEVAULT_DEBUG=1 for details", soft_wrap=True)
+            raise typer.Exit(EXIT_DEMO_FAILED) from None
+    seconds = time.perf_counter() - t0
+    timings.steps.append((title, seconds))
+    err.print(f"      done in {seconds:.1f} s")
 
 
 def demo(
     home: HomeOpt = None,
-    days: Annotated[int, typer.Option(help="Days of the persona's life to generate.")] = 365,
+    days: Annotated[int, typer.Option(
+        help="Days of the persona's life to generate.", min=MIN_DEMO_DAYS, max=MAX_DEMO_DAYS)] = 365,
     seed: Annotated[int, typer.Option(help="Persona seed (same seed, same life).")] = 7,
 ) -> None:
-    """Generate a synthetic persona, ingest it into a new encrypted vault and report.
+    """Walk the whole product on a synthetic persona: ingest, agent API and MCP, federated DP rounds, report.
 
     Example: lifevault demo --days 90 --home /tmp/lv-demo
     """
+    target = Path(home).expanduser().absolute() if home else Path(tempfile.mkdtemp(prefix="lifevault-demo-")) / "home"
+    passphrase = os.environ.get("LIFEVAULT_PASSPHRASE") or DEMO_PASSPHRASE
+    timings = Timings()
+    started = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="lifevault-demo-scratch-"))
+    try:
+        with _step(timings, 1, "Data engineer: ingest a year of exports") as note:
+            manifest, code = _ingest(target, passphrase, days=days, seed=seed, scratch=scratch, note=note)
+        with _step(timings, 2, "Agent: lifevault serve, a scoped token, HTTP and MCP") as note:
+            agent = _agent(target, passphrase, manifest, note)
+        with _step(timings, 3, "Device in the fleet: federated DP rounds, audit dp, audit verify") as note:
+            fleet = _fleet(target, passphrase, scratch, note)
+        with _step(timings, 4, "Auditor: the privacy report") as note:
+            html = _privacy_report(target, passphrase)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # synthetic, but tidy: only the vault stays
+    total = time.perf_counter() - started
+    err.print("[bold]Summary[/bold]")
+    for title, seconds in timings.steps:
+        err.print(f"  {seconds:6.1f} s  {title}")
+    err.print(f"  {total:6.1f} s  in all")
+    err.print(f"  agent {agent.token_id}: {len(agent.audited)} requests audited, "
+              f"{sum(1 for b in agent.audited if b.get('status', 0) >= 400)} refused; "
+              f"{fleet['releases']} model updates in the persona's ledger (epsilon {fleet['spent']:.2f}); "
+              f"chains {'intact' if fleet['verified'] else 'BROKEN'}", soft_wrap=True)
+    err.print(f"Open the report: {html}", soft_wrap=True)
+    err.print(f"Passphrase: {passphrase!r}; recovery code {code}. Try: lifevault status --home {target}",
+              soft_wrap=True, markup=False)
+
+
+def _ingest(target: Path, passphrase: str, *, days: int, seed: int, scratch: Path,
+            note: Callable[[str], None]) -> tuple[Any, str]:
     from ingest.pipeline import run
     from ingest.synth import generate
 
-    target = Path(home).expanduser().absolute() if home else Path(tempfile.mkdtemp(prefix="lifevault-demo-")) / "home"
-    passphrase = os.environ.get("LIFEVAULT_PASSPHRASE") or DEMO_PASSPHRASE
-    exports = Path(tempfile.mkdtemp(prefix="lifevault-exports-"))
-    try:
-        err.print(f"[1/3] Generating {days} days of a synthetic persona (seed {seed})…")
-        manifest = generate(exports, seed=seed, days=days, end=date(2025, 10, 31))
-        err.print(f"      {sum(len(v) for v in manifest.files.values())} export files in the real formats")
-        vault, code = Vault.create(target, passphrase)
+    exports = scratch / "exports"
+    note(f"generating {days} days of a synthetic persona (seed {seed})")
+    manifest = generate(exports, seed=seed, days=days, end=PERSONA_END)
+    err.print(f"      {sum(len(v) for v in manifest.files.values())} export files in the real formats")
+    vault, code = Vault.create(target, passphrase)
+    with vault:
+        audit.record(vault, audit.VaultCreated(cipher="AES-256-GCM", kdf={"name": "argon2id"}))
+        err.print(f"      vault created in {target}", soft_wrap=True, markup=False)
+        note("ingesting")
+        start, end = manifest.truth.period  # expand the calendar over the persona's year, not around today
+        report = run(vault, [exports], options={"window_start": start, "window_end": end})
+        err.print(f"      loaded {report.loaded:,}, duplicates {report.duplicates:,}, "
+                  f"quarantined {report.quarantined:,} in {report.seconds:.1f}s")
+        for f in report.files:
+            err.print(f"        {f.format:<26} {f.loaded:>9,} rows  {f.quarantined:>3} quarantined  {f.file}",
+                      soft_wrap=True, markup=False)
+        err.print("      derived: " + ", ".join(f"{k} {v:,}" for k, v in report.derived.items()), soft_wrap=True)
+        for q in vload.quarantined(vault, report.load_id, limit=5):
+            err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}", soft_wrap=True, markup=False)
+    shutil.rmtree(exports, ignore_errors=True)
+    return manifest, code
+
+
+def _most_met(manifest: Any) -> str:
+    from collections import Counter
+
+    me = manifest.persona.name.split()[0]
+    met = Counter(a.name.split()[0] for o in manifest.truth.occurrences for a in o.attendees)
+    return next((n for n, _ in met.most_common() if n != me), "Sam")
+
+
+def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], None]) -> Any:
+    from lifevault.demo_agent import AGENT_SCOPES, run_agent, served
+
+    note("starting lifevault serve")
+    with served(target, passphrase) as running:
+        err.print(f"      serving on {running.url} after {running.ready_s:.1f} s (a subprocess, stopped at the end "
+                  "of this step)", soft_wrap=True)
+        out = run_agent(running, target, period=manifest.truth.period, person=_most_met(manifest), note=note)
+    err.print(f"      indexed {out.indexed:,} memories in the server in {out.index_s:.1f} s; token {out.token_id} "
+              f"({', '.join(AGENT_SCOPES)}, coarse location)", soft_wrap=True)
+    for question, lines in out.answers:
+        err.print(f"      Q: {question}", soft_wrap=True, markup=False)
+        for line in lines:
+            err.print(f"         {line}", soft_wrap=True, markup=False)
+    err.print(f"      refused: GET /v1/audit/events without audit:read -> {out.refused_status}")
+    err.print(f"      the owner forgot {out.forgotten} memory (a receipt is in the audit log)")
+    err.print(f"      audited: {len(out.audited)} requests by {out.token_id} "
+              f"({', '.join(sorted({b['via'] for b in out.audited}))}); the MCP call took {out.mcp_s:.1f} s",
+              soft_wrap=True)
+    return out
+
+
+def _fleet(target: Path, passphrase: str, scratch: Path, note: Callable[[str], None]) -> dict[str, Any]:
+    from federated import simulate as sim
+    from ingest.pipeline import run
+    from ingest.synth import generate
+
+    root = scratch / "fleet"
+    root.mkdir(mode=0o700)
+    pp = root / "passphrase"
+    pp.write_text(passphrase + "\n")
+    pp.chmod(0o600)
+    peers = []
+    t0 = time.perf_counter()
+    for i in range(PEERS):  # the peers share the demo passphrase: one Fleet, one passphrase file
+        note(f"building synthetic peer {i + 1}/{PEERS}")
+        home = root / f"peer-{i:03d}"
+        exports = scratch / f"peer-exports-{i}"
+        generate(exports, seed=1000 + i, days=PEER_DAYS, end=PERSONA_END)
+        vault, _ = Vault.create(home, passphrase, kdf=sim.synth_kdf())
         with vault:
-            audit.record(vault, audit.VaultCreated(cipher="AES-256-GCM", kdf={"name": "argon2id"}))
-            err.print(f"[2/3] Vault created in {target}")
-            err.print("[3/3] Ingesting…")
-            start, end = manifest.truth.period  # expand the calendar over the persona's year, not around today
-            report = run(vault, [exports], options={"window_start": start, "window_end": end})
-            err.print(f"      loaded {report.loaded:,}, duplicates {report.duplicates:,}, "
-                      f"quarantined {report.quarantined:,} in {report.seconds:.1f}s")
-            for f in report.files:
-                err.print(f"        {f.format:<26} {f.loaded:>9,} rows  {f.quarantined:>3} quarantined  {f.file}",
-                          soft_wrap=True)
-            err.print("      derived: " + ", ".join(f"{k} {v:,}" for k, v in report.derived.items()), soft_wrap=True)
-            for q in vload.quarantined(vault, report.load_id, limit=5):
-                err.print(f"      quarantined: {q['file']} #{q['position']}: {q['reason']}", soft_wrap=True)
-            _memory(vault, manifest)
-            _privacy_report(vault, target)
+            run(vault, [exports])
+        shutil.rmtree(exports, ignore_errors=True)
+        peers.append(home)
+    err.print(f"      {PEERS} synthetic peers ({PEER_DAYS} days each) built in {time.perf_counter() - t0:.1f} s")
+    fleet = sim.Fleet(root=root, homes=(target, *peers), passphrase_file=pp)
+    t0 = time.perf_counter()
+    note(f"{FED_ROUNDS} rounds in Flower's simulation engine (starting Ray)")
+
+    def on_round(r: Any) -> None:
+        note(f"round {r.round}/{FED_ROUNDS} done")
+        err.print(f"      round {r.round}: {r.received}/{r.sent} updates, {r.refused} refused, {r.failed} dropped")
+
+    with _quiet_flower():
+        result = sim.simulate(fleet, rounds=FED_ROUNDS, mode="central", epsilon=FED_EPSILON, eval_fraction=0.0,
+                              local_steps=FED_LOCAL_STEPS, seed=7, on_round=on_round)
+    mine = result.privacy.get(target.name) or {}
+    err.print(f"      {FED_ROUNDS} rounds in {time.perf_counter() - t0:.1f} s (Ray's start included); "
+              f"noise multiplier {result.noise_multiplier:.3f}; the persona's ledger: epsilon "
+              f"{result.epsilons.get(target.name, 0.0):.3f} spent ({', '.join(mine.get('labels') or [])})",
+              soft_wrap=True)
+    note("empirical DP audit (audit dp) and verification (audit verify)")
+    return _audit(target, passphrase)
+
+
+@contextlib.contextmanager
+def _quiet_flower() -> Iterator[None]:
+    """Flower's deprecation banner and per-round INFO lines would bury the demo's own lines."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("flwr", "lifevault.federated")]
+    levels = [lg.level for lg in loggers]
+    quiet = logging.NullHandler()  # a handler present: the ServerApp does not add its INFO console handler
+    loggers[1].addHandler(quiet)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
     finally:
-        shutil.rmtree(exports, ignore_errors=True)  # synthetic, but tidy: only the vault stays
-    err.print(f"Done. Passphrase: {passphrase!r}; recovery code {code}. Try: lifevault status --home {target}")
+        loggers[1].removeHandler(quiet)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
-def _privacy_report(vault: Vault, home: Path) -> None:
+def _audit(target: Path, passphrase: str) -> dict[str, Any]:
+    """`lifevault audit dp` with a quick configuration, then what `lifevault audit verify` checks."""
+    from federated import audit as faudit
+    from lifevault.cli_audit import recompute_ledger
+    from vault import ledger
+
+    with Vault.open(target, passphrase) as vault:
+        last = {}
+        for row in ledger.releases(vault):
+            last = row.body
+        delta = float(last.get("delta", ledger.DEFAULT_BUDGET_DELTA))
+        z = faudit.powerful_noise_multiplier(canaries=AUDIT_CANARIES, rounds=1, delta=delta)
+        result = faudit.run_audit(AUDIT_CANARIES, rounds=1, clip_norm=float(last.get("clip_norm", 1.0)),
+                                  noise_multiplier=z, mode=str(last.get("mode", "central")), delta=delta)
+        audit.record(vault, result)
+        err.print(f"      audit dp: {AUDIT_CANARIES} canaries, lower bound epsilon {result.epsilon_lower_bound:.3f} "
+                  f"vs the accountant's {result.epsilon_upper_bound or 0:.3f}: {result.verdict} "
+                  f"({result.seconds:.1f} s)", soft_wrap=True)
+        chains = [audit.verify(vault), ledger.verify(vault)]
+        cross = ledger.cross_check(vault)
+        recomputed = recompute_ledger(vault)
+        releases, spent = len(list(ledger.releases(vault))), ledger.spent(vault)
+    for c in chains:
+        err.print(f"      audit verify: {c.table}: {'intact' if c.ok else 'BROKEN'} ({c.checked} records)")
+    err.print(f"      audit verify: ledger against the audit log: {'OK' if cross.ok else 'MISMATCH'}; "
+              f"epsilons recomputed: {'OK' if recomputed['ok'] else 'MISMATCH'} ({recomputed['checked']})",
+              soft_wrap=True)
+    verified = all(c.ok for c in chains) and cross.ok and recomputed["ok"]
+    if not verified:
+        raise DemoError("audit verify failed: see the lines above")
+    if result.verdict == "violation":
+        raise DemoError("audit dp found a privacy violation")
+    return {"releases": releases, "spent": spent, "verified": verified}
+
+
+def _privacy_report(home: Path, passphrase: str) -> Path:
     """The auditor's view of what just happened: counts, settings and chains only, no personal data."""
     import json
 
@@ -74,42 +281,12 @@ def _privacy_report(vault: Vault, home: Path) -> None:
     from reports.html import render
     from vault.fsio import write_atomic
 
-    data = build(vault)
+    with Vault.open(home, passphrase) as vault:
+        data = build(vault)
     html, js = home / "privacy-report.html", home / "privacy-report.json"
     write_atomic(html, render(data).encode(), mode=0o644)
     write_atomic(js, json.dumps(data, indent=2, default=str).encode(), mode=0o644)
-    err.print(f"[+] Privacy report: {html} (and {js.name})")
+    err.print(f"      {html} (and {js.name})", soft_wrap=True, markup=False)
     for line in data["summary"]:
         err.print(f"      {line}", soft_wrap=True, markup=False)
-
-
-def _memory(vault: Vault, manifest: Any) -> None:
-    """Index the vault's memories, then ask a few questions as of the persona's last day, with citations."""
-    from collections import Counter
-    from datetime import timedelta
-
-    from embeddings.service import MemoryService
-
-    err.print("[+] Memory: indexing (memories, embeddings, sealed index)…")
-    svc = MemoryService(vault)
-    report = svc.index()
-    err.print(f"      {report.vectors:,} memories embedded ({report.model}, {report.dtype}) in {report.seconds:.1f}s")
-    now = manifest.truth.period[1] - timedelta(seconds=1)
-    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    last_month = (month - timedelta(days=1)).replace(day=1)
-    when = "last month" if manifest.truth.period[0] <= last_month else "this month"
-    since, until = (last_month, month) if when == "last month" else (month, now)
-    met = Counter(a.name.split()[0] for o in manifest.truth.occurrences if since <= o.start < until for a in o.attendees)
-    person = next((n for n, _ in met.most_common() if n != manifest.persona.name.split()[0]), "Sam")
-    for question in ("when did I last go to the gym?", f"meetings with {person} {when}", "YouTube after 11pm"):
-        result = svc.search(question, k=3, now=now)
-        understood = f"  (understood: {', '.join(result.understood)})" if result.understood else ""
-        err.print(f"      Q: {question}{understood}", soft_wrap=True, markup=False)
-        for hit in result.hits:
-            m = hit.memory
-            start = m.start_ts.date().isoformat() if m.start_ts else "undated"
-            err.print(f"        {hit.rank}. {m.text}  [memory {m.memory_id}, {m.source}, {start}]", soft_wrap=True,
-                      markup=False)
-        if not result.hits:
-            err.print("        (no memories)")
-    svc.close()
+    return html
