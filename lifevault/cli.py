@@ -11,18 +11,15 @@ import sys
 import warnings
 
 import click
-import typer
 
 from lifevault import cli_api, cli_federate, cli_ingest, cli_memory, cli_report, cli_vault
+from lifevault.cli_common import App
 from lifevault.demo import demo
 
-app = typer.Typer(
+app = App(
     name="lifevault",
     help="lifevault: your phone's personal data, encrypted on the device, for your agent.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 cli_vault.register(app)
 cli_ingest.register(app)

@@ -15,8 +15,10 @@ import typer
 from rich.table import Table
 
 from lifevault.cli_common import (
+    App,
     HomeOpt,
     JsonOpt,
+    LazyChoice,
     PassFileOpt,
     emit_json,
     err,
@@ -36,7 +38,7 @@ PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("mcp")(mcp)
-    token_app = typer.Typer(help="Capability tokens for agents: create, list, revoke.", no_args_is_help=True)
+    token_app = App(help="Capability tokens for agents: create, list, revoke.", no_args_is_help=True)
     app.add_typer(token_app, name="token")
     token_app.command("create")(token_create)
     token_app.command("list")(token_list)
@@ -152,12 +154,19 @@ def _print_tokens(tokens: list[dict[str, Any]]) -> None:
     err.print(table)
 
 
+def _precisions() -> tuple[str, ...]:
+    from api.tokens import PRECISIONS
+
+    return PRECISIONS
+
+
 def token_create(
     agent: Annotated[str, typer.Option("--agent", help="Who gets the token (shown in the audit log and report).")],
     scope: Annotated[list[str], typer.Option("--scope", help="memory:read, memory:write, location:read, "
                                              "calendar:read, usage:read, audit:read or owner; repeatable.")],
-    location: Annotated[str | None, typer.Option("--location", help="Location precision: none, coarse "
-                                                 "(~1 km, places by type) or precise.")] = None,
+    location: Annotated[str | None, typer.Option("--location", help="Location precision: coarse is ~1 km, places "
+                                                 "by type (default: coarse with location:read, else none).",
+                                                 click_type=LazyChoice(_precisions), show_default=False)] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 30d, 12h, never.")] = "30d",
     purpose: Annotated[str | None, typer.Option("--purpose", help="Why the agent needs it (for the report).")] = None,
     rate: Annotated[int, typer.Option("--rate", min=1, help="Requests per minute.")] = 600,

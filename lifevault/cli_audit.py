@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, choice, emit_json, err, open_vault
 from vault.errors import VaultError
 
 EXIT_CHECK_FAILED = 5  # `audit verify` found a broken chain or a wrong epsilon; `audit dp` proved a violation
@@ -67,7 +67,9 @@ def audit_export(
 def audit_dp(
     canaries: Annotated[int, typer.Option(help="Canary clients (each included with probability 1/2).")] = 1000,
     rounds: Annotated[int, typer.Option(help="Rounds the canaries take part in.")] = 1,
-    mode: Annotated[str, typer.Option(help="local | central | distributed (default: the ledger's last release, else central).")] = "",
+    mode: Annotated[str | None, typer.Option(help="Mode audited (default: the ledger's last release, else central).",
+                                             click_type=choice("local", "central", "distributed"),
+                                             show_default=False)] = None,
     clip_norm: Annotated[float | None, typer.Option(help="Clip norm C (default: the ledger's last release, else 1.0).")] = None,
     noise_multiplier: Annotated[float | None, typer.Option(
         help="Noise multiplier z; 0 switches noise off (default: the z at which the accountant's bound is half "

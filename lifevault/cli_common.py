@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from lifevault.secrets_input import read_passphrase
 from lifevault.settings import Settings
@@ -28,6 +31,70 @@ RecoveryOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 err = Console(stderr=True, highlight=False)
+
+
+def _unescape(help_text: str) -> str:
+    return help_text.replace("\\[", "[")
+
+
+class PlainHelpCommand(TyperCommand):
+    """A command whose --help is click's plain help. typer (0.20) escapes the `[` of an option's
+    `[default: …]` / `[required]` for rich whenever rich is installed, even with rich_markup_mode=None, where
+    click then prints the backslash (`\\[required]`); the escape is undone here."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        inner = ctx.make_formatter()
+        super().format_help(ctx, inner)
+        formatter.write(_unescape(inner.getvalue()))
+
+
+class PlainHelpGroup(TyperGroup):
+    """A group with PlainHelpCommand's help."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        inner = ctx.make_formatter()
+        super().format_help(ctx, inner)
+        formatter.write(_unescape(inner.getvalue()))
+
+
+class App(typer.Typer):
+    """The CLI's Typer: plain help (no rich markup, no literal escapes), no completion or pretty tracebacks,
+    and every command and group built with the plain-help classes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", PlainHelpGroup)
+        kwargs.setdefault("rich_markup_mode", None)
+        kwargs.setdefault("add_completion", False)
+        kwargs.setdefault("pretty_exceptions_enable", False)
+        super().__init__(**kwargs)
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or PlainHelpCommand, **kwargs)
+
+
+class LazyChoice(click.Choice):
+    """click.Choice whose values are computed when first needed (help or a value to check), so that
+    listing them (e.g. every ingest format) costs no import until then."""
+
+    def __init__(self, values: Callable[[], Sequence[str]]) -> None:
+        self._values = values
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._choices is None:
+            self._choices = tuple(self._values())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        self._choices = tuple(value)
+
+
+def choice(*values: str) -> click.Choice:
+    """An option's fixed set of values: listed in --help, anything else refused with the list (exit 2)."""
+    return click.Choice(values)
 
 
 def settings(home: Path | None) -> Settings:

@@ -14,16 +14,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, settings
+from lifevault.cli_common import App, HomeOpt, JsonOpt, PassFileOpt, choice, emit_json, err, settings
 from vault.errors import VaultError
 
-federate = typer.Typer(
+MODES = ("local", "central", "distributed")
+
+federate = App(
     name="federate",
     help="Train the shared model with differential privacy: simulate a fleet, or run this device as a node.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 
 
@@ -31,14 +30,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(federate, name="federate")
 
 
-MODES = ("local", "central", "distributed")
-
-
 @federate.command("simulate")
 def simulate_cmd(
     devices: Annotated[int, typer.Option(help="Synthetic devices (personas), each with its own vault.", min=3)] = 10,
     rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = 5,
-    mode: Annotated[str, typer.Option(help="local, central or distributed (SecAgg+).")] = "central",
+    mode: Annotated[str, typer.Option(help="Where the noise is added (distributed: SecAgg+).",
+                                      click_type=choice(*MODES))] = "central",
     epsilon: Annotated[float | None, typer.Option(help="Per-user epsilon over all rounds (sets the noise).")] = None,
     delta: Annotated[float, typer.Option(help="Delta of the per-user guarantee.")] = 1e-6,
     noise_multiplier: Annotated[float, typer.Option(help="Noise multiplier when --epsilon is not given.")] = 1.0,

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+from lifevault.cli_common import HomeOpt, JsonOpt, LazyChoice, PassFileOpt, choice, emit_json, err, open_vault
 from vault import load as vload
 
 
@@ -18,10 +18,18 @@ def register(app: typer.Typer) -> None:
     app.command("quarantine")(quarantine)
 
 
+def _format_names() -> list[str]:
+    from ingest.detect import formats
+
+    return sorted(formats())
+
+
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Export files, folders, or Takeout .zip archives.")],
-    kind: Annotated[str | None, typer.Option(help="Only sources of this kind: location, calendar or usage.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Force a source format (e.g. google_records, ics).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only sources of this kind.",
+                                             click_type=choice("location", "calendar", "usage"))] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force a source format.",
+                                            click_type=LazyChoice(_format_names))] = None,
     strict: Annotated[bool, typer.Option(help="Exit non-zero (4) when any record was quarantined.")] = False,
     max_member_mib: Annotated[int | None, typer.Option(
         min=1, help="Largest uncompressed .zip member read, in MiB (default 4096).")] = None,

@@ -10,15 +10,25 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lifevault.cli_common import HomeOpt, JsonOpt, PassFileOpt, emit_json, err, open_vault
+from lifevault.cli_common import HomeOpt, JsonOpt, LazyChoice, PassFileOpt, choice, emit_json, err, open_vault
 
 if TYPE_CHECKING:
     from embeddings.forget import ForgetRequest
 
 KINDS = "visit, event, usage, trip, note"
+SEARCH_MODES = ("hybrid", "dense", "lexical")
+
+
+def _memory_kinds() -> tuple[str, ...]:
+    from embeddings.memories import KINDS as known
+
+    return known
+
+
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only memories from this date/time on (ISO 8601).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only memories before this date/time (ISO 8601).")]
-KindOpt = Annotated[list[str] | None, typer.Option("--kind", help=f"Only these kinds ({KINDS}); repeatable.")]
+KindOpt = Annotated[list[str] | None, typer.Option("--kind", help="Only these kinds; repeatable.",
+                                                   click_type=LazyChoice(_memory_kinds))]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories carrying this tag; repeatable.")]
 
 
@@ -101,7 +111,8 @@ def search(
     kind: KindOpt = None,
     tag: TagOpt = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show each signal's rank and score.")] = False,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or lexical.")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help="Rankings used: hybrid fuses lexical (BM25) and dense.",
+                                      click_type=choice(*SEARCH_MODES))] = "hybrid",
     home: HomeOpt = None,
     passphrase_file: PassFileOpt = None,
     json_out: JsonOpt = False,

@@ -10,6 +10,7 @@ import typer
 
 from lifevault import cli_audit
 from lifevault.cli_common import (
+    App,
     HomeOpt,
     JsonOpt,
     PassFileOpt,
@@ -27,7 +28,7 @@ from vault import status as vault_status
 from vault.keys import KdfParams
 from vault.store import Vault
 
-audit_app = typer.Typer(help="Verify and export the audit log and privacy ledger.", no_args_is_help=True)
+audit_app = App(help="Verify and export the audit log and privacy ledger.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

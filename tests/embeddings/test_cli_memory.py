@@ -87,7 +87,7 @@ def test_forget_dry_run_changes_nothing_and_yes_commits(cli):
 
 def test_bad_input_is_one_clear_error(cli):
     code, _, err = cli("search", "x", "--kind", "dream")
-    assert code == 2 and "unknown kind 'dream'" in err
+    assert code == 2 and "'dream' is not one of" in err and "'routine'" in err
     code, _, err = cli("remember", "x", "--at", "yesterday-ish")
     assert code == 2 and "is not a date" in err
 

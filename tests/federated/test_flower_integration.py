@@ -333,4 +333,4 @@ def test_simulate_rejects_an_unknown_mode_in_one_line(capsys):
 
     rc = main(["federate", "simulate", "--mode", "gossip"])
     err = capsys.readouterr().err
-    assert rc != 0 and "--mode must be one of local, central, distributed" in err and "Traceback" not in err
+    assert rc != 0 and "'gossip' is not one of 'local', 'central', 'distributed'" in err and "Traceback" not in err
