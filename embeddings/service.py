@@ -361,7 +361,8 @@ class MemoryService:
                         key=lambda r: (r.start_ts, r.memory_id))[:EVENTS_IN_PLAN]
         busy = [(r.start_ts, r.end_ts) for r in events if r.start_ts is not None
                 and not r.details.get("all_day") and str(r.details.get("status") or "").upper() != "CANCELLED"]
-        free = [slot for a, b in waking_days(since, until, offset) for slot in free_slots(busy, a, b)]
+        utc = since.astimezone(UTC), until.astimezone(UTC)  # waking_days counts days from UTC instants
+        free = [slot for a, b in waking_days(*utc, offset) for slot in free_slots(busy, a, b)]
         return ctx.Agenda(since=since, until=until, offset_min=offset, free=tuple(free),
                           events=tuple(retrieve.Hit(memory=r, score=1.0, rank=i + 1, signals={})
                                        for i, r in enumerate(events)))

@@ -3,7 +3,7 @@ snippets about one series; a question about the past keeps search order."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -97,3 +97,12 @@ def test_free_time_is_the_gaps_between_merged_busy_intervals():
     busy = [(t + h, t + 2 * h), (t + 90 * timedelta(minutes=1), t + 3 * h), (t + 5 * h, None), (t + 6 * h, t + 20 * h)]
     slots = free_slots(busy, t, t + 12 * h, min_minutes=30)
     assert [(s.start, s.end) for s in slots] == [(t, t + h), (t + 3 * h, t + 5 * h), (t + 5 * h, t + 6 * h)]
+
+
+def test_free_time_keeps_to_the_waking_day_when_now_is_given_in_a_local_zone(planned: MemoryService):
+    plus_one = timezone(timedelta(hours=1))  # the week as someone an hour east of UTC sees it
+    pack = planned.context("plan my week", token_budget=1500, now=SUNDAY.astimezone(plus_one))
+    monday = [f for f in pack.free if f.start.astimezone(plus_one).date() == date(2025, 3, 24)]
+    assert monday and monday[0].start == datetime(2025, 3, 24, 7, 0, tzinfo=UTC)  # 08:00 local
+    assert "Mon 24 Mar: 08:00–10:30, 10:45–" in pack.text  # the standup at 09:30 UTC is 10:30 there
+    assert all(f.start.astimezone(plus_one).hour >= 8 for f in pack.free)
