@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 from typer.core import TyperCommand, TyperGroup
 
 from lifevault.secrets_input import read_passphrase
@@ -31,6 +33,17 @@ RecoveryOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 err = Console(stderr=True, highlight=False)
+
+
+def progress(*columns: str | ProgressColumn, json_out: bool) -> Progress:
+    """The progress display of a long command, on stderr and erased when done; off under --json (the run's
+    output is the one JSON object) and when stderr is not a terminal (a log gets the summary lines only)."""
+    return Progress(*columns, console=err, transient=True, disable=json_out or not err.is_terminal)
+
+
+def status(message: str, *, json_out: bool) -> contextlib.AbstractContextManager[Any]:
+    """A spinner on stderr while waiting (e.g. for a running server's job), under the same rule as progress()."""
+    return contextlib.nullcontext() if json_out or not err.is_terminal else err.status(message)
 
 
 def _unescape(help_text: str) -> str:

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lifevault.cli_common import App, HomeOpt, JsonOpt, PassFileOpt, choice, emit_json, err, settings
+from lifevault.cli_common import (
+    App,
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    choice,
+    emit_json,
+    err,
+    progress,
+    settings,
+)
 from vault.errors import VaultError
 
 MODES = ("local", "central", "distributed")
@@ -62,18 +75,13 @@ def simulate_cmd(
     if not 0 < delta < 1:
         raise typer.BadParameter("--delta must be in (0, 1)")
     target = (root or Path(tempfile.mkdtemp(prefix="lifevault-fleet-"))).expanduser().absolute()
-    err.print(f"Building {devices} synthetic devices ({days} days each) in {target}…")
-    fleet = sim.personas(target, devices, seed=seed, days=days, progress=lambda i: err.print(f"  device {i + 1}/{devices}"))
-    err.print(f"Running {rounds} rounds, mode {mode}" + (f", epsilon {epsilon:g} per user" if epsilon else "") + "…")
-
-    def on_round(r) -> None:  # type: ignore[no-untyped-def]
-        acc = "-" if r.accuracy is None else f"{r.accuracy:.3f}"
-        err.print(f"  round {r.round}: {r.received}/{r.sent} updates, {r.refused} refused, {r.failed} dropped, "
-                  f"held-out accuracy {acc}")
-
-    result = sim.simulate(fleet, rounds=rounds, mode=mode, epsilon=epsilon, delta=delta,
-                          noise_multiplier=noise_multiplier, clip_norm=clip_norm, eval_fraction=eval_fraction,
-                          seed=seed, on_round=on_round)
+    err.print(f"Building {devices} synthetic devices ({days} days each) in {target}, then {rounds} rounds, mode "
+              f"{mode}" + (f", epsilon {epsilon:g} per user" if epsilon else "") + "…")
+    with fleet_progress(devices=devices, rounds=rounds, json_out=json_out) as (on_device, on_round):
+        fleet = sim.personas(target, devices, seed=seed, days=days, progress=on_device)
+        result = sim.simulate(fleet, rounds=rounds, mode=mode, epsilon=epsilon, delta=delta,
+                              noise_multiplier=noise_multiplier, clip_norm=clip_norm, eval_fraction=eval_fraction,
+                              seed=seed, on_round=on_round)
     table = Table(title=f"{mode} DP, noise multiplier {result.noise_multiplier:.3f}, delta {delta:g}")
     for col in ("device", "epsilon (PLD)", "assuming", "RDP", "device-verifiable", "amplified"):
         table.add_column(col, justify="right", no_wrap=col != "assuming")
@@ -90,6 +98,28 @@ def simulate_cmd(
     err.print(table)
     if json_out:
         emit_json(result.to_json())
+
+
+@contextlib.contextmanager
+def fleet_progress(*, devices: int, rounds: int, json_out: bool) -> Iterator[tuple[Callable[[int], None],
+                                                                                Callable[[Any], None]]]:
+    """Bars for the devices built and the rounds run, and one line per round (none of it under --json)."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with progress(*columns, json_out=json_out) as bar:
+        built = bar.add_task("devices built", total=devices)
+        ran = bar.add_task("rounds", total=rounds)
+
+        def on_device(i: int) -> None:
+            bar.update(built, completed=i + 1)
+
+        def on_round(r: Any) -> None:
+            bar.update(ran, completed=r.round)
+            if not json_out:
+                acc = "-" if r.accuracy is None else f"{r.accuracy:.3f}"
+                err.print(f"  round {r.round}: {r.received}/{r.sent} updates, {r.refused} refused, {r.failed} dropped, "
+                          f"held-out accuracy {acc}")
+
+        yield on_device, on_round
 
 
 MAX_PEM_BYTES = 1_000_000  # a CA bundle or a node key; larger is not a PEM file

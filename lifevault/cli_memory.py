@@ -8,9 +8,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-from lifevault.cli_common import HomeOpt, JsonOpt, LazyChoice, PassFileOpt, choice, emit_json, err, open_vault
+from lifevault.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    LazyChoice,
+    PassFileOpt,
+    choice,
+    emit_json,
+    err,
+    open_vault,
+    progress,
+    status,
+)
 
 if TYPE_CHECKING:
     from embeddings.forget import ForgetRequest
@@ -80,14 +91,14 @@ def index(
 
     running = forward_if_served(home)  # a running `lifevault serve` owns the vault: the job runs there
     if running is not None:
-        with err.status(f"indexing in the running server ({running.url})"):
+        with status(f"indexing in the running server ({running.url})", json_out=json_out):
             out = running.request("POST", "/v1/index", json_body={"rebuild": rebuild}, timeout=None)
         _print_index(out, " (in the server)", json_out)
         return
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
         columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
+        with progress(*columns, json_out=json_out) as bar:
             task = bar.add_task("embedding", total=None)
             report = svc.index(rebuild=rebuild, progress=lambda done, total: bar.update(task, completed=done, total=total))
         svc.close()
