@@ -30,6 +30,7 @@ GENESIS = "0" * 64
 CHAINS = ("audit_log", "privacy_ledger")
 MAX_SAFE_INTEGER = 2**53 - 1
 FORMAT = 1
+MAX_LINE_CHARS = 1 << 20  # one record; lifevault's are under 10 kB (ids, hashes, counts): longer is not an export
 
 
 class Refused(Exception):
@@ -93,8 +94,14 @@ def _int_or_double(text: str) -> int | float:
     return n if abs(n) <= MAX_SAFE_INTEGER else float(text)
 
 
-def loads(text: str) -> object:
-    return json.loads(text, parse_int=_int_or_double)
+def loads(text: str, n: int = 0) -> object:
+    """One line of the export as JSON (n: its line number, for messages)."""
+    if len(text) > MAX_LINE_CHARS:
+        raise Refused(f"line {n} is longer than {MAX_LINE_CHARS:,} characters: not a lifevault export record")
+    try:
+        return json.loads(text, parse_int=_int_or_double)
+    except (ValueError, RecursionError):
+        raise Refused(f"line {n} is not JSON") from None
 
 
 def record_hash(rec: dict) -> str:
@@ -107,18 +114,12 @@ def record_hash(rec: dict) -> str:
 def _parse(lines: list[str]) -> tuple[dict, dict[str, list[dict]]]:
     if not lines:
         raise Refused("the file is empty")
-    try:
-        header = loads(lines[0])
-    except ValueError:
-        raise Refused("line 1 is not JSON") from None
+    header = loads(lines[0], 1)
     if not isinstance(header, dict) or header.get("lifevault_chains") != FORMAT:
         raise Refused(f"line 1 is not a lifevault chains header of format {FORMAT}")
     chains: dict[str, list[dict]] = {t: [] for t in CHAINS}
     for n, line in enumerate(lines[1:], start=2):
-        try:
-            rec = loads(line)
-        except ValueError:
-            raise Refused(f"line {n} is not JSON") from None
+        rec = loads(line, n)
         if not isinstance(rec, dict) or rec.get("chain") not in chains:
             raise Refused(f"line {n} is not a record of {' or '.join(CHAINS)}")
         missing = {"body", "hash", "kind", "prev_hash", "seq", "ts"} - set(rec)

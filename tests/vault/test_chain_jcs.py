@@ -156,6 +156,25 @@ def test_a_chain_broken_before_the_migration_is_still_reported_after_it(new_vaul
     path.write_text("\n".join(lines) + "\n")
     result = _verify(path)
     assert result.returncode == 1 and "already broken at record 1" in result.stderr
+    from lifevault.cli import main
+
+    assert main(["audit", "verify", "--home", str(home), "--passphrase-file", str(_passfile(home))]) == 5
+
+
+def _passfile(home: Path) -> Path:
+    p = home.parent / "pass.txt"
+    p.write_text(PASSPHRASE)
+    return p
+
+
+def test_a_line_longer_than_the_bound_is_refused_before_it_is_parsed(tmp_path):
+    bound = verify_export.MAX_LINE_CHARS
+    under = '{"x":"' + "a" * (bound - 8) + '"}'
+    assert len(under) == bound and isinstance(verify_export.loads(under, 2), dict)
+    with pytest.raises(verify_export.Refused, match="line 2 is longer than 1,048,576 characters"):
+        verify_export.loads(under + " ", 2)
+    with pytest.raises(verify_export.Refused, match="line 3 is not JSON"):
+        verify_export.loads("[" * 100_000, 3)  # nesting past the parser's recursion limit: refused, no traceback
 
 
 def test_a_new_vault_records_the_canonicalization_and_no_rehash_event(vault):
