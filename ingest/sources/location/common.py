@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
 from ingest.files import InputFile
+from ingest.records import Rejected, clip_raw
 
 MIN_AT = datetime(2000, 1, 1, tzinfo=UTC)  # no phone location history before
 MAX_AT = datetime(2100, 1, 1, tzinfo=UTC)
@@ -156,3 +158,21 @@ def activity_type(value: Any) -> str | None:
 
 def utc_series(values: list[datetime | None]) -> pl.Series:
     return pl.Series(values, dtype=pl.Datetime("us", "UTC"))
+
+
+class Rows:
+    """One file's rows per table (visits, segments, points), its rejects and what it skipped, by reason: the
+    Semantic and Timeline sources collect a file into this, then emit a batch per table."""
+
+    def __init__(self, f: InputFile, fmt: str) -> None:
+        self.f, self.format = f, fmt
+        self.tables: dict[str, list[dict]] = {"visits": [], "segments": [], "points": []}
+        self.rejected: list[Rejected] = []
+        self.skipped: Counter[str] = Counter()
+
+    def add(self, table: str, row: dict[str, Any], position: int) -> None:
+        self.tables[table].append(row | {"format": self.format, "file": self.f.name, "position": position})
+
+    def reject(self, position: int, reason: str, raw: Any) -> None:
+        self.rejected.append(Rejected(format=self.format, file=self.f.name, position=position, reason=reason,
+                                      raw=clip_raw(raw_json(raw))))

@@ -27,13 +27,12 @@ the object loads); a file that is not JSON or has no timelineObjects array: one 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
 from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
-from ingest.sources.location.common import e7, instant, number, raw_json, read_json, semantic_type
+from ingest.sources.location.common import Rows, e7, instant, number, raw_json, read_json, semantic_type
 
 FORMAT = "google_semantic"
 KIND = "location"
@@ -57,7 +56,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     if not isinstance(objs, list):
         yield Batch("visits", frame("visits", []), [_reject(f, -1, "no timelineObjects array", raw_json(doc)[:512])])
         return {}
-    out = _Rows(f)
+    out = Rows(f, FORMAT)
     for position, obj in enumerate(objs):
         try:
             if isinstance(obj, dict) and isinstance(obj.get("placeVisit"), dict):
@@ -81,21 +80,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     return dict(out.skipped)
 
 
-class _Rows:
-    def __init__(self, f: InputFile) -> None:
-        self.f = f
-        self.tables: dict[str, list[dict]] = {"visits": [], "segments": [], "points": []}
-        self.rejected: list[Rejected] = []
-        self.skipped: Counter[str] = Counter()
-
-    def add(self, table: str, row: dict[str, Any], position: int) -> None:
-        self.tables[table].append(row | {"format": FORMAT, "file": self.f.name, "position": position})
-
-    def reject(self, position: int, reason: str, raw: Any) -> None:
-        self.rejected.append(_reject(self.f, position, reason, raw_json(raw)))
-
-
-def _children(out: _Rows, v: dict[str, Any], position: int) -> None:
+def _children(out: Rows, v: dict[str, Any], position: int) -> None:
     children = v.get("childVisits")
     if children is not None and not isinstance(children, list):
         out.reject(position, "childVisits is not a list", children)
@@ -110,7 +95,7 @@ def _children(out: _Rows, v: dict[str, Any], position: int) -> None:
     _not_data(out, v)
 
 
-def _not_data(out: _Rows, obj: dict[str, Any]) -> None:
+def _not_data(out: Rows, obj: dict[str, Any]) -> None:
     path = obj.get("waypointPath")
     if isinstance(path, dict) and isinstance(path.get("waypoints"), list) and path["waypoints"]:
         out.skipped["waypointPath waypoints (a drawn path without times)"] += len(path["waypoints"])
@@ -121,7 +106,7 @@ def _not_data(out: _Rows, obj: dict[str, Any]) -> None:
         out.skipped["parkingEvent (not kept)"] += 1
 
 
-def _raw_path(out: _Rows, obj: dict[str, Any], position: int) -> None:
+def _raw_path(out: Rows, obj: dict[str, Any], position: int) -> None:
     raw = obj.get("simplifiedRawPath")
     if raw is None:
         return

@@ -29,20 +29,19 @@ layout (one Rejected at -1).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator
 from datetime import datetime, timedelta
 from typing import Any
 
 from ingest.files import InputFile
-from ingest.records import Batch, Rejected, clip_raw, frame
+from ingest.records import Batch, Rejected, frame
 from ingest.sources.location.common import (
+    Rows,
     activity_type,
     in_range,
     instant,
     latlng,
     number,
-    raw_json,
     read_json,
     semantic_type,
 )
@@ -61,24 +60,9 @@ def detect(f: InputFile) -> bool:
     return head.startswith(b"[") and b'"startTime"' in head and b'"endTime"' in head
 
 
-class _Rows:
-    def __init__(self, f: InputFile) -> None:
-        self.f = f
-        self.tables: dict[str, list[dict]] = {"visits": [], "segments": [], "points": []}
-        self.rejected: list[Rejected] = []
-        self.skipped: Counter[str] = Counter()
-
-    def add(self, table: str, row: dict[str, Any], position: int) -> None:
-        self.tables[table].append(row | {"format": FORMAT, "file": self.f.name, "position": position})
-
-    def reject(self, position: int, reason: str, raw: Any) -> None:
-        self.rejected.append(Rejected(format=FORMAT, file=self.f.name, position=position, reason=reason,
-                                      raw=clip_raw(raw_json(raw))))
-
-
 def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     """VISITS, SEGMENTS, POINTS of one export; returns counts of entries that are valid but not data."""
-    out = _Rows(f)
+    out = Rows(f, FORMAT)
     try:
         doc = read_json(f)
     except (OSError, ValueError) as e:
@@ -105,7 +89,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
     return dict(out.skipped)
 
 
-def _entry(out: _Rows, i: int, e: Any) -> None:
+def _entry(out: Rows, i: int, e: Any) -> None:
     if not isinstance(e, dict):
         out.reject(i, "entry is not a JSON object", e)
         return
@@ -198,7 +182,7 @@ def _path_point(p: Any, start: datetime, off: int | None) -> dict[str, Any]:
             "provider": "timeline:path"}
 
 
-def _signal(out: _Rows, position: int, s: Any) -> None:
+def _signal(out: Rows, position: int, s: Any) -> None:
     if not isinstance(s, dict):
         out.reject(position, "rawSignals entry is not a JSON object", s)
         return
