@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -93,16 +94,19 @@ def demo(
     timings = Timings()
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="lifevault-demo-scratch-"))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-peers")
     try:
         with _step(timings, 1, "Data engineer: ingest a year of exports") as note:
             manifest, code = _ingest(target, passphrase, days=days, seed=seed, scratch=scratch, note=note)
+        building = pool.submit(_build_peers, passphrase, scratch)  # the fleet's peers, while step 2 waits
         with _step(timings, 2, "Agent: lifevault serve, a scoped token, HTTP and MCP") as note:
             agent = _agent(target, passphrase, manifest, note)
         with _step(timings, 3, "Device in the fleet: federated DP rounds, audit dp, audit verify") as note:
-            fleet = _fleet(target, passphrase, scratch, note)
+            fleet = _fleet(target, passphrase, building, note)
         with _step(timings, 4, "Auditor: the privacy report") as note:
             html = _privacy_report(target, passphrase)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the peers' thread writes under scratch: let it end
         shutil.rmtree(scratch, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     total = time.perf_counter() - started
     err.print("[bold]Summary[/bold]")
@@ -176,20 +180,21 @@ def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], N
     return out
 
 
-def _fleet(target: Path, passphrase: str, scratch: Path, note: Callable[[str], None]) -> dict[str, Any]:
+def _build_peers(passphrase: str, scratch: Path) -> tuple[Path, tuple[Path, ...], float]:
+    """The synthetic peers' vaults under scratch/fleet (the demo passphrase: one Fleet, one passphrase file).
+    Runs in a thread during step 2, while the demo only waits on the server. Returns (root, homes, seconds)."""
     from federated import simulate as sim
     from ingest.pipeline import run
     from ingest.synth import generate
 
+    t0 = time.perf_counter()
     root = scratch / "fleet"
     root.mkdir(mode=0o700)
     pp = root / "passphrase"
     pp.write_text(passphrase + "\n")
     pp.chmod(0o600)
     peers = []
-    t0 = time.perf_counter()
-    for i in range(PEERS):  # the peers share the demo passphrase: one Fleet, one passphrase file
-        note(f"building synthetic peer {i + 1}/{PEERS}")
+    for i in range(PEERS):
         home = root / f"peer-{i:03d}"
         exports = scratch / f"peer-exports-{i}"
         generate(exports, seed=1000 + i, days=PEER_DAYS, end=PERSONA_END)
@@ -198,7 +203,17 @@ def _fleet(target: Path, passphrase: str, scratch: Path, note: Callable[[str], N
             run(vault, [exports])
         shutil.rmtree(exports, ignore_errors=True)
         peers.append(home)
-    err.print(f"      {PEERS} synthetic peers ({PEER_DAYS} days each) built in {time.perf_counter() - t0:.1f} s")
+    return root, tuple(peers), time.perf_counter() - t0
+
+
+def _fleet(target: Path, passphrase: str, building: Future[tuple[Path, tuple[Path, ...], float]],
+           note: Callable[[str], None]) -> dict[str, Any]:
+    from federated import simulate as sim
+
+    note(f"building {PEERS} synthetic peers")
+    root, peers, seconds = building.result()
+    pp = root / "passphrase"
+    err.print(f"      {PEERS} synthetic peers ({PEER_DAYS} days each) built in {seconds:.1f} s, during step 2")
     fleet = sim.Fleet(root=root, homes=(target, *peers), passphrase_file=pp)
     t0 = time.perf_counter()
     note(f"{FED_ROUNDS} rounds in Flower's simulation engine (starting Ray)")
