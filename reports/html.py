@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from reports.build import group_volume
-from reports.svg import line_chart
+from reports.svg import MIN_CHART_PX, line_chart
 
 TEMPLATE = "report.html.j2"
 CSS = """
@@ -22,14 +22,14 @@ h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bo
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.6rem 0}th,td{border-bottom:1px solid #e5e7eb;padding:.3rem .5rem;text-align:left;vertical-align:top}
 td{overflow-wrap:anywhere;min-width:4.5rem}
 th{background:#f8fafc}.ok{color:#166534;font-weight:600}.bad{color:#b91c1c;font-weight:600}.note{color:#555;font-size:.9rem}
-figure.chart{margin:1rem 0}figure.chart svg{display:block;max-width:100%;height:auto}
+figure.chart{margin:1rem 0}figure.chart svg{display:block;width:100%;max-width:720px;min-width:%(min)dpx;height:auto}
 figcaption{font-weight:600;font-size:.95rem;margin-bottom:.3rem}
 ul.legend{list-style:none;padding:0;margin:.4rem 0;display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;font-size:.85rem}
 ul.legend li{display:flex;align-items:center;gap:.4rem;overflow-wrap:anywhere}
 .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;flex:none}
 p.empty{margin:.6rem 0}
 @media (max-width:600px){body{margin:1rem auto}.summary{padding:.6rem .8rem}}
-"""
+""".replace("%(min)d", str(MIN_CHART_PX))
 
 
 def cell(v: Any) -> str:

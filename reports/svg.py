@@ -3,7 +3,8 @@
 Axes are meant to be read: y ticks at round steps written out in full (12,000, never 1.2e+04), the left margin
 sized to the widest tick label, at most MAX_X_TICKS x ticks with dates written as dates (the year shown once,
 and again when it changes); the legend is an HTML list under the chart, so long series names wrap instead of
-being cut; a chart without data is one line of text, not an empty box.
+being cut; a chart without data is one line of text, not an empty box. On a phone the chart shrinks to
+at most MIN_CHART_PX wide (labels stay about 9 px) and scrolls sideways inside its own box beyond that.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ FONT_PX = 12  # tick labels
 CHAR_PX = 7.2  # a generous width of one digit or letter at FONT_PX in a sans-serif font
 MAX_X_TICKS = 7
 MAX_Y_TICKS = 6
+MIN_CHART_PX = 540  # the narrowest a chart is drawn (reports/html.py's CSS); narrower screens scroll it
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
@@ -99,7 +101,7 @@ def line_chart(
     def py(y: float) -> float:
         return TOP + ph - ph * (y / ymax)
 
-    parts = [f'<figure class="chart"><figcaption>{escape(title)}</figcaption>'
+    parts = [f'<figure class="chart"><figcaption>{escape(title)}</figcaption><div class="scroll">'
              f'<svg class="chart" id="{escape(chart_id)}" role="img" aria-label="{escape(title)}" '
              f'viewBox="0 0 {W} {H}" width="{W}" height="{H}" xmlns="http://www.w3.org/2000/svg" '
              f'font-family="system-ui,sans-serif">',
@@ -137,7 +139,7 @@ def line_chart(
         for x, y in pts:
             parts.append(f'<circle cx="{px(index[x]):.1f}" cy="{py(y):.1f}" r="3" fill="{color}">'
                          f"<title>{escape(name)} {escape(x)}: {tick_label(y)}</title></circle>")
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     parts.append(_legend(names))
     parts.append("</figure>")
     return "".join(parts)

@@ -87,7 +87,9 @@ LAYOUT = """() => {
     const ticks = [...document.querySelectorAll('svg.chart text.tick')].map(t => t.textContent);
     const legends = [...document.querySelectorAll('ul.legend li')].map(li => ({
         text: li.textContent, full: li.scrollWidth <= li.clientWidth + 1}));
-    return {scrollWidth: document.documentElement.scrollWidth, vw, overflowing, clipped, ticks, legends};
+    const tickPx = Math.min(...[...document.querySelectorAll('svg.chart text.tick')]
+        .map(t => t.getBoundingClientRect().height));
+    return {scrollWidth: document.documentElement.scrollWidth, vw, overflowing, clipped, ticks, legends, tickPx};
 }"""
 
 
@@ -131,6 +133,7 @@ def test_report_fits_a_desktop_and_a_phone_with_readable_unclipped_axes(vault, t
         assert lay["overflowing"] == [], width
         assert lay["clipped"] == [], width  # every tick, axis title and the budget label inside its chart
         assert lay["png"] > 10_000
+        assert lay["tickPx"] >= 9, width  # tick labels stay legible: the chart scrolls rather than shrink them
     ticks = layouts[1280]["ticks"]
     assert not [t for t in ticks if "e+" in t or "e-" in t]  # numbers written out, never 1.15e+04
     assert "15,000" in ticks and "5,000" in ticks, ticks
