@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ import polars as pl
 
 from embeddings import routines as rt
 from embeddings.labels import day_label, duration_label, local
+from vault.homezone import home_zone
 from vault.store import Vault
 
 KINDS = ("visit", "event", "usage", "trip", "note", "routine")
@@ -257,9 +258,27 @@ def stay_groups(vault: Vault) -> list[list[tuple[Any, ...]]]:
     return groups
 
 
+def home_offsets(vault: Vault) -> Callable[[datetime, int | None], int | None]:
+    """(instant, recorded offset) -> the offset to show it in: the recorded one, else the vault's home time
+    zone's at that instant (vault/homezone.py). Takeout's Semantic and Records exports carry UTC only, so
+    without this a summer visit read an hour early (and "after 11pm" missed it)."""
+    zone = home_zone(vault, visits=False)  # the calendar alone: every memory reader sees it, so no text
+    # depends on data a reader may not see (visits would make a usage memory's hours depend on location)
+
+    def offset(at: datetime, recorded: int | None) -> int | None:
+        if recorded is not None:
+            return recorded
+        delta = at.astimezone(zone).utcoffset()
+        return None if delta is None else int(delta.total_seconds() // 60)
+
+    return offset
+
+
 def visits(vault: Vault) -> Iterator[Memory]:
+    shown = home_offsets(vault)
     for group in stay_groups(vault):
         rid, s, e, off, lat, lon, name, addr, stype, _ = group[0]
+        off = shown(s, off)
         text, red = render_visit(name, addr, stype, s, e, off)
         label = place_type(stype, name)
         yield Memory(
@@ -272,11 +291,13 @@ def visits(vault: Vault) -> Iterator[Memory]:
 
 
 def trips(vault: Vault) -> Iterator[Memory]:
+    shown = home_offsets(vault)
     for (rid, s, e, off, fname, tname, ftype, ttype, act, dist, slat, slon, elat, elon) in vault.query(
         "SELECT t.row_id, t.start_ts, t.end_ts, t.utc_offset_min, t.from_name, t.to_name, a.semantic_type, "
         "b.semantic_type, t.activity_type, t.distance_m, t.start_lat, t.start_lon, t.end_lat, t.end_lon "
         "FROM trips t LEFT JOIN stays a ON a.row_id = t.from_stay LEFT JOIN stays b ON b.row_id = t.to_stay"
     ):
+        off = shown(s, off)
         text, red = render_trip(fname, tname, ftype, ttype, act, dist, s, e, off)
         yield Memory(
             memory_id=_rid(vault, "trip", rid), kind="trip", text=text, text_redacted=red if red != text else None,
@@ -310,6 +331,8 @@ def usage_clusters(vault: Vault) -> Iterator[Memory]:
         "SELECT row_id, start_ts, end_ts, utc_offset_min, package, app_name, category FROM app_sessions "
         "WHERE origin <> 'launch' AND end_ts > start_ts ORDER BY package, start_ts"
     )
+    shown = home_offsets(vault)
+    rows = [(r[0], r[1], r[2], shown(r[1], r[3]), *r[4:]) for r in rows] if any(r[3] is None for r in rows) else rows
     cluster: list[tuple[Any, ...]] = []
 
     def flush() -> Memory | None:

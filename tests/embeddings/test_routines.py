@@ -126,3 +126,20 @@ def test_forgetting_one_meeting_removes_the_routines_built_on_it_until_the_next_
     assert not any("Design review" in t or "Priya" in t for t in left)
     routines_svc.index()
     assert len(before) == 1 and held() == [before[0] - 1]
+
+
+def test_a_visit_recorded_without_an_offset_is_shown_in_the_home_zone(vault: Vault):
+    """Takeout's location exports carry UTC only: a July gym visit at 17:00 UTC is 18:00 in London, where the
+    calendar (TZID Europe/London) says the user lives; the routine's hours are London's too."""
+    from vault.homezone import home_zone
+
+    start = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday; British Summer Time
+    for day in _days(start, 6, (0, 3)):
+        _stay(vault, f"gym-{day:%F}", day + timedelta(hours=17), day + timedelta(hours=18), GYM,
+              "12 Warwick Rd, London", "gym", 51.4925, -0.1972, off=None)  # type: ignore[arg-type]
+    _event(vault, "london", start + timedelta(hours=9), start + timedelta(hours=10), "Planning", off=60)
+    vault.execute("UPDATE calendar_events SET tzid = 'Europe/London'")
+    assert str(home_zone(vault)) == "Europe/London"
+    texts = [m.text for m in memories.from_sources(vault, now=datetime(2025, 8, 1, tzinfo=UTC))]
+    assert any(t.startswith(f"Visited {GYM}") and "on Mon 2 Jun 2025 18:00–19:00" in t for t in texts)
+    assert any(t.startswith(f"Regular place: {GYM}") and "usually Mon and Thu 18:00–19:00" in t for t in texts)
