@@ -28,7 +28,7 @@ __all__ = ["Agenda", "ContextPack", "LeftOut", "Redaction", "Snippet", "build"]
 HEADER = "Memories relevant to the task, most relevant first (cite them by [number]):"
 PLAN_HEADER = "Context for planning the task (cite memories by [number]):"
 FREE_SHARE = 0.25  # the most of a planning pack's budget its free time may take
-BRIEF_CHARS = 160  # an upcoming event's line in a planning pack: its title, time, place and people
+BRIEF_CHARS = 120  # an upcoming event's line in a planning pack: its title, time, place and people
 ALSO_DATES = 5  # dates of a series' other instances written on its line
 
 
