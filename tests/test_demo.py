@@ -57,7 +57,8 @@ def test_the_demo_walks_all_four_steps_and_fills_every_section_of_the_report(dem
     assert all(c["ok"] for c in report["integrity"]["chains"].values())
     assert report["inventory"]["volume_by_month"]
     html = (home / "privacy-report.html").read_text()
-    assert "No data yet" not in html  # all three charts are drawn
+    assert html.count('<svg class="chart"') == 3 and 'class="note empty"' not in html  # all three charts drawn
+    assert '<p class="note">None.</p>' not in html.split("Who read what")[1]  # tables filled
 
 
 def test_the_demo_audits_the_agents_http_and_mcp_requests_and_its_refusal(demo_run) -> None:
