@@ -106,6 +106,15 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _instances(f: retrieve.Filters) -> retrieve.Filters:
+    """A time window asks for what happened in it ("meetings with Tom in the last 30 days", "when did I last
+    ..."): routines, which summarise months, would match every window, so they are left out unless the caller
+    names the kinds."""
+    if f.kinds is None and (f.since is not None or f.until is not None):
+        return dataclasses.replace(f, kinds=frozenset(memories.KINDS) - {"routine"})
+    return f
+
+
 def _set(values: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(values) if values else None
 
@@ -283,7 +292,7 @@ class MemoryService:
         cleaned, tf = temporal.parse(query, now) if parse_time else (query, temporal.TimeFilter())
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags), sources=_set(sources),
                                 as_of=as_of)
-        filters = retrieve.Filters.combine(base, tf)
+        filters = _instances(retrieve.Filters.combine(base, tf))
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
                                recency=tf.recency, mode=mode, fusion=fusion)
@@ -313,7 +322,7 @@ class MemoryService:
         plan = planning.window(task, now) if since is None and until is None else None
         cleaned, tf = temporal.parse(task.replace(plan[2], " ", 1) if plan else task, now)
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags))
-        filters = retrieve.Filters.combine(base, tf)
+        filters = _instances(retrieve.Filters.combine(base, tf))
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() else None
 
         def ranked_hits(f: retrieve.Filters, n: int, recency: Any = None) -> list[retrieve.Hit]:

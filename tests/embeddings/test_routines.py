@@ -143,3 +143,13 @@ def test_a_visit_recorded_without_an_offset_is_shown_in_the_home_zone(vault: Vau
     texts = [m.text for m in memories.from_sources(vault, now=datetime(2025, 8, 1, tzinfo=UTC))]
     assert any(t.startswith(f"Visited {GYM}") and "on Mon 2 Jun 2025 18:00–19:00" in t for t in texts)
     assert any(t.startswith(f"Regular place: {GYM}") and "usually Mon and Thu 18:00–19:00" in t for t in texts)
+
+
+def test_a_question_with_a_time_window_gets_what_happened_in_it_not_routines(routines_svc: MemoryService):
+    windowed = routines_svc.search("design review with Priya in the last 30 days", k=10, now=NOW).hits
+    assert windowed[0].memory.kind == "event" and not any(h.memory.kind == "routine" for h in windowed)
+    last = routines_svc.search("when did I last go to the gym", k=5, now=NOW).hits
+    assert last and last[0].memory.kind == "visit"
+    assert any(h.memory.kind == "routine" for h in routines_svc.search("design review with Priya", k=20, now=NOW).hits)
+    asked = routines_svc.search("design review", k=5, kinds=["routine"], since=NOW - timedelta(days=30), now=NOW)
+    assert asked.hits and all(h.memory.kind == "routine" for h in asked.hits)  # named kinds are kept
