@@ -63,6 +63,11 @@ def inventory(vault: Vault) -> dict[str, Any]:
             f"WHERE {col} IS NOT NULL GROUP BY ALL ORDER BY 2, 1"
         ):
             out["volume_by_month"].append({"format": fmt, "month": month, "rows": int(n)})
+    out["memories"] = [  # what the memory layer derived, by kind and by who may see it: counts only
+        {"kind": kind, "sensitivity": sens, "memories": int(n), "from": _iso(lo), "to": _iso(hi)}
+        for kind, sens, n, lo, hi in vault.query(
+            "SELECT kind, sensitivity, count(*), min(start_ts), max(end_ts) FROM memories GROUP BY ALL ORDER BY 1, 2")
+    ] if "memories" in tables else []
     info = vault_status.collect(vault)
     out["files"] = info["files"]
     return out

@@ -153,3 +153,17 @@ def test_a_question_with_a_time_window_gets_what_happened_in_it_not_routines(rou
     assert any(h.memory.kind == "routine" for h in routines_svc.search("design review with Priya", k=20, now=NOW).hits)
     asked = routines_svc.search("design review", k=5, kinds=["routine"], since=NOW - timedelta(days=30), now=NOW)
     assert asked.hits and all(h.memory.kind == "routine" for h in asked.hits)  # named kinds are kept
+
+
+def test_the_report_inventory_counts_memories_by_kind_and_sensitivity_routines_included(
+        vault: Vault, routines_svc: MemoryService):
+    from reports.build import build
+    from reports.html import render
+
+    report = build(vault)
+    rows = {(r["kind"], r["sensitivity"]): r["memories"] for r in report["inventory"]["memories"]}
+    expected = dict(((k, s), n) for k, s, n in vault.query(
+        "SELECT kind, sensitivity, count(*) FROM memories GROUP BY ALL"))
+    assert rows == expected and rows[("routine", "place")] >= 1 and rows[("routine", "area")] >= 1
+    page = render(report)
+    assert "Memories, by kind and by who may see them" in page and GYM not in page
