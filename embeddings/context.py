@@ -205,15 +205,16 @@ def build(hits: Sequence[Hit], *, token_budget: int, count_tokens: Callable[[Seq
         return sum(count_tokens([title, first] if title else [first]))
 
     # each later section but the past keeps room for its first line, so one long section cannot starve the rest
-    reserves = [sum(first_cost(*later) for later in sections[i + 1:-1]) for i in range(len(sections))]
-    for (title, items), reserve in zip(sections, reserves, strict=True):
+    firsts = [first_cost(*section) for section in sections]
+    reserves = [sum(firsts[i + 1:-1]) for i in range(len(sections))]
+    for (title, items), first, reserve in zip(sections, firsts, reserves, strict=True):
         if not items:
             continue
         title_cost = count_tokens([title])[0] if title else 0
         opened = False
-        cap = max(token_budget - reserve, min(token_budget, used + first_cost(title, items)))
+        cap = max(token_budget - reserve, min(token_budget, used + first))
         if items and isinstance(items[0][0], str):  # free time: a long window lists its first days
-            cap = min(cap, used + max(first_cost(title, items), int(FREE_SHARE * token_budget)))
+            cap = min(cap, used + max(first, int(FREE_SHARE * token_budget)))
         for item in items:
             if isinstance(item[0], str):
                 text, cost = item[0], count_tokens([item[0]])[0]

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from embeddings import memories
 from embeddings.records import InvalidMemory
 from embeddings.redaction import Redaction
@@ -249,7 +247,3 @@ def delete_rows(vault: Vault, p: ForgetPlan, *, now: datetime | None = None) -> 
                               [json.dumps(places, sort_keys=True), day])
                 deleted["daily_summaries.places"] = deleted.get("daily_summaries.places", 0) + 1
     return deleted
-
-
-def hashed_ids(ids: tuple[int, ...] | list[int] | np.ndarray) -> list[str]:
-    return [hashlib.sha256(str(int(i)).encode()).hexdigest() for i in ids]
