@@ -3,7 +3,7 @@
     python -m bench.bench_federated                       # 100 devices x 30 rounds, a year of data each
     python -m bench.bench_federated --devices 100 --rounds 30 --days 30 --root /tmp/bfleet   # bench/README.md
 
-Side by side, on the same synthetic fleet (ingest/synth.py personas, each in its own encrypted vault) and
+Side by side, on the same synthetic fleet (synth/ personas, each in its own encrypted vault) and
 the same held-out devices (20% of the fleet, never trained on; their most recent 20% of examples is the
 test set):
   - non-private FedAvg (no clipping, no noise: the ceiling),

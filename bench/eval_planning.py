@@ -1,4 +1,4 @@
-"""Planning and habit tasks from the synthetic persona's ground truth (ingest/synth), for bench/eval_retrieval.py.
+"""Planning and habit tasks from the synthetic persona's ground truth (synth/), for bench/eval_retrieval.py.
 
     python -m bench.eval_retrieval --days 120 --planning
 
@@ -92,7 +92,7 @@ def instants(period: tuple[datetime, datetime]) -> list[datetime]:
     return out
 
 
-def _event_ids(vault: Vault, truth) -> dict[int, str]:  # noqa: ANN001 - ingest.synth.GroundTruth
+def _event_ids(vault: Vault, truth) -> dict[int, str]:  # noqa: ANN001 - synth.GroundTruth
     """The memory of each non-cancelled occurrence the truth holds -> its title (matched by title and start)."""
     rows = vault.query("SELECT memory_id, start_ts, json_extract_string(details, '$.title') FROM memories "
                        "WHERE kind = 'event'")

@@ -3,13 +3,13 @@
     python -m bench.eval_retrieval [--days 60] [--seed 7] [--dtype auto|float32|bfloat16] [--show-misses] [--handmade]
                                    [--planning [--no-search]]
 
-Default: the ingest/synth.py persona (`generate(...)` -> Manifest with its ground truth), written as real
+Default: the synth/ persona (`generate(...)` -> Manifest with its ground truth), written as real
 exports and loaded by the real ingest pipeline (detection, parsing, stays/trips/sessions derivation),
 then indexed by MemoryService like any vault; questions come from the truth (bench/eval_synth.py: place,
 last visit, schedule, people, usage, trips, temporal). The persona writes no notes, so the agent notes
 below (facts, and identifiers an agent searches for verbatim) are added through MemoryService.remember
 with their questions (categories notes and exact). `--handmade` uses instead a persona generated here
-and inserted with SQL into the tables ingest fills (written before ingest/synth.py existed).
+and inserted with SQL into the tables ingest fills (written before synth/ existed).
 Questions are phrased differently from the memory texts (paraphrases, first names, types instead of
 names, relative dates). A question is answered at k when any of its answer memories is in the top k;
 MRR is over the top 10. All three modes run in the same process over the same index.
@@ -373,7 +373,7 @@ def main() -> None:
                 report = svc.index()
                 qs = questions(vault, truth, note_ids, seed=args.seed)
                 now = truth.end
-            print(f"persona ({'bench/eval_retrieval.py' if args.handmade else 'ingest/synth.py'}): {args.days} days, "
+            print(f"persona ({'bench/eval_retrieval.py' if args.handmade else 'synth/'}): {args.days} days, "
                   f"{report.vectors} memories ({svc.encoder.info.dtype}); {len(qs)} questions")
             if args.planning and not args.handmade:
                 _planning(svc, vault, synth, qs, now, verbose=args.show_misses)

@@ -1,4 +1,4 @@
-"""Questions with known answers from the synthetic persona (ingest/synth.py) after the real ingest pipeline.
+"""Questions with known answers from the synthetic persona (synth/) after the real ingest pipeline.
 
     python -m bench.eval_retrieval [--days 60] [--seed 7]
 
@@ -32,9 +32,9 @@ def _day(d: datetime) -> str:
     return f"{d.day} {d:%B}"
 
 
-def ingest(vault: Vault, out: Path, *, seed: int, days: int):  # noqa: ANN201 - ingest.synth.GroundTruth
+def ingest(vault: Vault, out: Path, *, seed: int, days: int):  # noqa: ANN201 - synth.GroundTruth
     from ingest.pipeline import run
-    from ingest.synth import generate
+    from synth import generate
 
     manifest = generate(out, seed=seed, days=days)
     start, end = manifest.truth.period

@@ -1,6 +1,6 @@
 """Flower's simulation engine over synthetic personas, each device with its own encrypted vault.
 
-    fleet = personas(root, 10, seed=7, days=120)          # ingest/synth.py -> Vault.create -> ingest
+    fleet = personas(root, 10, seed=7, days=120)          # synth/ -> Vault.create -> ingest
     result = simulate(fleet, rounds=5, mode="central", epsilon=8.0)
 
 The run is Flower's own: run_simulation(ServerApp, ClientApp, num_supernodes) with the Ray backend
@@ -78,7 +78,7 @@ def personas(root: Path, n: int, *, seed: int = 7, days: int = 365, end: date = 
              workers: int = 1) -> Fleet:
     """n synthetic devices under root/device-NNN (existing ones are kept: re-running is cheap).
 
-    Default: ingest/synth.py writes persona seed+i's exports in the real formats, which are ingested by
+    Default: synth/ writes persona seed+i's exports in the real formats, which are ingested by
     the real pipeline (`workers` processes in parallel). `populate` replaces that (tests write derived
     rows directly)."""
     root = Path(root).expanduser().absolute()
@@ -125,7 +125,8 @@ def _build_persona(job: tuple[Path, int, int, int, date]) -> int:
 
 def _synth_persona(*, seed: int, days: int, end: date, scratch: Path) -> Populate:
     def populate(vault: Any, i: int) -> None:
-        from ingest import pipeline, synth
+        import synth
+        from ingest import pipeline
 
         out = scratch / f"persona-{i:03d}"
         shutil.rmtree(out, ignore_errors=True)

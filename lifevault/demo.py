@@ -1,6 +1,6 @@
 """`lifevault demo`: a synthetic persona's year, end to end, in a fresh vault, seen by the product's three users.
 
-1. The data engineer: the persona's exports (ingest/synth.py, with planted bad records) are ingested into a new
+1. The data engineer: the persona's exports (synth/, with planted bad records) are ingested into a new
    encrypted vault; what was loaded and quarantined is shown.
 2. The agent: `lifevault serve` runs as a subprocess on a free loopback port (lifevault/demo_agent.py); the
    memories are indexed in it, a scoped token (memory:read, calendar:read, coarse location) asks the sample
@@ -125,7 +125,7 @@ def demo(
 def _ingest(target: Path, passphrase: str, *, days: int, seed: int, scratch: Path,
             note: Callable[[str], None]) -> tuple[Any, str]:
     from ingest.pipeline import run
-    from ingest.synth import generate
+    from synth import generate
 
     exports = scratch / "exports"
     note(f"generating {days} days of a synthetic persona (seed {seed})")
@@ -185,7 +185,7 @@ def _build_peers(passphrase: str, scratch: Path) -> tuple[Path, tuple[Path, ...]
     Runs in a thread during step 2, while the demo only waits on the server. Returns (root, homes, seconds)."""
     from federated import simulate as sim
     from ingest.pipeline import run
-    from ingest.synth import generate
+    from synth import generate
 
     t0 = time.perf_counter()
     root = scratch / "fleet"

@@ -172,7 +172,7 @@ def test_the_fast_path_reads_plain_records_and_unusual_windows_go_element_by_ele
 
 def test_the_fast_and_the_slow_path_agree_on_a_synthetic_takeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  fast_path: str) -> None:
-    from ingest.synth import generate
+    from synth import generate
 
     m = generate(tmp_path, days=20, points_target=20_000)
     (records,) = m.files["google_records"]

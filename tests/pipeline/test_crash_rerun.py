@@ -20,8 +20,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from ingest.synth import generate
 from lifevault.cli import main
+from synth import generate
 from tests.conftest import FAST_KDF, PASSPHRASE
 from vault import audit, crashpoint
 from vault.store import Vault

@@ -15,8 +15,8 @@ from api.app import create_app
 from api.state import ApiSettings
 from api.tokens import TokenStore
 from ingest.pipeline import run
-from ingest.synth import generate
 from reports.html import render
+from synth import generate
 from tests.api.conftest import BASE, HOST, PORT
 from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.reports.test_report import _release

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ingest.synth.life import Life
-from ingest.synth.persona import LISBON, LONDON, PLACES, Attendee, Occurrence
+from synth.life import Life
+from synth.persona import LISBON, LONDON, PLACES, Attendee, Occurrence
 
 VTIMEZONES = {
     LONDON: ("GMT", "BST"),

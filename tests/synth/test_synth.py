@@ -1,4 +1,4 @@
-"""The synthetic persona (ingest/synth): real formats, deterministic per seed, counts and truth that hold."""
+"""The synthetic persona (synth/): real formats, deterministic per seed, counts and truth that hold."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from ingest.files import InputFile
 from ingest.pipeline import run
 from ingest.records import TABLES, Rejected
-from ingest.synth import Manifest, WrittenFile, generate
-from ingest.synth.__main__ import main
+from synth import Manifest, WrittenFile, generate
+from synth.__main__ import main
 from vault.store import Vault
 
 GPX_NS = "{http://www.topografix.com/GPX/1/1}"

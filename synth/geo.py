@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from ingest.synth.persona import Place
+from synth.persona import Place
 
 M_PER_DEG = 111_195.0
 EARTH_M = 6_371_008.8

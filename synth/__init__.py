@@ -1,7 +1,7 @@
 """A synthetic persona: a plausible year of one person's life, written as REAL export files in every format
 lifevault ingests, deterministic per seed, with its ground truth.
 
-    from ingest.synth import generate
+    from synth import generate
     manifest = generate(out_dir, seed=7, days=365)       # -> Manifest (files, counts, truth)
     manifest.truth.to_json()                             # places, visits, trips, occurrences, app sessions
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from ingest.synth.life import Life, live
-from ingest.synth.persona import (
+from synth.life import Life, live
+from synth.persona import (
     PLACES,
     AppSession,
     Attendee,
@@ -42,11 +42,11 @@ from ingest.synth.persona import (
     Visit,
     Workout,
 )
-from ingest.synth.usage import habits
-from ingest.synth.write_calendar import write_calendar
-from ingest.synth.write_records import sample, write_gpx, write_records
-from ingest.synth.write_timeline import write_android_timeline, write_ios_timeline, write_semantic
-from ingest.synth.write_usage import (
+from synth.usage import habits
+from synth.write_calendar import write_calendar
+from synth.write_records import sample, write_gpx, write_records
+from synth.write_timeline import write_android_timeline, write_ios_timeline, write_semantic
+from synth.write_usage import (
     android_events,
     write_csv,
     write_knowledgec,

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ingest.synth.life import Life, Move, Stay
-from ingest.synth.write_records import SOURCES, Points
+from synth.life import Life, Move, Stay
+from synth.write_records import SOURCES, Points
 
 MONTHS = ("JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER", "OCTOBER",
           "NOVEMBER", "DECEMBER")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ingest.apps import describe
-from ingest.synth.usage import ANDROID_APPS, Pickup, Usage
+from synth.usage import ANDROID_APPS, Pickup, Usage
 
 MAC_EPOCH = 978_307_200
 KEPT = {1, 2, 23, 15, 16, 17, 18, 26, 27}

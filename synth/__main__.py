@@ -1,4 +1,4 @@
-"""`python -m ingest.synth OUT_DIR [--days 30] [--seed 7] [--end 2025-10-31] [--points N] [--no-bad] [--truth F]`."""
+"""`python -m synth OUT_DIR [--days 30] [--seed 7] [--end 2025-10-31] [--points N] [--no-bad] [--truth F]`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from ingest.synth import generate
+from synth import generate
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ingest.synth",
+    ap = argparse.ArgumentParser(prog="python -m synth",
                                  description="Write a synthetic persona's exports in the real formats.",
-                                 epilog="Example: python -m ingest.synth /tmp/persona --days 30 --seed 7")
+                                 epilog="Example: python -m synth /tmp/persona --days 30 --seed 7")
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--days", type=int, default=365, help="days of life to simulate (default 365)")
     ap.add_argument("--seed", type=int, default=7, help="same seed, same life (default 7)")

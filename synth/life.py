@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from ingest.synth.geo import loop_path, path_length_m, travel
-from ingest.synth.persona import LISBON, LONDON, PLACES, Attendee, Persona, Place, Trip, Workout
-from ingest.synth.persona import Movement as TruthMovement
+from synth.geo import loop_path, path_length_m, travel
+from synth.persona import LISBON, LONDON, PLACES, Attendee, Persona, Place, Trip, Workout
+from synth.persona import Movement as TruthMovement
 
 MIN_STAY = timedelta(minutes=12)
 FRIENDS = {"sam": Attendee("Sam Okafor", "sam.okafor@gmail.com"),

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ingest.apps import describe
-from ingest.synth.life import Life, Move, Stay
-from ingest.synth.persona import AppSession
+from synth.life import Life, Move, Stay
+from synth.persona import AppSession
 
 # package -> (main activity class, median seconds in the foreground)
 ANDROID_APPS: dict[str, tuple[str, float]] = {

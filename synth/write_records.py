@@ -19,9 +19,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ingest.synth.geo import M_PER_DEG
-from ingest.synth.life import Life, Move
-from ingest.synth.persona import Workout
+from synth.geo import M_PER_DEG
+from synth.life import Life, Move
+from synth.persona import Workout
 
 CHUNK = 100_000
 SOURCES = np.array(["WIFI", "GPS", "CELL"])
