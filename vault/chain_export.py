@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vault.chain import CHAINED_TABLES, GENESIS, _ts
 
@@ -26,7 +26,7 @@ HASH_RULE = 'sha256(JCS({"body","kind","prev_hash","seq","ts"})); prev_hash of r
 
 def lines(vault: Vault, *, now: datetime | None = None) -> Iterator[str]:
     """The header, then every record of audit_log and privacy_ledger (one consistent snapshot)."""
-    def read() -> dict[str, list]:
+    def read() -> dict[str, list[tuple[Any, ...]]]:
         return {t: vault.query(f"SELECT seq, ts, kind, body, prev_hash, hash FROM {t} ORDER BY seq")
                 for t in CHAINED_TABLES}
 

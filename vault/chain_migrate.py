@@ -47,7 +47,7 @@ def legacy_hash(seq: int, at: datetime, kind: str, body: str, prev: str) -> str:
 
 
 def _rows(vault: Vault, table: str) -> list[tuple[int, datetime, str, str, str, str]]:
-    return [tuple(r) for r in vault.query(f"SELECT seq, ts, kind, body, prev_hash, hash FROM {table} ORDER BY seq")]  # type: ignore[misc]
+    return [tuple(r) for r in vault.query(f"SELECT seq, ts, kind, body, prev_hash, hash FROM {table} ORDER BY seq")]
 
 
 def _legacy_verdict(rows: list[tuple[int, datetime, str, str, str, str]]) -> dict[str, Any]:

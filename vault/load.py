@@ -78,7 +78,7 @@ def mark_derive_pending(vault: Vault, table: str) -> None:
 
 def derive_pending(vault: Vault) -> dict[str, datetime]:
     """Raw tables changed since the derived tables were last committed, with the time of their mark."""
-    return dict(vault.query("SELECT raw_table, marked_at FROM derive_pending"))  # type: ignore[arg-type]
+    return dict(vault.query("SELECT raw_table, marked_at FROM derive_pending"))
 
 
 def clear_derive_pending(vault: Vault, marks: dict[str, datetime]) -> None:

@@ -36,7 +36,7 @@ MIGRATIONS: tuple[Migration, ...] = tuple(Migration(n, tuple(s), _STEPS.get(n)) 
 
 
 def applied(vault: Vault) -> list[tuple[int, str, datetime]]:
-    return [tuple(r) for r in vault.query("SELECT seq, name, applied_at FROM _migrations ORDER BY seq")]  # type: ignore[misc]
+    return [tuple(r) for r in vault.query("SELECT seq, name, applied_at FROM _migrations ORDER BY seq")]
 
 
 def apply(vault: Vault) -> list[str]:

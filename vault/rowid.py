@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
@@ -87,21 +87,23 @@ class RowIds:
 
         return self.of_arrow(pa.array([k or "" for k in texts], type=pa.large_string()))
 
-    def of_arrow(self, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    def of_arrow(self, arr: pa.Array[Any] | pa.ChunkedArray[Any]) -> np.ndarray:
         """int64 ids of an Arrow string column (nulls count as ""), vectorised for aes-cmac."""
         import pyarrow as pa
 
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        col = cast("pa.Array[Any]", arr)
         if self.scheme == BLAKE2B:
-            return self.of_texts(arr.to_pylist())
-        arr = arr.fill_null("").cast(pa.large_binary())
-        n = len(arr)
+            return self.of_texts(col.to_pylist())
+        col = col.fill_null("").cast(pa.large_binary())
+        n = len(col)
         out = np.empty(n, np.int64)
         for lo in range(0, n, CHUNK_ROWS):
-            part = arr.slice(lo, CHUNK_ROWS)
-            offsets = np.frombuffer(part.buffers()[1], np.int64, len(part) + 1, part.offset * 8)
-            data = np.frombuffer(part.buffers()[2], np.uint8) if part.buffers()[2] is not None else np.empty(0, np.uint8)
+            part = col.slice(lo, CHUNK_ROWS)
+            _, offsets_buf, data_buf = part.buffers()  # a binary array's offsets buffer is always there
+            offsets = np.frombuffer(memoryview(cast("pa.Buffer", offsets_buf)), np.int64, len(part) + 1, part.offset * 8)
+            data = np.frombuffer(memoryview(data_buf), np.uint8) if data_buf is not None else np.empty(0, np.uint8)
             out[lo:lo + len(part)] = self._cmac(data, offsets)
         return out
 

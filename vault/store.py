@@ -59,7 +59,7 @@ def httpfs_extension_path() -> Path:
     return path
 
 
-def translate(e: Exception, *, home: Path | None = None) -> VaultError | Exception:
+def translate(e: BaseException, *, home: Path | None = None) -> VaultError | BaseException:
     """Map DuckDB's errors onto one-line user errors; anything unrecognised is returned as is."""
     msg = str(e)
     where = f" ({home})" if home else ""
@@ -132,7 +132,7 @@ def read_lock_info(home: Path) -> dict[str, Any] | None:
 
 
 def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    extra = {"memory_limit": memory_limit} if memory_limit else {}
+    extra: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(
         ":memory:",
         config=extra | {
@@ -186,7 +186,7 @@ class Vault:
     def __init__(self, home: Path, keys: keymod.Keys, con: duckdb.DuckDBPyConnection, lock: _Lock) -> None:
         self.home = home
         self._keys = keys
-        self._con = con
+        self._con: duckdb.DuckDBPyConnection | None = con  # None once closed
         self._lock = lock
         self._owner = threading.get_ident()
         self._local = threading.local()
@@ -286,18 +286,23 @@ class Vault:
         """This thread's connection. The opening thread uses the vault's own; any other thread (an API worker)
         gets its own cursor on the same database, with its own transactions, so threads read concurrently
         (DuckDB's MVCC) instead of sharing one connection that is not for concurrent use."""
+        con = self._main()
         if threading.get_ident() == self._owner:
-            return self._con
+            return con
         cur = getattr(self._local, "con", None)
         if cur is None:
-            if self._con is None:
-                raise VaultError("the vault is closed")
-            cur = self._con.cursor()
+            cur = con.cursor()
             cur.execute(f"USE {ALIAS}")
             with self._cursors_lock:
                 self._cursors.append(cur)
             self._local.con = cur
         return cur
+
+    def _main(self) -> duckdb.DuckDBPyConnection:
+        """The vault's own connection (the opening thread's)."""
+        if self._con is None:
+            raise VaultError("the vault is closed")
+        return self._con
 
     def _close_cursors(self) -> None:
         with self._cursors_lock:
@@ -313,7 +318,7 @@ class Vault:
             with contextlib.suppress(duckdb.Error):
                 self._con.execute("CHECKPOINT")
             self._con.close()
-            self._con = None  # type: ignore[assignment]
+            self._con = None
         self._lock.release()
 
     def __enter__(self) -> Vault:
@@ -431,7 +436,8 @@ class Vault:
 
     def row_ids(self, natural_keys: Iterable[str | None]) -> list[int]:
         """row_id for many already-joined natural keys (join parts with \\x1f, as row_id does)."""
-        return self._row_id_fn().of_texts(natural_keys).tolist()
+        ids: list[int] = self._row_id_fn().of_texts(natural_keys).tolist()
+        return ids
 
     def row_id_column(self, natural_keys: pl.Series) -> pl.Series:
         """row_id of every string in a column (nulls count as ""), as an Int64 Series; vectorised
@@ -492,7 +498,7 @@ class Vault:
         self._close_cursors()  # other threads' cursors point at the database being replaced
         new_path.unlink(missing_ok=True)
         self.checkpoint()
-        _attach(self._con, new_path, staged.duckdb_key_text(pending=True), "rotating")
+        _attach(self._main(), new_path, staged.duckdb_key_text(pending=True), "rotating")
         try:
             self._run(f"COPY FROM DATABASE {ALIAS} TO rotating")
             self._run("CHECKPOINT rotating")
@@ -507,7 +513,7 @@ class Vault:
         (self.home / (DB_FILE + ".wal")).unlink(missing_ok=True)
         fsync_dir(self.home)
         self._keys = keymod.promote_pending(self.home, staged)
-        _attach(self._con, self.home / DB_FILE, self._keys.duckdb_key_text(), ALIAS)
+        _attach(self._main(), self.home / DB_FILE, self._keys.duckdb_key_text(), ALIAS)
         self._run(f"USE {ALIAS}")
 
 
