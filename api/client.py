@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from api.state import SESSION_FILE
 from vault.errors import VaultError
 from vault.store import read_lock_info
+
+if TYPE_CHECKING:  # httpx and api.state (the whole server's state) are imported only when a server runs
+    import httpx
 
 
 class ServerError(VaultError):
@@ -32,6 +32,8 @@ class Running:
 
     def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
                 timeout: float | None = 60.0, token: str | None = None) -> Any:
+        import httpx
+
         headers = {"Authorization": f"Bearer {token or self.token}"}
         try:
             r = httpx.request(method, self.url + path, json=json_body, params=params, headers=headers, timeout=timeout)
@@ -65,6 +67,8 @@ def running_server(home: Path) -> Running | None:
     info = read_lock_info(home)
     if not info or not info.get("port"):
         return None
+    from api.state import SESSION_FILE
+
     url = f"http://127.0.0.1:{int(info['port'])}"
     try:
         session = json.loads((Path(home) / SESSION_FILE).read_text())

@@ -21,16 +21,17 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from embeddings import routines as rt
 from embeddings.labels import day_label, duration_label, local
+from embeddings.records import KINDS as KINDS  # defined with the records: a search knows them without polars
 from vault.homezone import home_zone
 from vault.store import Vault
 
-KINDS = ("visit", "event", "usage", "trip", "note", "routine")
+if TYPE_CHECKING:  # frames are made where memories are written, not by a search that imports KINDS
+    import polars as pl
+
 SENSITIVITY = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage", "note": "note"}
 SOURCE = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage"}
 CLUSTER_GAP = timedelta(minutes=10)
@@ -416,14 +417,19 @@ def from_sources(vault: Vault, *, now: datetime | None = None) -> Iterator[Memor
 COLUMNS = ("memory_id", "kind", "text", "text_redacted", "start_ts", "end_ts", "utc_offset_min", "tags", "metadata",
            "details", "source", "source_table", "source_row_ids", "sensitivity", "version", "ingested_at",
            "updated_at", "text_sha", "content_sha")
-_SCHEMA = {
-    "memory_id": pl.Int64, "kind": pl.String, "text": pl.String, "text_redacted": pl.String,
-    "start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32,
-    "tags": pl.List(pl.String), "metadata": pl.String, "details": pl.String, "source": pl.String,
-    "source_table": pl.String, "source_row_ids": pl.List(pl.Int64), "sensitivity": pl.String,
-    "version": pl.Int32, "ingested_at": pl.Datetime("us", "UTC"), "updated_at": pl.Datetime("us", "UTC"),
-    "text_sha": pl.String, "content_sha": pl.String,
-}
+
+
+def _schema() -> dict[str, Any]:
+    import polars as pl
+
+    return {
+        "memory_id": pl.Int64, "kind": pl.String, "text": pl.String, "text_redacted": pl.String,
+        "start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32,
+        "tags": pl.List(pl.String), "metadata": pl.String, "details": pl.String, "source": pl.String,
+        "source_table": pl.String, "source_row_ids": pl.List(pl.Int64), "sensitivity": pl.String,
+        "version": pl.Int32, "ingested_at": pl.Datetime("us", "UTC"), "updated_at": pl.Datetime("us", "UTC"),
+        "text_sha": pl.String, "content_sha": pl.String,
+    }
 
 
 def frame(items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetime] | None = None,
@@ -437,7 +443,9 @@ def frame(items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetim
         "ingested_at": ingested.get(m.memory_id, now), "updated_at": now, "text_sha": m.text_sha,
         "content_sha": m.content_sha,
     } for m in items]
-    return pl.DataFrame(rows, schema=_SCHEMA)
+    import polars as pl
+
+    return pl.DataFrame(rows, schema=_schema())
 
 
 def delete_ids(vault: Vault, ids: Iterable[int]) -> None:

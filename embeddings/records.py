@@ -7,12 +7,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embeddings.redaction import Redaction
 from vault.errors import VaultError
-from vault.store import Vault
 
+if TYPE_CHECKING:  # `lifevault search --help` lists KINDS without opening (or importing) the database
+    from vault.store import Vault
+
+KINDS = ("visit", "event", "usage", "trip", "note", "routine")  # every kind of memory (memories.py makes them)
 MAX_METADATA_DEPTH = 32  # nesting levels of a note's metadata (an object holding a scalar is 1 level)
 MAX_METADATA_BYTES = 64 * 1024  # its JSON text, UTF-8
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifevault.cli_common import (
     App,
@@ -145,6 +144,8 @@ def mcp(
 
 
 def _print_tokens(tokens: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table()
     for col in ("id", "agent", "scopes", "location", "purpose", "expires", "status"):
         table.add_column(col)

@@ -1,23 +1,30 @@
-"""Shared CLI pieces: option types, opening the vault, printing (human text to stderr, --json to stdout)."""
+"""Shared CLI pieces: option types, opening the vault, printing (human text to stderr, --json to stdout).
+
+Nothing heavy is imported here: `--help` and commands that need no vault content start in ~0.1 s. rich is
+imported at the first line printed (`err`), the vault (duckdb) when a command opens it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from rich.console import Console
-from rich.progress import Progress, ProgressColumn
 from typer.core import TyperCommand, TyperGroup
 
 from lifevault.secrets_input import read_passphrase
 from lifevault.settings import Settings
-from vault.store import Vault
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
+
+    from vault.store import Vault
 
 HomeOpt = Annotated[
     Path | None,
@@ -32,13 +39,37 @@ RecoveryOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
-err = Console(stderr=True, highlight=False)
+
+
+_console: list[Console] = []
+
+
+def console() -> Console:
+    """The rich Console on stderr, made at its first use (importing rich costs ~40 ms that `--help` and
+    `token list --json` need not pay)."""
+    if not _console:
+        from rich.console import Console
+
+        _console.append(Console(stderr=True, highlight=False))
+    return _console[0]
+
+
+class _Stderr:
+    """`err.print(...)` and friends: the stderr Console's attributes, the Console made at the first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(console(), name)
+
+
+err: Console = _Stderr()  # type: ignore[assignment]
 
 
 def progress(*columns: str | ProgressColumn, json_out: bool) -> Progress:
     """The progress display of a long command, on stderr and erased when done; off under --json (the run's
     output is the one JSON object) and when stderr is not a terminal (a log gets the summary lines only)."""
-    return Progress(*columns, console=err, transient=True, disable=json_out or not err.is_terminal)
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console(), transient=True, disable=json_out or not err.is_terminal)
 
 
 def status(message: str, *, json_out: bool) -> contextlib.AbstractContextManager[Any]:
@@ -50,6 +81,21 @@ def _unescape(help_text: str) -> str:
     return help_text.replace("\\[", "[")
 
 
+@contextlib.contextmanager
+def _without_rich() -> Iterator[None]:
+    """typer escapes an option's `[default: ...]` through typer.rich_utils whenever rich is installed, even
+    with rich_markup_mode=None: importing rich_utils (all of rich's markdown, tables and tracebacks) costs
+    more than the rest of `--help`. Plain help needs no escape, so typer is told rich is absent meanwhile."""
+    import typer.core
+
+    had = typer.core.HAS_RICH
+    typer.core.HAS_RICH = False
+    try:
+        yield
+    finally:
+        typer.core.HAS_RICH = had
+
+
 class PlainHelpCommand(TyperCommand):
     """A command whose --help is click's plain help. typer (0.20) escapes the `[` of an option's
     `[default: …]` / `[required]` for rich whenever rich is installed, even with rich_markup_mode=None, where
@@ -57,7 +103,8 @@ class PlainHelpCommand(TyperCommand):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         inner = ctx.make_formatter()
-        super().format_help(ctx, inner)
+        with _without_rich():
+            super().format_help(ctx, inner)
         formatter.write(_unescape(inner.getvalue()))
 
 
@@ -66,7 +113,8 @@ class PlainHelpGroup(TyperGroup):
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         inner = ctx.make_formatter()
-        super().format_help(ctx, inner)
+        with _without_rich():
+            super().format_help(ctx, inner)
         formatter.write(_unescape(inner.getvalue()))
 
 
@@ -115,6 +163,8 @@ def settings(home: Path | None) -> Settings:
 
 
 def open_vault(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None) -> Vault:
+    from vault.store import Vault
+
     s = settings(home)
     if recovery_code:
         vault = Vault.open(s.home, recovery_code=recovery_code)

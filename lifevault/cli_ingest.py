@@ -6,11 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from lifevault.cli_common import HomeOpt, JsonOpt, LazyChoice, PassFileOpt, choice, emit_json, err, open_vault
-from vault import load as vload
+from lifevault.cli_common import (
+    HomeOpt,
+    JsonOpt,
+    LazyChoice,
+    PassFileOpt,
+    choice,
+    console,
+    emit_json,
+    err,
+    open_vault,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -66,10 +73,12 @@ def ingest(
     # a running `lifevault serve` owns the vault: send it the job
     if forward_ingest(home, paths, kind=kind, fmt=fmt, strict=strict, json_out=json_out):
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     with open_vault(home, passphrase_file) as vault:
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:,} records"),
                    TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+        with Progress(*columns, console=console(), transient=True, disable=json_out or not err.is_terminal) as bar:
             task = bar.add_task("scanning", total=None, rows=0)
             done = {"rows": 0}
 
@@ -90,6 +99,8 @@ def ingest(
 
 
 def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
     table = Table(title=f"load {report.load_id}", show_lines=False)
     for col in ("file", "format", "loaded", "duplicates", "quarantined"):
         table.add_column(col, justify="right" if col in ("loaded", "duplicates", "quarantined") else "left")
@@ -120,6 +131,10 @@ def quarantine(
 
     Example: lifevault quarantine 3f2a9c1b7e20
     """
+    from rich.table import Table
+
+    from vault import load as vload
+
     with open_vault(home, passphrase_file) as vault:
         rows = vload.quarantined(vault, load_id, limit=limit)
     if json_out:

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from lifevault.cli_common import (
     HomeOpt,
@@ -31,7 +30,7 @@ SEARCH_MODES = ("hybrid", "dense", "lexical")
 
 
 def _memory_kinds() -> tuple[str, ...]:
-    from embeddings.memories import KINDS as known
+    from embeddings.records import KINDS as known
 
     return known
 
@@ -68,7 +67,7 @@ def _body(**fields: Any) -> dict[str, Any]:
 
 
 def _check_kinds(kinds: list[str] | None) -> list[str] | None:
-    from embeddings.memories import KINDS as known
+    from embeddings.records import KINDS as known
 
     for k in kinds or ():
         if k not in known:
@@ -95,6 +94,8 @@ def index(
             out = running.request("POST", "/v1/index", json_body={"rebuild": rebuild}, timeout=None)
         _print_index(out, " (in the server)", json_out)
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
     with open_vault(home, passphrase_file) as vault:
         svc = MemoryService(vault)
         columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

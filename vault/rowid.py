@@ -22,12 +22,13 @@ import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-if TYPE_CHECKING:  # pyarrow is imported where an Arrow column is keyed (ingest), not by every open
+if TYPE_CHECKING:  # pyarrow is imported where an Arrow column is keyed (ingest), not by every open; numpy
+    # where ids are computed, not by commands that only open the vault (`status`, `token list`)
+    import numpy as np
     import pyarrow as pa
 
 BLAKE2B = "blake2b"
@@ -47,6 +48,8 @@ def cmac_key(rowid_key: bytes) -> bytes:
 
 def _to_ids(digests: np.ndarray) -> np.ndarray:
     """(n, >=8) uint8 digests -> int64 ids: the first 8 bytes big-endian, shifted right by one."""
+    import numpy as np
+
     first = np.ascontiguousarray(digests[:, :8]).view(">u8").ravel()
     return (first >> np.uint64(1)).astype(np.int64)
 
@@ -55,6 +58,8 @@ class RowIds:
     """The row-id function of one vault (scheme + key)."""
 
     def __init__(self, scheme: str, rowid_key: bytes) -> None:
+        import numpy as np
+
         if scheme not in SCHEMES:
             raise ValueError(f"unknown row id scheme {scheme!r}")
         self.scheme = scheme
@@ -69,10 +74,14 @@ class RowIds:
 
     def _aes(self, blocks: np.ndarray) -> np.ndarray:
         """AES-ECB of each 16-byte row of `blocks` (same shape and dtype back)."""
+        import numpy as np
+
         return np.frombuffer(self._ecb.update(np.ascontiguousarray(blocks).tobytes()), blocks.dtype).reshape(blocks.shape)
 
     def of_texts(self, texts: Iterable[str | None]) -> np.ndarray:
         """int64 ids of natural-key texts (None counts as "")."""
+        import numpy as np
+
         if self.scheme == BLAKE2B:
             keyed = self._blake
             digests = []
@@ -89,6 +98,7 @@ class RowIds:
 
     def of_arrow(self, arr: pa.Array[Any] | pa.ChunkedArray[Any]) -> np.ndarray:
         """int64 ids of an Arrow string column (nulls count as ""), vectorised for aes-cmac."""
+        import numpy as np
         import pyarrow as pa
 
         if isinstance(arr, pa.ChunkedArray):
@@ -109,6 +119,8 @@ class RowIds:
 
     def _cmac(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """AES-CMAC ids of the byte strings data[offsets[i]:offsets[i+1]] (numpy on little-endian 64-bit words)."""
+        import numpy as np
+
         base = int(offsets[0])
         starts, lengths = offsets[:-1] - base, np.diff(offsets)
         n = len(lengths)
