@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import anyio
 
@@ -155,9 +155,10 @@ class Backend:
 
         return await anyio.to_thread.run_sync(job)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    def read(self, reader: Callable[[Vault], T]) -> T:
+        """`reader(vault)` under the read side of the lock (a vault.read function, typically)."""
         with self.lock.read():
-            return self.vault.query(sql, params)
+            return reader(self.vault)
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:

@@ -27,9 +27,12 @@ from typing import ClassVar, Literal
 
 from embeddings.redaction import Redaction
 from vault import audit
+from vault import tokens as vault_tokens
 from vault.audit import AuditEvent
 from vault.errors import VaultError
 from vault.store import Vault
+from vault.tokens import StoredToken
+from vault.tokens import stored as stored_tokens
 
 SCOPES = ("memory:read", "memory:write", "location:read", "calendar:read", "usage:read", "audit:read", "owner")
 Precision = Literal["none", "coarse", "precise"]
@@ -158,6 +161,11 @@ def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _precision(stored: str) -> Precision:
+    """A stored precision caveat; anything unknown reads as "none" (the narrowest)."""
+    return "coarse" if stored == "coarse" else "precise" if stored == "precise" else "none"
+
+
 def check_grant(scopes: list[str] | tuple[str, ...] | frozenset[str], location: str) -> tuple[frozenset[str], Precision]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -170,7 +178,7 @@ def check_grant(scopes: list[str] | tuple[str, ...] | frozenset[str], location: 
 
 
 class TokenStore:
-    """Every token of a vault, in memory, kept in step with the api_tokens table."""
+    """Every token of a vault, in memory, kept in step with the api_tokens table (vault.tokens)."""
 
     def __init__(self, vault: Vault, tokens: dict[str, Token]) -> None:
         self.vault = vault
@@ -180,13 +188,13 @@ class TokenStore:
 
     @classmethod
     def load(cls, vault: Vault) -> TokenStore:
-        rows = vault.query("SELECT token_id, secret_sha256, agent, scopes, location, purpose, rate_per_minute, "
-                           "created_at, expires_at, revoked_at FROM api_tokens")
         tokens = {}
-        for tid, sha, agent, scopes, loc, purpose, rate, created, expires, revoked in rows:
-            tokens[tid] = Token(token_id=tid, secret_sha256=sha, agent=agent, scopes=frozenset(scopes or ()),
-                                location=loc if loc in PRECISIONS else "none", purpose=purpose,
-                                rate_per_minute=int(rate), created_at=created, expires_at=expires, revoked_at=revoked)
+        for row in stored_tokens(vault):
+            tokens[row.token_id] = Token(
+                token_id=row.token_id, secret_sha256=row.secret_sha256, agent=row.agent, scopes=frozenset(row.scopes),
+                location=_precision(row.location),
+                purpose=row.purpose, rate_per_minute=row.rate_per_minute, created_at=row.created_at,
+                expires_at=row.expires_at, revoked_at=row.revoked_at)
         return cls(vault, tokens)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
@@ -209,10 +217,10 @@ class TokenStore:
                           location=precision, purpose=purpose, rate_per_minute=rate_per_minute, created_at=now,
                           expires_at=now + ttl if ttl else None, revoked_at=None)
             with self.vault.transaction():
-                self.vault.execute(
-                    "INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    [token.token_id, token.secret_sha256, agent, sorted(granted), precision, purpose, rate_per_minute,
-                     now, token.expires_at])
+                vault_tokens.insert(self.vault, StoredToken(
+                    token_id=token_id, secret_sha256=token.secret_sha256, agent=agent, scopes=tuple(sorted(granted)),
+                    location=precision, purpose=purpose, rate_per_minute=rate_per_minute, created_at=now,
+                    expires_at=token.expires_at, revoked_at=None))
                 audit.record(self.vault, TokenCreated(
                     actor=actor, token_id=token_id, agent=agent, scopes=sorted(granted), location=precision,
                     purpose=purpose, expires_at=token.expires_at.isoformat() if token.expires_at else None,
@@ -227,10 +235,10 @@ class TokenStore:
                 raise TokenError(f"no token {token_id!r} (see `lifevault token list`)")
             if token.revoked_at is not None:
                 return token
-            revoked = replace(token, revoked_at=datetime.now(UTC))
+            at = datetime.now(UTC)
+            revoked = replace(token, revoked_at=at)
             with self.vault.transaction():
-                self.vault.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_id = ?",
-                                   [revoked.revoked_at, token_id])
+                vault_tokens.mark_revoked(self.vault, token_id, at)
                 audit.record(self.vault, TokenRevoked(actor=actor, token_id=token_id, agent=token.agent,
                                                       scopes=sorted(token.scopes), purpose=token.purpose))
             self._tokens[token_id] = revoked

@@ -1,7 +1,8 @@
 """Vault rows -> training examples for the on-device model (the one place that decides what it learns from).
 
 One example per app session start: the context a phone has just before the user opens an app, and what
-happened next. Every example is computed from the vault's derived tables only (ingest/derive.py):
+happened next. Every example is computed from the vault's derived tables only (ingest/derive.py), read
+through vault.read:
 
   context (inputs)                                       source
   hour of day, as sin/cos of 2*pi*h/24 (local time)     app_sessions.start_ts + utc_offset_min
@@ -12,7 +13,7 @@ happened next. Every example is computed from the vault's derived tables only (i
   minutes since the last unlock, log-scaled to [0, 1]   usage_events SCREEN_ON / KEYGUARD_HIDDEN
   a meeting starts within MEETING_WINDOW                 calendar_events (not all-day, not cancelled)
 
-  labels: the category of the app opened (model.APP_CATEGORIES) and the type of the next place the user
+  labels: the category of the app opened (vocab.APP_CATEGORIES) and the type of the next place the user
   goes to (the first stay that starts after the moment; -1 = unknown, ignored by the loss).
 
 The numeric layout of a row of `x` is model.py's (model.encode); this module produces the named columns.
@@ -37,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from federated.vocab import APP_CATEGORIES, PLACE_TYPES
+from vault import read
 from vault.errors import VaultError
 
 if TYPE_CHECKING:
@@ -51,7 +54,7 @@ UNLOCK_EVENTS = ("SCREEN_ON", "KEYGUARD_HIDDEN")
 NO_LABEL = -1
 
 # stays.semantic_type (normalised by ingest: HOME, WORK, UNKNOWN, or the export's own type) and, when that
-# says nothing, words in the place name -> model.PLACE_TYPES. Checked in order; the first match wins.
+# says nothing, words in the place name -> vocab.PLACE_TYPES. Checked in order; the first match wins.
 SEMANTIC_PLACES: dict[str, str] = {
     "HOME": "home", "INFERRED_HOME": "home", "TYPE_HOME": "home",
     "WORK": "work", "INFERRED_WORK": "work", "TYPE_WORK": "work",
@@ -81,12 +84,12 @@ class Examples:
     hour_sin: np.ndarray  # float64
     hour_cos: np.ndarray  # float64
     weekday: np.ndarray  # int64, 0 = Monday
-    place: np.ndarray  # int64 index into model.PLACE_TYPES (the "unknown" slot when no stay covers it)
-    prev_app: np.ndarray  # int64 index into model.APP_CATEGORIES, or len(APP_CATEGORIES) = none
+    place: np.ndarray  # int64 index into vocab.PLACE_TYPES (the "unknown" slot when no stay covers it)
+    prev_app: np.ndarray  # int64 index into vocab.APP_CATEGORIES, or len(APP_CATEGORIES) = none
     unlock: np.ndarray  # float64 in [0, 1]: log1p(minutes since unlock) / log1p(UNLOCK_CAP_MIN)
     meeting_soon: np.ndarray  # float64 0/1
-    y_app: np.ndarray  # int64 index into model.APP_CATEGORIES
-    y_place: np.ndarray  # int64 index into model.PLACE_TYPES, NO_LABEL when unknown
+    y_app: np.ndarray  # int64 index into vocab.APP_CATEGORIES
+    y_place: np.ndarray  # int64 index into vocab.PLACE_TYPES, NO_LABEL when unknown
 
     def __len__(self) -> int:
         return int(self.at.shape[0])
@@ -129,28 +132,15 @@ def _epoch_s(values: list[datetime]) -> np.ndarray:
 
 def examples(vault: Vault, *, until: datetime | None = None) -> Examples:
     """Every example the vault's derived tables hold (up to `until`), in time order."""
-    from federated.model import APP_CATEGORIES, PLACE_TYPES
-
-    cond, params = ("WHERE start_ts < ?", [until]) if until is not None else ("", [])
-    sessions = vault.query(
-        f"SELECT start_ts, coalesce(utc_offset_min, 0), coalesce(category, 'Other') FROM app_sessions {cond} "
-        "ORDER BY start_ts", params,
-    )
-    unlocks = vault.query(
-        "SELECT ts FROM usage_events WHERE event_type IN (?, ?) ORDER BY ts", list(UNLOCK_EVENTS)
-    )
-    stays = vault.query("SELECT start_ts, end_ts, semantic_type, name FROM stays ORDER BY start_ts")
-    meetings = vault.query(
-        "SELECT start_ts FROM calendar_events WHERE NOT coalesce(all_day, false) "
-        "AND upper(coalesce(status, '')) <> 'CANCELLED' ORDER BY start_ts"
-    )
+    sessions = read.session_starts(vault, until=until)
+    stays = read.stays(vault)
     return build(
-        session_starts=[r[0] for r in sessions],
-        session_offsets_min=[int(r[1]) for r in sessions],
-        session_categories=[str(r[2]) for r in sessions],
-        unlocks=[r[0] for r in unlocks],
-        stays=[(r[0], r[1], r[2], r[3]) for r in stays],
-        meetings=[r[0] for r in meetings],
+        session_starts=sessions["start_ts"].to_list(),
+        session_offsets_min=sessions["utc_offset_min"].fill_null(0).to_list(),
+        session_categories=sessions["category"].fill_null("Other").to_list(),
+        unlocks=read.usage_event_times(vault, UNLOCK_EVENTS)["ts"].to_list(),
+        stays=[(st.start, st.end, st.place.semantic_type, st.place.name) for st in stays],
+        meetings=read.event_starts(vault, timed=True),
         app_categories=tuple(APP_CATEGORIES),
         place_types=tuple(PLACE_TYPES),
     )

@@ -17,14 +17,13 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
-from vault import audit, ledger
+from vault import audit, headanchor, ledger, read
 from vault import keys as keymod
 from vault import status as vault_status
 from vault.load import RAW_TABLES
 from vault.store import Vault
 
 DERIVED = ("stays", "trips", "app_sessions", "daily_summaries")
-_TIME_COLUMN = {"location_points": "ts", "usage_events": "ts", "daily_summaries": "day"}
 LIBRARIES = ("lifevault", "duckdb", "polars", "cryptography", "dp-accounting", "flwr", "sentence-transformers",
              "faiss-cpu", "fastapi", "torch")
 
@@ -43,30 +42,23 @@ def _iso(v: Any) -> str | None:
 def inventory(vault: Vault) -> dict[str, Any]:
     tables = vault.tables()
     out: dict[str, Any] = {"tables": [], "by_source": [], "volume_by_month": []}
-    sizes = {r[0]: r[1] for r in vault.query(
-        "SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = 'vault'")}
+    sizes = read.table_sizes(vault)
     for t in [*RAW_TABLES, *DERIVED]:
         if t not in tables:
             continue
-        col = _TIME_COLUMN.get(t, "start_ts")
-        n, lo, hi = vault.query(f"SELECT count(*), min({col}), max({col}) FROM {t}")[0]
-        out["tables"].append({"table": t, "rows": int(n), "from": _iso(lo), "to": _iso(hi),
+        span = read.table_span(vault, t)
+        out["tables"].append({"table": t, "rows": span.rows, "from": _iso(span.first), "to": _iso(span.last),
                               "estimated_rows_on_disk": sizes.get(t)})
     for t in RAW_TABLES:
-        col = _TIME_COLUMN.get(t, "start_ts")
-        for fmt, n, lo, hi in vault.query(
-            f"SELECT format, count(*), min({col}), max({col}) FROM {t} GROUP BY format ORDER BY format"
-        ):
-            out["by_source"].append({"table": t, "format": fmt, "rows": int(n), "from": _iso(lo), "to": _iso(hi)})
-        for fmt, month, n in vault.query(
-            f"SELECT format, strftime(date_trunc('month', {col}), '%Y-%m'), count(*) FROM {t} "
-            f"WHERE {col} IS NOT NULL GROUP BY ALL ORDER BY 2, 1"
-        ):
-            out["volume_by_month"].append({"format": fmt, "month": month, "rows": int(n)})
+        for f in read.format_spans(vault, t):
+            out["by_source"].append({"table": t, "format": f.format, "rows": f.rows, "from": _iso(f.first),
+                                     "to": _iso(f.last)})
+        for v in read.monthly_volume(vault, t):
+            out["volume_by_month"].append({"format": v.format, "month": v.month, "rows": v.rows})
     out["memories"] = [  # what the memory layer derived, by kind and by who may see it: counts only
-        {"kind": kind, "sensitivity": sens, "memories": int(n), "from": _iso(lo), "to": _iso(hi)}
-        for kind, sens, n, lo, hi in vault.query(
-            "SELECT kind, sensitivity, count(*), min(start_ts), max(end_ts) FROM memories GROUP BY ALL ORDER BY 1, 2")
+        {"kind": m.kind, "sensitivity": m.sensitivity, "memories": m.memories, "from": _iso(m.first),
+         "to": _iso(m.last)}
+        for m in read.memory_counts(vault)
     ] if "memories" in tables else []
     info = vault_status.collect(vault)
     out["files"] = info["files"]
@@ -75,7 +67,7 @@ def inventory(vault: Vault) -> dict[str, Any]:
 
 def encryption(vault: Vault) -> dict[str, Any]:
     info = keymod.public_info(vault.home)
-    retention = vault.scalar("SELECT value FROM vault_meta WHERE key = 'retention'")
+    retention = read.meta_value(vault, "retention")
     return {
         "cipher": "AES-256-GCM (DuckDB database, temp files, sealed blobs)",
         "kdf": info["kdf"],
@@ -201,6 +193,9 @@ def integrity(vault: Vault) -> dict[str, Any]:
                         "head": c.head} for c in checks}
     chains[cross.table] = {"ok": cross.ok, "records": cross.checked, "first_broken": cross.first_broken,
                            "reason": cross.reason, "unanchored": cross.unanchored}
+    anchored = headanchor.check(vault)  # both chains against the heads anchored in keys.json
+    chains[anchored.table] = {"ok": anchored.ok, "records": anchored.checked, "first_broken": anchored.first_broken,
+                              "reason": anchored.reason}
     return {
         "chains": chains,
         "versions": {lib: _version(lib) for lib in LIBRARIES} | {"python": platform.python_version()},

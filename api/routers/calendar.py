@@ -17,10 +17,9 @@ from api.schemas import EventsOut, FreeOut
 from embeddings.agenda import free_slots
 from embeddings.memories import parse_attendees, person_name
 from embeddings.redaction import Redaction
+from vault import read
 
 router = APIRouter(tags=["calendar"])
-_EVENTS = ("SELECT row_id, start_ts, end_ts, all_day, summary, description, location, status, organizer, attendees, "
-           "calendar FROM calendar_events WHERE start_ts < ? AND coalesce(end_ts, start_ts) >= ? ")
 
 
 def _attendee(a: dict[str, Any]) -> dict[str, Any]:
@@ -35,12 +34,12 @@ def _shown(redaction: Redaction, a: dict[str, Any]) -> dict[str, Any]:
 async def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         red = actor.redaction()  # one redaction for event fields, as in memories (location needs location:read)
-        rows = b.query(_EVENTS + "ORDER BY start_ts LIMIT ?", [r.end, r.start, r.limit])
-        out = [{"id": rid, "start": iso(s), "end": iso(e), "all_day": all_day, "summary": summary,
-                "description": desc, "location": red.event_location(loc), "status": status,
-                "organizer": red.organizer(org), "attendees": [_shown(red, a) for a in parse_attendees(att)],
-                "calendar": cal}
-               for rid, s, e, all_day, summary, desc, loc, status, org, att, cal in rows]
+        rows = b.read(lambda v: read.events(v, start=r.start, end=r.end, limit=r.limit))
+        out: list[dict[str, Any]] = [{"id": e.row_id, "start": iso(e.start), "end": iso(e.end), "all_day": e.all_day, "summary": e.summary,
+                "description": e.description, "location": red.event_location(e.location), "status": e.status,
+                "organizer": red.organizer(e.organizer),
+                "attendees": [_shown(red, a) for a in parse_attendees(e.attendees)], "calendar": e.calendar}
+               for e in rows]
         audit.result([e["id"] for e in out])
         return {"events": out}
 
@@ -51,10 +50,9 @@ async def events(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: Range
 async def free(actor: CalendarReader, audit: AuditDep, b: BackendDep, r: RangeDep,
          min_minutes: Annotated[int, Query(ge=1, le=1440, description="Shortest gap worth listing.")] = 30) -> dict[str, Any]:
     def work() -> dict[str, Any]:
-        rows = b.query(_EVENTS + "AND NOT coalesce(all_day, false) AND coalesce(status, '') <> 'CANCELLED' "
-                       "ORDER BY start_ts", [r.end, r.start])
-        slots = free_slots(((s, e) for _rid, s, e, *_ in rows), r.start, r.end, min_minutes=min_minutes)
-        audit.result([row[0] for row in rows])
+        rows = b.read(lambda v: read.events(v, start=r.start, end=r.end, timed=True))
+        slots = free_slots(((e.start, e.end) for e in rows), r.start, r.end, min_minutes=min_minutes)
+        audit.result([e.row_id for e in rows])
         return {"free": [{"start": iso(x.start), "end": iso(x.end), "minutes": x.minutes} for x in slots[: r.limit]]}
 
     return await b.call(audit, work, read=True)

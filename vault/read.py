@@ -1,0 +1,285 @@
+"""Typed reads of the vault for the layers that only read: the API routers, federated features, the report.
+
+The tables' owners keep their own SQL (ingest for the raw and derived tables it writes, the memory layer
+for memories, vault/ for the audit log, ledger, keys and tokens); everything that only reads a table it
+does not own calls a function here, which names the columns it returns:
+
+    read.stays(vault, start=a, end=b, limit=100)      -> list[Stay]        (overlapping [start, end))
+    read.trips(vault, start=a, end=b, limit=100)      -> list[Trip]        (with both ends' places)
+    read.events(vault, start=a, end=b, timed=True)    -> list[Event]       (calendar occurrences)
+    read.usage_totals(vault, start=a, end=b, by="app") -> list[UsageTotal] (minutes and sessions per key)
+    read.session_starts(vault, until=t)               -> polars frame, SESSION_STARTS schema
+    read.usage_event_times(vault, ("SCREEN_ON",))     -> polars frame, EVENT_TIMES schema
+    read.table_span / format_spans / monthly_volume / table_sizes / memory_counts / meta_value (the report)
+
+Small results are frozen dataclasses; the large ones (a year of app sessions or unlocks) are polars frames
+cast to a declared schema, so a column renamed in a migration fails here, in one place, not in a caller.
+Time windows are half-open, [start, end), and rows overlapping them are returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+import polars as pl
+
+from vault.store import Vault
+
+RAW_TIME_COLUMNS: dict[str, str] = {  # the time column of each table the report counts by time
+    "location_points": "ts", "place_visits": "start_ts", "activity_segments": "start_ts",
+    "calendar_events": "start_ts", "usage_events": "ts", "usage_intervals": "start_ts",
+}
+TIME_COLUMNS: dict[str, str] = RAW_TIME_COLUMNS | {
+    "stays": "start_ts", "trips": "start_ts", "app_sessions": "start_ts", "daily_summaries": "day",
+}
+UsageKey = Literal["app", "category", "day"]
+_USAGE_KEY: dict[str, str] = {
+    "app": "coalesce(app_name, package)",
+    "category": "coalesce(category, 'Other')",
+    "day": "strftime(start_ts + to_minutes(coalesce(utc_offset_min, 0)), '%Y-%m-%d')",
+}
+_TS = pl.Datetime("us", "UTC")
+SESSION_STARTS: dict[str, pl.DataType] = {"start_ts": _TS, "utc_offset_min": pl.Int32(), "category": pl.String()}
+EVENT_TIMES: dict[str, pl.DataType] = {"ts": _TS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Place:
+    """A place as ingest stored it (a stay, or one end of a trip); redaction decides what a caller sees."""
+
+    name: str | None
+    address: str | None
+    semantic_type: str | None
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stay:
+    row_id: int
+    start: datetime
+    end: datetime
+    utc_offset_min: int | None
+    place: Place
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trip:
+    row_id: int
+    start: datetime
+    end: datetime
+    utc_offset_min: int | None
+    origin: Place  # its name from the trip, address and type from the stay it left (when known)
+    destination: Place
+    distance_m: float | None
+    activity: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A calendar occurrence; `attendees` is ingest's JSON text (embeddings.memories.parse_attendees)."""
+
+    row_id: int
+    start: datetime
+    end: datetime | None
+    all_day: bool | None
+    summary: str | None
+    description: str | None
+    location: str | None
+    status: str | None
+    organizer: str | None
+    attendees: str | None
+    calendar: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageTotal:
+    key: str
+    minutes: float  # of the sessions' time inside the window
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Span:
+    """Rows of a table (or of one format in it) and the first and last time they cover."""
+
+    rows: int
+    first: datetime | date | None
+    last: datetime | date | None
+    format: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonthVolume:
+    format: str
+    month: str  # YYYY-MM
+    rows: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryCount:
+    kind: str
+    sensitivity: str
+    memories: int
+    first: datetime | None
+    last: datetime | None
+
+
+def _window(start: datetime | None, end: datetime | None, *, start_col: str = "start_ts",
+            end_col: str = "end_ts") -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if end is not None:
+        where.append(f"{start_col} < ?")
+        params.append(end)
+    if start is not None:
+        where.append(f"{end_col} > ?")
+        params.append(start)
+    return where, params
+
+
+def _where(conds: Sequence[str]) -> str:
+    return f" WHERE {' AND '.join(conds)}" if conds else ""
+
+
+def _limit(limit: int | None, params: list[Any]) -> str:
+    if limit is None:
+        return ""
+    params.append(int(limit))
+    return " LIMIT ?"
+
+
+def stays(vault: Vault, *, start: datetime | None = None, end: datetime | None = None,
+          limit: int | None = None) -> list[Stay]:
+    """Stays overlapping [start, end) (either open), by start time."""
+    where, params = _window(start, end)
+    sql = ("SELECT row_id, start_ts, end_ts, utc_offset_min, name, address, semantic_type, lat, lon FROM stays"
+           + _where(where) + " ORDER BY start_ts" + _limit(limit, params))
+    return [Stay(row_id=r[0], start=r[1], end=r[2], utc_offset_min=r[3],
+                 place=Place(name=r[4], address=r[5], semantic_type=r[6], lat=r[7], lon=r[8]))
+            for r in vault.query(sql, params)]
+
+
+def trips(vault: Vault, *, start: datetime | None = None, end: datetime | None = None,
+          limit: int | None = None) -> list[Trip]:
+    """Trips overlapping [start, end), by start time; each end's address and type from the stay it joins."""
+    where, params = _window(start, end, start_col="t.start_ts", end_col="t.end_ts")
+    sql = ("SELECT t.row_id, t.start_ts, t.end_ts, t.utc_offset_min, t.from_name, f.address, f.semantic_type, "
+           "t.start_lat, t.start_lon, t.to_name, o.address, o.semantic_type, t.end_lat, t.end_lon, t.distance_m, "
+           "t.activity_type FROM trips t LEFT JOIN stays f ON f.row_id = t.from_stay "
+           "LEFT JOIN stays o ON o.row_id = t.to_stay" + _where(where) + " ORDER BY t.start_ts"
+           + _limit(limit, params))
+    return [Trip(row_id=r[0], start=r[1], end=r[2], utc_offset_min=r[3],
+                 origin=Place(name=r[4], address=r[5], semantic_type=r[6], lat=r[7], lon=r[8]),
+                 destination=Place(name=r[9], address=r[10], semantic_type=r[11], lat=r[12], lon=r[13]),
+                 distance_m=r[14], activity=r[15])
+            for r in vault.query(sql, params)]
+
+
+def events(vault: Vault, *, start: datetime | None = None, end: datetime | None = None, timed: bool = False,
+           limit: int | None = None) -> list[Event]:
+    """Calendar occurrences overlapping [start, end) (an event without an end is an instant), by start time;
+    `timed`: only those that take time (not all-day, not cancelled)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if end is not None:
+        where.append("start_ts < ?")
+        params.append(end)
+    if start is not None:  # an instant (no end) at `start` counts
+        where.append("coalesce(end_ts, start_ts) >= ?")
+        params.append(start)
+    if timed:
+        where.append("NOT coalesce(all_day, false) AND upper(coalesce(status, '')) <> 'CANCELLED'")
+    sql = ("SELECT row_id, start_ts, end_ts, all_day, summary, description, location, status, organizer, "
+           "attendees, calendar FROM calendar_events" + _where(where) + " ORDER BY start_ts" + _limit(limit, params))
+    return [Event(row_id=r[0], start=r[1], end=r[2], all_day=r[3], summary=r[4], description=r[5], location=r[6],
+                  status=r[7], organizer=r[8], attendees=r[9], calendar=r[10])
+            for r in vault.query(sql, params)]
+
+
+def event_starts(vault: Vault, *, timed: bool = True) -> list[datetime]:
+    """Start times of every calendar occurrence (`timed`: not all-day, not cancelled), in order."""
+    cond = " WHERE NOT coalesce(all_day, false) AND upper(coalesce(status, '')) <> 'CANCELLED'" if timed else ""
+    return [r[0] for r in vault.query(f"SELECT start_ts FROM calendar_events{cond} ORDER BY start_ts")]
+
+
+def usage_totals(vault: Vault, *, start: datetime, end: datetime, by: UsageKey, limit: int) -> list[UsageTotal]:
+    """Screen time in [start, end) from app_sessions, per app, category or local day (the session's own
+    offset): minutes inside the window and sessions overlapping it. Days in order, else most minutes first."""
+    order = "key" if by == "day" else "2 DESC, key"
+    rows = vault.query(
+        f"SELECT {_USAGE_KEY[by]} AS key, "
+        "sum(epoch(least(end_ts, ?::TIMESTAMPTZ)) - epoch(greatest(start_ts, ?::TIMESTAMPTZ))) / 60, count(*) "
+        f"FROM app_sessions WHERE start_ts < ? AND end_ts > ? GROUP BY key ORDER BY {order} LIMIT ?",
+        [end, start, end, start, int(limit)])
+    return [UsageTotal(key=str(k), minutes=float(m or 0), sessions=int(n)) for k, m, n in rows]
+
+
+def _cast(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    if df.columns != list(schema):
+        raise TypeError(f"vault.read: expected columns {list(schema)}, got {df.columns}")
+    return df.cast(schema)  # type: ignore[arg-type]  # polars' stubs take a narrower mapping type
+
+
+def session_starts(vault: Vault, *, until: datetime | None = None) -> pl.DataFrame:
+    """Every app session's start (before `until`), its offset and category (nulls as stored), by start time:
+    a frame with the SESSION_STARTS schema."""
+    cond, params = (" WHERE start_ts < ?", [until]) if until is not None else ("", [])
+    return _cast(vault.frame(
+        f"SELECT start_ts, utc_offset_min, category FROM app_sessions{cond} ORDER BY start_ts", params),
+        SESSION_STARTS)
+
+
+def usage_event_times(vault: Vault, event_types: Sequence[str]) -> pl.DataFrame:
+    """Times of the usage events of these types, in order: a frame with the EVENT_TIMES schema."""
+    return _cast(vault.frame("SELECT ts FROM usage_events WHERE event_type IN (SELECT unnest(?::VARCHAR[])) "
+                             "ORDER BY ts", [list(event_types)]), EVENT_TIMES)
+
+
+# ---- counts for the report (no content: rows, time ranges, sizes) ------------------------------------------
+def _time_column(table: str) -> str:
+    if table not in TIME_COLUMNS:
+        raise ValueError(f"vault.read: no time column known for table {table!r}")
+    return TIME_COLUMNS[table]
+
+
+def table_sizes(vault: Vault) -> dict[str, int]:
+    """DuckDB's estimate of the rows each vault table holds on disk."""
+    return {str(r[0]): int(r[1]) for r in vault.query(
+        "SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = 'vault'")}
+
+
+def table_span(vault: Vault, table: str) -> Span:
+    col = _time_column(table)
+    n, lo, hi = vault.query(f"SELECT count(*), min({col}), max({col}) FROM {table}")[0]
+    return Span(rows=int(n), first=lo, last=hi)
+
+
+def format_spans(vault: Vault, table: str) -> list[Span]:
+    """Rows and time range per export format of a raw table, by format."""
+    col = _time_column(table)
+    return [Span(format=fmt, rows=int(n), first=lo, last=hi) for fmt, n, lo, hi in vault.query(
+        f"SELECT format, count(*), min({col}), max({col}) FROM {table} GROUP BY format ORDER BY format")]
+
+
+def monthly_volume(vault: Vault, table: str) -> list[MonthVolume]:
+    """Rows per (month, format) of a raw table, by month then format."""
+    col = _time_column(table)
+    return [MonthVolume(format=fmt, month=month, rows=int(n)) for fmt, month, n in vault.query(
+        f"SELECT format, strftime(date_trunc('month', {col}), '%Y-%m'), count(*) FROM {table} "
+        f"WHERE {col} IS NOT NULL GROUP BY ALL ORDER BY 2, 1")]
+
+
+def memory_counts(vault: Vault) -> list[MemoryCount]:
+    """Memories per (kind, sensitivity) and the time they cover: counts only."""
+    return [MemoryCount(kind=k, sensitivity=s, memories=int(n), first=lo, last=hi) for k, s, n, lo, hi in vault.query(
+        "SELECT kind, sensitivity, count(*), min(start_ts), max(end_ts) FROM memories GROUP BY ALL ORDER BY 1, 2")]
+
+
+def meta_value(vault: Vault, key: str) -> str | None:
+    """A vault_meta setting (e.g. "retention"), or None."""
+    v = vault.scalar("SELECT value FROM vault_meta WHERE key = ?", [key])
+    return None if v is None else str(v)
