@@ -19,6 +19,7 @@ from vault.errors import VaultError
 
 EXIT_CHECK_FAILED = 5  # `audit verify` found a broken chain or a wrong epsilon; `audit dp` proved a violation
 EXIT_INCONCLUSIVE = 6  # `audit dp` could not have seen a violation of this claim (too few canaries for it)
+EXIT_ANCHOR_MISMATCH = 7  # `audit verify`: a chain is shorter than, or differs from, keys.json's head anchor
 
 
 def register(audit_app: typer.Typer) -> None:

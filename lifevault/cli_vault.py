@@ -190,14 +190,16 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
 
     Reports the first broken link, a release removed from or added to the ledger behind the audit log's
     back, every release whose recorded epsilon differs from the recomputation, and a chain that was already
-    broken when the chains were re-hashed under RFC 8785. Exit code 5 on any.
+    broken when the chains were re-hashed under RFC 8785. Exit code 5 on any. Exit code 7 when either chain
+    is shorter than, or differs from, the head anchored in keys.json (records removed from both tables).
 
     Example: lifevault audit verify --json
     """
-    from vault import chain_migrate
+    from vault import chain_migrate, headanchor
 
     with open_vault(home, passphrase_file) as vault:
-        results = [audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault)]
+        anchored = headanchor.check(vault)
+        results = [audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault), anchored]
         epsilons = cli_audit.recompute_ledger(vault)
         legacy = chain_migrate.legacy_breaks(vault)
         canon = chain_migrate.canonicalization(vault)
@@ -210,5 +212,7 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
         out = {r.table: {"ok": r.ok, "checked": r.checked, "first_broken": r.first_broken, "reason": r.reason}
                for r in results}
         emit_json(out | {"epsilon_recomputed": epsilons, "canonicalization": canon, "broken_before_rehash": legacy})
+    if not anchored.ok:
+        raise typer.Exit(cli_audit.EXIT_ANCHOR_MISMATCH)
     if not (all(r.ok for r in results) and epsilons["ok"]) or legacy:
         raise typer.Exit(cli_audit.EXIT_CHECK_FAILED)

@@ -10,7 +10,8 @@ keys.json (written atomically, mode 0600):
      "wrapped": {"passphrase": {"duckdb": W, "sealed": W, "rowid": W, "recovery_kek": W},
                  "recovery":   {"duckdb": W, "sealed": W, "rowid": W}},
      "pending": null | {"passphrase": {"duckdb": W}, "recovery": {"duckdb": W}},   # during rotate-key
-     "meta": {"created_at": .., "passphrase_changed_at": .., "keys": {"duckdb": {"created_at": .., "generation": 1}, ..}}}
+     "meta": {"created_at": .., "passphrase_changed_at": .., "keys": {"duckdb": {"created_at": .., "generation": 1}, ..}},
+     "head_anchor": {"body": {..}, "mac": hex}}   # the privacy ledger's head, written by vault/headanchor.py
 
     W = {"nonce": b64, "ct": b64}  (AES-256-GCM under the KEK, associated data b"lifevault/dek/<name>")
 

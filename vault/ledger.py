@@ -7,7 +7,8 @@ refusal is written to the audit log. There is no renewal: the budget only shrink
 Each release is anchored in the audit log in the same transaction (ReleaseAnchored: the ledger's length
 and head hash after it), and cross_check() compares the two both ways: removing the ledger's last
 releases keeps its own chain intact but leaves anchors to records that are gone; a release added
-without its anchor has none.
+without its anchor has none. The heads are also anchored in keys.json, outside the database, after the
+release commits (vault/headanchor.py), so cutting the tail of both tables at once is caught too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from vault import audit
 from vault.chain import Chain, ChainRow, Verification
-from vault.errors import BudgetExhausted
+from vault.errors import BudgetExhausted, IntegrityError
 
 if TYPE_CHECKING:
     from vault.store import Vault
@@ -144,18 +145,27 @@ def append(vault: Vault, release: Release) -> ChainRow:
         epsilon_would_be=release.epsilon_after,
         budget_epsilon=release.budget_epsilon,
     )
-    if vault.in_transaction():
-        return _append_anchored(vault, release)
+    from vault import crashpoint, headanchor
+
+    bad = headanchor.problem(vault, headanchor.read(vault))
+    if bad:  # a ledger cut back behind keys.json's anchor must not renew the budget
+        raise IntegrityError(f"nothing was released: {bad}; run `lifevault audit verify`")
+    if vault.in_transaction():  # keys.json's anchor catches up on the next open (headanchor.on_open)
+        return _append_anchored(vault, release)[0]
     with vault.transaction():
-        return _append_anchored(vault, release)
+        row, anchor_row = _append_anchored(vault, release)
+    crashpoint.reached("ledger.release_committed")  # committed, keys.json not yet: the tolerated window
+    headanchor.write(vault, headanchor.anchor_after(vault, ledger_seq=row.seq, ledger_head=row.hash,
+                                                    audit_seq=anchor_row.seq, audit_head=anchor_row.hash))
+    return row
 
 
-def _append_anchored(vault: Vault, release: Release) -> ChainRow:
+def _append_anchored(vault: Vault, release: Release) -> tuple[ChainRow, ChainRow]:
     row = Chain(vault, TABLE).append("release", asdict(release))
     anchor = ReleaseAnchored(actor="federated", ledger_seq=row.seq, ledger_head=row.hash, round=release.round,
                              model_id=release.model_id)
-    Chain(vault, audit.TABLE).append(anchor.kind, asdict(anchor))  # never deferred: it commits with the row
-    return row
+    anchor_row = Chain(vault, audit.TABLE).append(anchor.kind, asdict(anchor))  # never deferred: commits with it
+    return row, anchor_row
 
 
 def releases(vault: Vault) -> Iterator[ChainRow]:

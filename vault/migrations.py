@@ -33,6 +33,15 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(Migration(n, tuple(s), _STEPS.get(n)) for n, s in _DEFINED)
+# Python steps run on every open, after the migrations (named like steps: the chains import the store):
+# keys.json's head anchor is created for a vault from before it, or caught up after a crash.
+AFTER_OPEN: tuple[str, ...] = ("vault.headanchor:on_open",)
+
+
+def after_open(vault: Vault) -> None:
+    for step in AFTER_OPEN:
+        module, func = step.split(":")
+        getattr(importlib.import_module(module), func)(vault)
 
 
 def applied(vault: Vault) -> list[tuple[int, str, datetime]]:

@@ -255,6 +255,7 @@ class Vault:
                 con.execute(f"USE {ALIAS}")
                 vault = cls(home, keys, con, lock)
                 migrations.apply(vault)
+                migrations.after_open(vault)
             except BaseException:
                 con.close()
                 raise
@@ -445,6 +446,11 @@ class Vault:
         import polars as pl
 
         return pl.Series(natural_keys.name, self._row_id_fn().of_arrow(natural_keys.to_arrow()), dtype=pl.Int64)
+
+    def purpose_key(self, info: bytes) -> bytes:
+        """A 256-bit key for one purpose (HKDF-SHA256 of the rowid key, `info` names it): keys.json's head
+        anchor MAC (vault/headanchor.py)."""
+        return rowid.derive(self._keys.rowid, info)
 
     def text_hmac(self, text: str) -> str:
         """HMAC-SHA256 (hex) of `text` under the vault's audit key (HKDF-SHA256 of the rowid key, info

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PASSPHRASE
-from vault import audit, chain_export, chain_migrate, ledger
+from vault import audit, chain_export, chain_migrate, keys, ledger
 from vault.chain import MAX_SAFE_INTEGER, canonical, link_hash
 from vault.store import Vault
 
@@ -118,6 +118,10 @@ def _as_legacy(vault: Vault) -> None:
             prev = new
     vault.execute("DELETE FROM _migrations WHERE name = ?", [chain_migrate.NAME])
     vault.execute("DELETE FROM vault_meta WHERE key = 'chain_canonicalization'")
+    vault.execute("DELETE FROM vault_meta WHERE key = 'head_anchor'")  # nor was it anchored in keys.json
+    doc = keys.read_keyfile(vault.home)
+    doc.pop("head_anchor", None)
+    keys.keys_path(vault.home).write_text(json.dumps(doc))
 
 
 def test_the_migration_rehashes_both_chains_and_keeps_the_anchors_on_the_new_ledger_heads(new_vault, home):
