@@ -115,3 +115,11 @@ def test_parameters_outside_their_bounds_are_refused():
         _params(gamma=0.0)
     with pytest.raises(ValueError, match="only 22-bit"):
         _params(bits=16)
+
+
+def test_conditional_rounding_that_cannot_meet_its_bound_stops_after_the_draw_limit():
+    rng = np.random.default_rng(2)
+    x = np.full(100, 0.5)  # a norm is never negative: no draw meets a bound of -1
+    with pytest.raises(RuntimeError, match="failed 1000 times"):
+        sk.conditional_round(x, -1.0, rng)
+    assert np.linalg.norm(sk.conditional_round(x, 10.0, rng)) <= 10.0  # sqrt(100) = 10: always met
