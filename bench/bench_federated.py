@@ -60,11 +60,11 @@ def concat(exs: list[Any]) -> Any:
 
 def load_fleet(args: argparse.Namespace) -> tuple[Any, dict[int, Any]]:
     from federated import features as feat
-    from federated import simulate as sim
+    from lifevault.fleet import personas
 
     root = Path(args.root or tempfile.mkdtemp(prefix="lifevault-bench-fleet-"))
     t0 = time.perf_counter()
-    fleet = sim.personas(root, args.devices, seed=args.seed, days=args.days, workers=args.workers,
+    fleet = personas(root, args.devices, seed=args.seed, days=args.days, workers=args.workers,
                          progress=lambda i: print(f"  persona {i + 1}", file=sys.stderr, flush=True))
     print(f"fleet: {args.devices} devices x {args.days} days in {root} ({time.perf_counter() - t0:.0f} s)", flush=True)
     data = {}
@@ -160,20 +160,20 @@ def majority_baselines() -> tuple[float, float, str]:
     """(fleet majority, per-device majority, the fleet's majority category): the constant predictor of the
     most frequent category over the training devices' examples, and each held-out device predicting its
     own most frequent past category; micro-averaged over the test set like every other figure."""
-    from federated import model as fmodel
+    from federated import vocab
 
     test, exs = DATA["test"], DATA["examples"]
     counts = np.bincount(np.concatenate([exs[i].y_app for i in DATA["train_ids"]]),
-                         minlength=len(fmodel.APP_CATEGORIES))
+                         minlength=len(vocab.APP_CATEGORIES))
     top = int(np.argmax(counts))
     fleet = float(np.mean(np.asarray(test.y_app) == top))
     correct = total = 0
     for i in DATA["held_ids"]:
         past, future = exs[i].split_by_time(0.8)
-        own = int(np.argmax(np.bincount(past.y_app, minlength=len(fmodel.APP_CATEGORIES))))
+        own = int(np.argmax(np.bincount(past.y_app, minlength=len(vocab.APP_CATEGORIES))))
         correct += int(np.sum(np.asarray(future.y_app) == own))
         total += len(future)
-    return fleet, correct / total, fmodel.APP_CATEGORIES[top]
+    return fleet, correct / total, vocab.APP_CATEGORIES[top]
 
 
 def spread(xs: list[float]) -> str:
@@ -189,10 +189,10 @@ def round_time(args: argparse.Namespace) -> tuple[list[float], int]:
     from federated import client as dev
     from federated import features as feat
     from federated import server_app as sapp
-    from federated import simulate as sim
+    from lifevault.fleet import personas
 
     root = Path(args.root or tempfile.mkdtemp(prefix="lifevault-bench-fleet-")) / "year"
-    fleet = sim.personas(root, 1, seed=args.seed, days=365)
+    fleet = personas(root, 1, seed=args.seed, days=365)
     w = sapp.initial_weights(args.seed)
     times = []
     with fleet.device(0).vault() as v:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.questions import Question
 from embeddings.encoder import Encoder
 from embeddings.service import MemoryService
 from vault.keys import KdfParams
@@ -167,13 +168,6 @@ class GroundTruth:
     sessions: list[Session] = field(default_factory=list)
     notes: list[tuple[str, str, datetime]] = field(default_factory=list)
     end: datetime = START
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Question:
-    text: str
-    category: str
-    answers: frozenset[int]
 
 
 def persona(*, seed: int, days: int) -> GroundTruth:

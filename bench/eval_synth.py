@@ -22,7 +22,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.eval_retrieval import Question
+from bench.questions import Question
 from vault.store import Vault
 
 PARTS = {"morning": (6, 12), "afternoon": (12, 17), "evening": (17, 23)}

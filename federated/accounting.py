@@ -17,7 +17,8 @@ with noise standard deviation `noise_multiplier * C`, and the sampling the serve
 
 Identical releases are grouped and self-composed, so a history of 10,000 rounds costs what one costs, and
 the result does not depend on the order of the events. Nothing is imported from dp_accounting until a
-function runs (no import-time work).
+function runs (no import-time work). Above gaussian.py (the exact curve of one release) and params.py;
+below dp.py, trust.py and client.py.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from federated import gaussian, params
+
 if TYPE_CHECKING:
     import dp_accounting
 
@@ -35,21 +38,6 @@ SAMPLINGS = ("none", "poisson", "without_replacement")
 ACCOUNTANTS = ("pld", "rdp")
 PLD_DISCRETIZATION = 1e-4
 PLD_MIN_NOISE = 0.25  # below this composed noise multiplier, plain Gaussians use the exact analytic value
-
-
-def _number(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _open(name: str, v: Any, lo: float, hi: float = math.inf) -> float:
-    """v as a float, required to lie in the open interval (lo, hi); NaN and inf are refused."""
-    x = _number(name, v)
-    if not lo < x < hi:
-        upper = "" if hi == math.inf else f", {hi:g}"
-        raise ValueError(f"{name} must be in ({lo:g}{upper or ', inf'}), got {v!r}")
-    return x
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,14 +50,14 @@ class Release:
     population: int | None = None  # without_replacement only: the size of the population sampled from
 
     def __post_init__(self) -> None:
-        _open("noise_multiplier", self.noise_multiplier, 0.0)
+        params.positive("noise_multiplier", self.noise_multiplier)
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.sampling == "none":
             if self.sampling_rate is not None or self.population is not None:
                 raise ValueError("sampling_rate and population are only meaningful with sampling")
             return
-        _open("sampling_rate", self.sampling_rate, 0.0, 1.0)
+        params.open_interval("sampling_rate", self.sampling_rate, 0.0, 1.0)
         if self.sampling == "poisson":
             if self.population is not None:
                 raise ValueError("population is only meaningful with sampling without replacement")
@@ -140,7 +128,7 @@ def epsilon(
     value_discretization_interval: float = PLD_DISCRETIZATION,
 ) -> float:
     """Epsilon at `delta` of the composition of all `events` (0 for no event)."""
-    delta = _open("delta", delta, 0.0, 1.0)
+    delta = params.delta(delta)
     _check_accountant(accountant)
     if not events:
         return 0.0
@@ -149,11 +137,9 @@ def epsilon(
         # the PLD grid needs ~1/z^2 points (gigabytes below z = 0.05: a server sending such a z could
         # exhaust a phone before the budget check refuses it), so there the exact analytic value is used.
         # It only happens far above any budget (epsilon > 30 at delta 1e-6).
-        z = sum(1.0 / e.noise_multiplier**2 for e in events) ** -0.5
+        z = gaussian.composed(e.noise_multiplier for e in events)
         if z < PLD_MIN_NOISE:
-            from federated import dp
-
-            return dp.gaussian_epsilon(z, delta=delta)
+            return gaussian.gaussian_epsilon(z, delta=delta)
     acc = _accountant(events, accountant, orders, value_discretization_interval)
     return float(acc.get_epsilon(delta))
 
@@ -167,9 +153,7 @@ def delta_at(
     value_discretization_interval: float = PLD_DISCRETIZATION,
 ) -> float:
     """The smallest delta for which the composition of `events` is (epsilon_, delta)-DP."""
-    eps = _number("epsilon", epsilon_)
-    if eps < 0:
-        raise ValueError(f"epsilon must be >= 0, got {epsilon_!r}")
+    eps = params.non_negative("epsilon", epsilon_)
     _check_accountant(accountant)
     if not events:
         return 0.0
@@ -194,16 +178,13 @@ def noise_multiplier_for_budget(
     un-amplified releases with z are exactly one release with z / sqrt(rounds), so the exact answer is
     analytic_sigma * sqrt(rounds); PLD is pessimistic by its discretization, so its answer is a hair larger.
     """
-    from federated import dp
-
-    target = _open("epsilon", epsilon, 0.0)
-    delta = _open("delta", delta, 0.0, 1.0)
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+    target = params.positive("epsilon", epsilon)
+    delta = params.delta(delta)
+    rounds = params.integer("rounds", rounds, minimum=1)
     _check_accountant(accountant)
     sampling = "none"
     if sampling_rate is not None:
-        _open("sampling_rate", sampling_rate, 0.0, 1.0)
+        params.open_interval("sampling_rate", sampling_rate, 0.0, 1.0)
         sampling = "poisson"
 
     def eps_of(z: float) -> float:
@@ -213,7 +194,7 @@ def noise_multiplier_for_budget(
     def fits(z: float) -> bool:
         return eps_of(z) <= target
 
-    exact = dp.calibrate(epsilon=target, delta=delta) * math.sqrt(rounds)
+    exact = gaussian.calibrate(epsilon=target, delta=delta) * math.sqrt(rounds)
     if sampling == "none":
         # PLD lands within ~1e-6 of the exact answer, RDP a few percent above it: bracket tightly, widen
         # only when needed (every PLD evaluation of a small z costs a fraction of a second).
@@ -280,8 +261,8 @@ def zcdp_epsilon(rho: float, delta: float, *, orders: Sequence[float] | None = N
     import dp_accounting
     from dp_accounting import rdp
 
-    rho = _open("rho", rho, 0.0)
-    delta = _open("delta", delta, 0.0, 1.0)
+    rho = params.positive("rho", rho)
+    delta = params.delta(delta)
     acc = rdp.RdpAccountant(orders=list(orders) if orders is not None else _zcdp_orders())
     acc.compose(dp_accounting.ZCDpEvent(rho))
     return float(acc.get_epsilon(delta))

@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from federated import features as feat
+from federated import params
+from federated.gaussian import composed as composed_noise
+from federated.gaussian import gaussian_epsilon
 from federated.trust import SECRET_FIXED
 from vault import audit
 from vault import ledger as vledger
@@ -54,12 +57,6 @@ LABELS = {
     "distributed": "distributed (honest majority)",
 }
 SAMPLINGS = ("none", "poisson")
-
-
-def _positive(name: str, v: Any, *, integer: bool = False) -> None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    if not ok or (integer and int(v) != v):
-        raise ValueError(f"{name} must be a finite {'integer' if integer else 'number'} > 0, got {v!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,15 +85,15 @@ class RoundSpec:
             raise ValueError(f"round must be an integer >= 0, got {self.round!r}")
         if not self.model_id:
             raise ValueError("model_id must not be empty")
-        _positive("clip_norm", self.clip_norm)
-        _positive("noise_multiplier", self.noise_multiplier)
+        params.positive("clip_norm", self.clip_norm)
+        params.positive("noise_multiplier", self.noise_multiplier)
         for name in ("noise_shares", "local_steps", "batch_size"):
-            _positive(name, getattr(self, name), integer=True)
-        _positive("learning_rate", self.learning_rate)
+            params.count(name, getattr(self, name))
+        params.positive("learning_rate", self.learning_rate)
         if self.sampling == "poisson":
-            q = self.sampling_rate
-            if q is None or not (isinstance(q, (int, float)) and math.isfinite(q) and 0 < q < 1):
-                raise ValueError(f"sampling_rate must be in (0, 1) for poisson sampling, got {q!r}")
+            if self.sampling_rate is None:
+                raise ValueError("sampling_rate must be in (0, 1) for poisson sampling, got None")
+            params.open_interval("sampling_rate", self.sampling_rate, 0.0, 1.0)
         elif self.sampling_rate is not None:
             raise ValueError("sampling_rate is only meaningful with poisson sampling")
         if self.sampler not in ("", SECRET_FIXED):
@@ -140,12 +137,10 @@ class Policy:
     min_days: int = feat.MIN_DAYS
 
     def __post_init__(self) -> None:
-        _positive("budget_epsilon", self.budget_epsilon)
-        _positive("delta", self.delta)
-        if not self.delta < 1:
-            raise ValueError("delta must be < 1")
-        _positive("min_examples", self.min_examples, integer=True)
-        _positive("min_days", self.min_days, integer=True)
+        params.positive("budget_epsilon", self.budget_epsilon)
+        params.delta(self.delta)
+        params.count("min_examples", self.min_examples)
+        params.count("min_days", self.min_days)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,14 +278,11 @@ def exact(events: Sequence[Event], *, delta: float) -> float:
     """The exact epsilon of un-amplified Gaussian releases: they compose to one Gaussian with noise
     multiplier (sum z_i^-2)^(-1/2) (Dong, Roth & Su 2019), whose curve is analytic (Balle & Wang 2018).
     A lower bound on what the pessimistic PLD accountant reports, and cheap whatever z is."""
-    from federated import dp
-
     if not events:
         return 0.0
     if any(s != "none" for _, s, _ in events):
         raise ValueError("the exact composition holds for un-amplified Gaussian releases only")
-    z = sum(e[0] ** -2 for e in events) ** -0.5
-    return dp.gaussian_epsilon(z, delta=delta)
+    return gaussian_epsilon(composed_noise(e[0] for e in events), delta=delta)
 
 
 def check_budget(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:

@@ -6,8 +6,8 @@
     train_local(net, examples, steps=50, batch_size=64, lr=0.1, seed=round)
     evaluate(net, examples)              # {"app_correct", "app_total", "place_correct", "place_total"}
 
-Input (encode): hour as sin/cos, weekday one-hot (7), current place type one-hot (PLACE_TYPES), previous
-app category one-hot (APP_CATEGORIES + "none"), log-scaled minutes since unlock, meeting within 30 min:
+Input (encode): hour as sin/cos, weekday one-hot (7), current place type one-hot (vocab.PLACE_TYPES), previous
+app category one-hot (vocab.APP_CATEGORIES + "none"), log-scaled minutes since unlock, meeting within 30 min:
 31 numbers. One hidden layer of HIDDEN tanh units feeds both heads: 31*32+32 + 32*11+11 + 32*8+8 = 1,651
 parameters. Small on purpose: the DP noise a release carries grows with the square root of the number of
 parameters while the clipped signal does not, so every parameter the task does not need costs utility.
@@ -26,16 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from federated.vocab import APP_CATEGORIES, PLACE_TYPES
+
 if TYPE_CHECKING:
     import torch
 
     from federated.features import Examples
 
-# The output vocabularies are part of the model's identity (model_id): changing them is a new model.
-# APP_CATEGORIES is ingest/apps.py's CATEGORIES (federated does not import ingest; a test pins them equal).
-APP_CATEGORIES: tuple[str, ...] = ("Communication", "Social", "Video", "Music", "Productivity", "Navigation",
-                                   "Health & Fitness", "News", "Shopping", "Games", "Other")
-PLACE_TYPES: tuple[str, ...] = ("home", "work", "gym", "food", "shop", "transit", "other", "unknown")
 HIDDEN = 32
 MAX_THREADS = 1
 PLACE_LOSS_WEIGHT = 0.5

@@ -1,7 +1,11 @@
-"""Flower's simulation engine over synthetic personas, each device with its own encrypted vault.
+"""Flower's simulation engine over a fleet of prepared devices, each with its own encrypted vault.
 
-    fleet = personas(root, 10, seed=7, days=120)          # synth/ -> Vault.create -> ingest
+    fleet = build_fleet(root, 10, populate=fill)         # Vault.create -> fill(vault, i), per device
+    fleet = lifevault.fleet.personas(root, 10, seed=7, days=120)   # the same with synth/ -> ingest
     result = simulate(fleet, rounds=5, mode="central", epsilon=8.0)
+
+The simulation takes vaults as they are: it imports neither the persona generator nor the ingest pipeline
+(ARCHITECTURE.md: federated sits on vault/ only). Building personas is the composition root's job.
 
 The run is Flower's own: run_simulation(ServerApp, ClientApp, num_supernodes) with the Ray backend
 (flwr 1.42 ships no other simulation backend; Ray comes with `flwr[simulation]`, i.e. ray==2.55.1). The
@@ -22,14 +26,16 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federated import client as dev
 from federated import client_app as capp
 from federated import server_app as sapp
 from vault import ledger as vledger
+
+if TYPE_CHECKING:
+    from vault.store import Vault
 
 SYNTH_PASSPHRASE = "synthetic persona (not secret)"
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +59,12 @@ class Fleet:
                            policy=policy or dev.Policy(), allow_evaluate=allow_evaluate)
 
     @classmethod
+    def of(cls, root: Path, n: int) -> Fleet:
+        """The first n devices under root (built or not)."""
+        root = Path(root).expanduser().absolute()
+        return cls(root=root, homes=tuple(_home(root, i) for i in range(n)), passphrase_file=root / "passphrase")
+
+    @classmethod
     def existing(cls, root: Path) -> Fleet:
         homes = tuple(sorted(p for p in Path(root).glob("device-*") if (p / "keys.json").exists()))
         return cls(root=Path(root), homes=homes, passphrase_file=Path(root) / "passphrase")
@@ -70,73 +82,55 @@ class FleetDevices:
         return self.fleet.device(pid, policy=self.policy)
 
 
-Populate = Callable[[Any, int], None]  # (open vault, persona index) -> writes the persona's data
+Populate = Callable[["Vault", int], None]  # (open vault, device index) -> writes that device's data
 
 
-def personas(root: Path, n: int, *, seed: int = 7, days: int = 365, end: date = date(2025, 10, 31),
-             populate: Populate | None = None, progress: Callable[[int], None] | None = None,
-             workers: int = 1) -> Fleet:
-    """n synthetic devices under root/device-NNN (existing ones are kept: re-running is cheap).
-
-    Default: synth/ writes persona seed+i's exports in the real formats, which are ingested by
-    the real pipeline (`workers` processes in parallel). `populate` replaces that (tests write derived
-    rows directly)."""
+def fleet_root(root: Path) -> Path:
+    """root as an absolute, owner-only directory holding the fleet's passphrase file."""
     root = Path(root).expanduser().absolute()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     pp = root / "passphrase"
     if not pp.exists():
         pp.write_text(SYNTH_PASSPHRASE + "\n")
         pp.chmod(0o600)
-    homes = tuple(root / f"device-{i:03d}" for i in range(n))
-    todo = [i for i in range(n) if not (homes[i] / "keys.json").exists()]
-    if populate is None and workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-
-        jobs = [(root, i, seed, days, end) for i in todo]
-        with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-            for i in pool.imap_unordered(_build_persona, jobs):
-                if progress:
-                    progress(i)
-    else:
-        for i in todo:
-            _create(homes[i], i, populate or _synth_persona(seed=seed, days=days, end=end, scratch=root / "exports"))
-            if progress:
-                progress(i)
-    shutil.rmtree(root / "exports", ignore_errors=True)
-    return Fleet(root=root, homes=homes, passphrase_file=pp)
+    return root
 
 
-def _create(home: Path, i: int, populate: Populate) -> None:
+def missing(root: Path, n: int) -> list[int]:
+    """Indices of the devices of an n-device fleet under root that are not built yet."""
+    return [i for i in range(n) if not (_home(root, i) / "keys.json").exists()]
+
+
+def build_device(root: Path, i: int, populate: Populate) -> None:
+    """Device i's vault under root/device-NNN, filled by `populate`; built aside and renamed into place, so a
+    device interrupted halfway is rebuilt, never half-used."""
     from vault.store import Vault
 
+    home = _home(fleet_root(root), i)
     partial = home.with_name(home.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     vault, _ = Vault.create(partial, SYNTH_PASSPHRASE, kdf=synth_kdf())
     with vault:
         populate(vault, i)
-    partial.rename(home)  # a persona interrupted halfway is rebuilt, never half-used
+    partial.rename(home)
 
 
-def _build_persona(job: tuple[Path, int, int, int, date]) -> int:
-    root, i, seed, days, end = job
-    _create(root / f"device-{i:03d}", i, _synth_persona(seed=seed, days=days, end=end, scratch=root / "exports"))
-    return i
+def build_fleet(root: Path, n: int, *, populate: Populate,
+                progress: Callable[[int], None] | None = None) -> Fleet:
+    """n devices under root/device-NNN (existing ones are kept: re-running is cheap), each an encrypted
+    vault that `populate` fills. The simulation only ever sees prepared vaults: what goes in them (the
+    synthetic persona through the real ingest pipeline: lifevault/fleet.py; derived rows written directly:
+    the tests) is the caller's."""
+    root = fleet_root(root)
+    for i in missing(root, n):
+        build_device(root, i, populate)
+        if progress:
+            progress(i)
+    return Fleet.of(root, n)
 
 
-def _synth_persona(*, seed: int, days: int, end: date, scratch: Path) -> Populate:
-    def populate(vault: Any, i: int) -> None:
-        import synth
-        from ingest import pipeline
-
-        out = scratch / f"persona-{i:03d}"
-        shutil.rmtree(out, ignore_errors=True)
-        synth.generate(out, seed=seed + i, days=days, end=end)
-        try:
-            pipeline.run(vault, [out])
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-
-    return populate
+def _home(root: Path, i: int) -> Path:
+    return Path(root) / f"device-{i:03d}"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -67,6 +67,7 @@ def simulate_cmd(
     Example: lifevault federate simulate --devices 10 --rounds 5 --mode central --epsilon 8
     """
     from federated import simulate as sim
+    from lifevault.fleet import personas
 
     if mode not in MODES:
         raise typer.BadParameter(f"--mode must be one of {', '.join(MODES)}")
@@ -78,7 +79,7 @@ def simulate_cmd(
     err.print(f"Building {devices} synthetic devices ({days} days each) in {target}, then {rounds} rounds, mode "
               f"{mode}" + (f", epsilon {epsilon:g} per user" if epsilon else "") + "…")
     with fleet_progress(devices=devices, rounds=rounds, json_out=json_out) as (on_device, on_round):
-        fleet = sim.personas(target, devices, seed=seed, days=days, progress=on_device)
+        fleet = personas(target, devices, seed=seed, days=days, progress=on_device)
         result = sim.simulate(fleet, rounds=rounds, mode=mode, epsilon=epsilon, delta=delta,
                               noise_multiplier=noise_multiplier, clip_norm=clip_norm, eval_fraction=eval_fraction,
                               seed=seed, on_round=on_round)

@@ -1,16 +1,14 @@
-"""federated.dp: the whole-update clip, CSPRNG Gaussian noise, and calibration pinned to the reference
-vectors (../shared/reference/dp_vectors.md: "Calibration")."""
+"""federated.dp: the whole-update clip, CSPRNG Gaussian noise on an update, and the choice of calibration."""
 
 from __future__ import annotations
 
 import math
 
-import dp_accounting
 import numpy as np
 import pytest
 from scipy import stats
 
-from federated import dp
+from federated import accounting, dp, gaussian
 
 # ---- clip ---------------------------------------------------------------------------------------------
 
@@ -85,12 +83,6 @@ def test_every_call_draws_fresh_noise_never_a_reused_seed():
     assert abs(lag) < 6 / math.sqrt(n)
 
 
-def test_standard_normals_use_the_whole_distribution_symmetrically():
-    x = dp.standard_normals(100_000)
-    assert np.all(np.isfinite(x)) and abs(float(np.mean(x > 0)) - 0.5) < 0.01
-    assert 2.5 < float(np.max(np.abs(x))) < 8.3  # inverse CDF of a 53-bit uniform: tails up to ~8.3 sigma
-
-
 @pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, None])
 def test_sigma_must_be_a_finite_positive_number(bad):
     with pytest.raises(ValueError):
@@ -100,36 +92,12 @@ def test_sigma_must_be_a_finite_positive_number(bad):
 # ---- calibration ---------------------------------------------------------------------------------------
 
 
-def test_analytic_gaussian_matches_the_reference_numbers():
-    assert dp.calibrate(epsilon=1.0, delta=1e-5) == pytest.approx(3.7306, abs=1e-4)
-    assert dp.gaussian_epsilon(1.0, delta=1e-5) == pytest.approx(4.3772, abs=1e-4)
-
-
-@pytest.mark.parametrize("eps,delta", [(0.1, 1e-6), (1.0, 1e-5), (4.0, 1e-6), (8.0, 1e-6), (20.0, 1e-10)])
-def test_analytic_gaussian_agrees_with_dp_accounting_and_is_tight(eps, delta):
-    z = dp.calibrate(epsilon=eps, delta=delta)
-    assert z == pytest.approx(dp_accounting.get_sigma_gaussian(eps, delta), rel=1e-6)
-    assert dp.gaussian_delta(z, epsilon=eps) <= delta < dp.gaussian_delta(z * (1 - 1e-6), epsilon=eps)
-    assert dp.gaussian_epsilon(z, delta=delta) == pytest.approx(eps, rel=1e-6)
-
-
-def test_rounds_compose_exactly_as_one_gaussian_with_sqrt_rounds_less_noise():
-    one = dp.calibrate(epsilon=8.0, delta=1e-6)
-    assert dp.calibrate(epsilon=8.0, delta=1e-6, rounds=30) == pytest.approx(one * math.sqrt(30), rel=1e-12)
-
-
-@pytest.mark.parametrize("requested,true_eps", [(1, 0.751), (2, 1.610), (5, 4.540), (10, 10.394), (20, 25.443)])
-def test_the_classical_formula_under_protects_above_epsilon_one(requested, true_eps):
-    z = dp.classical_noise_multiplier(epsilon=requested, delta=1e-5)
-    assert dp.gaussian_epsilon(z, delta=1e-5) == pytest.approx(true_eps, abs=1e-3)
-    calibrated = dp.calibrate(epsilon=requested, delta=1e-5)
-    assert dp.gaussian_epsilon(calibrated, delta=1e-5) <= requested * (1 + 1e-9)
-    if requested >= 10:
-        assert calibrated > z  # the classical sigma is too small: it would spend more than requested
-
-
-def test_flower_local_dp_sigma_for_eps_1_is_really_eps_0751():
-    assert dp.gaussian_epsilon(4.8448, delta=1e-5) == pytest.approx(0.751, abs=1e-3)
+def test_the_analytic_calibration_is_the_gaussian_modules_and_pld_is_a_hair_larger():
+    analytic = dp.calibrate(epsilon=8.0, delta=1e-6, rounds=30)
+    assert analytic == gaussian.calibrate(epsilon=8.0, delta=1e-6, rounds=30)
+    pld = dp.calibrate(epsilon=8.0, delta=1e-6, rounds=30, method="pld")
+    assert pld == accounting.noise_multiplier_for_budget(8.0, 1e-6, 30)
+    assert analytic <= pld <= analytic * (1 + 1e-4)
 
 
 @pytest.mark.parametrize("kw", [
@@ -146,5 +114,3 @@ def test_calibration_parameters_are_open_intervals(kw):
 def test_numbers_that_are_easy_to_swap_are_keyword_only():
     with pytest.raises(TypeError):
         dp.calibrate(1.0, 1e-6)  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        dp.gaussian_epsilon(1.0, 1e-6)  # type: ignore[misc]

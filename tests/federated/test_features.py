@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from federated import features as feat
-from federated import model as fmodel
+from federated import vocab
 from tests.federated.test_flower_client import _insert, fill_device
 
 APPS = ("Communication", "Video", "Productivity", "Other")
@@ -103,7 +103,7 @@ def test_examples_from_a_vault_follow_its_app_sessions(vault):
     ex = feat.examples(vault)
     assert len(ex) == n == vault.scalar("SELECT count(*) FROM app_sessions")
     assert np.all(np.diff(ex.at) >= 0)
-    assert set(ex.y_app.tolist()) <= set(range(len(fmodel.APP_CATEGORIES)))
-    assert ex.place.max() < len(fmodel.PLACE_TYPES) and ex.y_place.max() < len(fmodel.PLACE_TYPES)
+    assert set(ex.y_app.tolist()) <= set(range(len(vocab.APP_CATEGORIES)))
+    assert ex.place.max() < len(vocab.PLACE_TYPES) and ex.y_place.max() < len(vocab.PLACE_TYPES)
     assert ex.meeting_soon.sum() > 0 and ex.days == 10
-    assert (ex.place != fmodel.PLACE_TYPES.index(feat._unknown(tuple(fmodel.PLACE_TYPES)))).mean() > 0.5
+    assert (ex.place != vocab.PLACE_TYPES.index(feat._unknown(tuple(vocab.PLACE_TYPES)))).mean() > 0.5

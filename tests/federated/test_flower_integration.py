@@ -269,7 +269,7 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
 def test_a_distributed_round_goes_through_secagg_in_flowers_simulation_engine(tmp_path):
     from federated import simulate as sim
 
-    fleet = sim.personas(tmp_path / "fleet", 4, populate=lambda v, i: fill_device(v, seed=20 + i, days=14))
+    fleet = sim.build_fleet(tmp_path / "fleet", 4, populate=lambda v, i: fill_device(v, seed=20 + i, days=14))
     # epsilon 2 rather than 8: a larger z keeps the PLD grids (and this test) small; the checks are the same
     result = sim.simulate(fleet, rounds=1, mode="distributed", epsilon=2.0, eval_fraction=0.25, local_steps=5)
     (rnd,) = result.rounds

@@ -7,6 +7,7 @@ import pytest
 
 from federated import features as feat
 from federated import model as fmodel
+from federated import vocab
 from ingest.apps import CATEGORIES
 from tests.federated.test_flower_client import fill_device
 
@@ -22,10 +23,10 @@ def habits(tmp_path_factory: pytest.TempPathFactory) -> feat.Examples:
         return feat.examples(vault)
 
 
-def test_the_model_predicts_the_categories_ingest_assigns():
-    assert fmodel.APP_CATEGORIES == CATEGORIES
-    assert set(feat.SEMANTIC_PLACES.values()) | {k for k, _ in feat.NAME_WORDS} <= set(fmodel.PLACE_TYPES)
-    assert fmodel.PLACE_TYPES[-1] == "unknown" and "other" in fmodel.PLACE_TYPES
+def test_the_vocabularies_are_the_categories_ingest_assigns_and_the_place_types_features_map_to():
+    assert vocab.APP_CATEGORIES == CATEGORIES
+    assert set(feat.SEMANTIC_PLACES.values()) | {k for k, _ in feat.NAME_WORDS} <= set(vocab.PLACE_TYPES)
+    assert vocab.PLACE_TYPES[-1] == "unknown" and "other" in vocab.PLACE_TYPES
 
 
 def test_the_same_seed_builds_identical_weights_and_another_seed_does_not():
@@ -50,8 +51,8 @@ def test_set_flat_rejects_wrong_shapes_and_non_finite_values(bad):
 def test_encoding_has_one_hot_blocks_and_the_scalar_columns(habits):
     x = fmodel.encode(habits)
     assert x.shape == (len(habits), fmodel.N_INPUTS)
-    blocks = [(2, 9), (9, 9 + len(fmodel.PLACE_TYPES)),
-              (9 + len(fmodel.PLACE_TYPES), 9 + len(fmodel.PLACE_TYPES) + len(fmodel.APP_CATEGORIES) + 1)]
+    blocks = [(2, 9), (9, 9 + len(vocab.PLACE_TYPES)),
+              (9 + len(vocab.PLACE_TYPES), 9 + len(vocab.PLACE_TYPES) + len(vocab.APP_CATEGORIES) + 1)]
     for lo, hi in blocks:
         assert np.array_equal(x[:, lo:hi].sum(axis=1), np.ones(len(habits)))
     assert np.array_equal(x[:, 0], habits.hour_sin) and np.array_equal(x[:, -2], habits.unlock)
@@ -69,7 +70,7 @@ def test_local_training_is_deterministic_given_the_seeds(habits):
 
 def test_training_learns_the_habits_better_than_the_most_common_category(habits):
     past, future = habits.split_by_time(0.7)
-    majority = np.bincount(past.y_app, minlength=len(fmodel.APP_CATEGORIES)).argmax()
+    majority = np.bincount(past.y_app, minlength=len(vocab.APP_CATEGORIES)).argmax()
     baseline = float(np.mean(future.y_app == majority))
     net = fmodel.build(seed=0)
     before = fmodel.evaluate(net, future)
