@@ -47,7 +47,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import icalendar
 import recurring_ical_events
@@ -157,14 +157,14 @@ class _Meta:
 
 
 class _Adapter(recurring_ical_events.EventAdapter):
-    def __init__(self, component: icalendar.Event, meta: _Meta) -> None:
+    def __init__(self, component: icalendar.Component, meta: _Meta) -> None:
         super().__init__(component)
         self.meta = meta
 
 
 class _Occurrence(recurring_ical_events.Occurrence):
     source: _Adapter
-    original: dt.date  # the start the recurrence rule gave this instance (its RECURRENCE-ID)
+    original: dt.date | None  # the start the recurrence rule gave this instance (its RECURRENCE-ID)
 
 
 class _Series(recurring_ical_events.Series):
@@ -226,7 +226,7 @@ class _Expander:
         if raw.problem:
             return self.reject(raw.position, raw.problem, raw.raw)
         try:
-            event = icalendar.Event.from_ical(raw.text)
+            event = cast(icalendar.Event, icalendar.Event.from_ical(raw.text))
         except Exception as e:  # noqa: BLE001 -- the parser raises many types on bad input
             return self.reject(raw.position, f"unparseable VEVENT: {type(e).__name__}: {e}", raw.raw)
         floating, xwr_problem = self.floating_zone(raw.calendar.xwr_tz)
@@ -236,7 +236,7 @@ class _Expander:
         for name, msg in event.errors:  # what is left is not essential: load the event, quarantine the part
             what = f"broken {name}" if name else "an unparseable line"
             self.reject(raw.position, f"loaded without {what}: {msg}", raw.raw)
-        dtstart = event["DTSTART"]
+        dtstart = cast(icalendar.vDDDTypes, event["DTSTART"])  # _unusable() saw a date in it
         tzid = _tz_label(dtstart)
         if tzid not in (None, "floating") and not isinstance(getattr(dtstart.dt, "tzinfo", None), dt.tzinfo):
             why = self.tz_problems.get(tzid, "no VTIMEZONE and not a known zone")
@@ -277,7 +277,7 @@ class _Expander:
     def rows(self, group: list[tuple[icalendar.Event, _Meta]]) -> list[dict]:
         if not any(name in event for event, _ in group for name in _RECURRING):
             return self.single(group)
-        events = [event for event, _ in group]
+        events: list[icalendar.Component] = [event for event, _ in group]
         zone = group[0][1].floating
         if zone is not dt.UTC:  # X-WR-TIMEZONE: expand UTC and floating series in that zone, as Google does
             cal = icalendar.Calendar()
@@ -388,11 +388,12 @@ def _unusable(event: icalendar.Event, floating: dt.tzinfo) -> str | None:
     ]
     if repeated:
         return f"more than one {', '.join(repeated)}"
-    if not isinstance(getattr(event.get("DTSTART"), "dt", None), dt.date):
+    dtstart = getattr(event.get("DTSTART"), "dt", None)
+    if not isinstance(dtstart, dt.date):
         bad_lines = [msg for name, msg in event.errors if not name]
         return "VEVENT has no usable DTSTART" + (f" ({bad_lines[0]})" if bad_lines else "")
     for name in ("DTEND", "RECURRENCE-ID"):
-        if name in event and not isinstance(event[name].dt, dt.date):
+        if name in event and not isinstance(getattr(event[name], "dt", None), dt.date):
             return f"{name} is not a date or date-time"
     for name in ("RDATE", "EXDATE"):
         for values in _as_list(event.get(name)):
@@ -403,7 +404,7 @@ def _unusable(event: icalendar.Event, floating: dt.tzinfo) -> str | None:
             return "RRULE uses RSCALE/SKIP (RFC 7529 calendar scales), which is not supported"
     start, end = (
         _to_utc(v, floating)[0]
-        for v in (event["DTSTART"].dt, recurring_ical_events.EventAdapter(event).raw_end)
+        for v in (dtstart, recurring_ical_events.EventAdapter(event).raw_end)
     )
     return "event ends before it starts (DTEND/DURATION)" if end < start else None
 
