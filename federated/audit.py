@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from federated import accounting, aggregate, dp
+from federated import accounting, aggregate, dp, params
 from vault import audit as vault_audit
 
 CANARY_NORM_FACTOR = 1000.0
@@ -297,23 +297,15 @@ def verdict(*, lower: float, certifiable: float, upper: float | None) -> str:
 def _validate(canaries: int, rounds: int, clip_norm: float, noise_multiplier: float, mode: str, delta: float,
               significance: float, dim: int, background: int) -> None:
     for name, v, lo in (("canaries", canaries, 2), ("rounds", rounds, 1), ("dim", dim, 2), ("background", background, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+        params.integer(name, v, minimum=lo)
     if canaries * dim > MAX_CANARY_CELLS:
         raise ValueError(f"canaries x dim must be at most {MAX_CANARY_CELLS:,}, got {canaries} x {dim}")
     if mode not in aggregate.MODES:
         raise ValueError(f"mode must be one of {', '.join(aggregate.MODES)}, got {mode!r}")
-    for name, v in (("clip_norm", clip_norm), ("noise_multiplier", noise_multiplier)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if not clip_norm > 0:
-        raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
-    if noise_multiplier < 0:
-        raise ValueError(f"noise_multiplier must be >= 0 (0 switches the noise off), got {noise_multiplier!r}")
-    if not (isinstance(delta, float | int) and 0 < delta < 1):
-        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    if not (isinstance(significance, float | int) and 0 < significance < 1):
-        raise ValueError(f"significance must be in (0, 1), got {significance!r}")
+    params.positive("clip_norm", clip_norm)
+    params.non_negative("noise_multiplier", noise_multiplier)  # 0 switches the noise off
+    params.delta(delta)
+    params.open_interval("significance", significance, 0.0, 1.0)
 
 
 def run_audit(
