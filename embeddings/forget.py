@@ -12,7 +12,8 @@ The cascade removes, for each memory:
 The service removes the vectors and reseals the index *before* the database transaction commits (a crash
 in between leaves memories without vectors, which `index` re-embeds, never vectors of forgotten
 memories), then CHECKPOINTs so the WAL holds nothing of them. Removed source rows are remembered by keyed
-id in `forgotten_rows`. The audit event keeps only sha256 hashes of the selector and the memory ids.
+id in `forgotten_rows`. The memory layer's own tables are read and written here and in memories.py; the
+source rows (ingest's tables) are found through vault.read and removed through vault.erase. The audit event keeps only sha256 hashes of the selector and the memory ids.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embeddings import memories
+from embeddings.labels import local
 from embeddings.records import InvalidMemory
 from embeddings.redaction import Redaction
 from embeddings.retrieve import Catalog
+from vault import erase, read
 from vault.store import Vault
 
 PREVIEW_ITEMS = 50
@@ -113,7 +116,8 @@ class ForgetReceipt:
 def select(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redaction = Redaction.OWNER) -> list[int]:
     """Ids of the memories the request names (every given criterion must hold), among those `redaction` lets
     the caller see; a query matches the texts the caller sees (a place shown as "a gym" is not found by its name)."""
-    where, params = ["sensitivity IN (SELECT unnest(?::VARCHAR[]))"], [sorted(redaction.visible)]
+    where = ["sensitivity IN (SELECT unnest(?::VARCHAR[]))"]
+    params: list[Any] = [sorted(redaction.visible)]
     if req.memory_ids:
         where.append("memory_id IN (SELECT unnest(?::BIGINT[]))")
         params.append(list(req.memory_ids))
@@ -163,17 +167,15 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
             if table and table != "daily_summaries":
                 add(table, row_ids)
             if kind == "visit" and s is not None:
-                span = vault.query("SELECT min(start_ts), max(end_ts) FROM stays WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
-                                   [list(row_ids)])  # every stay of the visit (export and detector)
-                s, e = min(s, span[0][0] or s), max(e, span[0][1] or e)
-                add("place_visits", _ids(vault, "SELECT row_id FROM place_visits WHERE start_ts < ? AND end_ts > ?", [e, s]))
-                add("location_points", _ids(vault, "SELECT row_id FROM location_points WHERE ts BETWEEN ? AND ?", [s, e]))
+                lo, hi = read.stays_span(vault, sorted(row_ids))  # every stay of the visit (export and detector)
+                s, e = min(s, lo or s), max(e, hi or e)
+                add("place_visits", read.place_visit_ids(vault, start=s, end=e))
+                add("location_points", read.location_point_ids(vault, start=s, end=e, inclusive=True))
                 place = det.get("place") or {}
                 key = place.get("name") or place.get("semantic_type")
                 if key:
-                    days.add((memories.local(s, off).date().isoformat(), key))
-                trips = _ids(vault, "SELECT row_id FROM trips WHERE from_stay IN (SELECT unnest(?::BIGINT[])) "
-                                    "OR to_stay IN (SELECT unnest(?::BIGINT[]))", [list(row_ids), list(row_ids)])
+                    days.add((local(s, off).date().isoformat(), key))
+                trips = read.trip_ids_touching(vault, sorted(row_ids))
                 for t in trips:
                     tid = vault.row_id("memory", "trip", t)
                     if tid not in seen:
@@ -181,18 +183,14 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
                         todo.append(tid)
                 add("trips", trips)
             elif kind == "trip" and s is not None:
-                add("activity_segments", _ids(
-                    vault, "SELECT row_id FROM activity_segments WHERE start_ts < ? AND end_ts > ?", [e, s]))
-                add("location_points", _ids(vault, "SELECT row_id FROM location_points WHERE ts > ? AND ts < ?", [s, e]))
+                add("activity_segments", read.activity_segment_ids(vault, start=s, end=e))
+                add("location_points", read.location_point_ids(vault, start=s, end=e, inclusive=False))
             elif kind == "usage" and table == "app_sessions" and det.get("package"):
                 pkg = det["package"]
-                add("usage_events", _ids(
-                    vault, "SELECT row_id FROM usage_events WHERE package = ? AND ts BETWEEN ? AND ?", [pkg, s, e]))
-                add("usage_intervals", _ids(
-                    vault, "SELECT row_id FROM usage_intervals WHERE package = ? AND start_ts < ? AND end_ts > ?",
-                    [pkg, e, s]))
+                add("usage_events", read.usage_event_ids(vault, package=pkg, start=s, end=e))
+                add("usage_intervals", read.usage_interval_ids(vault, package=pkg, start=s, end=e))
             elif kind == "usage" and table == "daily_summaries" and s is not None:
-                days.add((memories.local(s, off).date().isoformat(), None))
+                days.add((local(s, off).date().isoformat(), None))
             elif kind == "routine" and table and row_ids:  # a routine is forgotten with what it summarises
                 for sid in _ids(vault, "SELECT memory_id FROM memories WHERE kind <> 'routine' AND source_table = ? "
                                        "AND list_has_any(source_row_ids, ?::BIGINT[])", [table, sorted(row_ids)]):
@@ -206,7 +204,8 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
     all_ids = sorted(seen & set(_ids(vault, "SELECT memory_id FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
                                      [sorted(seen)])))
     by_kind: dict[str, int] = {}
-    preview, shown = [], []
+    preview: list[PreviewItem] = []
+    shown: list[int] = []
     for mid, kind, text, text_red, s, sens in vault.query(
         "SELECT memory_id, kind, text, text_redacted, start_ts, sensitivity FROM memories "
         "WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY start_ts NULLS LAST, memory_id", [all_ids]
@@ -228,22 +227,12 @@ def delete_rows(vault: Vault, p: ForgetPlan, *, now: datetime | None = None) -> 
     deleted: dict[str, int] = {"memories": int(vault.scalar(
         "SELECT count(*) FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [list(p.memory_ids)]))}
     memories.delete_ids(vault, p.memory_ids)
-    for table, ids in p.rows.items():
-        n = int(vault.scalar(f"SELECT count(*) FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [list(ids)]))
-        vault.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [list(ids)])
-        vault.execute("INSERT INTO forgotten_rows SELECT ?, unnest(?::BIGINT[]), ? ON CONFLICT DO NOTHING",
-                      [table, list(ids), now])
-        deleted[table] = n
+    for table, ids in p.rows.items():  # ingest's tables, through the vault (vault/erase.py)
+        deleted[table] = erase.forget_rows(vault, table, ids, now)
     for day, place in p.summary_days:
         if place is None:
-            vault.execute("DELETE FROM daily_summaries WHERE day = ?::DATE", [day])
+            erase.drop_summary_day(vault, day)
             deleted["daily_summaries"] = deleted.get("daily_summaries", 0) + 1
-            continue
-        row = vault.query("SELECT places FROM daily_summaries WHERE day = ?::DATE", [day])
-        if row and row[0][0]:
-            places = json.loads(row[0][0])
-            if places.pop(place, None) is not None:
-                vault.execute("UPDATE daily_summaries SET places = ? WHERE day = ?::DATE",
-                              [json.dumps(places, sort_keys=True), day])
-                deleted["daily_summaries.places"] = deleted.get("daily_summaries.places", 0) + 1
+        elif erase.drop_summary_place(vault, day, place):
+            deleted["daily_summaries.places"] = deleted.get("daily_summaries.places", 0) + 1
     return deleted

@@ -283,3 +283,50 @@ def meta_value(vault: Vault, key: str) -> str | None:
     """A vault_meta setting (e.g. "retention"), or None."""
     v = vault.scalar("SELECT value FROM vault_meta WHERE key = ?", [key])
     return None if v is None else str(v)
+
+
+# ---- source rows behind a memory (forget's cascade finds what goes with it) ----------------------------------
+def _row_ids(vault: Vault, sql: str, params: list[Any]) -> set[int]:
+    return {int(r[0]) for r in vault.query(sql, params)}
+
+
+def stays_span(vault: Vault, row_ids: Sequence[int]) -> tuple[datetime | None, datetime | None]:
+    """The first start and last end of these stays (None, None when none of them is left)."""
+    lo, hi = vault.query("SELECT min(start_ts), max(end_ts) FROM stays WHERE row_id IN (SELECT unnest(?::BIGINT[]))",
+                         [list(row_ids)])[0]
+    return lo, hi
+
+
+def place_visit_ids(vault: Vault, *, start: datetime, end: datetime) -> set[int]:
+    """Export visits overlapping (start, end)."""
+    return _row_ids(vault, "SELECT row_id FROM place_visits WHERE start_ts < ? AND end_ts > ?", [end, start])
+
+
+def location_point_ids(vault: Vault, *, start: datetime, end: datetime, inclusive: bool) -> set[int]:
+    """Raw fixes in [start, end] (`inclusive`) or strictly inside (start, end)."""
+    cond = "ts BETWEEN ? AND ?" if inclusive else "ts > ? AND ts < ?"
+    return _row_ids(vault, f"SELECT row_id FROM location_points WHERE {cond}", [start, end])
+
+
+def trip_ids_touching(vault: Vault, stay_ids: Sequence[int]) -> set[int]:
+    """Trips that start or end at one of these stays."""
+    ids = list(stay_ids)
+    return _row_ids(vault, "SELECT row_id FROM trips WHERE from_stay IN (SELECT unnest(?::BIGINT[])) "
+                           "OR to_stay IN (SELECT unnest(?::BIGINT[]))", [ids, ids])
+
+
+def activity_segment_ids(vault: Vault, *, start: datetime, end: datetime) -> set[int]:
+    """Export activity segments overlapping (start, end)."""
+    return _row_ids(vault, "SELECT row_id FROM activity_segments WHERE start_ts < ? AND end_ts > ?", [end, start])
+
+
+def usage_event_ids(vault: Vault, *, package: str, start: datetime | None, end: datetime | None) -> set[int]:
+    """One app's usage events in [start, end]."""
+    return _row_ids(vault, "SELECT row_id FROM usage_events WHERE package = ? AND ts BETWEEN ? AND ?",
+                    [package, start, end])
+
+
+def usage_interval_ids(vault: Vault, *, package: str, start: datetime | None, end: datetime | None) -> set[int]:
+    """One app's usage intervals overlapping (start, end)."""
+    return _row_ids(vault, "SELECT row_id FROM usage_intervals WHERE package = ? AND start_ts < ? AND end_ts > ?",
+                    [package, end, start])
