@@ -1,5 +1,11 @@
 """The vector index: FAISS IndexIDMap2 over IndexFlatIP (exact) below HNSW_THRESHOLD vectors, HNSW above.
 
+Above the threshold the vectors are stored as float16 inside the HNSW index (IndexHNSWSQ, QT_fp16): half
+the memory and half the sealed blob of float32, and every score (graph walk, exact scoring of a subset,
+the cosines fusion asks for) computed from them is within ~1e-3 of the float32 one, so recall@10 against an
+exact float32 scan is unchanged (bench/bench_index.py measures it). Indexes sealed before stay HNSW over
+float32 until their next rebuild.
+
 Vectors are L2-normalised, so inner product is cosine similarity. Ids are memory ids. Deletes:
   - Flat: remove_ids, at once (the vector is gone from memory and from the next sealed blob);
   - HNSW (which cannot remove nodes): a tombstone. The node's stored vector is overwritten with zeros
@@ -10,8 +16,11 @@ small enough that scoring it beats a filtered graph walk, the subset's stored ve
 at a time and scored exactly; otherwise HNSW searches with a bitmap selector over slot positions, falling
 back to the exact scoring when it returns fewer than k of the subset.
 
-At rest the index is a sealed blob (vault.write_blob: AES-256-GCM, bound to its name): never
-faiss.write_index to a path, never mmap. The blob starts with a small JSON header (model, dtype, kind).
+At rest the index is a sealed blob (AES-256-GCM in 1 MiB chunks, each bound to the blob's name, its
+position and whether it is the last): never faiss.write_index to a path, never mmap. The blob starts with a
+small JSON header (model, dtype, kind). FAISS serialises into the sealer and deserialises from the unsealer
+a chunk at a time (vault.blob_writer / vault.read_blob_chunks), chunks decrypted by two threads ahead of
+it: no plaintext copy of the whole index is ever held, and a damaged chunk fails before FAISS sees it.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import contextlib
 import itertools
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +45,13 @@ HNSW_THRESHOLD = 50_000  # an exact scan costs ~0.1 ms per 1k vectors on one cor
 TOMBSTONE_REBUILD = 0.10
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 64
+BUILD_THREADS = 2  # bulk adds use both cores of a small machine; searches stay on one (see _threads)
 HNSW_EF_SEARCH = 96
 EXACT_BLOCK = 4_096  # vectors gathered at a time by an exact scoring of a subset (6 MiB)
 FILTER_EXACT_MAX = 20_000  # a filtered search over fewer selected vectors than this scores them exactly ...
 FILTER_EXACT_FRACTION = 0.05  # ... or over less than this share of an HNSW index (see search())
-_MAGIC = b"LVMIDX1\n"
+_MAGIC = b"LVMIDX1\n"  # then a u32 header length, the JSON header, and FAISS's serialisation
+_IO_BLOCK = 1 << 20  # bytes per FAISS read/write callback
 _VERSIONS = itertools.count(1)
 
 
@@ -70,22 +81,60 @@ def sorted_lookup(keys_sorted: np.ndarray, order: np.ndarray, wanted: np.ndarray
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
+def _threads(n: int) -> Iterator[None]:
     """One query gains nothing from FAISS's OpenMP team, and its threads spinning after each search slow
-    the next query embedding (torch has its own team) by 2-3x on 2 cores; bulk adds keep every thread."""
+    the next query embedding (torch has its own team) by 2-3x on 2 cores: searches run with n=1, bulk
+    adds (graph construction) with BUILD_THREADS."""
     before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(n)
     try:
         yield
     finally:
         faiss.omp_set_num_threads(before)
 
 
-def _flat_storage(index: faiss.Index) -> faiss.IndexFlat:
+def _one_thread() -> contextlib.AbstractContextManager[None]:
+    return _threads(1)
+
+
+def _storage(index: faiss.Index) -> faiss.Index:
+    """The index that holds the vectors: IndexFlat (float32) or IndexScalarQuantizer (float16 codes)."""
     inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSWFlat):
+    if isinstance(inner, faiss.IndexHNSW):
         return faiss.downcast_index(inner.storage)
     return inner
+
+
+class _Unsealer:
+    """FAISS's read callback over authenticated plaintext chunks; remembers the first error (an
+    IntegrityError from the unsealer) so it is raised as itself, not as FAISS's RuntimeError."""
+
+    def __init__(self, chunks: Iterator[memoryview]) -> None:
+        self._chunks, self._view, self._at = chunks, memoryview(b""), 0
+        self.error: BaseException | None = None
+
+    def read(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            if self._at >= len(self._view):
+                try:
+                    self._view, self._at = next(self._chunks), 0
+                except StopIteration:
+                    break
+                except BaseException as e:  # noqa: BLE001 -- kept and re-raised by the caller
+                    self.error = e
+                    break
+            take = min(n - len(out), len(self._view) - self._at)
+            out += self._view[self._at : self._at + take]
+            self._at += take
+        return bytes(out)
+
+    def rest(self) -> int:
+        """Read every remaining chunk (each is authenticated, the last one's flag included); bytes left over."""
+        left = len(self._view) - self._at
+        for chunk in self._chunks:
+            left += len(chunk)
+        return left
 
 
 class VectorIndex:
@@ -101,7 +150,7 @@ class VectorIndex:
     @classmethod
     def new(cls, dim: int, *, hnsw: bool = False) -> VectorIndex:
         if hnsw:
-            inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             inner.hnsw.efSearch = HNSW_EF_SEARCH
         else:
@@ -114,7 +163,7 @@ class VectorIndex:
 
     @property
     def is_hnsw(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSWFlat)
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSW)
 
     @property
     def stats(self) -> IndexStats:
@@ -154,15 +203,23 @@ class VectorIndex:
         return pos[pos >= 0]
 
     def _matrix(self) -> np.ndarray:
-        """The stored vectors as a writable (ntotal, dim) view (no copy)."""
-        flat = _flat_storage(self._index)
-        n = int(flat.ntotal)
+        """The stored vectors as a writable (ntotal, dim) view (no copy): float32, or float16 above the
+        HNSW threshold (use _rows() for float32 rows)."""
+        store = _storage(self._index)
+        n = int(store.ntotal)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        if isinstance(store, faiss.IndexScalarQuantizer):
+            raw = faiss.rev_swig_ptr(store.codes.data(), n * int(store.code_size))
+            return raw.view(np.float16).reshape(n, self.dim)
+        return faiss.rev_swig_ptr(store.get_xb(), n * self.dim).reshape(n, self.dim)
+
+    def _rows(self, pos: np.ndarray) -> np.ndarray:
+        """The stored vectors at slot positions `pos`, as a new float32 array."""
+        return self._matrix()[pos].astype(np.float32, copy=False)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        return self._matrix()[self.positions(ids)].copy()
+        return np.array(self._rows(self.positions(ids)), dtype=np.float32)
 
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with each id's vector (exact), NaN where the index holds none."""
@@ -170,7 +227,7 @@ class VectorIndex:
         out = np.full(len(slot), np.nan, dtype=np.float32)
         have = slot >= 0
         if have.any():
-            out[have] = self._matrix()[slot[have]] @ np.asarray(query, dtype=np.float32).reshape(-1)
+            out[have] = self._rows(slot[have]) @ np.asarray(query, dtype=np.float32).reshape(-1)
         return out
 
     # ---- mutation --------------------------------------------------------------------------------------
@@ -182,7 +239,8 @@ class VectorIndex:
         self.remove(ids)
         if not self.is_hnsw and len(self) + len(ids) > HNSW_THRESHOLD:
             self._rebuild(hnsw=True)
-        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        with _threads(BUILD_THREADS):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self._changed()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -210,7 +268,8 @@ class VectorIndex:
         vecs = self.vectors(ids)
         fresh = VectorIndex.new(self.dim, hnsw=hnsw)
         if len(ids):
-            fresh._index.add_with_ids(vecs, ids)
+            with _threads(BUILD_THREADS):
+                fresh._index.add_with_ids(vecs, ids)
         self._index, self.tombstones = fresh._index, 0
         self._changed()
 
@@ -252,10 +311,10 @@ class VectorIndex:
         with a selector walks every stored vector: 27 ms for 30k selected of 1M, against ~4 ms here)."""
         if not len(pos):
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        matrix, scores = self._matrix(), np.empty(len(pos), dtype=np.float32)
+        scores = np.empty(len(pos), dtype=np.float32)
         for lo in range(0, len(pos), EXACT_BLOCK):
             # einsum, not `@`: BLAS's thread team would spin after the call and slow the next query embedding
-            scores[lo : lo + EXACT_BLOCK] = np.einsum("ij,j->i", matrix[pos[lo : lo + EXACT_BLOCK]], q[0])
+            scores[lo : lo + EXACT_BLOCK] = np.einsum("ij,j->i", self._rows(pos[lo : lo + EXACT_BLOCK]), q[0])
         kk = min(k, len(pos))
         top = np.argpartition(-scores, kk - 1)[:kk]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -266,7 +325,7 @@ class VectorIndex:
         """Search the inner index (with a selector over slot positions), then map slots to ids."""
         inner = faiss.downcast_index(self._index.index)
         selector = faiss.IDSelectorBitmap(int(self._index.ntotal), faiss.swig_ptr(bitmap)) if bitmap is not None else None
-        if isinstance(inner, faiss.IndexHNSWFlat):
+        if isinstance(inner, faiss.IndexHNSW):
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))
             if selector is not None:
                 params.sel = selector
@@ -280,36 +339,52 @@ class VectorIndex:
         live = found >= 0
         return found[live], scores[0][keep][live]
 
-    # ---- sealing ---------------------------------------------------------------------------------------
-    def to_bytes(self, header: dict[str, Any]) -> bytes:
+    # ---- sealing ----------------------------------------------------------------------------------------
+    def write(self, sink: Callable[[bytes], None], header: dict[str, Any]) -> None:
+        """Serialise into `sink` a block at a time (the magic, the JSON header, then FAISS's format)."""
         head = json.dumps(header | {"tombstones": self.tombstones}, sort_keys=True).encode()
-        body = faiss.serialize_index(self._index)
-        return _MAGIC + struct.pack(">I", len(head)) + head + body.tobytes()
+        sink(_MAGIC + struct.pack(">I", len(head)) + head)
+        faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink, _IO_BLOCK))
+
+    @classmethod
+    def read(cls, chunks: Iterator[memoryview], *, name: str) -> tuple[VectorIndex, dict[str, Any]]:
+        """Deserialise from authenticated plaintext chunks; every chunk is read (and so authenticated)
+        before the index is returned."""
+        broken = IntegrityError(f"the sealed index {name!r} is not a lifevault vector index; run `lifevault index --rebuild`")
+        src = _Unsealer(chunks)
+        index, header = None, None
+        try:
+            start = src.read(len(_MAGIC) + 4)
+            if len(start) == len(_MAGIC) + 4 and start.startswith(_MAGIC):
+                (n,) = struct.unpack_from(">I", start, len(_MAGIC))
+                header = json.loads(src.read(n))
+                index = faiss.read_index(faiss.PyCallbackIOReader(src.read, _IO_BLOCK))
+        except (ValueError, RuntimeError):
+            index = None
+        if src.error is not None:
+            raise src.error
+        if src.rest() or not isinstance(index, faiss.IndexIDMap2) or not isinstance(header, dict):
+            raise broken
+        return cls(index, tombstones=int(header.get("tombstones", 0))), header
+
+    def to_bytes(self, header: dict[str, Any]) -> bytes:
+        parts: list[bytes] = []
+        self.write(parts.append, header)
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, name: str) -> tuple[VectorIndex, dict[str, Any]]:
-        broken = IntegrityError(f"the sealed index {name!r} is not a lifevault vector index; run `lifevault index --rebuild`")
-        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 4:
-            raise broken
-        (n,) = struct.unpack_from(">I", data, len(_MAGIC))
-        start = len(_MAGIC) + 4
-        try:
-            header = json.loads(data[start : start + n])
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + n).copy())
-        except (ValueError, RuntimeError):
-            raise broken from None
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise broken
-        return cls(index, tombstones=int(header.get("tombstones", 0))), header
+        return cls.read(iter([memoryview(data)]), name=name)
 
 
 def load(vault: Vault, name: str) -> tuple[VectorIndex, dict[str, Any]] | None:
     """The sealed index `name`, or None when there is none yet. Tampering raises IntegrityError."""
-    data = vault.read_blob(name)
-    if data is None:
+    chunks = vault.read_blob_chunks(name)
+    if chunks is None:
         return None
-    return VectorIndex.from_bytes(data, name=name)
+    return VectorIndex.read(chunks, name=name)
 
 
 def save(vault: Vault, name: str, index: VectorIndex, header: dict[str, Any]) -> None:
-    vault.write_blob(name, index.to_bytes(header))
+    with vault.blob_writer(name) as sink:
+        index.write(sink, header)

@@ -27,7 +27,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -489,6 +489,28 @@ class Vault:
 
         path = self.blob_path(name)
         return sealed.read(path, self._keys.sealed, name) if path.exists() else None
+
+    @contextlib.contextmanager
+    def blob_writer(self, name: str) -> Iterator[Callable[[bytes], None]]:
+        """Seal what is written to the yielded function as blob `name`, chunk by chunk (no plaintext copy
+        of the whole); the blob is replaced atomically when the block ends without an error."""
+        from vault import sealed
+
+        writer = sealed.SealWriter(self.blob_path(name), self._keys.sealed, name)
+        try:
+            yield writer.write
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+
+    def read_blob_chunks(self, name: str) -> Iterator[memoryview] | None:
+        """Blob `name`'s plaintext chunk by chunk, each authenticated before it is yielded (decrypted in
+        parallel, a few chunks ahead); None when there is no such blob."""
+        from vault import sealed
+
+        path = self.blob_path(name)
+        return sealed.read_chunks(path, self._keys.sealed, name) if path.exists() else None
 
     def delete_blob(self, name: str) -> None:
         self.blob_path(name).unlink(missing_ok=True)

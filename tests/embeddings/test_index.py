@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,72 @@ def test_a_large_subset_is_searched_through_a_bitmap_selector_or_scored_in_block
         truth = subset[np.argsort(-(vecs[::3] @ vecs[300]))[:10]]
         assert set(got) <= set(subset.tolist()) and len(got) == 10
         assert got[0] == truth[0] and len(set(got) & set(truth)) >= (10 if not hnsw else 8)
+
+
+def _sealed_chunks(blob: bytes) -> tuple[bytes, list[bytes]]:
+    header, pos, out = blob[:44], 44, []
+    while pos < len(blob):
+        (n,) = struct.unpack_from(">I", blob, pos)
+        out.append(blob[pos : pos + 4 + n])
+        pos += 4 + n
+    return header, out
+
+
+def test_a_sealed_index_with_chunks_truncated_reordered_or_from_another_blob_fails_as_tampering(vault: Vault):
+    ids = np.arange(12_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(64)
+    ix.add(ids, _unit(12_000, 64))  # 3 MiB of float32: four sealed chunks
+    vindex.save(vault, "probe", ix, {"dim": 64})
+    vindex.save(vault, "other", ix, {"dim": 64})
+    path = vault.blob_path("probe")
+    good = path.read_bytes()
+    header, chunks = _sealed_chunks(good)
+    assert len(chunks) == 4
+    restored, head = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert head["dim"] == 64 and len(restored) == 12_000
+    assert np.array_equal(restored.vectors(ids[:50]), ix.vectors(ids[:50]))
+    _, theirs = _sealed_chunks(vault.blob_path("other").read_bytes())
+    for bad in (header + b"".join(chunks[:-1]),  # truncated at a chunk boundary
+                header + b"".join(chunks[:2]),
+                header + chunks[1] + chunks[0] + b"".join(chunks[2:]),  # reordered
+                header + b"".join(chunks[:3]) + chunks[2] + chunks[3],  # a chunk repeated
+                good + chunks[-1],  # appended
+                header + chunks[0] + theirs[1] + b"".join(chunks[2:])):  # spliced from another sealed index
+        path.write_bytes(bad)
+        with pytest.raises(IntegrityError, match="probe.sealed failed its integrity check"):
+            vindex.load(vault, "probe")
+    path.write_bytes(good)
+    assert len(vindex.load(vault, "probe")[0]) == 12_000  # type: ignore[index]
+
+
+def test_above_the_threshold_vectors_are_stored_as_float16_and_scores_stay_within_a_thousandth():
+    vecs, ids = _unit(400, 384), np.arange(400, dtype=np.int64) + 5
+    ix = VectorIndex.new(384, hnsw=True)
+    ix.add(ids, vecs)
+    assert ix._matrix().dtype == np.float16
+    assert np.abs(ix.scores_of(vecs[3], ids) - vecs @ vecs[3]).max() < 1e-3
+    restored, _ = VectorIndex.from_bytes(ix.to_bytes({}), name="t")
+    assert len(ix.to_bytes({})) < 400 * 384 * 4  # the float32 vectors alone would take more
+    assert np.array_equal(restored.vectors(ids), ix.vectors(ids))
+
+
+def _clustered(n: int, d: int, seed: int) -> np.ndarray:
+    """Memory-like vectors: a few thousand topics, each memory a small perturbation of one."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3_000, d)).astype(np.float32)
+    v = centres[rng.integers(0, len(centres), n)] + rng.normal(scale=0.35, size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_above_the_hnsw_threshold_recall_at_10_against_an_exact_scan_is_at_least_099():
+    n = vindex.HNSW_THRESHOLD + 10_000
+    vecs, ids = _clustered(n + 200, 64, seed=11), np.arange(n, dtype=np.int64) * 3 + 1
+    queries = vecs[n:]
+    ix = VectorIndex.new(64)
+    for lo in range(0, n, 20_000):  # grown in batches, switching to HNSW on the way as in production
+        ix.add(ids[lo : lo + 20_000], vecs[lo : min(n, lo + 20_000)])
+    assert ix.is_hnsw and len(ix) == n
+    exact = np.argsort(-(queries @ vecs[:n].T), axis=1)[:, :10]
+    recall = np.mean([len(set(ix.search(q, 10)[0].tolist()) & set(ids[t].tolist())) / 10
+                      for q, t in zip(queries, exact, strict=True)])
+    assert recall >= 0.99, recall

@@ -89,3 +89,42 @@ def test_write_is_atomic_and_read_round_trips(tmp_path):
     sealed.write(path, KEY, "x", b"two")
     assert sealed.read(path, KEY, "x") == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["x.sealed"]
+
+
+@given(st.lists(st.binary(max_size=150), max_size=8))
+@settings(max_examples=40, deadline=None)
+def test_a_streamed_seal_is_the_same_container_and_reads_back_chunk_by_chunk(tmp_path_factory, writes):
+    path = tmp_path_factory.mktemp("s") / "x.sealed"
+    writer = sealed.SealWriter(path, KEY, "x", chunk_size=SMALL)
+    for w in writes:
+        writer.write(w)
+    writer.commit()
+    data = b"".join(writes)
+    assert sealed.unseal(KEY, "x", path.read_bytes()) == data
+    assert b"".join(bytes(c) for c in sealed.read_chunks(path, KEY, "x", workers=2)) == data
+
+
+def test_reading_chunk_by_chunk_detects_truncation_reordering_and_another_object_id(tmp_path):
+    path = tmp_path / "x.sealed"
+    path.write_bytes(sealed.seal(KEY, "x", os.urandom(1000), chunk_size=SMALL))
+    (tmp_path / "y.sealed").write_bytes(sealed.seal(KEY, "x", os.urandom(1000), chunk_size=SMALL))  # another seal
+    blob = path.read_bytes()
+    header, c = _chunks(blob)
+    _, other = _chunks((tmp_path / "y.sealed").read_bytes())
+    for bad in (header + b"".join(c[:-1]), header + c[1] + c[0] + b"".join(c[2:]), blob + c[-1], blob + b"\x00",
+                header + other[0] + b"".join(c[1:])):
+        path.write_bytes(bad)
+        with pytest.raises(IntegrityError, match="x.sealed failed its integrity check"):
+            b"".join(sealed.read_chunks(path, KEY, "x"))
+    path.write_bytes(blob)
+    with pytest.raises(IntegrityError):
+        b"".join(sealed.read_chunks(path, KEY, "y"))
+
+
+def test_an_aborted_streamed_seal_leaves_the_previous_blob(tmp_path):
+    path = tmp_path / "x.sealed"
+    sealed.write(path, KEY, "x", b"old")
+    writer = sealed.SealWriter(path, KEY, "x")
+    writer.write(b"new, half written")
+    writer.abort()
+    assert sealed.read(path, KEY, "x") == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.sealed"]
