@@ -311,6 +311,19 @@ class VectorIndex:
         with a selector walks every stored vector: 27 ms for 30k selected of 1M, against ~4 ms here)."""
         if not len(pos):
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        store = _storage(self._index)
+        if isinstance(store, faiss.IndexScalarQuantizer):
+            # float16 rows: numpy's cast to float32 would double the cost; FAISS scores the codes with SIMD,
+            # visiting only the selected slots (a bitmap test per stored vector, ~1 ms per 1M)
+            mask = np.zeros(int(store.ntotal), dtype=bool)
+            mask[pos] = True
+            bitmap = np.packbits(mask, bitorder="little")
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
+            with _one_thread():
+                top_scores, top_slots = store.search(q, min(k, len(pos)), params=params)
+            keep = top_slots[0] >= 0
+            ids, _ = self._slots()
+            return ids[top_slots[0][keep]], top_scores[0][keep]
         scores = np.empty(len(pos), dtype=np.float32)
         for lo in range(0, len(pos), EXACT_BLOCK):
             # einsum, not `@`: BLAS's thread team would spin after the call and slow the next query embedding

@@ -184,3 +184,15 @@ def test_above_the_hnsw_threshold_recall_at_10_against_an_exact_scan_is_at_least
     recall = np.mean([len(set(ix.search(q, 10)[0].tolist()) & set(ids[t].tolist())) / 10
                       for q, t in zip(queries, exact, strict=True)])
     assert recall >= 0.99, recall
+
+
+def test_a_small_subset_of_a_float16_index_is_scored_exactly_and_skips_forgotten_vectors():
+    vecs, ids = _unit(3000, 64, seed=4), np.arange(3000, dtype=np.int64) * 5 + 2
+    ix = VectorIndex.new(64, hnsw=True)
+    ix.add(ids, vecs)
+    subset = ids[::40]  # 75 vectors: scored exactly, not walked
+    truth = subset[np.argsort(-(vecs[::40] @ vecs[80]))[:10]]
+    got, scores = ix.search(vecs[80], 10, subset)
+    assert list(got) == list(truth) and scores[0] == pytest.approx(1.0, abs=1e-3)
+    ix.remove(ids[80:81])
+    assert ids[80] not in ix.search(vecs[80], 10, subset)[0] and len(ix.search(vecs[80], 10, subset)[0]) == 10
