@@ -32,7 +32,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from embeddings.labels import day_label, duration_label, fold, local
-from embeddings.redaction import COARSE_DECIMALS
+from embeddings.redaction import Redaction
+
+_COARSE = Redaction(location="coarse")  # how a coarse reader sees a place (the one rounding is redaction's)
 
 PLACE_WEEKS = 26
 MIN_PLACE_VISITS = 6
@@ -181,10 +183,10 @@ def _place_key(m: Occurrence, *, coarse: bool) -> str | None:
     sees places (embeddings/redaction.py), so routines it reads are computed from what it may see."""
     place = m.details.get("place") or {}
     if coarse:
-        lat, lon = place.get("lat"), place.get("lon")
-        if lat is None or lon is None:
+        cell = _COARSE.place(place) or {}
+        if cell.get("lat") is None or cell.get("lon") is None:
             return None
-        return f"{place.get('type') or 'a place'}|{round(float(lat), COARSE_DECIMALS)}|{round(float(lon), COARSE_DECIMALS)}"
+        return f"{cell.get('type') or 'a place'}|{cell['lat']}|{cell['lon']}"
     name = place.get("name")
     if not name or str(name).upper() == "UNKNOWN":
         return None
@@ -196,9 +198,7 @@ def _where(place: dict[str, Any], *, coarse: bool) -> tuple[str, str, dict[str, 
     label = str(place.get("type") or "a place")
     word = label.split(" ", 1)[-1].removesuffix("'s office") if label.startswith(("a ", "an ")) else ""
     if coarse:
-        cell = {"type": label, "lat": round(float(place["lat"]), COARSE_DECIMALS),
-                "lon": round(float(place["lon"]), COARSE_DECIMALS)}
-        return label, word, cell
+        return label, word, (_COARSE.place(place) or {}) | {"type": label}
     name, addr = str(place.get("name")), place.get("address")
     inside = ", ".join(str(p) for p in (word if word != "place" else None, addr if addr != name else None) if p)
     where = name + (f" ({inside})" if inside else "")

@@ -7,11 +7,14 @@ import ast
 import re
 from pathlib import Path
 
+from vault.load import RAW_TABLES
+
 ROOT = Path(__file__).resolve().parents[1]
 READERS = ("api", "federated", "reports", "lifevault")  # packages that hold no SQL at all
 SQL = re.compile(
     r"\bSELECT\s+(?:\*|DISTINCT\b|[a-z_(])|\bINSERT\s+INTO\b|\bUPDATE\s+\w+\s+SET\b|\bDELETE\s+FROM\b"
     r"|\b(?:CREATE|DROP|ALTER)\s+(?:TABLE|INDEX|VIEW)\b|\bFROM\s+[a-z_]+\s+WHERE\b|\bCHECKPOINT\b")
+INGEST_TABLES = (*RAW_TABLES, "stays", "trips", "app_sessions", "daily_summaries")  # written by ingest
 QUERY_CALLS = frozenset({"execute", "executemany", "sql", "query", "scalar", "frame", "fetchall", "fetchone",
                          "insert_frame"})
 
@@ -40,19 +43,26 @@ def _text(node: ast.expr) -> str | None:
     return None
 
 
-def sql_in(source: str, name: str) -> list[str]:
-    """`name:line: what` for every SQL string and every query call in `source`."""
+def sql_strings(source: str, name: str) -> list[tuple[int, str]]:
+    """(line, text) of every string in `source` that reads as SQL (docstrings aside)."""
     tree = ast.parse(source, filename=name)
     docs = _docstrings(tree)
-    found: list[str] = []
+    out: list[tuple[int, str]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS:
-            found.append(f"{name}:{node.lineno}: .{node.func.attr}(...) call")
-        elif isinstance(node, ast.Constant | ast.JoinedStr | ast.BinOp) and id(node) not in docs:
+        if isinstance(node, ast.Constant | ast.JoinedStr | ast.BinOp) and id(node) not in docs:
             text = _text(node)
-            if text is not None and (m := SQL.search(text)):
-                found.append(f"{name}:{node.lineno}: SQL text {m.group(0)!r}")
-    return sorted(set(found), key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
+            if text is not None and SQL.search(text):
+                out.append((node.lineno, text))
+    return out
+
+
+def sql_in(source: str, name: str) -> list[str]:
+    """`name:line: what` for every SQL string and every query call in `source`."""
+    found = {f"{name}:{line}: SQL text {SQL.search(text).group(0)!r}"  # type: ignore[union-attr]
+             for line, text in sql_strings(source, name)}
+    found |= {f"{name}:{node.lineno}: .{node.func.attr}(...) call" for node in ast.walk(ast.parse(source))
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in QUERY_CALLS}
+    return sorted(found, key=lambda s: (s.split(":")[0], int(s.split(":")[1])))
 
 
 def test_api_federated_reports_and_the_cli_hold_no_sql() -> None:
@@ -72,3 +82,34 @@ e = "Select what to forget: ids, a source or a time range"
     assert sql_in(source, "x.py") == [
         "x.py:2: SQL text 'SELECT r'", "x.py:3: SQL text 'DELETE FROM'", "x.py:4: .scalar(...) call",
         "x.py:5: SQL text 'SELECT c'"]
+
+
+def test_forget_reaches_ingests_tables_only_through_the_vault() -> None:
+    path = ROOT / "embeddings" / "forget.py"
+    tables = re.compile(r"\b(" + "|".join(INGEST_TABLES) + r")\b")
+    found = [f"embeddings/forget.py:{line}: {m.group(0)}" for line, text in sql_strings(path.read_text(encoding="utf-8"),
+                                                                                        str(path))
+             if (m := tables.search(text))]
+    assert not found, "forget runs SQL on ingest's tables (use vault.read and vault.erase):\n" + "\n".join(found)
+
+
+def coarsening_in(source: str, name: str) -> list[str]:
+    """`name:line` of code that coarsens a place itself: COARSE_DECIMALS used, or round() of a lat/lon."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name | ast.Attribute) and "COARSE_DECIMALS" in (getattr(node, "id", None),
+                                                                                 getattr(node, "attr", None)):
+            found.append(f"{name}:{node.lineno}: COARSE_DECIMALS")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "round"
+              and node.args and re.search(r"\b(lat|lon)\b|\[.(lat|lon).\]", ast.unparse(node.args[0]))):
+            found.append(f"{name}:{node.lineno}: round({ast.unparse(node.args[0])})")
+    return sorted(found)
+
+
+def test_places_are_coarsened_only_by_the_redaction_module() -> None:
+    own = ROOT / "embeddings" / "redaction.py"
+    found = [hit for pkg in (*READERS, "embeddings") for path in sorted((ROOT / pkg).rglob("*.py")) if path != own
+             for hit in coarsening_in(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    assert not found, "a place coarsened outside embeddings/redaction.py:\n" + "\n".join(found)
+    assert coarsening_in("x = round(float(place['lat']), 2)\ny = round(lon, COARSE_DECIMALS)\n", "x.py") == [
+        "x.py:1: round(float(place['lat']))", "x.py:2: COARSE_DECIMALS", "x.py:2: round(lon)"]  # the scan finds
