@@ -24,12 +24,14 @@ Daily summaries are per local day (the offset the data was recorded in).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from ingest.apps import describe
+from ingest.records import Columns
 from vault import crashpoint
 from vault import load as vload
 from vault.store import Vault
@@ -63,7 +65,11 @@ def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tup
     # plain lists: scalar access is several times faster than numpy indexing in this scan; a window of
     # them at a time, [lo, lo + len(y)), reloaded from i when a scan runs off its end
     lo, size = 0, STAY_WINDOW
-    ts, y, x, cos0 = [], [], [], []  # type: ignore[var-annotated]
+    ts: list[int]
+    y: list[float]
+    x: list[float]
+    cos0: list[float]
+    ts, y, x, cos0 = [], [], [], []
     end = 0  # lo + len(y)
     while i < n:
         if i >= end:
@@ -96,7 +102,9 @@ def stay_points(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list[tup
     return out
 
 
-def _window(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray, lo: int, end: int) -> tuple[list, list, list, list]:
+def _window(
+    ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray, lo: int, end: int
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """Fixes [lo, end) as Python lists: times, y and x in metres (equirectangular), cos(latitude)."""
     la = lat[lo:end]
     return ts_us[lo:end].tolist(), (la * 111_195.0).tolist(), (lon[lo:end] * 111_195.0).tolist(), np.cos(np.radians(la)).tolist()
@@ -105,13 +113,13 @@ def _window(ts_us: np.ndarray, lat: np.ndarray, lon: np.ndarray, lo: int, end: i
 def _dedupe_visits(v: pl.DataFrame) -> pl.DataFrame:
     v = v.sort("start_ts", maintain_order=True)
     keep: list[int] = []
-    kept_end: list[tuple[object, object, object]] = []
+    kept_end: list[tuple[datetime, datetime, int]] = []
     starts, ends = v["start_ts"].to_list(), v["end_ts"].to_list()
     for idx, (s, e) in enumerate(zip(starts, ends, strict=True)):
         dup = False
         for ks, ke, _ in kept_end[-3:]:
-            overlap = (min(e, ke) - max(s, ks)).total_seconds()  # type: ignore[operator]
-            shorter = min((e - s).total_seconds(), (ke - ks).total_seconds())  # type: ignore[operator]
+            overlap = (min(e, ke) - max(s, ks)).total_seconds()
+            shorter = min((e - s).total_seconds(), (ke - ks).total_seconds())
             if shorter <= 0 or overlap > 0.5 * shorter:
                 dup = True
                 break
@@ -186,7 +194,7 @@ def _name_stays(derived: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
 
 
 def _trips(vault: Vault, stays: pl.DataFrame) -> pl.DataFrame:
-    schema = {"start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32,
+    schema: Columns = {"start_ts": pl.Datetime("us", "UTC"), "end_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32,
               "from_name": pl.String, "to_name": pl.String, "start_lat": pl.Float64, "start_lon": pl.Float64,
               "end_lat": pl.Float64, "end_lon": pl.Float64, "distance_m": pl.Float64, "activity_type": pl.String,
               "from_idx": pl.Int64, "to_idx": pl.Int64}
@@ -211,16 +219,16 @@ def _trips(vault: Vault, stays: pl.DataFrame) -> pl.DataFrame:
     return trips.select(list(schema))
 
 
-def sessions_from_events(ev: pl.DataFrame) -> list[tuple[object, object, int | None, str]]:
+def sessions_from_events(ev: pl.DataFrame) -> list[tuple[datetime, datetime, int | None, str]]:
     """(start, end, utc_offset_min, package) from time-sorted usage events of one stream."""
-    out: list[tuple[object, object, int | None, str]] = []
+    out: list[tuple[datetime, datetime, int | None, str]] = []
     cap = timedelta(hours=MAX_SESSION_HOURS)
-    open_: dict[str, tuple[object, int | None]] = {}
+    open_: dict[str, tuple[datetime, int | None]] = {}
 
-    def close(pkg: str, at: object) -> None:
+    def close(pkg: str, at: datetime) -> None:
         start, off = open_.pop(pkg)
-        end = min(at, start + cap)  # type: ignore[operator]
-        if end > start:  # type: ignore[operator]
+        end = min(at, start + cap)
+        if end > start:
             out.append((start, end, off, pkg))
 
     for at, off, pkg, et in ev.select("ts", "utc_offset_min", "package", "event_type").iter_rows():
@@ -238,7 +246,7 @@ def sessions_from_events(ev: pl.DataFrame) -> list[tuple[object, object, int | N
 
 
 def _sessions(vault: Vault) -> pl.DataFrame:
-    rows: list[tuple[object, object, int | None, str, str]] = []
+    rows: list[tuple[datetime, datetime, int | None, str, str]] = []
     ev = vault.frame(
         "SELECT ts, utc_offset_min, package, event_type, format FROM usage_events "
         "WHERE event_type <> 'LAUNCH' ORDER BY format, ts, file, position"
@@ -290,8 +298,8 @@ def _daily(vault: Vault, stays: pl.DataFrame, sessions: pl.DataFrame) -> pl.Data
     out = days.join(place, on="day", how="left").join(meet, on="day", how="left").join(
         by_app, on="day", how="left").join(by_cat, on="day", how="left")
 
-    def to_json(structs: list[dict[str, object]] | None, key: str) -> str:
-        return json.dumps({str(s[key]): round(float(s["m"]), 1) for s in (structs or [])}, sort_keys=True)  # type: ignore[arg-type]
+    def to_json(structs: list[dict[str, Any]] | None, key: str) -> str:
+        return json.dumps({str(s[key]): round(float(s["m"]), 1) for s in (structs or [])}, sort_keys=True)
 
     return pl.DataFrame({
         "day": out["day"],

@@ -29,7 +29,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 MAX_MEMBER_BYTES = 4 << 30  # 4 GiB uncompressed per zip member (a decade of Records.json is ~2 GiB)
 MAX_MEMBER_RATIO = 100.0  # uncompressed / compressed; real exports deflate 5-20x, a zip bomb ~1000x
@@ -97,12 +100,14 @@ class InputFile:
         return _open_regular(self.path)
 
     def _open_member(self, *, check_header: bool) -> BinaryIO:
+        if self.member is None:
+            raise ValueError(f"{self.path} is a plain file, not a zip member")
         try:
             z = zipfile.ZipFile(self.path)
         except _ZIP_ERRORS as e:
             raise UnreadableInput(f"damaged zip archive: {e}") from None
         try:
-            info = z.getinfo(self.member)  # type: ignore[arg-type]
+            info = z.getinfo(self.member)
             if check_header:
                 _check_declared(info, self.limits)
             inner = z.open(info)
@@ -112,7 +117,7 @@ class InputFile:
         except BaseException:
             z.close()
             raise
-        return io.BufferedReader(_Member(inner, z, info, self.limits), buffer_size=1 << 16)  # type: ignore[return-value]
+        return io.BufferedReader(_Member(inner, z, info, self.limits), buffer_size=1 << 16)
 
     def head(self, n: int = 4096) -> bytes:
         """The first `n` bytes, for detection and file keys: a member beyond the caps still shows its head
@@ -154,7 +159,7 @@ def _check_declared(info: zipfile.ZipInfo, limits: Limits) -> None:
 class _Member(io.RawIOBase):
     """A zip member's bytes, counted as they are inflated: the caps hold whatever the header says."""
 
-    def __init__(self, inner: BinaryIO, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> None:
+    def __init__(self, inner: IO[bytes], archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> None:
         self._inner, self._archive = inner, archive
         self._out = 0
         self._cap = min(limits.member_bytes, max(RATIO_FREE_BYTES, int(limits.member_ratio * info.compress_size)))
@@ -163,7 +168,8 @@ class _Member(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Buffer) -> int:
+        b = memoryview(buffer).cast("B")
         try:
             data = self._inner.read(len(b))
         except _ZIP_ERRORS as e:
@@ -266,21 +272,21 @@ def _walk(root: Path, limits: Limits, out: list[Path], found: Found) -> None:
         except OSError as e:
             found.not_read[str(folder)] = f"folder cannot be listed ({e.strerror or e})"
             continue
-        for e in entries:
-            p = Path(e.path)
+        for entry in entries:
+            p = Path(entry.path)
             try:
-                if e.is_symlink():
+                if entry.is_symlink():
                     why = _link_refusal(p, root, limits)
                     if why is None:
                         out.append(p)
                     else:
                         found.not_read[str(p)] = why
-                elif e.is_dir(follow_symlinks=False):
+                elif entry.is_dir(follow_symlinks=False):
                     stack.append(p)
-                elif e.is_file(follow_symlinks=False):
+                elif entry.is_file(follow_symlinks=False):
                     out.append(p)
                 else:
-                    found.not_read[str(p)] = f"{_kind(e.stat(follow_symlinks=False).st_mode)}, not read"
+                    found.not_read[str(p)] = f"{_kind(entry.stat(follow_symlinks=False).st_mode)}, not read"
             except OSError as err:
                 found.not_read[str(p)] = f"cannot be read ({err.strerror or err})"
 

@@ -24,9 +24,15 @@ from dataclasses import dataclass, field
 import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
+Columns = dict[str, pl.DataType | type[pl.DataType]]  # dtypes as written: instances and classes
+
+
+def _schema(columns: Columns) -> pl.Schema:
+    return pl.Schema(columns)
+
 
 # Raw location fixes (Records.json, Timeline rawSignals/timelinePath, GPX trk/rte/wpt points).
-POINTS = pl.Schema(
+POINTS = _schema(
     {
         "at": UTC_US,  # null only for GPX points without <time>
         "utc_offset_min": pl.Int32,
@@ -42,7 +48,7 @@ POINTS = pl.Schema(
 )
 
 # Place visits an export already computed (Semantic placeVisit, Timeline visit).
-VISITS = pl.Schema(
+VISITS = _schema(
     {
         "start": UTC_US,
         "end": UTC_US,
@@ -61,7 +67,7 @@ VISITS = pl.Schema(
 )
 
 # Movements an export already computed (Semantic activitySegment, Timeline activity).
-SEGMENTS = pl.Schema(
+SEGMENTS = _schema(
     {
         "start": UTC_US,
         "end": UTC_US,
@@ -79,7 +85,7 @@ SEGMENTS = pl.Schema(
 )
 
 # Calendar occurrences, already expanded within the window; key (uid, recurrence_id).
-EVENTS = pl.Schema(
+EVENTS = _schema(
     {
         "uid": pl.String,
         "recurrence_id": pl.String,  # ISO-8601 UTC of the original start for recurring instances, "" otherwise
@@ -102,7 +108,7 @@ EVENTS = pl.Schema(
 )
 
 # App usage events. event_type is one of USAGE_EVENT_TYPES.
-USAGE_EVENTS = pl.Schema(
+USAGE_EVENTS = _schema(
     {
         "at": UTC_US,
         "utc_offset_min": pl.Int32,
@@ -116,7 +122,7 @@ USAGE_EVENTS = pl.Schema(
 )
 
 # App usage intervals an export already has (knowledgeC /app/usage, /app/inFocus).
-USAGE_INTERVALS = pl.Schema(
+USAGE_INTERVALS = _schema(
     {
         "start": UTC_US,
         "end": UTC_US,
