@@ -23,9 +23,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars tokenises bulk appends; a query, or BM25 restored from a snapshot, needs none
+    import polars as pl
 
 import numpy as np
-import polars as pl
 
 K1 = 1.2
 B = 0.75
@@ -45,6 +48,8 @@ def _token_column(col: pl.Expr) -> pl.Expr:
 
 
 def _stem(col: pl.Expr) -> pl.Expr:
+    import polars as pl
+
     n = col.str.len_chars()
     return (pl.when((n > 3) & col.str.ends_with("ies")).then(col.str.slice(0, n - 3) + "y")
             .when((n > 3) & col.str.ends_with("s") & ~col.str.contains("(ss|us|is)$")).then(col.str.slice(0, n - 1))
@@ -53,6 +58,8 @@ def _stem(col: pl.Expr) -> pl.Expr:
 
 def token_frame(texts: Sequence[str], start: int = 0) -> pl.DataFrame:
     """(doc, t) rows: every token of every text, doc numbered from `start`."""
+    import polars as pl
+
     df = pl.DataFrame({"doc": np.arange(start, start + len(texts), dtype=np.int64),
                        "t": pl.Series(list(texts), dtype=pl.String)})
     df = df.with_columns(_token_column(pl.col("t"))).explode("t").drop_nulls("t")
@@ -130,6 +137,8 @@ class BM25:
         start = len(self._dl)
         if not docs:
             return range(start, start)
+        import polars as pl
+
         tf = token_frame(docs, start).group_by("doc", "t").len("tf")
         terms = tf["t"].unique().to_list()
         known = self._vocab
@@ -183,6 +192,36 @@ class BM25:
         self._ptr = np.zeros(nterms + 1, dtype=np.int64)
         np.cumsum(np.bincount(terms, minlength=nterms), out=self._ptr[1:])
         self._delta, self._delta_docs = {}, 0
+
+    def compacted(self, new_pos: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The live documents' postings renumbered by `new_pos` (old position -> new, -1: dropped), for a
+        snapshot: (terms, ptr, docs, tf, dl), terms only the dropped documents held left out. O(postings)."""
+        if self._delta:
+            self._merge()
+        keep = new_pos >= 0
+        terms = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))  # term-major: already sorted
+        held = keep[self._docs]
+        terms, docs, tf = terms[held], new_pos[self._docs[held]], self._tf[held]
+        used = np.bincount(terms, minlength=len(self._vocab)) > 0
+        terms = (np.cumsum(used) - 1)[terms]  # renumbered in order: still sorted
+        ptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(ptr) - 1), out=ptr[1:])
+        by_id = sorted(self._vocab, key=self._vocab.__getitem__)
+        names = [t for t, u in zip(by_id, used.tolist(), strict=False) if u]
+        dl = np.empty(int(keep.sum()), dtype=np.float32)
+        dl[new_pos[keep]] = self._dl[keep]
+        return names, ptr, docs.astype(np.int32), tf, dl
+
+    @classmethod
+    def restore(cls, terms: list[str], ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> BM25:
+        """A BM25 over every document of `dl` from compacted() postings, as a fresh build of the same texts."""
+        bm = cls()
+        bm._vocab = dict(zip(terms, range(len(terms)), strict=True))
+        bm._ptr, bm._docs, bm._tf, bm._dl = ptr, docs, tf.astype(np.float32), dl.astype(np.float32)
+        bm._alive = np.ones(len(dl), dtype=bool)
+        bm._norm_avgdl = float(bm._dl.mean()) if len(dl) else 1.0
+        bm._w = bm._tf_part(bm._tf, bm._docs)
+        return bm
 
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         tid = self._vocab.get(term)

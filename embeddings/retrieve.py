@@ -31,16 +31,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import polars as pl
 
 from embeddings.index import VectorIndex, sorted_lookup
 from embeddings.lexical import BM25, View, best
 from embeddings.records import MemoryRecord
 from embeddings.redaction import SENSITIVITIES, Redaction
 from embeddings.temporal import TimeFilter
+
+if TYPE_CHECKING:  # frames come from the vault when the catalog is built from rows; a snapshot needs none
+    import polars as pl
 
 RRF_K = 60
 WEIGHTS = {"dense": 1.0, "lexical": 1.0, "recency": 1.0}
@@ -153,9 +155,10 @@ class Catalog:
         self.weekday = np.empty(0, np.int8)  # local weekday of the start, Monday = 0
         self.minute = np.empty(0, np.int16)  # local minute of day of the start
         self.duration = np.empty(0, np.int16)  # minutes, clipped to [1, 1440]
-        self._tags: dict[str, list[int]] = {}
-        self._texts: list[str] = []
+        self._tags: dict[str, np.ndarray] = {}  # tag -> positions carrying it
+        self._texts: list[str] | None = []  # None: loaded from a snapshot, the texts are read when needed
         self._redacted: dict[int, str] = {}
+        self.texts_of: Callable[[np.ndarray], list[str]] | None = None  # ids -> the texts a redacted caller sees
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None  # (ids sorted, their positions): see _id_order
         self._slot_maps: dict[int, np.ndarray] = {}  # index version -> slot per catalog position
         self.lexical = BM25()
@@ -197,14 +200,20 @@ class Catalog:
         self.weekday = np.concatenate([self.weekday, ((local_min // 1440 + 3) % 7).astype(np.int8)])  # 1970-01-01: Thu
         self.minute = np.concatenate([self.minute, (local_min % 1440).astype(np.int16)])
         self.duration = np.concatenate([self.duration, np.clip((end - start) // (60 * _US), 1, 1440).astype(np.int16)])
+        tagged: dict[str, list[int]] = {}
         for i, tags in enumerate(df["tags"].to_list()):
             for t in tags or ():
-                self._tags.setdefault(t, []).append(base + i)
+                tagged.setdefault(t, []).append(base + i)
+        for t, pos in tagged.items():
+            before = self._tags.get(t)
+            new = np.asarray(pos, dtype=np.int64)
+            self._tags[t] = new if before is None else np.concatenate([before, new])
         texts = df["text"].to_list()
         if indexed:
             texts = [indexed.get(m, t) for m, t in zip(df["memory_id"].to_list(), texts, strict=True)]
-        self._texts.extend(texts)
-        self._redacted.update({base + i: r for i, r in enumerate(red) if r is not None})
+        if self._texts is not None:
+            self._texts.extend(texts)
+            self._redacted.update({base + i: r for i, r in enumerate(red) if r is not None})
         self.lexical.append(texts)
         if self._lexical_redacted is not None:
             self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
@@ -220,11 +229,27 @@ class Catalog:
         self.lexical.kill(pos)
         if self._lexical_redacted is not None:
             self._lexical_redacted.kill(pos)
-        for p in pos.tolist():
-            self._texts[p] = ""
-            self._redacted.pop(p, None)
+        if self._texts is not None:
+            for p in pos.tolist():
+                self._texts[p] = ""
+                self._redacted.pop(p, None)
         self._slot_maps = {}
         self._views = {}
+
+    @classmethod
+    def restore(cls, columns: dict[str, np.ndarray], codes: list[str], tags: dict[str, np.ndarray], lexical: BM25,
+                texts_of: Callable[[np.ndarray], list[str]]) -> Catalog:
+        """A catalog of live memories from a snapshot's columns (embeddings/snapshot.py), no per-row Python;
+        the texts stay in the vault (`texts_of` reads them when a redacted caller first needs its BM25)."""
+        cat = cls()
+        for name, values in columns.items():
+            setattr(cat, name, values)
+        cat._codes = {c: i for i, c in enumerate(codes)}
+        names = np.array(codes, dtype="<U8") if codes else np.empty(0, dtype="<U8")
+        cat.kind, cat.sensitivity = names[cat.kind_code], names[cat.sensitivity_code]
+        cat.alive = np.ones(len(cat.ids), dtype=bool)
+        cat._tags, cat.lexical, cat._texts, cat.texts_of = tags, lexical, None, texts_of
+        return cat
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Live positions of the given ids (unknown ids are skipped)."""
@@ -271,7 +296,12 @@ class Catalog:
         if not redacted:
             return self.lexical
         if self._lexical_redacted is None:
-            bm = BM25([self._redacted.get(i, t) for i, t in enumerate(self._texts)])
+            if self._texts is None:  # loaded from a snapshot: the texts are read now (dead positions: "")
+                assert self.texts_of is not None, "a catalog loaded from a snapshot reads its texts through texts_of"
+                texts = self.texts_of(np.where(self.alive, self.ids, -1))
+            else:
+                texts = [self._redacted.get(i, t) for i, t in enumerate(self._texts)]
+            bm = BM25(texts)
             bm.kill(np.flatnonzero(~self.alive))
             self._lexical_redacted = bm
         return self._lexical_redacted

@@ -10,7 +10,10 @@
     svc.close()                                   # seals vectors of notes written since the last seal
 
 State (catalog, BM25, the two vector indexes) is loaded lazily on first use and kept in step with every
-write made through the service. Every read and write records a typed audit event (ids and hashes only).
+write made through the service. The catalog and BM25 come from their sealed snapshot when it matches the
+memories table (embeddings/snapshot.py), else from the rows (and the snapshot is written then); the redacted
+vector index is loaded only for a caller whose redaction searches it (or a write). Every read and write
+records a typed audit event (ids and hashes only).
 Notes' vectors are added in memory at once (searchable immediately) and sealed by flush()/close(); a
 crash before that leaves notes without vectors, which the next load re-embeds.
 """
@@ -19,17 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from embeddings import context as ctx
-from embeddings import dialogue, memories, notes, planning, retrieve, temporal
-from embeddings import forget as fg
+from embeddings import dialogue, notes, planning, retrieve, snapshot, temporal
 from embeddings import index as vindex
 from embeddings.agenda import free_slots, waking_days
 from embeddings.encoder import DIM, Encoder, model_version
@@ -41,12 +44,15 @@ from embeddings.events import (
     MemorySearched,
     MemoryWritten,
 )
-from embeddings.records import MemoryNotFound, MemoryRecord, RowCache, fetch
+from embeddings.records import KINDS, MemoryNotFound, MemoryRecord, RowCache, fetch
 from embeddings.redaction import Redaction
 from vault import audit
 from vault.errors import IntegrityError
 from vault.rwlock import RWLock
 from vault.store import Vault
+
+if TYPE_CHECKING:  # forget (and the source tables it reads through vault.read, polars) loads when a forget runs
+    from embeddings import forget as fg
 
 INDEX_BLOB = "memory-index"
 REDACTED_BLOB = "memory-index-redacted"
@@ -94,14 +100,17 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     """A call that only reads the service's state (and appends audit records): any number at once, so an API
     serving requests from a thread pool searches on both cores. The state is loaded first, alone."""
 
+    takes_redaction = "redaction" in inspect.signature(method).parameters
+
     @functools.wraps(method)
     def wrapper(self: MemoryService, *args: Any, **kwargs: Any) -> T:
+        need = kwargs.get("redaction", Redaction.OWNER) if takes_redaction else None
         while True:
             with self._lock.read():
-                if self.ready:
+                if self._ready_for(need):
                     return method(self, *args, **kwargs)
             with self._lock.write():
-                self._state()
+                self._state(need)
 
     return wrapper
 
@@ -111,7 +120,7 @@ def _instances(f: retrieve.Filters) -> retrieve.Filters:
     ..."): routines, which summarise months, would match every window, so they are left out unless the caller
     names the kinds."""
     if f.kinds is None and (f.since is not None or f.until is not None):
-        return dataclasses.replace(f, kinds=frozenset(memories.KINDS) - {"routine"})
+        return dataclasses.replace(f, kinds=frozenset(KINDS) - {"routine"})
     return f
 
 
@@ -138,6 +147,7 @@ class MemoryService:
         self._redacted: vindex.VectorIndex | None = None
         self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
         self._dirty = False  # the in-memory indexes differ from the sealed ones
+        self._saved = False  # the catalog snapshot on disk is the in-memory catalog
         self._lock = RWLock()
         self._rows = RowCache()  # hydrated rows of recent hits; cleared around every write
 
@@ -164,38 +174,76 @@ class MemoryService:
         """The catalog, BM25 and the sealed indexes are loaded: a search pays none of it."""
         return self._catalog is not None and self._full is not None and self._redacted is not None
 
+    def _ready_for(self, redaction: Redaction | None) -> bool:
+        """Loaded as far as a read in `redaction`'s view needs: the redacted index only when it searches it
+        (None: everything)."""
+        return self._catalog is not None and self._full is not None and (
+            self._redacted is not None or (redaction is not None and not redaction.redacts_text))
+
+    def _texts_of(self, ids: np.ndarray) -> list[str]:
+        """The text a redacted caller's BM25 indexes for each id ("" for -1 or a gone memory): the redacted
+        text where there is one, else the indexed text (a note with its neighbouring turns)."""
+        around = dialogue.texts(self.vault)
+        seen = {m: r if r is not None else around.get(m, t)
+                for m, t, r in self.vault.query("SELECT memory_id, text, text_redacted FROM memories")}
+        return [seen.get(i, "") for i in ids.tolist()]
+
+    def _load_catalog(self) -> retrieve.Catalog:
+        """The catalog from its snapshot when that matches the memories table, else from the rows (the
+        snapshot is written then, so the next process loads it)."""
+        cat = snapshot.load(self.vault, self._texts_of)
+        if cat is None:
+            cat = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
+            snapshot.save(self.vault, cat)
+        self._saved = True
+        return cat
+
     @_reading
     def warm(self) -> None:
         """Load the catalog, BM25, the sealed indexes and the query encoder now rather than in the first search
         (~4 s at 100k memories, ~35 s at 1M); the API server does it in the background as it starts."""
         self.encoder.encode_query("warm up")
 
-    def _state(self) -> tuple[retrieve.Catalog, vindex.VectorIndex, vindex.VectorIndex]:
+    def _state(self, redaction: Redaction | None = None) -> tuple[retrieve.Catalog, vindex.VectorIndex,
+                                                                    vindex.VectorIndex | None]:
+        """The loaded state; the redacted index only when `redaction` searches it (None: everything, for a
+        write or a warm-up)."""
         if self._catalog is None:
-            self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
-        if self._full is None or self._redacted is None:
-            self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
-            self._reconcile()
-            self._catalog.warm(self._full, self._redacted)
+            self._catalog = self._load_catalog()
+        missing: list[int] = []
+        if self._full is None:
+            self._full = self._load_index(INDEX_BLOB)
+            self._catalog.warm(self._full)
+            self._drop_stale(self._full)
+            missing = self._notes_missing()
+        if self._redacted is None and (redaction is None or redaction.redacts_text or missing):
+            self._redacted = self._load_index(REDACTED_BLOB)
+            self._catalog.warm(self._redacted)
+            self._drop_stale(self._redacted)
+        if missing:
+            self._embed(missing)
         return self._catalog, self._full, self._redacted
 
-    def _reconcile(self) -> None:
-        """Drop vectors of memories that no longer exist; embed notes that lost theirs in a crash."""
-        self._drop_stale()
+    def _write_state(self) -> tuple[retrieve.Catalog, vindex.VectorIndex, vindex.VectorIndex]:
+        catalog, full, red = self._state()
+        assert red is not None
+        return catalog, full, red
+
+    def _notes_missing(self) -> list[int]:
+        """Notes that lost their vectors in a crash (the next load embeds them)."""
         assert self._catalog is not None and self._full is not None
         notes_missing = [r[0] for r in self.vault.query(  # updated, but the new vector was never sealed
             "SELECT m.memory_id FROM memories m JOIN memory_vectors v USING (memory_id) "
             "WHERE m.kind = 'note' AND v.text_sha <> m.text_sha")]
         note_ids = self._catalog.ids[self._catalog.alive & (self._catalog.kind == "note")]
         notes_missing += note_ids[~np.isin(note_ids, self._full.ids())].tolist()  # written, never sealed
-        if notes_missing:
-            self._embed(sorted(set(notes_missing)))
+        return sorted(set(notes_missing))
 
-    def _drop_stale(self) -> None:
+    def _drop_stale(self, *indexes: vindex.VectorIndex) -> None:
         """Remove vectors whose memory is gone (forgotten or no longer derived from the sources)."""
-        assert self._catalog is not None and self._full is not None and self._redacted is not None
+        assert self._catalog is not None
         live = self._catalog.ids[self._catalog.alive]
-        for ix in (self._full, self._redacted):
+        for ix in indexes:
             stale = ix.ids()[~np.isin(ix.ids(), live)]
             if len(stale):
                 ix.remove(stale)
@@ -228,11 +276,19 @@ class MemoryService:
 
     @_locked
     def flush(self) -> None:
-        """Seal both indexes and record the vectors' provenance (what was embedded by which model)."""
-        if not self._dirty or self._full is None or self._redacted is None:
+        """Seal the changed indexes, record the vectors' provenance (what was embedded by which model) and
+        write the catalog snapshot when the catalog changed."""
+        self._seal()
+        if not self._saved and self._catalog is not None:
+            snapshot.save(self.vault, self._catalog)
+            self._saved = True
+
+    def _seal(self) -> None:
+        if not self._dirty or self._full is None:
             return
         vindex.save(self.vault, INDEX_BLOB, self._full, self._header("full"))
-        vindex.save(self.vault, REDACTED_BLOB, self._redacted, self._header("redacted"))
+        if self._redacted is not None:  # not loaded: not changed (every write loads it)
+            vindex.save(self.vault, REDACTED_BLOB, self._redacted, self._header("redacted"))
         info = self.encoder.info
         rows = [(mid, info.name, info.version, info.dtype, sha) for mid, sha in self._pending.items()]
         if rows:
@@ -255,15 +311,21 @@ class MemoryService:
     def index(self, *, rebuild: bool = False, progress: Progress | None = None, actor: str = "owner") -> IndexReport:
         """Sync memories with the ingested tables, embed new or changed ones (all with rebuild), seal."""
         t0 = time.perf_counter()
+        from embeddings import memories
+
         sync = memories.sync(self.vault)
         self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
+        self._saved = False
         if rebuild:
             dim = self.encoder.info.dim
             self._full, self._redacted = vindex.VectorIndex.new(dim), vindex.VectorIndex.new(dim)
             self.vault.execute("DELETE FROM memory_vectors")
-        elif self._full is None or self._redacted is None:
-            self._full, self._redacted = self._load_index(INDEX_BLOB), self._load_index(REDACTED_BLOB)
-        self._drop_stale()
+        else:
+            if self._full is None:
+                self._full = self._load_index(INDEX_BLOB)
+            if self._redacted is None:
+                self._redacted = self._load_index(REDACTED_BLOB)
+        self._drop_stale(self._full, self._redacted)
         live = self._catalog.ids[self._catalog.alive]
         info = self.encoder.info
         todo = {r[0] for r in self.vault.query(
@@ -294,7 +356,7 @@ class MemoryService:
         """Hybrid search, filters before ranking. Each hit carries every signal's rank and score (explain)."""
         if k <= 0:
             raise ValueError("k must be positive")
-        catalog, full, red = self._state()
+        catalog, full, red = self._state(redaction)
         now = now or datetime.now().astimezone()
         cleaned, tf = temporal.parse(query, now) if parse_time else (query, temporal.TimeFilter())
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags), sources=_set(sources),
@@ -330,7 +392,7 @@ class MemoryService:
         """A token-budgeted, cited context pack for a task (counted with the model's tokenizer). A task about the
         future (embeddings/planning.py) gets the window's events and free time, then routines, then the
         relevant past; near-duplicates share a line."""
-        catalog, full, red = self._state()
+        catalog, full, red = self._state(redaction)
         now = now or datetime.now().astimezone()
         plan = planning.window(task, now) if since is None and until is None else None
         cleaned, tf = temporal.parse(task.replace(plan[2], " ", 1) if plan else task, now)
@@ -358,7 +420,7 @@ class MemoryService:
                 habits = [h for h in ranked_hits(dataclasses.replace(filters, kinds=frozenset({"routine"})), ROUTINES_RANKED)
                           if not {"series", "person"} & set(h.memory.tags)]
                 agenda = dataclasses.replace(agenda, routines=tuple(habits[:ROUTINES_IN_PLAN]))
-            past = (wanted or frozenset(memories.KINDS)) - {"routine"}
+            past = (wanted or frozenset(KINDS)) - {"routine"}
             shown = {h.memory.memory_id for h in agenda.events}
             hits = [h for h in ranked_hits(dataclasses.replace(filters, kinds=past, until=min(filters.until or now, now)), k)
                     if h.memory.memory_id not in shown]
@@ -410,6 +472,7 @@ class MemoryService:
         """Re-read a written note (embedding it again when its text changed) and re-index the notes `around` it
         whose neighbouring turns changed (dialogue.py): only those, whatever the number of notes."""
         catalog, _, _ = self._state()
+        self._saved = False
         ids = sorted({*around, *([] if memory_id is None else [memory_id])})
         if not ids:
             return
@@ -448,6 +511,8 @@ class MemoryService:
     @_locked
     def delete(self, memory_id: int, *, actor: str = "owner") -> fg.ForgetReceipt:
         """Delete one memory with its history, vector and (for ingested memories) source rows."""
+        from embeddings import forget as fg
+
         p = self.forget_preview(fg.ForgetRequest(memory_ids=(memory_id,)))
         if not p.memory_ids:
             raise MemoryNotFound(f"no memory {memory_id}")
@@ -458,6 +523,8 @@ class MemoryService:
         """What `request` would delete (memories, source rows, summary entries, a preview of the texts);
         changes nothing. `plan.digest` identifies the exact set, for a confirm-then-commit protocol. The
         selection is made in `redaction`'s view (what it may see, matched on the texts it sees)."""
+        from embeddings import forget as fg
+
         catalog, _, _ = self._state()
         return fg.plan(self.vault, catalog, request, redaction)
 
@@ -466,7 +533,9 @@ class MemoryService:
         """Carry out a previewed plan: vectors out and index resealed first, then rows, then CHECKPOINT. Notes
         whose neighbouring turns are forgotten lose their vectors in the same reseal and are indexed again
         without them afterwards (a crash in between leaves them without vectors: the next load embeds them)."""
-        catalog, full, red = self._state()
+        from embeddings import forget as fg
+
+        catalog, full, red = self._write_state()
         ids = np.array(plan.memory_ids, dtype=np.int64)
         around = sorted(dialogue.neighbours(self.vault, plan.memory_ids) - set(plan.memory_ids))
         full.remove(np.array(around, dtype=np.int64))
@@ -477,7 +546,9 @@ class MemoryService:
         for mid in plan.memory_ids:
             self._pending.pop(mid, None)
         self._dirty = True
-        self.flush()
+        snapshot.drop(self.vault)  # its terms go with the vectors; the new one is written once the rows are gone
+        self._saved = False
+        self._seal()
         now = datetime.now(UTC)
         with self.vault.transaction():
             deleted = fg.delete_rows(self.vault, plan, now=now)
@@ -490,7 +561,7 @@ class MemoryService:
         catalog.remove(ids)
         if around:
             self._refresh(None, embed=False, around=around)
-            self.flush()
+        self.flush()
         return fg.ForgetReceipt(memories=len(plan.shown), rows_deleted=deleted | {"memories": len(plan.shown)},
                                 vectors_removed=removed_shown, audit_seq=row.seq, at=now)
 
@@ -498,7 +569,7 @@ class MemoryService:
     @_reading
     def stats(self) -> dict[str, Any]:
         """Counts and model of the loaded state (no personal data)."""
-        catalog, full, red = self._state()
+        catalog, full, red = self._write_state()
         return {"memories": len(catalog), "vectors": len(full), "redacted_vectors": len(red),
                 "index": full.stats.kind, "tombstones": full.tombstones, "model": self.encoder.info.name,
                 "model_version": self.encoder.info.version, "dtype": self.encoder.info.dtype}
