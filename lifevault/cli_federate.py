@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from lifevault.cli_common import (
     App,
@@ -83,6 +81,8 @@ def simulate_cmd(
         result = sim.simulate(fleet, rounds=rounds, mode=mode, epsilon=epsilon, delta=delta,
                               noise_multiplier=noise_multiplier, clip_norm=clip_norm, eval_fraction=eval_fraction,
                               seed=seed, on_round=on_round)
+    from rich.table import Table
+
     table = Table(title=f"{mode} DP, noise multiplier {result.noise_multiplier:.3f}, delta {delta:g}")
     for col in ("device", "epsilon (PLD)", "assuming", "RDP", "device-verifiable", "amplified"):
         table.add_column(col, justify="right", no_wrap=col != "assuming")
@@ -105,6 +105,8 @@ def simulate_cmd(
 def fleet_progress(*, devices: int, rounds: int, json_out: bool) -> Iterator[tuple[Callable[[int], None],
                                                                                 Callable[[Any], None]]]:
     """Bars for the devices built and the rounds run, and one line per round (none of it under --json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with progress(*columns, json_out=json_out) as bar:
         built = bar.add_task("devices built", total=devices)

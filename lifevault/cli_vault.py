@@ -22,11 +22,12 @@ from lifevault.cli_common import (
     settings,
 )
 from lifevault.secrets_input import read_passphrase
-from vault import audit, backup, ledger
 from vault import keys as keymod
 from vault import status as vault_status
 from vault.keys import KdfParams
-from vault.store import Vault
+
+# vault.store (duckdb), vault.audit, vault.backup and vault.ledger are imported by the commands that use them:
+# `--help` loads none of them
 
 audit_app = App(help="Verify and export the audit log and privacy ledger.", no_args_is_help=True)
 
@@ -55,6 +56,9 @@ def init(
 
     Example: LIFEVAULT_PASSPHRASE=... lifevault init --home ~/.lifevault
     """
+    from vault import audit
+    from vault.store import Vault
+
     s = settings(home)
     kdf = _kdf(kdf_memory_mib * 1024, kdf_iterations, kdf_lanes)
     pw = read_passphrase(passphrase_file, confirm=True, prompt="New passphrase")
@@ -119,6 +123,8 @@ def passwd(
 
     Example: lifevault passwd --recovery-code XXXXX-XXXXX-... (when the passphrase is forgotten)
     """
+    from vault import audit
+
     least = keymod.rewrap_floor(settings(home).home)  # (keys.json alone: refused before any passphrase is asked)
     kdf = _kdf(least.memory_kib if kdf_memory_mib is None else kdf_memory_mib * 1024,
                least.iterations if kdf_iterations is None else kdf_iterations, least.lanes)
@@ -143,6 +149,8 @@ def rotate_key(home: HomeOpt = None, passphrase_file: PassFileOpt = None) -> Non
 
     Example: lifevault rotate-key
     """
+    from vault import audit
+
     with open_vault(home, passphrase_file) as vault:
         vault.rotate_duckdb_key()
         gen = vault_status.key_generation(vault.home, "duckdb")
@@ -160,6 +168,8 @@ def export(
 
     Example: lifevault export --out vault-2025-11.lvbackup
     """
+    from vault import backup
+
     with open_vault(home, passphrase_file) as vault:
         summary = backup.export(vault, out)
     err.print(f"Backup written to {out} ({summary['bytes']:,} bytes, sha256 {str(summary['sha256'])[:16]}…)")
@@ -177,6 +187,8 @@ def import_(
 
     Example: lifevault import vault-2025-11.lvbackup --home ~/.lifevault
     """
+    from vault import backup
+
     s = settings(home)
     pw = None if recovery_code else read_passphrase(passphrase_file)
     with backup.restore(archive, s.home, passphrase=pw, recovery_code=recovery_code):
@@ -195,7 +207,7 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
 
     Example: lifevault audit verify --json
     """
-    from vault import chain_migrate, headanchor
+    from vault import audit, chain_migrate, headanchor, ledger
 
     with open_vault(home, passphrase_file) as vault:
         anchored = headanchor.check(vault)

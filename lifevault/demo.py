@@ -31,11 +31,9 @@ from typing import Annotated, Any
 import typer
 
 from lifevault.cli_common import HomeOpt, err
-from lifevault.demo_agent import DemoError
-from vault import audit
-from vault import load as vload
 from vault.errors import VaultError
-from vault.store import Vault
+
+# the vault, the agent's HTTP client and polars (vault.load) are imported by the steps: `--help` needs none
 
 DEMO_PASSPHRASE = "demo passphrase (not secret)"
 PERSONA_END = date(2025, 10, 31)
@@ -57,6 +55,8 @@ class Timings:
 @contextlib.contextmanager
 def _step(timings: Timings, n: int, title: str) -> Iterator[Callable[[str], None]]:
     """A spinner while the step runs, its time when done; any failure becomes one line and exit code 1."""
+    from lifevault.demo_agent import DemoError
+
     err.print(f"[bold][{n}/4] {title}[/bold]")
     t0 = time.perf_counter()
     with err.status(title) as status:
@@ -126,6 +126,9 @@ def _ingest(target: Path, passphrase: str, *, days: int, seed: int, scratch: Pat
             note: Callable[[str], None]) -> tuple[Any, str]:
     from ingest.pipeline import run
     from synth import generate
+    from vault import audit
+    from vault import load as vload
+    from vault.store import Vault
 
     exports = scratch / "exports"
     note(f"generating {days} days of a synthetic persona (seed {seed})")
@@ -186,6 +189,7 @@ def _build_peers(passphrase: str, scratch: Path) -> tuple[Path, tuple[Path, ...]
     from federated import simulate as sim
     from ingest.pipeline import run
     from synth import generate
+    from vault.store import Vault
 
     t0 = time.perf_counter()
     root = scratch / "fleet"
@@ -257,7 +261,9 @@ def _audit(target: Path, passphrase: str) -> dict[str, Any]:
     """`lifevault audit dp` with a quick configuration, then what `lifevault audit verify` checks."""
     from federated import audit as faudit
     from lifevault.cli_audit import recompute_ledger
-    from vault import ledger
+    from lifevault.demo_agent import DemoError
+    from vault import audit, ledger
+    from vault.store import Vault
 
     with Vault.open(target, passphrase) as vault:
         last = {}
@@ -295,6 +301,7 @@ def _privacy_report(home: Path, passphrase: str) -> Path:
     from reports.build import build
     from reports.html import render
     from vault.fsio import write_atomic
+    from vault.store import Vault
 
     with Vault.open(home, passphrase) as vault:
         data = build(vault)

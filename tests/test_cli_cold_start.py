@@ -1,0 +1,54 @@
+"""A command that needs no vault content imports nothing heavy: `--help` neither the database nor numpy,
+`status` and `token list` the database (duckdb) and nothing of search, ingest or the server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FAST_KDF, PASSPHRASE
+from vault.store import Vault
+
+CLI = "import sys; from lifevault.cli import main; sys.exit(main())"
+SEARCH_STACK = ("numpy", "polars", "pyarrow", "faiss", "tokenizers", "torch", "transformers", "sentence_transformers")
+SERVER_STACK = ("httpx", "fastapi", "uvicorn", "anyio", "mcp", "flwr")
+
+
+def _imported(args: list[str], env: dict[str, str], code: str = CLI) -> set[str]:
+    """The top-level packages a process running `code` with `args` imported (-X importtime)."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    names = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert names, "no -X importtime output"
+    return {n.split(".")[0] for n in names}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("cold") / "home"
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    vault.close()
+    return {**os.environ, "LIFEVAULT_PASSPHRASE": PASSPHRASE, "LIFEVAULT_HOME": str(home)}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["token", "--help"]])
+def test_help_imports_neither_the_database_nor_the_search_or_server_stack(args: list[str], env: dict[str, str]):
+    heavy = _imported(args, env) & {*SEARCH_STACK, *SERVER_STACK, "duckdb", "rich"}
+    assert heavy == set(), args
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["token", "list"]])
+def test_status_and_token_list_import_the_database_and_nothing_of_search_or_the_server(args: list[str],
+                                                                                        env: dict[str, str]):
+    imported = _imported(args, env)
+    assert "duckdb" in imported  # it did open the vault
+    assert imported & {*SEARCH_STACK, *SERVER_STACK} == set(), args
+
+
+def test_the_guard_sees_a_heavy_import(env: dict[str, str]):
+    """The check can fail: a process that imports numpy shows it."""
+    assert "numpy" in _imported([], env, code="import numpy")
