@@ -65,6 +65,11 @@ def e7(obj: dict[str, Any], lat_key: str, lon_key: str, what: str) -> tuple[floa
         raise ValueError(f"{what}: {e}") from None
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (absent, null, a list, a string)."""
+    return value if isinstance(value, dict) else {}
+
+
 def number(value: Any) -> float | None:
     """A number that may be written as a string (iOS Timeline); None when absent or not a number."""
     if value is None or isinstance(value, bool):

@@ -28,7 +28,8 @@ import json
 import re
 from collections.abc import Callable, Generator
 from datetime import datetime
-from typing import Any, BinaryIO
+from types import ModuleType
+from typing import Any, AnyStr, BinaryIO, cast
 
 import numpy as np
 import polars as pl
@@ -39,6 +40,7 @@ from ingest.files import InputFile
 from ingest.records import RAW_LIMIT, UTC_US, Batch, Rejected, clip_raw, empty
 from ingest.sources.location.common import MAX_AT, MIN_AT, instant
 
+_native: ModuleType | None
 try:  # built at install (setup.py); without it the numpy + polars fast path below reads the same columns
     from ingest import _records as _native
 except ImportError:  # pragma: no cover - a machine without a C compiler
@@ -56,6 +58,12 @@ MAX_RECORD_BYTES = 1 << 24  # a single record larger than 16 MiB is not a locati
 
 _SEP = re.compile(r"[\s,]*")  # on text: JSON's whitespace and the Unicode spaces the text scanner skipped
 _SEP_B = re.compile(rb"[ \t\n\r\f\v,]*")
+
+
+def _always(pattern: re.Pattern[AnyStr]) -> Callable[[AnyStr, int], re.Match[AnyStr]]:
+    """pattern.match for a pattern that matches everywhere (maybe empty, as _SEP): never None."""
+    return cast("Callable[[AnyStr, int], re.Match[AnyStr]]", pattern.match)
+
 _OPEN = re.compile(r'"locations"\s*:\s*\[')
 _OPEN_B = re.compile(rb'"locations"[ \t\n\r]*:[ \t\n\r]*\[')
 _TOKEN_B = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]', re.DOTALL)
@@ -130,7 +138,7 @@ class _Elements:
 
     def __init__(self, win: _Window) -> None:
         self._win = win
-        self._scan = json.JSONDecoder().scan_once
+        self._scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # typeshed omits it
         self._raw: bytes | None = None
         self._text = ""
         self._b = 0  # byte offset in _raw of text position _c
@@ -161,10 +169,10 @@ class _Elements:
         (the elements, byte offset after the last one and the spaces after it). Offsets are converted
         once per run, not per element."""
         c0 = c = self._at(pos)
-        text, scan, sep, bad = self._text, self._scan, _SEP.match, self._bad
+        text, scan, sep, bad = self._text, self._scan, _always(_SEP), self._bad
         # (the text offset of `stop`, give or take the bytes of a character cut there: elements near the end
         # of the window are only read early or late, never differently)
-        c_stop = len(text) - len(self._raw[stop:].decode("utf-8", "surrogateescape"))  # type: ignore[index]
+        c_stop = len(text) - len((self._raw or b"")[stop:].decode("utf-8", "surrogateescape"))
         out: list[Any] = []
         while len(out) < most:
             c = sep(text, c).end()
@@ -189,7 +197,7 @@ class _Elements:
         caller should look past; raises ValueError/StopIteration when no element parses there."""
         c = self._at(pos)
         text = self._text
-        skip = _SEP.match(text, c).end()
+        skip = _always(_SEP)(text, c).end()
         if skip > c:
             return self._SKIPPED, self._advance(c, skip)
         obj, end = self._scan(text, c)
@@ -198,7 +206,7 @@ class _Elements:
             size = len(piece.encode())
         except UnicodeEncodeError:  # bad bytes in the element: read them as U+FFFD
             size = len(piece.encode("utf-8", "surrogateescape"))
-            obj = self._scan(self._raw[pos:pos + size].decode("utf-8", "replace"), 0)[0]  # type: ignore[index]
+            obj = self._scan((self._raw or b"")[pos:pos + size].decode("utf-8", "replace"), 0)[0]
         self._b, self._c = pos + size, end
         return obj, pos + size
 
@@ -241,7 +249,7 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
         return
     win.pos = start
     elements = _Elements(win)
-    sep = _SEP_B.match
+    sep = _always(_SEP_B)
     out = _Pending(f)
     objs: list[Any] = []  # elements parsed one by one, in file order; _BROKEN where one was not valid JSON
     first = 0  # position of objs[0]
@@ -271,16 +279,16 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
                     objs = []
                 rows, lines, used = got
                 out.add(*_validate(rows.with_columns(position=pl.int_range(first, first + rows.height, dtype=pl.Int64)),
-                                   f, lambda p, base=first, lines=lines: lines()[p - base]))
+                                   f, _line_of(lines, first)))
                 first += rows.height
                 pos += used
                 while out.rows >= BATCH_ROWS:
                     yield out.take(BATCH_ROWS)
                 continue
             slow_until = limit
-        got, end = elements.run(pos, limit, min(FLUSH_OBJECTS - len(objs), BATCH_ROWS - out.rows - len(objs)))
-        if got or end > pos:  # elements, or only spaces the text scanner skips
-            objs += got
+        parsed, end = elements.run(pos, limit, min(FLUSH_OBJECTS - len(objs), BATCH_ROWS - out.rows - len(objs)))
+        if parsed or end > pos:  # elements, or only spaces the text scanner skips
+            objs += parsed
             pos = end
         else:
             try:  # nothing parses at pos
@@ -289,16 +297,17 @@ def _parse(f: InputFile, win: _Window) -> Generator[Batch, None, None]:
                     continue
             except (StopIteration, ValueError, RecursionError):
                 win.pos = pos
-                obj, end = _recover(win, elements)
+                obj, rend = _recover(win, elements)
+                end = -1 if rend is None else rend  # None comes only with _BROKEN, which stops below
                 raw, pos = win.raw, win.pos
                 limit = len(raw) - MARGIN_BYTES if not win.eof else len(raw)
                 slow_until = limit
                 if obj is _Elements._SKIPPED:  # the element had only begun: spaces, now complete
-                    pos = end  # type: ignore[assignment]
+                    pos = end
                     continue
                 if obj is _BROKEN:
                     at = first + len(objs)
-                    if end is None:
+                    if rend is None:
                         reason = ("truncated JSON at end of file" if win.eof
                                   else "malformed JSON; the rest of the file is unreadable")
                         out.rejected.append(_reject(f, at, reason, win.text(pos, pos + 4 * RAW_LIMIT)[:RAW_LIMIT]))
@@ -369,6 +378,8 @@ def _fast(buf: bytes, pos: int, end: int) -> Raw | None:
 
 
 def _fast_native(buf: bytes, pos: int, end: int) -> Raw | None:
+    if _native is None:  # not built (_fast reads with numpy then)
+        return None
     got = _native.parse(buf, pos, end)
     if got is None:
         return None
@@ -377,7 +388,7 @@ def _fast_native(buf: bytes, pos: int, end: int) -> Raw | None:
 
     def text(off: bytes, data: bytes, valid: bytes) -> pl.Series:
         bits = np.packbits(np.frombuffer(valid, dtype=np.uint8), bitorder="little")
-        return pl.Series(pa.StringArray.from_buffers(n, pa.py_buffer(off), pa.py_buffer(data), pa.py_buffer(bits)))
+        return pl.Series(pa.StringArray.from_buffers(n, pa.py_buffer(off), pa.py_buffer(data), pa.py_buffer(bits.data)))
 
     fields = pl.DataFrame(
         {name: pl.Series(np.frombuffer(b, dtype=np.float64)).fill_nan(None) for name, b in zip(numbers, columns[:4], strict=True)}
@@ -442,6 +453,11 @@ def _fast_numpy(buf: bytes, pos: int, end: int) -> Raw | None:
 
 
 _BROKEN = object()
+
+
+def _line_of(lines: Callable[[], list[bytes]], base: int) -> Callable[[int], bytes]:
+    """The text of the element at a position, from the lines of a run that starts at `base`."""
+    return lambda p: lines()[p - base]
 
 
 def _recover(win: _Window, elements: _Elements) -> tuple[Any, int | None]:
@@ -577,5 +593,5 @@ def _reparse_odd_timestamps(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reject(f: InputFile, position: int, reason: str, raw: str) -> Rejected:
+def _reject(f: InputFile, position: int, reason: str, raw: str | bytes) -> Rejected:
     return Rejected(format=FORMAT, file=f.name, position=position, reason=reason, raw=clip_raw(raw))

@@ -32,7 +32,16 @@ from typing import Any
 
 from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
-from ingest.sources.location.common import Rows, e7, instant, number, raw_json, read_json, semantic_type
+from ingest.sources.location.common import (
+    Rows,
+    e7,
+    instant,
+    json_object,
+    number,
+    raw_json,
+    read_json,
+    semantic_type,
+)
 
 FORMAT = "google_semantic"
 KIND = "location"
@@ -72,7 +81,7 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
         except ValueError as e:
             out.reject(position, str(e), obj)
             continue
-        _raw_path(out, obj.get("placeVisit") or obj.get("activitySegment"), position)
+        _raw_path(out, json_object(obj.get("placeVisit") or obj.get("activitySegment")), position)
     yield Batch("visits", frame("visits", out.tables["visits"]), out.rejected)
     for table in ("segments", "points"):
         if out.tables[table]:
@@ -147,7 +156,7 @@ def _span(obj: dict[str, Any], what: str) -> tuple[Any, Any]:
 
 def visit(v: dict[str, Any]) -> dict[str, Any]:
     start, end = _span(v, "placeVisit")
-    loc = v.get("location") if isinstance(v.get("location"), dict) else {}
+    loc = json_object(v.get("location"))
     lat, lon = e7(loc, "latitudeE7", "longitudeE7", "placeVisit location")
     if lat is None:
         lat, lon = e7(v, "centerLatE7", "centerLngE7", "placeVisit center")
@@ -162,11 +171,11 @@ def visit(v: dict[str, Any]) -> dict[str, Any]:
 
 def segment(s: dict[str, Any]) -> dict[str, Any]:
     start, end = _span(s, "activitySegment")
-    sl = s.get("startLocation") if isinstance(s.get("startLocation"), dict) else {}
-    el = s.get("endLocation") if isinstance(s.get("endLocation"), dict) else {}
+    sl = json_object(s.get("startLocation"))
+    el = json_object(s.get("endLocation"))
     slat, slon = e7(sl, "latitudeE7", "longitudeE7", "activitySegment startLocation")
     elat, elon = e7(el, "latitudeE7", "longitudeE7", "activitySegment endLocation")
-    path = s.get("waypointPath") if isinstance(s.get("waypointPath"), dict) else {}
+    path = json_object(s.get("waypointPath"))
     distance = number(s.get("distance"))
     if distance is None:
         distance = number(path.get("distanceMeters"))

@@ -40,6 +40,7 @@ from ingest.sources.location.common import (
     activity_type,
     in_range,
     instant,
+    json_object,
     latlng,
     number,
     read_json,
@@ -139,7 +140,7 @@ def _coords(value: Any, what: str) -> tuple[float | None, float | None]:
 def _visit(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ValueError("visit is not an object")
-    top = v.get("topCandidate") if isinstance(v.get("topCandidate"), dict) else {}
+    top = json_object(v.get("topCandidate"))
     lat, lon = _coords(top.get("placeLocation"), "visit placeLocation")
     place = top.get("placeId", top.get("placeID"))
     conf = number(v.get("probability"))
@@ -155,7 +156,7 @@ def _activity(a: Any) -> dict[str, Any]:
         raise ValueError("activity is not an object")
     slat, slon = _coords(a.get("start"), "activity start")
     elat, elon = _coords(a.get("end"), "activity end")
-    top = a.get("topCandidate") if isinstance(a.get("topCandidate"), dict) else {}
+    top = json_object(a.get("topCandidate"))
     dist = number(a.get("distanceMeters"))
     return {
         "start_lat": slat, "start_lon": slon, "end_lat": elat, "end_lon": elon,

@@ -28,8 +28,8 @@ before the XML declaration are skipped. A file with a DOCTYPE/ENTITY declaration
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Generator, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, cast
 
 from ingest.files import InputFile
 from ingest.records import Batch, Rejected, clip_raw, frame
@@ -111,16 +111,18 @@ def batches(f: InputFile) -> Generator[Batch, None, dict[str, int]]:
 
 def _events(stream: Any) -> Iterator[tuple[str, ET.Element]]:
     """iterparse's events, with a BOM and whitespace before the XML declaration skipped (expat refuses them)."""
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    # only the "start" and "end" events asked for: (name, element) pairs
+    events = cast("Callable[[], Iterator[tuple[str, ET.Element]]]", parser.read_events)
     leading = True
     while chunk := stream.read(CHUNK_BYTES):
         if leading:
             chunk = chunk.lstrip(_LEADING)
             leading = not chunk
         parser.feed(chunk)
-        yield from parser.read_events()
+        yield from events()
     parser.close()
-    yield from parser.read_events()
+    yield from events()
 
 
 def point(el: ET.Element, name: str) -> tuple[dict[str, Any], str | None]:
