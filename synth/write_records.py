@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from synth.geo import M_PER_DEG
-from synth.life import Life, Move
+from synth.life import Life, Move, Stay
 from synth.persona import Workout
 
 CHUNK = 100_000
@@ -56,7 +56,8 @@ def _us(t: datetime) -> int:
 def sample(life: Life, *, points_target: int | None = None) -> Points:
     p = life.persona
     rng = np.random.Generator(np.random.PCG64([p.seed, 101]))
-    blocks = sorted([*life.stays, *life.moves], key=lambda b: b.start)
+    blocks: list[Stay | Move] = [*life.stays, *life.moves]
+    blocks.sort(key=lambda b: b.start)
     start = np.array([_us(b.start) for b in blocks], dtype=np.int64)
     end = np.array([_us(b.end) for b in blocks], dtype=np.int64)
     is_move = np.array([isinstance(b, Move) for b in blocks])

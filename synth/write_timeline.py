@@ -62,7 +62,8 @@ def _tz(b: Stay | Move) -> str:
 
 
 def _blocks(life: Life, start: datetime, end: datetime) -> list[Stay | Move]:
-    return sorted((b for b in (*life.stays, *life.moves) if start <= b.start < end), key=lambda b: b.start)
+    every: tuple[Stay | Move, ...] = (*life.stays, *life.moves)
+    return sorted((b for b in every if start <= b.start < end), key=lambda b: b.start)
 
 
 def path_points(move: Move, rng: random.Random) -> list[tuple[datetime, float, float]]:
@@ -134,7 +135,8 @@ def _semantic_segment(m: Move, rng: random.Random, tag: int) -> dict:
 def write_semantic(root: Path, life: Life, *, tag: int, plant_bad: bool) -> list[Written]:
     rng = random.Random(f"lifevault-synth:{life.persona.seed}:semantic")
     months: dict[tuple[int, int], list[Stay | Move]] = {}
-    for b in sorted((*life.stays, *life.moves), key=lambda b: b.start):
+    every: tuple[Stay | Move, ...] = (*life.stays, *life.moves)
+    for b in sorted(every, key=lambda b: b.start):
         local = b.start.astimezone(ZoneInfo(_tz(b)))
         months.setdefault((local.year, local.month), []).append(b)
     keys = sorted(months)
@@ -148,7 +150,8 @@ def write_semantic(root: Path, life: Life, *, tag: int, plant_bad: bool) -> list
                     "segments": sum(isinstance(b, Move) for b in months[key])}
         if key == bad_month:
             at = len(objs) // 2
-            bad = _semantic_visit(months[key][0] if isinstance(months[key][0], Stay) else life.stays[0], rng, tag)
+            first = months[key][0]
+            bad = _semantic_visit(first if isinstance(first, Stay) else life.stays[0], rng, tag)
             bad["placeVisit"]["duration"] = {"startTimestamp": f"{key[0]}-02-30T10:00:00.000Z",
                                              "endTimestamp": f"{key[0]}-02-30T11:30:00.000Z"}
             objs.insert(at, bad)

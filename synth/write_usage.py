@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ingest.apps import describe
 from synth.usage import ANDROID_APPS, Pickup, Usage
@@ -149,7 +150,7 @@ def write_my_activity(path: Path, usage: Usage, *, plant_bad: bool) -> Out:
 def write_knowledgec(path: Path, usage: Usage, *, seed: int, plant_bad: bool) -> Out:
     """The iPad's ZOBJECT: /app/usage intervals, /display/isBacklit and /device/isLocked states, a few intents."""
     rng = random.Random(f"lifevault-synth:{seed}:knowledgec")
-    rows: list[list] = []
+    rows: list[list[Any]] = []
     out = Out(rows={"usage_intervals": 0, "usage_events": 0})
 
     def add(stream: str, start: datetime, end: datetime, offset: int, *, value: str | None = None,
@@ -172,7 +173,7 @@ def write_knowledgec(path: Path, usage: Usage, *, seed: int, plant_bad: bool) ->
         out.rows["usage_events"] += 4
     if plant_bad:
         at = len(rows) // 2
-        ref = rows[at] if rows else ["/app/usage", None, None, 780_000_000.0, 780_000_060.0, 0]
+        ref: list[Any] = rows[at] if rows else ["/app/usage", None, None, 780_000_000.0, 780_000_060.0, 0]
         rows.insert(at, ["/app/usage", "com.apple.mobilesafari", None, ref[3] + 600, ref[3], ref[5]])  # ends first
         out.bad_positions.append(at + 1)  # Z_PK
     table = []
