@@ -13,17 +13,17 @@ from fastapi import APIRouter
 from api.auth import AuditDep, BackendDep, LocationReader
 from api.params import RangeDep, iso
 from api.schemas import PlacesOut, TimelineOut
-from api.tokens import Actor
 from embeddings.memories import place_type
+from embeddings.redaction import Redaction
 from vault import read
 from vault.read import Place
 
 router = APIRouter(tags=["location"])
 
 
-def place(actor: Actor, p: Place) -> dict[str, Any]:
+def place(redaction: Redaction, p: Place) -> dict[str, Any]:
     """A stay's place as the token may see it (embeddings.redaction decides, as for visits in search)."""
-    shown = actor.redaction().place({"type": place_type(p.semantic_type, p.name), "name": p.name,
+    shown = redaction.place({"type": place_type(p.semantic_type, p.name), "name": p.name,
                                      "address": p.address, "lat": p.lat, "lon": p.lon})
     return shown or {"type": None, "lat": None, "lon": None}
 
@@ -31,13 +31,14 @@ def place(actor: Actor, p: Place) -> dict[str, Any]:
 @router.get("/timeline", response_model=TimelineOut, summary="Visits and trips in a time range, in order")
 async def timeline(actor: LocationReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
+        red = actor.redaction()
         visits = b.read(lambda v: read.stays(v, start=r.start, end=r.end, limit=r.limit))
         trips = b.read(lambda v: read.trips(v, start=r.start, end=r.end, limit=r.limit))
         items: list[dict[str, Any]] = [{"id": s.row_id, "kind": "visit", "start": iso(s.start), "end": iso(s.end),
-                  "utc_offset_min": s.utc_offset_min, "place": place(actor, s.place)} for s in visits]
+                  "utc_offset_min": s.utc_offset_min, "place": place(red, s.place)} for s in visits]
         items += [{"id": t.row_id, "kind": "trip", "start": iso(t.start), "end": iso(t.end),
-                   "utc_offset_min": t.utc_offset_min, "from": place(actor, t.origin),
-                   "to": place(actor, t.destination), "distance_m": t.distance_m, "activity": t.activity}
+                   "utc_offset_min": t.utc_offset_min, "from": place(red, t.origin),
+                   "to": place(red, t.destination), "distance_m": t.distance_m, "activity": t.activity}
                   for t in trips]
         items = sorted(items, key=lambda i: i["start"])[: r.limit]
         audit.result([i["id"] for i in items])
@@ -49,11 +50,12 @@ async def timeline(actor: LocationReader, audit: AuditDep, b: BackendDep, r: Ran
 @router.get("/places", response_model=PlacesOut, summary="Places visited in a time range, with time spent")
 async def places(actor: LocationReader, audit: AuditDep, b: BackendDep, r: RangeDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
+        red = actor.redaction()
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         ids: list[int] = []
         for stay in b.read(lambda v: read.stays(v, start=r.start, end=r.end)):
             s, e = stay.start, stay.end
-            p = place(actor, stay.place)
+            p = place(red, stay.place)
             key = tuple(sorted(p.items()))  # coarse: type and ~1 km cell; precise: name, address, coordinates
             g = groups.setdefault(key, {"place": p, "visits": 0, "minutes": 0.0, "first": s, "last": e})
             g["visits"] += 1
