@@ -1,16 +1,24 @@
 """Cold command-line start: wall time, CPU time and peak memory of one `lifevault` process, no server running.
 
-    python -m bench.bench_cold --home demo-home --passphrase 'demo passphrase (not secret)' [--repeat 5]
+    git archive <commit before> | tar -x -C /tmp/before     # the code to compare with, outside the repository
+    python -m bench.bench_cold --home demo-home --passphrase 'demo passphrase (not secret)' --before /tmp/before
 
 Each command runs as a fresh process (nothing warm but the OS page cache, which the first, discarded run
-fills). The baseline is the same code with the numpy query encoder switched off, so the query goes through
-sentence-transformers as it did before (`lean` vs `model` rows), measured in the same run, interleaved.
-Peak memory is the child's max RSS (os.wait4).
+fills), every case once per round, rounds interleaved, so load on the machine hits every case alike. Cases:
+  now             this tree;
+  before          the same command run from the --before tree (its own imports, catalog, indexes);
+  rows catalog    this tree with the catalog snapshot switched off: catalog and BM25 rebuilt from the rows;
+  both indexes    this tree loading the redacted vector index too, as every search did before;
+  model           this tree with the numpy query encoder switched off (sentence-transformers; --model).
+The switches are monkeypatches made by the bench's child process, never settings of the product.
+Peak memory is the child's max RSS (os.wait4). The KDF of the vault (its keys.json) is printed: it is a
+security parameter and a floor of every command that opens the vault.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -18,16 +26,21 @@ import sys
 import time
 from pathlib import Path
 
-MAIN = "import sys; from lifevault.cli import main; sys.exit(main())"
+RUN = "from lifevault.cli import main; sys.exit(main())"
+MAIN = "import sys; " + RUN
 NO_LEAN = ("import sys; import embeddings.lean as lean; lean.LeanEncoder.supports = staticmethod(lambda path: False); "
-           "from lifevault.cli import main; sys.exit(main())")
+           + RUN)
+NO_SNAPSHOT = ("import sys; import embeddings.snapshot as s; s.load = lambda *a, **k: None; "
+               "s.save = lambda *a, **k: None; " + RUN)
+BOTH_INDEXES = ("import sys; import embeddings.service as s; state = s.MemoryService._state; "
+                "s.MemoryService._state = lambda self, redaction=None: state(self, None); " + RUN)
 
 
-def run(code: str, args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+def run(code: str, args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float, float]:
     """(wall s, cpu s, peak MiB) of one process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -42,31 +55,36 @@ def main() -> None:
     p.add_argument("--passphrase", required=True)
     p.add_argument("--query", default="when did I last see Dr Lee")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--before", type=Path, help="a source tree of the code to compare with (git archive of a commit)")
+    p.add_argument("--model", action="store_true", help="also the sentence-transformers query encoder (slow)")
     a = p.parse_args()
-    env = {**os.environ, "LIFEVAULT_HOME": str(a.home), "LIFEVAULT_PASSPHRASE": a.passphrase}
-    cases = [
-        ("search (lean)", MAIN, ["search", a.query]),
-        ("search (model: before)", NO_LEAN, ["search", a.query]),
-        ("context (lean)", MAIN, ["context", a.query, "--budget", "400"]),
-        ("context (model: before)", NO_LEAN, ["context", a.query, "--budget", "400"]),
-        ("status", MAIN, ["status"]),
-        ("token list", MAIN, ["token", "list"]),
-        ("--help", MAIN, ["--help"]),
-    ]
-    for _, code, args in cases:  # warm the page cache; not counted
-        run(code, args, env)
-    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in cases}
-    for _ in range(a.repeat):  # interleaved, so load on the machine hits every case alike
-        for name, code, args in cases:
-            results[name].append(run(code, args, env))
-    print(f"load average {os.getloadavg()[0]:.1f}; {a.repeat} runs each, median")
+    env = {**os.environ, "LIFEVAULT_HOME": str(a.home.absolute()), "LIFEVAULT_PASSPHRASE": a.passphrase}
+    search, context = ["search", a.query], ["context", a.query, "--budget", "400"]
+    cases: list[tuple[str, str, list[str], Path | None]] = []
+    for what, args in (("search", search), ("context", context), ("status", ["status"]),
+                       ("token list", ["token", "list"]), ("--help", ["--help"])):
+        cases.append((f"{what} (now)", MAIN, args, None))
+        if a.before:
+            cases.append((f"{what} (before)", MAIN, args, a.before.absolute()))
+    cases += [("search (rows catalog)", NO_SNAPSHOT, search, None), ("search (both indexes)", BOTH_INDEXES, search, None)]
+    if a.model:
+        cases.append(("search (model)", NO_LEAN, search, None))
+    for _, code, args, cwd in cases:  # warm the page cache (and write the snapshot once); not counted
+        run(code, args, env, cwd)
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _, _ in cases}
+    for _ in range(a.repeat):
+        for name, code, args, cwd in cases:
+            results[name].append(run(code, args, env, cwd))
+    kdf = json.loads((a.home / "keys.json").read_text()).get("kdf", {})
+    print(f"load average {os.getloadavg()[0]:.1f}; {a.repeat} runs each, median; vault KDF {kdf}")
     print(f"{'command':26s} {'wall s':>8s} {'cpu s':>8s} {'peak MiB':>9s}")
     med = {n: tuple(statistics.median(r[i] for r in rs) for i in range(3)) for n, rs in results.items()}
     for name, (wall, cpu, rss) in med.items():
         print(f"{name:26s} {wall:8.2f} {cpu:8.2f} {rss:9.0f}")
-    for what in ("search", "context"):
-        new, old = med[f"{what} (lean)"], med[f"{what} (model: before)"]
-        print(f"{what}: wall {new[0] / old[0]:.2f}x, cpu {new[1] / old[1]:.2f}x, peak {new[2] / old[2]:.2f}x of before")
+    if a.before:
+        for what in ("search", "context", "status", "token list", "--help"):
+            new, old = med[f"{what} (now)"], med[f"{what} (before)"]
+            print(f"{what}: wall {new[0] / old[0]:.2f}x, cpu {new[1] / old[1]:.2f}x, peak {new[2] / old[2]:.2f}x of before")
 
 
 if __name__ == "__main__":
