@@ -221,6 +221,49 @@ def noise_multiplier_for_budget(
 epsilon_fn = epsilon  # the name `epsilon` is shadowed by parameters in functions above
 
 
+# ---- Gaussian and Skellam releases together ------------------------------------------------------------
+#
+# A distributed round runs the Skellam mechanism (federated/skellam.py), whose guarantee is an RDP bound at
+# integer orders; there is no PLD for it here. A history with a Skellam release is therefore composed in
+# RDP: each plain Gaussian release adds a / (2 z^2) (its exact RDP) at every integer order a of
+# skellam.ORDERS, each Skellam release its bound, and the sum converts to (epsilon, delta) with
+# dp-accounting's RDP conversion. An upper bound, never below the right value; a history of plain Gaussian
+# releases only keeps the PLD figure.
+
+def compose(events: Sequence[Any], delta: float) -> tuple[float, float]:
+    """(recorded, rdp) epsilon of un-amplified releases, each a Gaussian noise multiplier z (float) or a
+    skellam.Params. Gaussian only: (PLD, RDP) as `epsilon`. With a Skellam release: both are the RDP
+    composition at skellam.ORDERS (see above)."""
+    from federated import skellam
+
+    delta = params.delta(delta)
+    if not events:
+        return 0.0, 0.0
+    sk = Counter(e for e in events if isinstance(e, skellam.Params))
+    zs = [float(e) for e in events if not isinstance(e, skellam.Params)]
+    if not sk:
+        gs = [Release(noise_multiplier=z) for z in zs]
+        return epsilon(gs, delta, accountant="pld"), epsilon(gs, delta, accountant="rdp")
+    inv = sum(1.0 / params.positive("noise_multiplier", z) ** 2 for z in zs)  # Gaussian RDP: a sum_i 1/(2 z_i^2)
+    curve = [a * inv / 2 + sum(n * skellam.rdp(a, l1=p.l1_bound, l2=p.l2_bound, lam=p.lam) for p, n in sk.items())
+             for a in skellam.ORDERS]
+    eps = skellam.rdp_to_epsilon(curve, delta)
+    return eps, eps
+
+
+def event_of(body: Mapping[str, Any]) -> Any:
+    """The release a ledger body records, as `compose` counts it (the recorded figure: every party as
+    declared): a skellam.Params rebuilt from the row for mechanism skellam, else its noise multiplier."""
+    from federated import skellam
+
+    if body.get("mechanism") == skellam.NAME:
+        rec = body.get("skellam")
+        if not isinstance(rec, Mapping):
+            raise ValueError("a skellam release without its skellam parameters")
+        return skellam.Params.from_record(rec)
+    return float(body["noise_multiplier"])
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Recomputed:
     """One ledger release's recorded epsilon next to an independent recomputation."""
@@ -238,16 +281,16 @@ def recompute(bodies: Sequence[Mapping[str, Any]], *, tolerance: float = 1e-6) -
     """Recompute every `epsilon_after` (PLD) and `epsilon_after_rdp` of a privacy ledger, oldest first.
 
     The device records the epsilon of all its releases so far, each counted as a plain Gaussian with its
-    noise multiplier (no amplification assumed, whatever sampling the server declared), at the
-    release's delta. A recorded value further than `tolerance` (absolute, plus 1e-9 relative) from the
+    noise multiplier or, for a distributed Skellam round, with the parameters its row records (mechanism,
+    gamma, lambda, bits, D1, D2: `compose`), no amplification assumed whatever sampling the server
+    declared, at the release's delta. A recorded value further than `tolerance` (absolute, plus 1e-9 relative) from the
     recomputation is a mismatch."""
     out: list[Recomputed] = []
-    events: list[Release] = []
+    events: list[Any] = []
     for i, body in enumerate(bodies):
-        events.append(Release(noise_multiplier=float(body["noise_multiplier"])))
+        events.append(event_of(body))
         delta = float(body["delta"])
-        pld_ = epsilon(events, delta, accountant="pld")
-        rdp_ = epsilon(events, delta, accountant="rdp")
+        pld_, rdp_ = compose(events, delta)
         rec_pld, rec_rdp = float(body["epsilon_after"]), float(body["epsilon_after_rdp"])
         ok = all(abs(a - b) <= tolerance + 1e-9 * abs(b) for a, b in ((rec_pld, pld_), (rec_rdp, rdp_)))
         out.append(Recomputed(index=i, delta=delta, recorded_pld=rec_pld, recorded_rdp=rec_rdp, pld=pld_, rdp=rdp_,
@@ -273,4 +316,4 @@ def _zcdp_orders() -> list[float]:
     return [1.0 + i / 100.0 for i in range(1, 1000)] + [float(a) for a in range(11, 1001)]
 
 
-__all__ = ["ACCOUNTANTS", "Recomputed", "Release", "SAMPLINGS", "delta_at", "recompute", "epsilon", "noise_multiplier_for_budget", "zcdp_epsilon"]
+__all__ = ["ACCOUNTANTS", "Recomputed", "Release", "SAMPLINGS", "compose", "delta_at", "event_of", "recompute", "epsilon", "noise_multiplier_for_budget", "zcdp_epsilon"]

@@ -7,19 +7,20 @@ by federated/audit.py, so the empirical audit exercises exactly the arithmetic t
     central      mean = (sum(received updates) + N(0, (zC)^2)) / sampled
                  (fixed denominator decided before any reply: the number of devices asked, or q N under
                  Poisson sampling, which server_app passes as `sampled`)
-    distributed  what Flower's SecAgg+ returns with uniform weights: each share scaled by 1/max_weight,
-                 clipped per coordinate to +-clipping_range, stochastically rounded to an integer in
-                 [0, QUANTIZATION_RANGE], summed modulo MODULUS_RANGE, dequantized, divided by the
-                 survivors; discarded (None) with fewer than t survivors (the shares carry z C / sqrt(t)
-                 each, so a sum of fewer than t of them is short of (zC)^2). secagg_mean runs that
-                 arithmetic with Flower's own functions; the masks cancel in the modular sum and are left out.
+    distributed  the Skellam mechanism (federated/skellam.py) under Flower's SecAgg+: each device sends its
+                 share as residues modulo 2^22 (integers); SecAgg+'s quantizer is the identity on them
+                 (skellam.secagg_settings), its modular sum is exact, and the server decodes the integer
+                 sum modulo 2^22 (skellam.decode_sum) and divides it by gamma times the fixed denominator
+                 (the number of devices asked, decided before any reply). Discarded (None) with fewer than
+                 t survivors (the sum would carry less than the analysed Skellam noise). A round of n
+                 devices whose sum could wrap (n D2 plus the noise tail at or above 2^21:
+                 skellam.check_round) is refused with a ValueError before anything is sent.
+                 skellam.secagg_mean runs SecAgg+'s arithmetic with Flower's own functions; the masks cancel
+                 in the modular sum and are left out.
 
-SecAgg+ settings (secagg_settings): every device shares with every other (num_shares 1.0), and the
-reconstruction threshold is t itself, so the server cannot unmask a sum of fewer than t shares. Overflow:
-each quantized share lies in [0, QUANTIZATION_RANGE], so the modular sum is exact for at most
-SECAGG_MAX_DEVICES devices per round (n * 2^22 < 2^32); a larger round is refused. A coordinate of a
-share beyond clipping_range = C (1 + 8 z / sqrt(t)) (probability below 1e-15 per coordinate) is clipped
-to it, and rounding adds at most one quantization step, 2 clipping_range / 2^22, per coordinate.
+SecAgg+ settings (skellam.secagg_settings): every device shares with every other (num_shares 1.0), and
+the reconstruction threshold is t itself, so the server cannot unmask a sum of fewer than t shares; at
+most skellam.MAX_DEVICES = 1,023 devices per round (n 2^22 < 2^32: flwr's modular sum cannot wrap).
 """
 
 from __future__ import annotations
@@ -30,19 +31,18 @@ from typing import Any
 
 import numpy as np
 
+from federated import skellam
+
 MODES = ("local", "central", "distributed")
 DEFAULT_NOISE_SHARES_FRACTION = 0.75
-SECAGG_QUANTIZATION_RANGE = 2**22
-SECAGG_MODULUS_RANGE = 2**32
-SECAGG_MAX_WEIGHT = 2.0  # every device weighs 1: the share is scaled by 1/2 before quantization
-SECAGG_MAX_DEVICES = SECAGG_MODULUS_RANGE // SECAGG_QUANTIZATION_RANGE - 1  # 1023: the modular sum cannot wrap
-SECAGG_TAIL_SIGMAS = 8.0  # clipping_range = C (1 + 8 z / sqrt(t))
+SECAGG_MAX_DEVICES = skellam.MAX_DEVICES  # 1023: n 2^22 < 2^32, flwr's modular sum cannot wrap
 
 
 def mean_update(updates: Sequence[np.ndarray], *, mode: str, sampled: float, clip_norm: float,
-                noise_multiplier: float, noise_shares: int | None = None) -> np.ndarray | None:
+                noise_multiplier: float, noise_shares: int | None = None,
+                gamma: float | None = None) -> np.ndarray | None:
     """The round's model delta from the updates received (None when nothing was received, or, in
-    distributed mode, fewer than t = `noise_shares` shares).
+    distributed mode, fewer than t = `noise_shares` shares; `gamma` is the round's Skellam scale).
 
     `noise_multiplier` 0 means no server noise; only the audit's noise-off control uses it (a RoundSpec
     requires z > 0)."""
@@ -53,11 +53,12 @@ def mean_update(updates: Sequence[np.ndarray], *, mode: str, sampled: float, cli
     if mode == "distributed":
         n = int(sampled)
         t = noise_shares if noise_shares is not None else noise_shares_for(n, DEFAULT_NOISE_SHARES_FRACTION)
+        p = skellam_params(dim=int(np.asarray(updates[0]).size), clip_norm=clip_norm,
+                           noise_multiplier=noise_multiplier, gamma=gamma, noise_shares=t)
+        skellam.check_round(n, p)
         if len(updates) < t:
-            return None  # short of (zC)^2: the server discards the round
-        settings = secagg_settings(sampled=n, noise_shares=t, clip_norm=clip_norm,
-                                   noise_multiplier=noise_multiplier)
-        return secagg_mean(updates, settings)
+            return None  # short of the analysed noise: the server discards the round
+        return decode(skellam.secagg_mean(updates), survivors=len(updates), p=p, denominator=n)
     total = np.sum(updates, axis=0)
     if mode == "central":
         from federated import dp
@@ -74,23 +75,33 @@ def noise_shares_for(sampled: int, fraction: float) -> int:
 
 
 
-def secagg_settings(*, sampled: int, noise_shares: int, clip_norm: float, noise_multiplier: float) -> dict[str, Any]:
-    """Keyword arguments of flwr's SecAggPlusWorkflow for a distributed round of `sampled` devices whose
-    sum needs t = `noise_shares` honest shares: the reconstruction threshold is t (as a fraction of the
-    share count, which is every sampled device), never less."""
-    if not 2 <= sampled <= SECAGG_MAX_DEVICES:
-        raise ValueError(f"a distributed round takes 2 to {SECAGG_MAX_DEVICES} devices (the modular sum of "
-                         f"more could wrap), got {sampled}")
-    if not 2 <= noise_shares <= sampled:
-        raise ValueError(f"noise shares t must be in [2, {sampled}], got {noise_shares}")
-    return {
-        "num_shares": 1.0,
-        "reconstruction_threshold": noise_shares / sampled,
-        "clipping_range": clip_norm * (1.0 + SECAGG_TAIL_SIGMAS * noise_multiplier / math.sqrt(noise_shares)),
-        "quantization_range": SECAGG_QUANTIZATION_RANGE,
-        "modulus_range": SECAGG_MODULUS_RANGE,
-        "max_weight": SECAGG_MAX_WEIGHT,
-    }
+def skellam_params(*, dim: int, clip_norm: float, noise_multiplier: float, gamma: float | None,
+                   noise_shares: int) -> skellam.Params:
+    """A distributed round's Skellam parameters as the server declares them."""
+    if gamma is None:
+        raise ValueError("a distributed round needs its skellam gamma")
+    return skellam.Params(clip_norm=float(clip_norm), noise_multiplier=float(noise_multiplier), gamma=float(gamma),
+                          dim=dim, noise_shares=int(noise_shares))
+
+
+def pick_gamma(*, sampled: int, dim: int, clip_norm: float, noise_multiplier: float, noise_shares: int) -> float:
+    """The largest gamma at which `sampled` shares cannot overflow (skellam.gamma_for): the least rounding
+    error, so the accountant's bound is closest to the Gaussian's at the same z."""
+    probe = skellam_params(dim=dim, clip_norm=clip_norm, noise_multiplier=noise_multiplier, gamma=1.0,
+                           noise_shares=noise_shares)
+    return skellam.gamma_for(sampled, probe)
+
+
+def decode(mean: np.ndarray, *, survivors: int, p: skellam.Params, denominator: float) -> np.ndarray:
+    """The model delta from what SecAgg+ returned (the mean of `survivors` residue shares): the exact
+    integer sum modulo 2^22, divided by gamma times the fixed `denominator`."""
+    return skellam.to_update(skellam.decode_sum(mean, survivors), p, denominator)
+
+
+def secagg_settings(*, sampled: int, noise_shares: int) -> dict[str, Any]:
+    """Keyword arguments of flwr's SecAggPlusWorkflow for a distributed round (skellam.secagg_settings):
+    reconstruction threshold t, a quantization that is the identity on residues."""
+    return skellam.secagg_settings(sampled=sampled, noise_shares=noise_shares)
 
 
 def reconstruction_threshold(settings: dict[str, Any], sampled: int) -> int:
@@ -129,5 +140,6 @@ def secagg_mean(updates: Sequence[np.ndarray], settings: dict[str, Any]) -> np.n
     return out
 
 
-__all__ = ["DEFAULT_NOISE_SHARES_FRACTION", "MODES", "SECAGG_MAX_DEVICES", "mean_update",
-           "noise_shares_for", "reconstruction_threshold", "secagg_mean", "secagg_settings"]
+__all__ = ["DEFAULT_NOISE_SHARES_FRACTION", "MODES", "SECAGG_MAX_DEVICES", "decode", "mean_update",
+           "noise_shares_for", "pick_gamma", "reconstruction_threshold", "secagg_mean", "secagg_settings",
+           "skellam_params"]

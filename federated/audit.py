@@ -12,17 +12,23 @@ upper bound is proof of a bug (verdict "violation"). m canaries can certify at m
 
 The mechanism is the real one: every canary goes through client.privatize (the clip and noise step of
 client.release_round) with the RoundSpec a device of the round would get, and every round through
-aggregate.mean_update (the server's arithmetic; in distributed mode SecAgg+'s quantized modular sum and
-its t-survivor rule), all looked up at call time, so a fault in them is a fault the audit sees.
+aggregate.mean_update (the server's arithmetic), all looked up at call time, so a fault in them is a fault
+the audit sees. In distributed mode that is the Skellam mechanism end to end: the device's share (dp.clip,
+gamma, conditional rounding, Skellam noise sized by the spec's device sigma, residues modulo 2^22) with the
+gamma the server would declare for the round (aggregate.pick_gamma), SecAgg+'s quantization and modular
+sum with Flower's own functions, the exact decoding, the t-survivor rule; the accountant's bound is the
+Skellam RDP figure a device's ledger records for those rounds.
 
   canaries   random unit directions u_i in R^dim, submitted as updates of norm `canary_norm`
              (default 1000 C: a correct mechanism clips them to exactly C, so the audit is the one with
-             norm-C canaries; a mechanism that adds noise before clipping, or does not clip, shows up)
+             norm-C canaries; a mechanism that adds noise before clipping, or does not clip, shows up;
+             distributed: at most distributed_canary_norm, so unclipped canaries cannot wrap the 2^22 sum)
   central /  included canaries take part in every round; the observation is the final model delta
   distributed  (what anyone sees of a central/distributed run)
   local      every canary device takes part; an included one submits its canary, an excluded one a zero
              update; the observation is the device's own releases (what the untrusted server sees)
-  probe      one extra round with only `background` devices that submit zero updates: it releases noise
+  probe      one extra round with only `background` devices that submit zero updates (distributed: as many
+             devices as a canary round, so its t and gamma are the same): it releases noise
              only and contains no canary. Scores use the observation minus its projection on the probe,
              which costs a correct mechanism one dimension of `dim` and cancels noise that repeats
              (a reused RNG seed).
@@ -238,14 +244,33 @@ def powerful_noise_multiplier(*, canaries: int, rounds: int, delta: float = 1e-6
     return dp.calibrate(epsilon=target, delta=delta, rounds=rounds, method="pld")
 
 
-def _device_spec(mode: str, z: float, clip_norm: float, shares: int) -> Any:
-    """The RoundSpec a canary device receives. With the noise off (z = 0, the audit's control) devices
-    only clip, as in a central round, and the server adds nothing."""
-    from federated import client
+DISTRIBUTED_CANARY_SIGMAS = 8.0  # distributed: unclipped canaries' sum stays 8 sd inside the modular range
 
-    if z > 0:
+
+def distributed_canary_norm(spec: Any, *, included: int) -> float:
+    """The canary norm of a distributed audit: at most the one at which the sum of `included` canaries, were
+    the clip removed, has per-coordinate standard deviation 2^21 / DISTRIBUTED_CANARY_SIGMAS after scaling by
+    gamma (c gamma sqrt(included / dim)), so a missing clip shows in the decoded sum instead of wrapping
+    modulo 2^22 into noise. Still far above C at the audit's sizes (135 C for 500 canaries, 259 C for 1,000)."""
+    from federated import skellam
+
+    return float(skellam.HALF / (DISTRIBUTED_CANARY_SIGMAS * float(spec.gamma) * math.sqrt(max(included, 1) / spec.dim)))
+
+
+def _device_spec(mode: str, z: float, clip_norm: float, shares: int, *, sampled: int, dim: int) -> Any:
+    """The RoundSpec a canary device receives: in distributed mode the Skellam parameters the server
+    declares for a round of `sampled` devices (aggregate.pick_gamma, as server_app.round_spec). With the
+    noise off (z = 0, the audit's control) devices only clip, as in a central round, and the server adds
+    nothing."""
+    from federated import client, skellam
+
+    if z > 0 and mode == "distributed":
+        gamma = aggregate.pick_gamma(sampled=sampled, dim=dim, clip_norm=clip_norm, noise_multiplier=z,
+                                     noise_shares=shares)
         return client.RoundSpec(round=1, model_id="audit", mode=mode, clip_norm=clip_norm, noise_multiplier=z,
-                                noise_shares=shares if mode == "distributed" else 1)
+                                noise_shares=shares, mechanism=skellam.NAME, gamma=gamma, dim=dim, bits=skellam.BITS)
+    if z > 0:
+        return client.RoundSpec(round=1, model_id="audit", mode=mode, clip_norm=clip_norm, noise_multiplier=z)
     return client.RoundSpec(round=1, model_id="audit", mode="central", clip_norm=clip_norm, noise_multiplier=1.0)
 
 
@@ -348,16 +373,23 @@ def run_audit(
     zero = np.zeros(dim)
     z = float(noise_multiplier)
 
+    specs: list[Any] = []
+
     def round_(raw: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         shares = aggregate.noise_shares_for(len(raw), noise_shares_fraction)
-        spec = _device_spec(mode, z, clip_norm, shares)
+        spec = _device_spec(mode, z, clip_norm, shares, sampled=len(raw), dim=dim)
+        specs.append(spec)
         released = [np.asarray(step(u, spec), dtype=np.float64) for u in raw]
-        mean = agg(released, mode=mode, sampled=len(raw), clip_norm=clip_norm, noise_multiplier=z,
-                   noise_shares=shares)
+        mean = agg(released, mode=spec.mode, sampled=len(raw), clip_norm=clip_norm, noise_multiplier=z,
+                   noise_shares=shares, gamma=spec.gamma)
         return (np.zeros(dim) if mean is None else np.asarray(mean, dtype=np.float64)), released
 
-    # the probe round: background devices only, zero updates: noise and nothing else
-    probe_mean, probe_released = round_([zero] * background)
+    # the probe round: zero updates only, noise and nothing else: `background` devices, or in distributed mode
+    # as many as a canary round (the same t and gamma, so a device noise that repeats repeats in the probe)
+    n_included = int(included.sum())
+    probe_mean, probe_released = round_([zero] * (background + (n_included if mode == "distributed" else 0)))
+    if canary_norm is None and mode == "distributed" and z > 0:
+        c_norm = min(c_norm, distributed_canary_norm(specs[0], included=n_included))
     probe = probe_released[0] if mode == "local" else probe_mean
 
     if mode == "local":
@@ -384,10 +416,10 @@ def run_audit(
         scores = directions @ observed[0]
 
     bound = bound_from_scores(scores, included, delta=delta, significance=significance)
-    if z > 0:
-        events = [accounting.Release(noise_multiplier=z)] * rounds
-        upper: float | None = accounting.epsilon(events, delta, accountant="pld")
-        upper_rdp: float | None = accounting.epsilon(events, delta, accountant="rdp")
+    if z > 0:  # what a device's ledger records for these rounds (specs[0] is the probe's)
+        events = [s.skellam_params() if mode == "distributed" else z for s in specs[1:]]
+        upper: float | None
+        upper, upper_rdp = accounting.compose(events, delta)
     else:
         upper = upper_rdp = None
     v = verdict(lower=bound.epsilon, certifiable=bound.epsilon_max, upper=upper)
@@ -411,6 +443,6 @@ def normal_quantile_scores(mu: float, n: int = 10_000) -> tuple[np.ndarray, np.n
     return mu + q, q
 
 
-__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "GUESS_FRACTIONS", "MAX_CANARY_CELLS", "POWER_FRACTION", "VERDICTS",
+__all__ = ["AuditResult", "Bound", "CANARY_NORM_FACTOR", "DISTRIBUTED_CANARY_SIGMAS", "distributed_canary_norm", "GUESS_FRACTIONS", "MAX_CANARY_CELLS", "POWER_FRACTION", "VERDICTS",
            "bound_from_scores", "certifiable_max", "epsilon_lower_bound", "normal_quantile_scores", "one_run_bound",
            "p_value", "powerful_noise_multiplier", "run_audit", "verdict"]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from federated import features as feat
-from federated import params
+from federated import params, skellam
 from federated.gaussian import composed as composed_noise
 from federated.gaussian import gaussian_epsilon
 from federated.trust import SECRET_FIXED
@@ -72,6 +72,10 @@ class RoundSpec:
     sampling: str = "none"  # what the server declares about how it picked this device
     sampling_rate: float | None = None
     sampler: str = ""  # trust.SECRET_FIXED when the server drew the sample with a secret CSPRNG and divides by q N
+    mechanism: str = "gaussian"  # "skellam" for (and only for) distributed rounds
+    gamma: float | None = None  # skellam: the scale before rounding (the server picks it: skellam.gamma_for)
+    dim: int | None = None  # skellam: the model's parameter count, checked against the weights the device gets
+    bits: int | None = None  # skellam: shares are residues modulo 2^bits (skellam.BITS)
     local_steps: int = 50
     batch_size: int = 64
     learning_rate: float = 0.05
@@ -100,6 +104,13 @@ class RoundSpec:
             raise ValueError(f"sampler must be '' or {SECRET_FIXED!r}, got {self.sampler!r}")
         if self.sampler and (self.sampling != "poisson" or self.mode != "central"):
             raise ValueError("a secret fixed-denominator sampler is only declared for central rounds with poisson sampling")
+        if self.mode == "distributed":
+            if self.mechanism != skellam.NAME or self.gamma is None or self.dim is None or self.bits is None:
+                raise ValueError("a distributed round runs the skellam mechanism: it declares mechanism skellam, "
+                                 "gamma, dim and bits")
+            self.skellam_params()  # gamma > 0, dim and bits in their bounds, t at most skellam.MAX_DEVICES
+        elif self.mechanism != "gaussian" or (self.gamma, self.dim, self.bits) != (None, None, None):
+            raise ValueError(f"a {self.mode} round runs the gaussian mechanism (no gamma, dim or bits)")
 
     @property
     def device_sigma(self) -> float:
@@ -109,6 +120,16 @@ class RoundSpec:
         if self.mode == "distributed":
             return self.noise_multiplier * self.clip_norm / math.sqrt(self.noise_shares)
         return 0.0
+
+    def skellam_params(self, *, dim: int | None = None) -> skellam.Params:
+        """The Skellam parameters of a distributed round, for a model of `dim` parameters (default: the
+        declared dim). The device passes the size of the weights it received: skellam.check_declared then
+        refuses a declaration that differs from what it analyses."""
+        if self.gamma is None or self.dim is None or self.bits is None:
+            raise ValueError("not a skellam round")
+        return skellam.Params(clip_norm=float(self.clip_norm), noise_multiplier=float(self.noise_multiplier),
+                              gamma=float(self.gamma), dim=self.dim if dim is None else dim,
+                              noise_shares=int(self.noise_shares), bits=self.bits)
 
     def to_config(self) -> dict[str, Any]:
         """Flat, Flower-ConfigRecord-friendly form (keys with dashes; None dropped)."""
@@ -121,7 +142,7 @@ class RoundSpec:
             key = f.name.replace("_", "-")
             if key in cfg:
                 kw[f.name] = cfg[key]
-        for name in ("round", "noise_shares", "local_steps", "batch_size"):
+        for name in ("round", "noise_shares", "local_steps", "batch_size", "dim", "bits"):
             if name in kw and isinstance(kw[name], float) and kw[name].is_integer():
                 kw[name] = int(kw[name])
         return cls(**kw)
@@ -186,6 +207,7 @@ class TrainingRefused(audit.AuditEvent):
 # ---- accounting ----------------------------------------------------------------------------------------
 
 Event = tuple[float, str, "float | None"]  # (noise multiplier, sampling, sampling rate) of one release
+# an accountant event is an Event (a Gaussian release) or a skellam.Params (a distributed Skellam release)
 
 
 def gaussian(noise_multiplier: float) -> Event:
@@ -193,19 +215,27 @@ def gaussian(noise_multiplier: float) -> Event:
     return (float(noise_multiplier), "none", None)
 
 
-def composed(events: Sequence[Event], *, delta: float) -> tuple[float, float]:
-    """(PLD epsilon, RDP epsilon) of the composition of `events`. Composition does not depend on order, so
-    the result is cached on the sorted events: a device recomputes the same history every round."""
+def _key(e: Any) -> tuple[Any, ...]:
+    if isinstance(e, skellam.Params):
+        return (1, e.noise_multiplier, e.gamma, e.clip_norm, e.dim, e.noise_shares, e.bits, e.beta)
+    return (0, e[0], e[1], e[2] if e[2] is not None else -1.0)
+
+
+def composed(events: Sequence[Any], *, delta: float) -> tuple[float, float]:
+    """(PLD epsilon, RDP epsilon) of the composition of `events` (with a Skellam release: both the RDP
+    composition, accounting.compose). Composition does not depend on order, so the result is cached on the
+    sorted events: a device recomputes the same history every round."""
     if not events:
         return 0.0, 0.0
-    key = tuple(sorted(events, key=lambda e: (e[0], e[1], e[2] if e[2] is not None else -1.0)))
-    return _composed(key, float(delta))
+    return _composed(tuple(sorted(events, key=_key)), float(delta))
 
 
 @functools.lru_cache(maxsize=4096)
-def _composed(events: tuple[Event, ...], delta: float) -> tuple[float, float]:
+def _composed(events: tuple[Any, ...], delta: float) -> tuple[float, float]:
     from federated import accounting
 
+    if any(isinstance(e, skellam.Params) for e in events):
+        return accounting.compose([e if isinstance(e, skellam.Params) else e[0] for e in events], delta)
     evs = [accounting.Release(noise_multiplier=z, sampling=s, sampling_rate=q) for z, s, q in events]
     return (
         float(accounting.epsilon(evs, delta, accountant="pld")),
@@ -213,39 +243,50 @@ def _composed(events: tuple[Event, ...], delta: float) -> tuple[float, float]:
     )
 
 
+def spec_event(spec: RoundSpec) -> Any:
+    """The accountant event of the release `spec` asks for (a distributed round: its Skellam parameters)."""
+    return spec.skellam_params() if spec.mode == "distributed" else gaussian(spec.noise_multiplier)
+
+
 def history(vault: Vault) -> list[dict[str, Any]]:
     """The ledger's releases, oldest first (bodies as recorded)."""
     return [row.body for row in vledger.releases(vault)]
 
 
-def recorded_events(vault: Vault) -> list[Event]:
+def recorded_events(vault: Vault) -> list[Any]:
     """Accountant events for every release in the ledger, as the recorded epsilon counts them."""
-    return [gaussian(float(b["noise_multiplier"])) for b in history(vault)]
+    from federated import accounting
+
+    out: list[Any] = []
+    for b in history(vault):
+        e = accounting.event_of(b)
+        out.append(e if isinstance(e, skellam.Params) else gaussian(e))
+    return out
 
 
 def projected(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:
     """(PLD, RDP) epsilon the ledger would show if this round were released. Depends on no data."""
-    return composed([*recorded_events(vault), gaussian(spec.noise_multiplier)], delta=policy.delta)
+    return composed([*recorded_events(vault), spec_event(spec)], delta=policy.delta)
+
+
+def _body(spec: RoundSpec) -> dict[str, Any]:
+    """The ledger fields of the release `spec` asks for that the trust figures read."""
+    return {"mode": spec.mode, "mechanism": spec.mechanism, "noise_multiplier": float(spec.noise_multiplier),
+            "noise_shares": spec.noise_shares if spec.mode == "distributed" else 1,
+            "skellam": spec.skellam_params().to_record() if spec.mode == "distributed" else None}
 
 
 def device_verifiable(vault: Vault, spec: RoundSpec | None, policy: Policy) -> float:
     """Epsilon counting only the noise the device added itself: what it can verify without trusting
-    anyone. inf once a central round was released (the device added no noise). A distributed release
-    counts with its own share's z / sqrt(t) (the ledger records t as noise_shares)."""
-    zs: list[float] = []
-    for b in history(vault):
-        if str(b["mode"]) == "local":
-            zs.append(float(b["noise_multiplier"]))
-        elif str(b["mode"]) == "distributed" and "noise_shares" in b:  # own share: z / sqrt(t)
-            zs.append(float(b["noise_multiplier"]) / math.sqrt(int(b["noise_shares"])))
-        else:  # central, or a distributed release recorded before the ledger kept t
-            return math.inf
-    if spec is not None:
-        if spec.mode == "central":
-            return math.inf
-        zs.append(spec.noise_multiplier / math.sqrt(spec.noise_shares) if spec.mode == "distributed"
-                  else spec.noise_multiplier)
-    return composed([gaussian(z) for z in zs], delta=policy.delta)[0]
+    anyone (trust.py's device-verifiable figure over the ledger, plus `spec`'s release when given). inf
+    once a central round was released (the device added no noise). A distributed release counts with its
+    own share: Skellam with lambda / t (noise multiplier z / sqrt(t))."""
+    from federated import trust
+
+    evs = trust.events([*history(vault), *([_body(spec)] if spec is not None else [])], "device_verifiable")
+    if evs is None:
+        return math.inf
+    return composed([e if isinstance(e, skellam.Params) else gaussian(e) for e in evs], delta=policy.delta)[0]
 
 
 def epsilons(vault: Vault, policy: Policy | None = None) -> dict[str, Any]:
@@ -277,12 +318,15 @@ def epsilons(vault: Vault, policy: Policy | None = None) -> dict[str, Any]:
 def exact(events: Sequence[Event], *, delta: float) -> float:
     """The exact epsilon of un-amplified Gaussian releases: they compose to one Gaussian with noise
     multiplier (sum z_i^-2)^(-1/2) (Dong, Roth & Su 2019), whose curve is analytic (Balle & Wang 2018).
-    A lower bound on what the pessimistic PLD accountant reports, and cheap whatever z is."""
+    A lower bound on what the pessimistic PLD accountant reports, and cheap whatever z is. A Skellam
+    release counts as the Gaussian of its bound's leading term (skellam.effective_noise_multiplier), below
+    which its RDP bound never falls: still a lower bound on the recorded figure."""
     if not events:
         return 0.0
-    if any(s != "none" for _, s, _ in events):
+    zs = [skellam.effective_noise_multiplier(e) if isinstance(e, skellam.Params) else e[0] for e in events]
+    if any(not isinstance(e, skellam.Params) and e[1] != "none" for e in events):
         raise ValueError("the exact composition holds for un-amplified Gaussian releases only")
-    return gaussian_epsilon(composed_noise(e[0] for e in events), delta=delta)
+    return gaussian_epsilon(composed_noise(zs), delta=delta)
 
 
 def check_budget(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, float]:
@@ -291,7 +335,7 @@ def check_budget(vault: Vault, spec: RoundSpec, policy: Policy) -> tuple[float, 
     The exact epsilon is checked first: when even it exceeds the budget the round is refused without
     running the PLD accountant, whose cost grows without bound as z shrinks (a server asking for z = 0.01
     must not keep a phone busy for minutes). Otherwise the recorded PLD figure decides."""
-    events = [*recorded_events(vault), gaussian(spec.noise_multiplier)]
+    events = [*recorded_events(vault), spec_event(spec)]
     floor = exact(events, delta=policy.delta)
     if floor > policy.budget_epsilon:
         vledger.refuse_if_over(vault, round=spec.round, model_id=spec.model_id, epsilon_would_be=floor,
@@ -319,13 +363,28 @@ def train_update(global_weights: np.ndarray, ex: feat.Examples, spec: RoundSpec)
 
 def privatize(update: np.ndarray, spec: RoundSpec) -> np.ndarray:
     """What release_round does to the trained update before it leaves the device: clip the whole update
-    to L2 norm C, then add this device's noise (spec.device_sigma; none in central mode). The empirical
-    audit (federated/audit.py) submits its canaries through this function."""
+    to L2 norm C (dp.clip, in every mode), then add this device's noise of standard deviation
+    spec.device_sigma: Gaussian in local mode, none in central mode, and in distributed mode the Skellam
+    share (skellam.device_share: scale by gamma, conditional rounding, Skellam noise of variance
+    (gamma device_sigma)^2, residues modulo 2^bits, as float64 integers SecAgg+ carries exactly). The
+    empirical audit (federated/audit.py) submits its canaries through this function."""
     from federated import dp
 
     clipped = dp.clip(update, spec.clip_norm)
     sigma = spec.device_sigma
+    if spec.mode == "distributed":
+        return skellam.device_share(clipped, spec.skellam_params(), sigma=sigma).astype(np.float64)
     return dp.add_noise(clipped, sigma) if sigma > 0 else clipped
+
+
+def check_declared(spec: RoundSpec, dim: int) -> None:
+    """A distributed round's device refuses (ValueError, before the budget is touched) Skellam parameters
+    that differ from what it analyses: its own model size, skellam.BITS, skellam.ROUNDING_BETA."""
+    if spec.mode != "distributed":
+        return
+    analysed = skellam.Params(clip_norm=float(spec.clip_norm), noise_multiplier=float(spec.noise_multiplier),
+                              gamma=float(spec.gamma or 0.0), dim=dim, noise_shares=int(spec.noise_shares))
+    skellam.check_declared(spec.skellam_params().to_record(), analysed)
 
 
 def release_round(
@@ -344,6 +403,7 @@ def release_round(
     if weights.ndim != 1 or not np.all(np.isfinite(weights)):
         raise ValueError("global weights must be a finite 1-d vector")
 
+    check_declared(spec, weights.size)  # a distributed round's Skellam parameters, before the budget
     eps, eps_rdp = check_budget(vault, spec, policy)  # before any training
 
     ex = examples if examples is not None else feat.examples(vault)
@@ -362,12 +422,12 @@ def release_round(
     verifiable = device_verifiable(vault, spec, policy)
 
     row = vledger.append(vault, vledger.Release(
-        round=spec.round, model_id=spec.model_id, mode=spec.mode, mechanism="gaussian",
+        round=spec.round, model_id=spec.model_id, mode=spec.mode, mechanism=spec.mechanism,
         clip_norm=float(spec.clip_norm), noise_multiplier=float(spec.noise_multiplier),
         sampling=spec.sampling, sampling_rate=spec.sampling_rate, delta=policy.delta,
         epsilon_after=eps, epsilon_after_rdp=eps_rdp, epsilon_label=LABELS[spec.mode],
         budget_epsilon=policy.budget_epsilon, noise_shares=spec.noise_shares if spec.mode == "distributed" else 1,
-        sampler=spec.sampler,
+        sampler=spec.sampler, skellam=spec.skellam_params().to_record() if spec.mode == "distributed" else None,
     ))
     audit.record(vault, RoundTrained(
         actor="federated", round=spec.round, model_id=spec.model_id, mode=spec.mode, examples=len(ex),
@@ -392,6 +452,6 @@ def evaluate(global_weights: np.ndarray, ex: feat.Examples) -> tuple[int, int]:
 
 __all__ = [
     "BudgetExhausted", "LABELS", "MODES", "Policy", "Released", "RoundSpec", "RoundTrained", "TrainingRefused",
-    "check_budget", "composed", "device_verifiable", "epsilons", "evaluate", "exact", "history", "privatize", "projected",
+    "check_budget", "check_declared", "composed", "device_verifiable", "epsilons", "evaluate", "exact", "history", "privatize", "projected",
     "release_round",
 ]

@@ -21,8 +21,12 @@ Messages (Message API):
               share alone is too little noise to release in the clear. Before training, the device checks
               the protocol settings the server declared in the SecAgg+ setup stage (check_secagg_settings):
               a reconstruction threshold below the round's t (the server could unmask a sum carrying
-              less than (zC)^2), or a quantization other than the one analysed (aggregate.secagg_settings),
-              and the device drops out without training or spending budget.
+              less than the analysed noise), a quantization other than the one analysed
+              (aggregate.secagg_settings: the identity on Skellam residues), a round whose sum could wrap
+              at the declared gamma (skellam.check_round), or Skellam parameters other than the ones it
+              analyses for its model (client.check_declared), and the device drops out without training
+              or spending budget. The share it sends is client.privatize's Skellam share: residues
+              modulo 2^22 as float64 integers.
     evaluate  same "arrays"; reply "metrics" {"correct", "total"} when allowed.
 """
 
@@ -43,7 +47,7 @@ from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
 
-from federated import aggregate
+from federated import aggregate, skellam
 from federated import client as dev
 from federated import features as feat
 from vault.errors import BudgetExhausted, VaultError
@@ -146,11 +150,12 @@ def check_secagg_settings(declared: dict[str, Any], spec: dev.RoundSpec) -> None
     """Raise ValueError unless the SecAgg+ settings the server declared (the protocol state after setup:
     sample_num, threshold, clipping_range, target_range, mod_range, max_weight) are the ones the round's
     noise was analysed for: a reconstruction threshold of at least t, so no sum of fewer than t shares
-    can be unmasked, and the quantization of aggregate.secagg_settings."""
+    can be unmasked, the quantization of aggregate.secagg_settings (the identity on the Skellam residues),
+    and a round size whose sum cannot overflow at the declared gamma (skellam.check_round)."""
     try:
         sampled, threshold = int(declared["sample_num"]), int(declared["threshold"])
-        expected = aggregate.secagg_settings(sampled=sampled, noise_shares=spec.noise_shares,
-                                             clip_norm=spec.clip_norm, noise_multiplier=spec.noise_multiplier)
+        expected = aggregate.secagg_settings(sampled=sampled, noise_shares=spec.noise_shares)
+        skellam.check_round(sampled, spec.skellam_params())  # the round's sum could wrap: no point sending
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"SecAgg+ settings unusable for this round: {e}") from None
     if threshold < spec.noise_shares:

@@ -7,10 +7,13 @@ send each the global weights and a client.RoundSpec, collect the replies until r
     central      mean = (sum(received updates) + N(0, (zC)^2)) / D   (fixed denominator, decided before any
                  reply: D = q N under Poisson sampling, else the number of devices asked; one user moves
                  the mean by at most C/D)
-    distributed  SecAgg+ (flwr's SecAggPlusWorkflow with aggregate.secagg_settings): the server only learns
-                 the sum of the surviving devices' noisy shares; the reconstruction threshold is t, so a
-                 sum of fewer than t shares (short of (zC)^2) cannot be unmasked, and such a round is
-                 discarded
+    distributed  the Skellam mechanism under SecAgg+ (flwr's SecAggPlusWorkflow with
+                 aggregate.secagg_settings): the round spec declares gamma (the largest at which the
+                 round's n shares cannot overflow, aggregate.pick_gamma, or gamma from the run config, a
+                 round of which could wrap is refused: skellam.check_round), dim and bits; the server only
+                 learns the sum of the surviving devices' residue shares, decodes the exact integer sum and
+                 divides it by gamma times the number of devices asked; the reconstruction threshold is t,
+                 so a sum of fewer than t shares cannot be unmasked, and such a round is discarded
     global += server-learning-rate * mean
 Dropouts (no reply by the timeout, an error, a refusal) are counted and left out; a round nobody answered
 leaves the model unchanged. After each round the global model is evaluated on the held-out nodes
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import time
@@ -38,7 +42,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from federated import aggregate
+from federated import aggregate, skellam
 from federated import client as dev
 from federated.trust import SECRET_FIXED
 
@@ -59,6 +63,7 @@ class ServerConfig:
     eval_nodes: int = 0
     sample_rate: float = 0.0  # 0: every training node every round; else Poisson sampling with this rate
     noise_shares_fraction: float = 0.75  # distributed: t = ceil(fraction * sampled), at least 2
+    gamma: float = 0.0  # distributed: the Skellam scale; 0 picks the largest that cannot overflow per round
     local_steps: int = 50
     batch_size: int = 64
     learning_rate: float = 0.05
@@ -74,6 +79,8 @@ class ServerConfig:
             raise ValueError("sample-rate must be in [0, 1)")
         if not 0 < self.noise_shares_fraction <= 1:
             raise ValueError("noise-shares-fraction must be in (0, 1]")
+        if not (math.isfinite(self.gamma) and self.gamma >= 0):
+            raise ValueError("gamma must be a finite number >= 0 (0: picked per round)")
 
     @classmethod
     def from_run_config(cls, cfg: dict[str, Any]) -> ServerConfig:
@@ -152,16 +159,28 @@ def denominator(cfg: ServerConfig, training_nodes: int, sampled: int) -> float:
     return cfg.sample_rate * training_nodes if cfg.sample_rate > 0 else float(sampled)
 
 
-def round_spec(cfg: ServerConfig, rnd: int, sampled: int) -> dev.RoundSpec:
+def round_spec(cfg: ServerConfig, rnd: int, sampled: int, *, dim: int | None = None) -> dev.RoundSpec:
+    """The round's spec; a distributed round declares its Skellam parameters for a model of `dim`
+    parameters (refused, ValueError, when `sampled` shares at the configured gamma could overflow)."""
     shares = aggregate.noise_shares_for(sampled, cfg.noise_shares_fraction) if cfg.mode == "distributed" else 1
-    return dev.RoundSpec(
+    sk: dict[str, Any] = {}
+    if cfg.mode == "distributed":
+        if dim is None:
+            raise ValueError("a distributed round spec needs the model's dim")
+        gamma = cfg.gamma or aggregate.pick_gamma(sampled=sampled, dim=dim, clip_norm=cfg.clip_norm,
+                                                  noise_multiplier=cfg.noise_multiplier, noise_shares=shares)
+        sk = {"mechanism": skellam.NAME, "gamma": gamma, "dim": dim, "bits": skellam.BITS}
+    spec = dev.RoundSpec(
         round=rnd, model_id=cfg.model_id, mode=cfg.mode, clip_norm=cfg.clip_norm,
         noise_multiplier=cfg.noise_multiplier, noise_shares=shares,
         sampling="poisson" if cfg.sample_rate > 0 else "none",
         sampling_rate=cfg.sample_rate if cfg.sample_rate > 0 else None,
         sampler=SECRET_FIXED if cfg.sample_rate > 0 and cfg.mode == "central" else "",
-        local_steps=cfg.local_steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        local_steps=cfg.local_steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, **sk,
     )
+    if cfg.mode == "distributed":
+        skellam.check_round(sampled, spec.skellam_params())
+    return spec
 
 
 def _status(msg: Message) -> str | None:
@@ -242,8 +261,7 @@ def secagg_round(grid: Grid, context: Context, weights: np.ndarray, spec: dev.Ro
             {Key.CURRENT_ROUND: spec.round, Key.START_TIME: time.time()})
         legacy.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord(
             {"0": Array(np.asarray(weights, dtype=np.float64))})
-        settings = aggregate.secagg_settings(sampled=len(nodes), noise_shares=spec.noise_shares,
-                                             clip_norm=spec.clip_norm, noise_multiplier=spec.noise_multiplier)
+        settings = aggregate.secagg_settings(sampled=len(nodes), noise_shares=spec.noise_shares)
         workflow = SecAggPlusWorkflow(**settings, timeout=timeout)  # reconstruction threshold: t
         workflow(grid, legacy)
     finally:
@@ -256,7 +274,8 @@ def secagg_round(grid: Grid, context: Context, weights: np.ndarray, spec: dev.Ro
 
         params = compat.arrayrecord_to_parameters(legacy.state.array_records[MAIN_PARAMS_RECORD], keep_input=True)
         arr = np.concatenate([np.ravel(a) for a in parameters_to_ndarrays(params)]).astype(np.float64)
-        mean = arr if arr.shape == weights.shape else None
+        if arr.shape == weights.shape:  # the mean of the residue shares: decode the exact integer sum
+            mean = aggregate.decode(arr, survivors=received, p=spec.skellam_params(), denominator=len(nodes))
     log_ = RoundLog(round=spec.round, sent=len(nodes), received=received, refused=0,
                     failed=len(nodes) - received, applied=mean is not None, accuracy=None, evaluated=0,
                     seconds=0.0)
@@ -297,7 +316,7 @@ def run_rounds(grid: Grid, context: Context, cfg: ServerConfig, *, sink: RoundSi
             entry = RoundLog(round=rnd, sent=0, received=0, refused=0, failed=0, applied=False, accuracy=None,
                              evaluated=0, seconds=0.0)
         else:
-            spec = round_spec(cfg, rnd, len(chosen))
+            spec = round_spec(cfg, rnd, len(chosen), dim=int(w.size))
             if cfg.mode == "distributed":
                 mean, entry = secagg_round(grid, context, w, spec, chosen, cfg.round_timeout_s)
             else:

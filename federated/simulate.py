@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from federated import aggregate
 from federated import client as dev
 from federated import client_app as capp
 from federated import server_app as sapp
@@ -152,14 +153,17 @@ class SimulationResult:
                             for k, v in self.privacy.items()}}
 
 
-def noise_for(epsilon: float, *, delta: float, rounds: int) -> float:
-    """The noise multiplier that keeps `rounds` releases (no amplification) within epsilon at delta."""
+def noise_for(epsilon: float, *, delta: float, rounds: int, event: Callable[[float], Any] | None = None) -> float:
+    """The noise multiplier that keeps `rounds` releases (no amplification) within epsilon at delta, each
+    counted as `event(z)` (default a Gaussian release; a distributed round passes its Skellam parameters,
+    whose recorded figure is a little above the Gaussian's)."""
     from federated import accounting
 
     z = float(accounting.noise_multiplier_for_budget(epsilon, delta, rounds))
+    as_event = event or dev.gaussian
 
     def fits(x: float) -> bool:  # the devices compose release by release: that sum must fit too
-        return dev.composed([dev.gaussian(x)] * rounds, delta=delta)[0] <= epsilon
+        return dev.composed([as_event(x)] * rounds, delta=delta)[0] <= epsilon
 
     if fits(z):
         return z
@@ -222,7 +226,17 @@ def simulate(
 
     n = len(fleet.homes)
     held = max(1, math.floor(eval_fraction * n)) if eval_fraction > 0 and n > 2 else 0
-    z = noise_for(epsilon, delta=delta, rounds=rounds) if epsilon is not None else noise_multiplier
+    event = None
+    if mode == "distributed":  # every training node every round: the server's gamma for that round size
+        sampled, dim = n - held, int(sapp.initial_weights(seed).size)
+        t = aggregate.noise_shares_for(sampled, aggregate.DEFAULT_NOISE_SHARES_FRACTION)
+
+        def event(x: float) -> Any:
+            gamma = aggregate.pick_gamma(sampled=sampled, dim=dim, clip_norm=clip_norm, noise_multiplier=x,
+                                         noise_shares=t)
+            return aggregate.skellam_params(dim=dim, clip_norm=clip_norm, noise_multiplier=x, gamma=gamma,
+                                            noise_shares=t)
+    z = noise_for(epsilon, delta=delta, rounds=rounds, event=event) if epsilon is not None else noise_multiplier
     cfg = sapp.ServerConfig(
         num_rounds=rounds, mode=mode, clip_norm=clip_norm, noise_multiplier=z, min_nodes=n, eval_nodes=held,
         local_steps=local_steps, learning_rate=learning_rate, server_learning_rate=server_learning_rate,

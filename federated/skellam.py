@@ -148,7 +148,8 @@ def rdp(order: int, *, l1: float, l2: float, lam: float) -> float:
     return order * l2**2 / (2 * mu) + min(((2 * order - 1) * l2**2 + 6 * l1) / (4 * mu**2), 3 * l1 / (2 * mu))
 
 
-def _to_epsilon(curve: Sequence[float], delta: float) -> float:
+def rdp_to_epsilon(curve: Sequence[float], delta: float) -> float:
+    """(epsilon, delta) from an RDP curve at ORDERS (dp-accounting's conversion)."""
     from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 
     if not 0 < delta < 1:
@@ -160,12 +161,12 @@ def _to_epsilon(curve: Sequence[float], delta: float) -> float:
 def epsilon(releases: Sequence[Params], delta: float) -> float:
     """(epsilon, delta) of the composition of these distributed Skellam releases (RDP adds up over them)."""
     curve = [sum(rdp(a, l1=p.l1_bound, l2=p.l2_bound, lam=p.lam) for p in releases) for a in ORDERS]
-    return _to_epsilon(curve, delta)
+    return rdp_to_epsilon(curve, delta)
 
 
 def gaussian_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """The Gaussian mechanism's RDP epsilon at the same orders and conversion, for comparison."""
-    return _to_epsilon([rounds * a / (2 * noise_multiplier**2) for a in ORDERS], delta)
+    return rdp_to_epsilon([rounds * a / (2 * noise_multiplier**2) for a in ORDERS], delta)
 
 
 def effective_noise_multiplier(p: Params) -> float:
@@ -243,13 +244,34 @@ def encode(update: np.ndarray, p: Params, rng: np.random.Generator | None = None
     x = np.asarray(update, dtype=np.float64).ravel()
     if x.shape != (p.dim,) or not np.all(np.isfinite(x)):
         raise ValueError(f"a share needs a finite update of dimension {p.dim}, got shape {x.shape}")
-    rng = rng if rng is not None else _rng()
     norm = float(np.linalg.norm(x))
     if norm > p.clip_norm:
         x = x * (p.clip_norm / norm)
-    r = conditional_round(p.gamma * x, p.l2_bound, rng)
-    noise = rng.poisson(p.lam_share, p.dim).astype(np.int64) - rng.poisson(p.lam_share, p.dim).astype(np.int64)
-    return residues(r + noise)
+    return device_share(x, p, sigma=p.noise_multiplier * p.clip_norm / math.sqrt(p.noise_shares), rng=rng)
+
+
+def device_share(clipped: np.ndarray, p: Params, *, sigma: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A device's share of a distributed round from its update as clipped by the device round (dp.clip, the
+    same clip as the Gaussian path): scale by gamma, round conditionally to the bound for the vector's own
+    norm (at most D2 whenever the clip held: rounded_l2_bound grows with the norm), add Skellam noise of
+    variance (gamma sigma)^2 (sigma: the round's device sigma, z C / sqrt(t), so each side is
+    Poisson((gamma sigma)^2 / 2) = Poisson(lam / t)), reduce to the centred residues modulo 2^b.
+
+    The clip is not repeated here: a device round that lost its clip releases an unclipped share, which the
+    empirical audit (federated/audit.py) must see, rather than failing in the rounding."""
+    x = np.asarray(clipped, dtype=np.float64).ravel()
+    if x.shape != (p.dim,) or not np.all(np.isfinite(x)):
+        raise ValueError(f"a share needs a finite update of dimension {p.dim}, got shape {x.shape}")
+    if not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"skellam: sigma must be a finite number >= 0, got {sigma!r}")
+    scaled = p.gamma * x
+    r = conditional_round(scaled, rounded_l2_bound(float(np.linalg.norm(scaled)), p.dim, p.beta),
+                          rng if rng is not None else _rng())
+    lam_share = (p.gamma * sigma) ** 2 / 2
+    if lam_share > 0:
+        noise_rng = rng if rng is not None else _rng()  # its own key: the noise does not depend on the rounding
+        r = r + noise_rng.poisson(lam_share, p.dim).astype(np.int64) - noise_rng.poisson(lam_share, p.dim).astype(np.int64)
+    return residues(r)
 
 
 def residues(v: np.ndarray) -> np.ndarray:
@@ -323,5 +345,5 @@ def check_declared(declared: Mapping[str, Any], analysed: Params) -> None:
 
 
 __all__ = ["BITS", "HALF", "MAX_DEVICES", "MODULUS", "NAME", "OVERFLOW_PROBABILITY", "Params", "check_declared",
-           "check_round", "conditional_round", "decode_sum", "encode", "epsilon", "gamma_for", "gaussian_epsilon",
-           "noise_tail", "rdp", "residues", "rounded_l2_bound", "secagg_mean", "secagg_settings", "to_update"]
+           "check_round", "conditional_round", "decode_sum", "device_share", "encode", "epsilon", "gamma_for", "gaussian_epsilon",
+           "noise_tail", "rdp", "rdp_to_epsilon", "residues", "rounded_l2_bound", "secagg_mean", "secagg_settings", "to_update"]

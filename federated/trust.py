@@ -16,10 +16,17 @@ a central round whose server sampled with a secret CSPRNG and divided by a fixed
 realised count) -- the ledger records this as sampler SECRET_FIXED. Never in local mode (the server sees
 each update and knows whom it asked) nor distributed mode (SecAgg+ reveals how many took part), and never
 for a sampler anyone can replay from a public seed.
+
+A distributed round runs the Skellam mechanism (federated/skellam.py): under "as declared" and "honest
+majority" it counts with the parameters its ledger row records (the whole sum's Skellam noise), under
+"honest server" and "device-verifiable" with this device's own share (Skellam with lambda / t, the same
+rounding bound). A history holding a Skellam release composes in RDP (accounting.compose), one of plain
+Gaussian releases with PLD.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,6 +71,33 @@ def noise_multipliers(bodies: Sequence[Mapping[str, Any]], assumption: str) -> l
     return out
 
 
+def _event(body: Mapping[str, Any], how: str | None) -> Any:
+    """What one release is worth under an assumption, as accounting.compose counts it: a noise multiplier,
+    a skellam.Params (a distributed Skellam round: the whole sum's, or this device's own share, Skellam with
+    lambda / t, i.e. noise multiplier z / sqrt(t) and the same rounding bound D2), or None (nothing)."""
+    from federated import accounting, skellam
+
+    z = _z(body, how)
+    if z is None or body.get("mechanism") != skellam.NAME:
+        return z
+    p = accounting.event_of(body)
+    if how == "share":
+        p = dataclasses.replace(p, noise_multiplier=p.noise_multiplier / math.sqrt(p.noise_shares), noise_shares=1)
+    return p
+
+
+def events(bodies: Sequence[Mapping[str, Any]], assumption: str) -> list[Any] | None:
+    """The releases as `assumption` counts them (accounting.compose's events), None when one carries nothing."""
+    table = _FACTOR[assumption]
+    out: list[Any] = []
+    for b in bodies:
+        e = _event(b, table.get(str(b["mode"])))
+        if e is None:
+            return None
+        out.append(e)
+    return out
+
+
 def amplifiable(body: Mapping[str, Any]) -> bool:
     """May this release claim amplification by sampling? (See the module docstring.)"""
     return (str(body.get("mode")) == "central" and body.get("sampling") == "poisson"
@@ -77,22 +111,19 @@ def by_assumption(bodies: Sequence[Mapping[str, Any]], *, delta: float) -> dict[
 
     out: dict[str, Any] = {}
     for name in ASSUMPTIONS:
-        zs = noise_multipliers(bodies, name)
-        if zs is None:
-            out[name] = math.inf
-        else:
-            out[name] = accounting.epsilon([accounting.Release(noise_multiplier=z) for z in zs], delta) if zs else 0.0
+        evs = events(bodies, name)
+        out[name] = math.inf if evs is None else accounting.compose(evs, delta)[0]
     out["amplified"], out["amplified_reason"] = None, ""
     if not bodies:
         out["amplified_reason"] = "no release"
     elif all(amplifiable(b) for b in bodies):
-        events = [accounting.Release(noise_multiplier=float(b["noise_multiplier"]), sampling="poisson",
-                                     sampling_rate=float(b["sampling_rate"])) for b in bodies]
-        out["amplified"] = accounting.epsilon(events, delta)
+        sampled = [accounting.Release(noise_multiplier=float(b["noise_multiplier"]), sampling="poisson",
+                                      sampling_rate=float(b["sampling_rate"])) for b in bodies]
+        out["amplified"] = accounting.epsilon(sampled, delta)
     else:
         out["amplified_reason"] = ("only central rounds sampled by the server's secret CSPRNG with a fixed "
                                    "denominator can claim amplification; some release was not one")
     return out
 
 
-__all__ = ["ASSUMPTIONS", "SECRET_FIXED", "amplifiable", "by_assumption", "noise_multipliers"]
+__all__ = ["ASSUMPTIONS", "SECRET_FIXED", "amplifiable", "by_assumption", "events", "noise_multipliers"]

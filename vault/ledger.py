@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vault import audit
 from vault.chain import Chain, ChainRow, Verification
@@ -37,7 +37,7 @@ class Release:
     round: int
     model_id: str
     mode: str  # "local" | "central" | "distributed"
-    mechanism: str  # "gaussian"
+    mechanism: str  # "gaussian" | "skellam"
     clip_norm: float
     noise_multiplier: float
     sampling: str  # "none" | "poisson"
@@ -53,6 +53,10 @@ class Release:
     # how the server says it sampled: "csprng-secret-fixed-denominator" (a secret CSPRNG draw and the mean
     # divided by q N) is the only sampler an amplified epsilon may be claimed for; "" for anything else
     sampler: str = ""
+    # mechanism "skellam" (distributed rounds): what the accountant recomputes epsilon from -- clip_norm,
+    # noise_multiplier, gamma, dim, noise_shares, bits, beta, and the derived skellam_lam, l2_bound (D2),
+    # l1_bound (D1) (federated/skellam.py Params.to_record); None for "gaussian"
+    skellam: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("clip_norm", "noise_multiplier", "delta", "epsilon_after", "epsilon_after_rdp", "budget_epsilon"):
@@ -61,6 +65,8 @@ class Release:
                 raise ValueError(f"ledger release: {name} must be a finite number > 0, got {v!r}")
         if not self.delta < 1:
             raise ValueError("ledger release: delta must be < 1")
+        if self.mechanism not in ("gaussian", "skellam") or (self.mechanism == "skellam") != (self.skellam is not None):
+            raise ValueError(f"ledger release: mechanism {self.mechanism!r} with skellam parameters {self.skellam!r}")
         if isinstance(self.noise_shares, bool) or not isinstance(self.noise_shares, int) or self.noise_shares < 1:
             raise ValueError(f"ledger release: noise_shares must be an integer >= 1, got {self.noise_shares!r}")
 

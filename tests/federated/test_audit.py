@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from federated import accounting, aggregate, dp
+from federated import accounting, aggregate, dp, skellam
 from federated import audit as faudit
 from federated import client as dev
 from tests.conftest import PASSPHRASE
@@ -102,7 +102,11 @@ def audit(mode: str, seed: int, **kw):
 @pytest.mark.parametrize("mode", aggregate.MODES)
 def test_a_correct_mechanism_stays_below_the_accountant_and_the_audit_has_power(mode):
     r = audit(mode, 7)
-    assert r.epsilon_upper_bound == pytest.approx(accounting.epsilon([accounting.Release(noise_multiplier=Z)], 1e-6))
+    gaussian = accounting.epsilon([accounting.Release(noise_multiplier=Z)], 1e-6)
+    if mode == "distributed":  # the Skellam mechanism's RDP bound, what the device's ledger records
+        assert gaussian < r.epsilon_upper_bound < 1.1 * gaussian
+    else:
+        assert r.epsilon_upper_bound == pytest.approx(gaussian)
     assert r.epsilon_lower_bound <= r.epsilon_upper_bound < r.epsilon_certifiable_max
     assert r.verdict == "consistent" and r.consistent and r.confidence == pytest.approx(0.95)
 
@@ -134,6 +138,8 @@ def test_removing_the_clip_from_the_device_round_is_caught(mode, monkeypatch):
 
 def _noise_then_clip(update, spec):
     noisy = dp.add_noise(update, spec.device_sigma) if spec.device_sigma > 0 else update
+    if spec.mode == "distributed":  # the device's noise before the clip, then the share without noise
+        return skellam.device_share(dp.clip(noisy, spec.clip_norm), spec.skellam_params(), sigma=0.0).astype(float)
     return dp.clip(noisy, spec.clip_norm)
 
 
@@ -154,15 +160,52 @@ def test_a_reused_rng_seed_is_caught(mode, monkeypatch):
     _assert_caught(audit(mode, 3))
 
 
+def test_a_reused_rng_seed_in_the_skellam_share_is_caught(monkeypatch):
+    monkeypatch.setattr(skellam, "_rng", lambda: np.random.Generator(np.random.Philox(key=1234)))
+    _assert_caught(audit("distributed", 3))
+
+
 def test_a_wrong_denominator_in_the_server_aggregation_is_caught(monkeypatch):
     real = aggregate.mean_update
 
-    def noise_sized_for_the_mean(updates, *, mode, sampled, clip_norm, noise_multiplier, noise_shares=None):
+    def noise_sized_for_the_mean(updates, *, mode, sampled, clip_norm, noise_multiplier, **kw):
         return real(updates, mode=mode, sampled=sampled, clip_norm=clip_norm,
-                    noise_multiplier=noise_multiplier / sampled, noise_shares=noise_shares)
+                    noise_multiplier=noise_multiplier / sampled, **kw)
 
     monkeypatch.setattr(aggregate, "mean_update", noise_sized_for_the_mean)  # what server_app calls
     _assert_caught(audit("central", 4))
+
+
+def test_distributed_noise_sized_for_the_mean_instead_of_the_sum_is_caught(monkeypatch):
+    # in distributed mode the server adds no noise, and dividing the exact sum by any number is
+    # post-processing; the denominator that matters is the one the devices' noise is sized with
+    real = dev.RoundSpec.device_sigma.fget
+
+    def sized_for_the_mean(spec):  # z C / sqrt(t) / n: the sum's noise as if it were the mean's
+        return real(spec) / (spec.noise_shares / aggregate.DEFAULT_NOISE_SHARES_FRACTION)
+
+    monkeypatch.setattr(dev.RoundSpec, "device_sigma", property(sized_for_the_mean))
+    _assert_caught(audit("distributed", 4))
+
+
+def test_the_distributed_server_divides_the_decoded_sum_by_gamma_times_the_devices_asked():
+    p = aggregate.skellam_params(dim=64, clip_norm=1.0, noise_multiplier=1.0, gamma=1000.0, noise_shares=3)
+    shares = [skellam.residues(np.full(64, 700 * (i + 1))) for i in range(3)]  # no noise: sum 4200 per coordinate
+    mean = aggregate.mean_update([s.astype(float) for s in shares], mode="distributed", sampled=4, clip_norm=1.0,
+                                 noise_multiplier=1.0, noise_shares=3, gamma=1000.0)
+    assert mean is not None and np.allclose(mean, 4200 / (1000.0 * 4))  # 4 asked, 3 answered: the fixed 4
+    assert aggregate.mean_update([s.astype(float) for s in shares[:2]], mode="distributed", sampled=4,
+                                 clip_norm=1.0, noise_multiplier=1.0, noise_shares=3, gamma=1000.0) is None
+    assert p.gamma == 1000.0
+
+
+def test_a_distributed_round_whose_sum_could_wrap_is_refused_with_a_clear_message():
+    kw = {"clip_norm": 1.0, "noise_multiplier": 1.0, "noise_shares": 8}
+    g = aggregate.pick_gamma(sampled=10, dim=1651, **kw)
+    zeros = [np.zeros(1651)] * 10
+    assert aggregate.mean_update(zeros, mode="distributed", sampled=10, gamma=g, **kw) is not None
+    with pytest.raises(ValueError, match="could overflow the 22-bit modular sum"):
+        aggregate.mean_update(zeros, mode="distributed", sampled=10, gamma=g * 1.01, **kw)
 
 
 def test_noise_scaled_by_the_wrong_t_is_caught(monkeypatch):

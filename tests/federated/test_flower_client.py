@@ -6,6 +6,7 @@ small, habitual life (fill_device). What a device releases is checked against it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -248,21 +249,50 @@ def test_local_noise_has_the_calibrated_standard_deviation(device):
     assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / 0.03) ** 2
 
 
-def test_a_distributed_share_carries_variance_sigma2_c2_over_n(device):
-    s = dev.RoundSpec(round=1, model_id="test-model", mode="distributed", clip_norm=0.01, noise_multiplier=3.0,
-                      noise_shares=4, local_steps=10, batch_size=32, learning_rate=0.5)
+def test_a_distributed_share_is_a_skellam_share_of_the_clipped_update_and_its_row_records_the_mechanism(device):
+    from federated import accounting, skellam
+
+    s = _distributed(4, clip=0.01, z=3.0, sampled=4)
     with device.vault() as v:
         rel = dev.release_round(v, initial(), s, dev.Policy())
         (row,) = [r.body for r in vledger.releases(v)]
-    d, sigma = rel.update.shape[0], 3.0 * 0.01 / math.sqrt(4)  # four shares sum to N(0, (zC)^2)
-    s2 = float(np.sum(rel.update**2)) / sigma**2
-    assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / sigma) ** 2
-    assert row["noise_multiplier"] == 3.0 and row["epsilon_label"] == "distributed (honest majority)"
-    assert row["noise_shares"] == 4
+    assert np.array_equal(rel.update, np.rint(rel.update))  # integers: residues modulo 2^22
+    assert np.all(rel.update >= -skellam.HALF) and np.all(rel.update < skellam.HALF)
+    d, sigma = rel.update.shape[0], 3.0 * 0.01 / math.sqrt(4)  # four shares sum to Skellam of variance (gamma zC)^2
+    s2 = float(np.sum((rel.update / s.gamma) ** 2)) / sigma**2
+    assert d - 5 * math.sqrt(2 * d) < s2 < d + 5 * math.sqrt(2 * d) + (0.01 / sigma) ** 2 + d / (s.gamma * sigma) ** 2
+    assert row["mechanism"] == "skellam" and row["noise_multiplier"] == 3.0 and row["noise_shares"] == 4
+    assert row["epsilon_label"] == "distributed (honest majority)"
+    p = s.skellam_params()
+    assert row["skellam"] == p.to_record() and row["skellam"]["gamma"] == s.gamma
+    assert row["skellam"]["skellam_lam"] == pytest.approx((s.gamma * 3.0 * 0.01) ** 2 / 2)
+    assert rel.epsilon_after == pytest.approx(accounting.compose([p], vledger.DEFAULT_BUDGET_DELTA)[0])
+    assert rel.epsilon_after > accounting.epsilon([accounting.Release(noise_multiplier=3.0)], vledger.DEFAULT_BUDGET_DELTA)
     assert rel.epsilon_device_verifiable > rel.epsilon_after  # its own share alone protects less than the sum
-    with device.vault() as v:  # afterwards, from the ledger alone: the share's z / sqrt(t), not infinity
+    with device.vault() as v:  # afterwards, from the ledger alone: the share's lambda / t, not infinity
         after = dev.epsilons(v)["device_verifiable"]
     assert after == pytest.approx(rel.epsilon_device_verifiable) and math.isfinite(after)
+
+
+def test_a_distributed_round_declaring_another_model_size_is_refused_before_the_budget(device):
+    s = dataclasses.replace(_distributed(4, sampled=4), dim=initial().size + 1)
+    with device.vault() as v, pytest.raises(ValueError, match="skellam dim"):
+        dev.release_round(v, initial(), s, dev.Policy())
+    assert ledger_rows(device) == []
+
+
+def test_a_ledger_mixing_gaussian_and_skellam_rounds_is_recomputed_by_audit_verify(device):
+    from federated import accounting
+    from lifevault.cli import main
+
+    with device.vault() as v:
+        dev.release_round(v, initial(), spec(1), dev.Policy())
+        dev.release_round(v, initial(), _distributed(6, sampled=8, rnd=2), dev.Policy())
+        bodies = [r.body for r in vledger.releases(v)]
+    assert [b["mechanism"] for b in bodies] == ["gaussian", "skellam"]
+    checked = accounting.recompute(bodies)
+    assert all(c.ok for c in checked) and checked[1].pld == checked[1].rdp  # with a Skellam release: RDP
+    assert main(["audit", "verify", "--home", str(device.home), "--passphrase-file", str(device.passphrase_file)]) == 0
 
 
 def test_release_round_sends_exactly_what_privatize_returns(device, monkeypatch):
@@ -276,7 +306,7 @@ def test_release_round_sends_exactly_what_privatize_returns(device, monkeypatch)
 
 
 def test_a_distributed_round_outside_secagg_is_refused(device):
-    reply = capp.make_app()(train_message(initial(), spec(1, mode="distributed")), context_for(device))
+    reply = capp.make_app()(train_message(initial(), _distributed(2, sampled=2)), context_for(device))
     assert released(reply) is None and reason(reply) == "distributed-needs-secagg"
     assert ledger_rows(device) == []
 
@@ -356,17 +386,23 @@ def test_ledger_survives_kill_9_and_its_chain_verifies(device, tmp_path):
 def _declared(sampled: int, s: dev.RoundSpec, **changes) -> dict:
     from federated import aggregate
 
-    kw = aggregate.secagg_settings(sampled=sampled, noise_shares=s.noise_shares, clip_norm=s.clip_norm,
-                                   noise_multiplier=s.noise_multiplier)
+    kw = aggregate.secagg_settings(sampled=sampled, noise_shares=s.noise_shares)
     state = {"sample_num": sampled, "threshold": aggregate.reconstruction_threshold(kw, sampled),
              "clipping_range": kw["clipping_range"], "target_range": kw["quantization_range"],
              "mod_range": kw["modulus_range"], "max_weight": kw["max_weight"]}
     return state | changes
 
 
-def _distributed(t: int) -> dev.RoundSpec:
-    return dev.RoundSpec(round=1, model_id="test-model", mode="distributed", clip_norm=0.5, noise_multiplier=2.0,
-                         noise_shares=t, local_steps=10, batch_size=32, learning_rate=0.5)
+def _distributed(t: int, *, sampled: int, clip: float = 0.5, z: float = 2.0, rnd: int = 1,
+                 gamma: float | None = None) -> dev.RoundSpec:
+    """A distributed round's spec as server_app.round_spec declares it for `sampled` devices."""
+    from federated import aggregate, skellam
+
+    dim = initial().size
+    g = gamma or aggregate.pick_gamma(sampled=sampled, dim=dim, clip_norm=clip, noise_multiplier=z, noise_shares=t)
+    return dev.RoundSpec(round=rnd, model_id="test-model", mode="distributed", clip_norm=clip, noise_multiplier=z,
+                         noise_shares=t, local_steps=10, batch_size=32, learning_rate=0.5, mechanism=skellam.NAME,
+                         gamma=g, dim=dim, bits=skellam.BITS)
 
 
 @pytest.mark.parametrize("sampled", [2, 3, 4, 7, 10, 40, 101, 1023])
@@ -379,7 +415,7 @@ def test_the_secagg_reconstruction_threshold_flower_computes_is_t(sampled):
         t = aggregate.noise_shares_for(sampled, fraction)
         if t > sampled:
             continue
-        kw = aggregate.secagg_settings(sampled=sampled, noise_shares=t, clip_norm=1.0, noise_multiplier=1.0)
+        kw = aggregate.secagg_settings(sampled=sampled, noise_shares=t)
         wf = SecAggPlusWorkflow(**kw)  # Flower validates the settings
         # SecAggPlusWorkflow.setup_stage: num_shares = round(num_shares * n) (= n here, a full graph);
         # threshold = max(round(reconstruction_threshold * num_shares), 2)
@@ -389,21 +425,23 @@ def test_the_secagg_reconstruction_threshold_flower_computes_is_t(sampled):
 
 
 def test_a_distributed_round_over_1023_devices_is_refused_before_the_modular_sum_can_wrap():
-    from federated import aggregate
+    from federated import aggregate, skellam
 
-    assert aggregate.SECAGG_MAX_DEVICES * aggregate.SECAGG_QUANTIZATION_RANGE < aggregate.SECAGG_MODULUS_RANGE
-    aggregate.secagg_settings(sampled=1023, noise_shares=768, clip_norm=1.0, noise_multiplier=1.0)
+    assert aggregate.SECAGG_MAX_DEVICES * skellam.MODULUS < skellam.SECAGG_MODULUS_RANGE
+    aggregate.secagg_settings(sampled=1023, noise_shares=768)
     with pytest.raises(ValueError, match="2 to 1023 devices"):
-        aggregate.secagg_settings(sampled=1024, noise_shares=768, clip_norm=1.0, noise_multiplier=1.0)
+        aggregate.secagg_settings(sampled=1024, noise_shares=768)
 
 
 def test_a_device_drops_out_of_secagg_when_the_declared_threshold_is_below_t(device):
-    s = _distributed(6)
+    s = _distributed(6, sampled=8)
     capp.check_secagg_settings(_declared(8, s), s)  # threshold 6 = t: fine
     with pytest.raises(ValueError, match="below t = 6"):
         capp.check_secagg_settings(_declared(8, s, threshold=4), s)  # the old 0.5 x n
     with pytest.raises(ValueError, match="clipping_range"):
         capp.check_secagg_settings(_declared(8, s, clipping_range=100.0), s)
+    with pytest.raises(ValueError, match="overflow"):  # 8 shares at the gamma picked for 8 fit; 9 might wrap
+        capp.check_secagg_settings(_declared(9, s), s)
     params = [initial().astype(np.float64)]
     with pytest.raises(ValueError, match="below t"):
         capp._SecAggDevice(device, _declared(8, s, threshold=4)).fit(params, s.to_config())

@@ -261,8 +261,8 @@ def test_central_and_distributed_rounds_over_a_tls_superlink_with_authenticated_
         with Vault.open(home, PASSPHRASE) as v:
             rows = [r.body for r in vledger.releases(v)]
             assert vledger.verify(v).ok and vledger.cross_check(v).ok
-        assert [(r["model_id"], r["mode"], r["noise_shares"]) for r in rows] == [
-            ("integration-central", "central", 1), ("integration-distributed", "distributed", 3)]
+        assert [(r["model_id"], r["mode"], r["mechanism"], r["noise_shares"]) for r in rows] == [
+            ("integration-central", "central", "gaussian", 1), ("integration-distributed", "distributed", "skellam", 3)]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Flower's simulation engine needs flwr[simulation]")
@@ -282,8 +282,9 @@ def test_a_distributed_round_goes_through_secagg_in_flowers_simulation_engine(tm
         with Vault.open(home, sim.SYNTH_PASSPHRASE) as v:
             rows = [r.body for r in vledger.releases(v)]
         if home.name in trained:
-            assert [(r["round"], r["mode"], r["epsilon_label"]) for r in rows] == [
-                (1, "distributed", "distributed (honest majority)")]
+            assert [(r["round"], r["mode"], r["mechanism"], r["epsilon_label"]) for r in rows] == [
+                (1, "distributed", "skellam", "distributed (honest majority)")]
+            assert rows[0]["skellam"]["noise_shares"] == 3 and rows[0]["skellam"]["bits"] == 22
         else:
             assert rows == []  # the held-out device never released anything
 

@@ -73,3 +73,45 @@ def test_the_sample_cannot_be_replayed_from_the_public_seed():
     draws = {tuple(sapp.sample(nodes, 0.5)) for _ in range(3)}
     assert len(draws) == 3  # same config, same seed: different samples (CSPRNG)
     assert sapp.sample(nodes, 0.0) == nodes
+
+
+def skellam_body(*, z: float = 2.0, t: int = 4, gamma: float = 5000.0) -> dict:
+    from federated import skellam
+
+    p = skellam.Params(clip_norm=1.0, noise_multiplier=z, gamma=gamma, dim=1651, noise_shares=t)
+    return body("distributed", z=z, t=t) | {"mechanism": skellam.NAME, "skellam": p.to_record()}
+
+
+def test_a_skellam_round_composes_with_gaussian_rounds_in_rdp_under_each_assumption():
+    from federated import skellam
+
+    sk = skellam_body(t=4)
+    whole = skellam.Params.from_record(sk["skellam"])
+    share = skellam.Params(clip_norm=1.0, noise_multiplier=1.0, gamma=5000.0, dim=1651, noise_shares=1)  # 2 / sqrt(4)
+    assert share.lam == pytest.approx(whole.lam / 4) and share.l2_bound == whole.l2_bound
+    per = trust.by_assumption([body("local"), sk], delta=1e-6)
+    assert per["as_declared"] == per["honest_majority"] == accounting.compose([2.0, whole], 1e-6)[0]
+    assert per["device_verifiable"] == per["honest_server"] == accounting.compose([2.0, share], 1e-6)[0]
+    curve = [a / (2 * 2.0**2) + skellam.rdp(a, l1=whole.l1_bound, l2=whole.l2_bound, lam=whole.lam)
+             for a in skellam.ORDERS]
+    assert per["as_declared"] == pytest.approx(skellam.rdp_to_epsilon(curve, 1e-6), rel=1e-12)
+    assert per["as_declared"] > eps(2.0, 2.0)  # never below the Gaussian figure at the same z
+    mixed = trust.by_assumption([body("central"), sk], delta=1e-6)
+    assert mixed["honest_majority"] == mixed["device_verifiable"] == math.inf
+    assert mixed["honest_server"] == accounting.compose([2.0, share], 1e-6)[0]
+
+
+def test_a_ledger_of_gaussian_rounds_only_keeps_the_pld_figure():
+    assert accounting.compose([2.0, 3.0], 1e-6) == (eps(2.0, 3.0), accounting.epsilon(
+        [accounting.Release(noise_multiplier=2.0), accounting.Release(noise_multiplier=3.0)], 1e-6, accountant="rdp"))
+
+
+def test_the_server_declares_a_skellam_round_that_cannot_overflow_and_refuses_a_gamma_that_could():
+    from federated import skellam
+
+    spec = sapp.round_spec(sapp.ServerConfig(mode="distributed"), 1, 10, dim=1651)
+    assert spec.mechanism == skellam.NAME and spec.bits == skellam.BITS and spec.dim == 1651
+    assert spec.noise_shares == 8 and skellam.overflow_margin(10, spec.skellam_params()) >= 0
+    assert spec.gamma == skellam.gamma_for(10, spec.skellam_params())
+    with pytest.raises(ValueError, match="could overflow"):
+        sapp.round_spec(sapp.ServerConfig(mode="distributed", gamma=spec.gamma * 1.01), 1, 10, dim=1651)

@@ -136,6 +136,26 @@ def test_a_distributed_round_counts_its_own_share_only_where_the_majority_is_not
     assert fig["device-verifiable"] > fig["honest-majority"]
 
 
+def test_a_skellam_round_after_gaussian_rounds_is_composed_per_trust_assumption(vault):
+    from federated import accounting, skellam
+
+    _mixed(vault, ["central", "local"], z=3.0)
+    whole = skellam.Params(clip_norm=1.0, noise_multiplier=3.0, gamma=20000.0, dim=1651, noise_shares=4)
+    share = skellam.Params(clip_norm=1.0, noise_multiplier=1.5, gamma=20000.0, dim=1651, noise_shares=1)
+    recorded, rdp = accounting.compose([3.0, 3.0, whole], 1e-6)
+    ledger.append(vault, ledger.Release(
+        round=3, model_id="m", mode="distributed", mechanism="skellam", clip_norm=1.0, noise_multiplier=3.0,
+        sampling="none", sampling_rate=None, delta=1e-6, epsilon_after=recorded, epsilon_after_rdp=rdp,
+        epsilon_label="distributed (honest majority)", budget_epsilon=100.0, noise_shares=4,
+        skellam=whole.to_record()))
+    fig = _figures(vault)
+    assert fig["recorded (the ledger's figure)"] == recorded
+    assert fig["honest-server"] == accounting.compose([3.0, 3.0, share], 1e-6)[0]
+    assert fig["device-verifiable"] == "inf" and fig["honest-majority"] == "inf"  # the central round
+    gaussian_only = accounting.epsilon([accounting.Release(noise_multiplier=3.0)] * 3, 1e-6)
+    assert recorded > gaussian_only  # RDP with the Skellam bound: never below the Gaussian figure
+
+
 def test_amplification_is_claimed_only_for_central_rounds_with_a_secret_fixed_denominator_sampler(vault, tmp_path):
     from federated import accounting, trust
     from vault.store import Vault
