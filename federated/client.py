@@ -15,9 +15,12 @@ Modes (the noise multiplier z is always the one the SUM of the round carries, in
   central      the device only clips; the server adds N(0, (zC)^2) to the sum. The device records the
                epsilon that holds if the server is honest (adds that noise, keeps the clip).
                                                                                 label "central (honest server)"
-  distributed  each of t devices adds N(0, (zC)^2 / t); under SecAgg+ the server only sees the sum, which
-               carries the full (zC)^2 as long as at least t honest devices' shares are in it (the server
-               discards rounds with fewer than t survivors). Alone, a device's own share is z/sqrt(t).
+  distributed  the Skellam mechanism (federated/skellam.py): each of t devices scales its clipped update by
+               gamma, rounds it conditionally and adds Skellam noise of variance (gamma z C)^2 / t, sending
+               residues modulo 2^22; under SecAgg+ the server only sees the sum, which carries the full
+               (gamma z C)^2 as long as at least t honest devices' shares are in it (the server discards
+               rounds with fewer than t survivors). Alone, a device's own share is lambda / t. The ledger
+               records the Skellam parameters; a history with a Skellam release composes in RDP.
                                                                                 label "distributed (honest majority)"
 Amplification by sampling is never assumed in the recorded epsilon: the device cannot verify that the
 server sampled it by Poisson. The ledger keeps what the server declared (sampling, rate) so a report can

@@ -4,7 +4,8 @@ A device's share of a distributed round:
 
     x      the clipped update, ||x||_2 <= C
     r      conditional randomized rounding of gamma x: each coordinate rounded down or up at random (up with
-           probability its fractional part), re-drawn until ||r||_2 <= D2 (the rounding bound below)
+           probability its fractional part), re-drawn until ||r||_2 is within the rounding bound for
+           ||gamma x||_2, which is at most D2 (the bound below at ||x||_2 = C) whenever the clip held
     y      r + Poisson(lam / t) - Poisson(lam / t) per coordinate (a Skellam share)
     share  y reduced to the centred residues modulo 2^b, [-2^(b-1), 2^(b-1))
 

@@ -123,3 +123,27 @@ def test_conditional_rounding_that_cannot_meet_its_bound_stops_after_the_draw_li
     with pytest.raises(RuntimeError, match="failed 1000 times"):
         sk.conditional_round(x, -1.0, rng)
     assert np.linalg.norm(sk.conditional_round(x, 10.0, rng)) <= 10.0  # sqrt(100) = 10: always met
+
+
+def test_a_device_share_rounds_within_the_bound_for_its_own_norm_which_is_at_most_d2():
+    p = sk.Params(clip_norm=1.0, noise_multiplier=1.0, gamma=50.0, dim=256, noise_shares=4)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(256)
+    x *= 0.5 / np.linalg.norm(x)  # inside the clip
+    r = sk.device_share(x, p, sigma=0.0, rng=rng)
+    assert np.linalg.norm(r) <= sk.rounded_l2_bound(25.0, 256) < p.l2_bound
+
+
+def test_an_unclipped_share_passes_through_rather_than_failing_in_the_rounding():
+    # the device round clips (dp.clip); were the clip missing, the share must show it to the audit
+    p = sk.Params(clip_norm=1.0, noise_multiplier=1.0, gamma=50.0, dim=256, noise_shares=4)
+    x = np.zeros(256)
+    x[0] = 100.0
+    r = sk.device_share(x, p, sigma=0.0, rng=np.random.default_rng(1))
+    assert r[0] == 5000 and np.linalg.norm(r) > p.l2_bound
+
+
+def test_the_skellam_share_noise_is_sized_by_the_sigma_it_is_given():
+    p = sk.Params(clip_norm=1.0, noise_multiplier=2.0, gamma=100.0, dim=20_000, noise_shares=4)
+    r = sk.device_share(np.zeros(20_000), p, sigma=1.0, rng=np.random.default_rng(5))  # variance (gamma sigma)^2
+    assert float(np.var(r)) == pytest.approx(100.0**2, rel=0.05)
