@@ -86,7 +86,8 @@ def audit_dp(
     """Empirical privacy audit: run the DP mechanism with canaries, report a lower bound on epsilon.
 
     Submits canary updates through the device's real clip and noise (the step release_round runs) and the
-    server's real aggregation (SecAgg+'s quantized modular sum in distributed mode), in simulation (no
+    server's real aggregation (in distributed mode the Skellam share, SecAgg+'s exact modular sum and its
+    decoding), in simulation (no
     personal data is read), and records the result in the audit log (`privacy.empirical_audit`), where the
     privacy report shows it. Exit code 5: the lower bound exceeds the accountant's upper bound (the
     mechanism leaks more than it claims). Exit code 6: inconclusive, even a perfect guesser could not have
