@@ -3,12 +3,14 @@
 Every module of the installed packages, bench/ and tools/ is parsed with `ast`, and EVERY import statement
 counts, wherever it sits: at module level, inside functions, and under `if TYPE_CHECKING:`. A relative
 import is resolved against its package; `from pkg import name` is an edge to the module `pkg.name` when
-there is one, else to `pkg`. Imports by string (importlib, "module:function" migration steps) are not seen.
+there is one, else to `pkg`. Imports by name count too (they are imports inside functions, written so the
+parser cannot see them): a string "package.module:attribute" anywhere (migration steps, after-open hooks),
+and a project module's name in a file that calls importlib.import_module (ingest/detect.py's sources).
 
-Type-only imports (under TYPE_CHECKING) count like the others, for the layers and for cycles: an upward
-type import is still an upward dependency, and a type-only cycle becomes a runtime one with the next
-refactor. A cycle closed by a type-only edge is accepted only when that edge is in TYPE_ONLY_EDGES with its
-reason (the test checks it is still type-only).
+Type-only imports (under `if TYPE_CHECKING:`) count for the layers (an upper package's type in a lower
+one is an upward dependency all the same) but not for cycles: they never run, so they cannot leave a
+module half-initialised, and every helper of vault/store.py that takes a `Vault` must name its type. The
+cycle check follows every import that runs: module level, inside functions, and by name.
 """
 
 from __future__ import annotations
@@ -46,11 +48,6 @@ ALLOWED_CROSSINGS: dict[tuple[str, str], str] = {
     ("api", "ingest"): "the server owns the vault while it runs, so the ingest job the CLI forwards runs there",
     ("api", "reports"): "GET /v1/privacy/report serves the privacy report built from the audit log and ledger",
     ("synth", "ingest.apps"): "the persona's truth names apps and categories exactly as derive.py will",
-}
-
-# Type-only edges that close a cycle, each with why the annotation cannot point elsewhere.
-TYPE_ONLY_EDGES: dict[tuple[str, str], str] = {
-    ("vault.migrations", "vault.store"): "annotates the Vault it migrates; the store applies the migrations on open",
 }
 
 # Third-party libraries only one package may import (the layer that owns what they touch). bench/ may import
@@ -106,10 +103,25 @@ def _statements(tree: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.Im
             yield from _statements(node, type_only)
 
 
+def _by_name(tree: ast.AST, modules: dict[str, Path]) -> Iterator[tuple[str, int]]:
+    """Imports by name: a string "package.module:attribute" (a migration step, an after-open hook, run
+    through importlib), and any project module's name in a file that calls importlib.import_module."""
+    constants = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    imports_by_name = any(isinstance(n, ast.Attribute) and n.attr == "import_module" for n in ast.walk(tree))
+    for node in constants:
+        module, colon, attribute = str(node.value).partition(":")
+        if module in modules and "." in module and (
+                (colon and attribute.isidentifier()) or (imports_by_name and not colon)):
+            yield module, node.lineno
+
+
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> Iterator[tuple[str, int, bool]]:
-    """(imported module, line, type-only) for every import statement in the file."""
+    """(imported module, line, type-only) for every import statement in the file, and every import by name."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node, type_only in _statements(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for target, line in _by_name(tree, modules):
+        yield target, line, False
+    for node, type_only in _statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno, type_only
@@ -223,19 +235,14 @@ def _allowed(source: str, target: str) -> bool:
     return a == b or b in allowed or any(target == m or target.startswith(m + ".") for m in allowed)
 
 
+def _runtime(g: Graph) -> dict[str, set[str]]:
+    return {m: {t for t in ts if (m, t) in g.runtime} for m, ts in g.edges.items()}
+
+
 def test_the_project_has_no_import_cycle_even_inside_functions():
     g = _graph()
-    edges = {m: {t for t in ts if (m, t) not in TYPE_ONLY_EDGES} for m, ts in g.edges.items()}
-    cycles = _cycles(edges)
+    cycles = _cycles(_runtime(g))
     assert not cycles, "import cycles:\n" + "\n".join(_describe(c, g) for c in cycles)
-
-
-def test_every_accepted_type_only_edge_is_still_type_only_and_still_closes_a_cycle():
-    g = _graph()
-    for (a, b), reason in TYPE_ONLY_EDGES.items():
-        assert reason and b in g.edges[a], f"{a} no longer imports {b}: drop it from TYPE_ONLY_EDGES"
-        assert (a, b) not in g.runtime, f"{a} imports {b} at run time now (line {g.line[(a, b)]}): a real cycle"
-        assert _cycles({m: set(ts) for m, ts in g.edges.items()}), "no cycle left: drop the entry"
 
 
 def test_no_package_imports_a_package_above_it():
@@ -301,9 +308,22 @@ def test_the_scanner_sees_imports_inside_functions_and_under_type_checking(tmp_p
     assert g.edges["vault.a"] == {"vault.b"} and g.edges["vault.b"] == {"vault.a"}
     assert g.runtime == {("vault.b", "vault.a")}
     assert ("duckdb", 3) in g.external["vault.b"] and ("os", 5) in g.external["vault.a"]
-    assert _cycles(g.edges) == [["vault.a", "vault.b", "vault.a"]]
+    assert _cycles(g.edges) == [["vault.a", "vault.b", "vault.a"]] and _cycles(_runtime(g)) == []
     assert _describe(["vault.a", "vault.b", "vault.a"], g) == (
         "vault.a (line 3, type-only) -> vault.b (line 2) -> vault.a")
+
+
+def test_the_scanner_sees_imports_by_name(tmp_path, monkeypatch):
+    package = tmp_path / "vault"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text('STEPS = {"one": "vault.b:run"}\nTEXT = "vault.c"\n')
+    (package / "b.py").write_text('import importlib\nSOURCES = ("vault.c",)\nimportlib.import_module(SOURCES[0])\n')
+    (package / "c.py").write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    g = _graph()
+    assert g.edges["vault.a"] == {"vault.b"} and ("vault.a", "vault.b") in g.runtime  # a mere name is no import
+    assert g.edges["vault.b"] == {"vault.c"} and g.line[("vault.b", "vault.c")] == 2
 
 
 def test_the_layer_rule_refuses_an_arrow_up_and_allows_only_the_listed_module_of_a_higher_package():

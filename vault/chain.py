@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from vault.store import sql_literal
+from vault.sqltext import sql_literal
 
 if TYPE_CHECKING:
     from vault.store import Vault

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vault.audit import AuditEvent
 from vault.chain import CANONICALIZATION, GENESIS, _ts, canonical, link_hash
-from vault.store import sql_literal
+from vault.sqltext import sql_literal
 
 if TYPE_CHECKING:
     from vault.store import Vault

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # polars is imported where a frame is made, not by every comm
     import polars as pl
 from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
 from vault.fsio import fsync_dir
+from vault.sqltext import sql_literal
 
 HOME_MODE = 0o700  # the vault home: only its owner may list, enter or change it
 DB_FILE = "vault.duckdb"
@@ -172,12 +173,6 @@ def make_private(home: Path) -> int | None:
         raise VaultError(f"cannot make the vault home {home} private (mode 0700): it must belong to you; "
                          f"check its owner and run `chmod 700 {home}`") from None
     return mode
-
-
-def sql_literal(text: str) -> str:
-    """A quoted SQL string literal (DuckDB's standard strings: a quote is doubled, backslashes are plain
-    characters): for paths and the audit chain's hot-path inserts; keys are always bound as parameters."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Vault:
