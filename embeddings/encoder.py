@@ -3,8 +3,12 @@
 The model is loaded lazily, once per process (never at import time), on the CPU. Texts are tokenised
 once with the fast tokenizer, sorted by token length and cut into batches by a token budget (long texts
 in small batches, short ones in large), so padding is minimal; where the CPU has native bfloat16
-(AVX512-BF16/AMX) the forward pass runs under bfloat16 autocast, which roughly doubles throughput at a
-cosine of ~0.99998 to the float32 vectors (bench/bench_encode.py measures both and the retrieval cost).
+(AVX512-BF16/AMX) the forward pass runs on a bfloat16 copy of the model (no autocast: no per-call casts
+of weights and activations), which roughly doubles throughput at a cosine of ~0.99995 to the float32
+vectors (bench/bench_encode.py measures both and the retrieval cost). The batches are shared by
+INDEX_WORKERS threads with one intra-op thread each rather than run one at a time on two OpenMP threads:
+a batch's small operations (LayerNorm, GELU, attention on 30-token rows) made two threads wait at every
+barrier, and on a busy machine a preempted thread held up its partner (measured: 4x the CPU time).
 Every vector is recorded with the model name, the weights' version and the dtype it was computed in.
 """
 
@@ -16,7 +20,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
+INDEX_WORKERS = 2  # threads sharing an indexing run's batches, one intra-op thread each (the machine's 2 cores)
 Dtype = Literal["auto", "bfloat16", "float32"]
 
 
@@ -122,13 +127,25 @@ def bf16_supported() -> bool:
         return False
 
 
+@functools.cache
+def _bf16_model() -> SentenceTransformer:
+    """A bfloat16 copy of the model for indexing (the float32 model stays as loaded, for other callers)."""
+    import copy
+
+    import torch
+
+    return copy.deepcopy(load_model()).to(torch.bfloat16)
+
+
 class Encoder:
     """Batched, length-bucketed, normalised sentence embeddings (float32 arrays of shape (n, DIM))."""
 
-    def __init__(self, *, dtype: Dtype = "auto", batch_tokens: int = 2048, max_batch: int = 64) -> None:
+    def __init__(self, *, dtype: Dtype = "auto", batch_tokens: int = 2048, max_batch: int = 64,
+                 workers: int | None = None) -> None:
         self._dtype = dtype
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
+        self.workers = workers if workers is not None else min(INDEX_WORKERS, os.cpu_count() or 1)
 
     @property
     def dtype(self) -> str:
@@ -168,25 +185,47 @@ class Encoder:
         out = np.zeros((n, DIM), dtype=np.float32)
         if n == 0:
             return out
-        model = self.model
+        model = _bf16_model() if self.dtype == "bfloat16" else self.model
         tok = self.tokenizer
         enc = tok(list(texts), truncation=True, max_length=int(model.max_seq_length), padding=False)
         ids = enc["input_ids"]
         order = np.argsort([-len(x) for x in ids], kind="stable")
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.dtype == "bfloat16")
+        chunks: list[np.ndarray] = []
         i = 0
-        with torch.inference_mode(), autocast:
-            while i < n:
-                longest = len(ids[order[i]])
-                size = max(1, min(self.max_batch, self.batch_tokens // max(longest, 1)))
-                chunk = order[i : i + size]
-                batch = tok.pad({k: [enc[k][j] for j in chunk] for k in enc.keys()}, return_tensors="pt")
-                emb = model(dict(batch))["sentence_embedding"].float()
-                emb = torch.nn.functional.normalize(emb, p=2, dim=1)
-                out[chunk] = emb.numpy()
-                i += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+        while i < n:
+            longest = len(ids[order[i]])
+            size = max(1, min(self.max_batch, self.batch_tokens // max(longest, 1)))
+            chunks.append(order[i : i + size])
+            i += size
+        pending = iter(chunks)
+        lock = threading.Lock()  # guards `pending` and progress (the forward passes run without it)
+
+        def work() -> None:
+            torch.set_num_threads(1)  # per thread: this worker's passes on one core
+            with torch.inference_mode():
+                while True:
+                    with lock:
+                        chunk = next(pending, None)
+                    if chunk is None:
+                        return
+                    batch = tok.pad({k: [enc[k][j] for j in chunk] for k in enc.keys()}, return_tensors="pt")
+                    emb = model(dict(batch))["sentence_embedding"].float()
+                    out[chunk] = torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
+                    if progress is not None:
+                        with lock:
+                            progress(len(chunk))
+
+        workers = min(self.workers, len(chunks))
+        if workers <= 1:
+            threads_before = torch.get_num_threads()
+            try:
+                work()
+            finally:
+                torch.set_num_threads(threads_before)  # the caller's thread keeps its setting
+            return out
+        with ThreadPoolExecutor(workers, thread_name_prefix="lifevault-encode") as pool:
+            for f in [pool.submit(work) for _ in range(workers)]:
+                f.result()  # a worker's error is the caller's
         return out
 
     def encode_query(self, text: str) -> np.ndarray:

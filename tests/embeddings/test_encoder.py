@@ -46,3 +46,23 @@ def test_queries_embedded_together_get_the_vectors_they_get_alone() -> None:
     sequential = np.concatenate([batcher(t) for t in texts])
     assert concurrent.shape == (len(texts), 384)
     assert (concurrent * sequential).sum(axis=1).min() > 0.9998
+
+
+def test_indexing_shares_the_batches_between_workers_on_one_intra_op_thread_each() -> None:
+    import threading
+
+    import torch
+
+    texts = [f"Used app {i} on day {i % 7}: {i % 50} min " * (1 + i % 5) for i in range(200)]
+    seen: set[tuple[str, int]] = set()
+
+    def progress(_n: int) -> None:
+        seen.add((threading.current_thread().name.split("_")[0], torch.get_num_threads()))
+
+    before = torch.get_num_threads()
+    shared = Encoder(workers=2, max_batch=8).encode(texts, progress=progress)
+    alone = Encoder(workers=1, max_batch=8).encode(texts)
+    assert seen == {("lifevault-encode", 1)}  # the pool's threads, one intra-op thread each
+    assert torch.get_num_threads() == before  # the caller's setting is left alone
+    assert np.allclose(shared, alone, atol=1e-6)  # the same batches, the same vectors, whoever ran them
+    assert np.allclose(np.linalg.norm(shared, axis=1), 1.0, atol=1e-5)
