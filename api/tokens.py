@@ -31,8 +31,6 @@ from vault import tokens as vault_tokens
 from vault.audit import AuditEvent
 from vault.errors import VaultError
 from vault.store import Vault
-from vault.tokens import StoredToken
-from vault.tokens import stored as stored_tokens
 
 SCOPES = ("memory:read", "memory:write", "location:read", "calendar:read", "usage:read", "audit:read", "owner")
 Precision = Literal["none", "coarse", "precise"]
@@ -189,7 +187,7 @@ class TokenStore:
     @classmethod
     def load(cls, vault: Vault) -> TokenStore:
         tokens = {}
-        for row in stored_tokens(vault):
+        for row in vault_tokens.stored(vault):
             tokens[row.token_id] = Token(
                 token_id=row.token_id, secret_sha256=row.secret_sha256, agent=row.agent, scopes=frozenset(row.scopes),
                 location=_precision(row.location),
@@ -217,7 +215,7 @@ class TokenStore:
                           location=precision, purpose=purpose, rate_per_minute=rate_per_minute, created_at=now,
                           expires_at=now + ttl if ttl else None, revoked_at=None)
             with self.vault.transaction():
-                vault_tokens.insert(self.vault, StoredToken(
+                vault_tokens.insert(self.vault, vault_tokens.StoredToken(
                     token_id=token_id, secret_sha256=token.secret_sha256, agent=agent, scopes=tuple(sorted(granted)),
                     location=precision, purpose=purpose, rate_per_minute=rate_per_minute, created_at=now,
                     expires_at=token.expires_at, revoked_at=None))
