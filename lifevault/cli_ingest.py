@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from lifevault.cli_common import (
     err,
     open_vault,
 )
+
+if TYPE_CHECKING:
+    from ingest.pipeline import RunReport
 
 
 def register(app: typer.Typer) -> None:
@@ -98,7 +101,7 @@ def ingest(
         raise failure
 
 
-def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+def _print_report(report: RunReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"load {report.load_id}", show_lines=False)

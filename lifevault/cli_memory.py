@@ -147,7 +147,7 @@ def search(
     else:
         with open_vault(home, passphrase_file) as vault:
             svc = MemoryService(vault)
-            out = svc.search(query, k=k, kinds=kinds, tags=tag, mode=mode, **when).to_dict(explain=explain)  # type: ignore[arg-type]
+            out = svc.search(query, k=k, kinds=kinds, tags=tag, mode=mode, **when).to_dict(explain=explain)
             svc.close()
     if json_out:
         emit_json(out)
@@ -193,7 +193,7 @@ def context(
     else:
         with open_vault(home, passphrase_file) as vault:
             svc = MemoryService(vault)
-            pack = svc.context(task, token_budget=budget, kinds=kinds, **when).to_dict()  # type: ignore[arg-type]
+            pack = svc.context(task, token_budget=budget, kinds=kinds, **when).to_dict()
             svc.close()
     if json_out:
         emit_json(pack)

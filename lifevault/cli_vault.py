@@ -207,11 +207,12 @@ def audit_verify(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json
 
     Example: lifevault audit verify --json
     """
-    from vault import audit, chain_migrate, headanchor, ledger
+    from vault import audit, chain, chain_migrate, headanchor, ledger
 
     with open_vault(home, passphrase_file) as vault:
         anchored = headanchor.check(vault)
-        results = [audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault), anchored]
+        results: list[chain.Verification | ledger.CrossCheck | headanchor.AnchorCheck] = [
+            audit.verify(vault), ledger.verify(vault), ledger.cross_check(vault), anchored]
         epsilons = cli_audit.recompute_ledger(vault)
         legacy = chain_migrate.legacy_breaks(vault)
         canon = chain_migrate.canonicalization(vault)
