@@ -331,3 +331,18 @@ def test_the_layer_rule_refuses_an_arrow_up_and_allows_only_the_listed_module_of
     assert not _allowed("vault.store", "embeddings.index") and not _allowed("federated.simulate", "ingest.pipeline")
     assert _allowed("synth.usage", "ingest.apps") and not _allowed("synth.usage", "ingest.pipeline")
     assert not _allowed("tools.verify_export", "vault.chain")
+
+
+# federated/ bottom up, as ARCHITECTURE.md lists it: each module imports only modules before it.
+FEDERATED_ORDER = ("params", "vocab", "gaussian", "skellam", "accounting", "dp", "trust", "features", "model",
+                   "client", "aggregate", "client_app", "server_app", "simulate", "audit")
+
+
+def test_each_federated_module_imports_only_the_modules_below_it():
+    g = _graph()
+    place = {f"federated.{m}": i for i, m in enumerate(FEDERATED_ORDER)}
+    unplaced = sorted(m for m in g.edges if m.startswith("federated.") and m not in place)
+    assert not unplaced, f"place these in FEDERATED_ORDER (and ARCHITECTURE.md): {unplaced}"
+    upward = [f"{s} imports {t} (line {g.line[(s, t)]})" for s, ts in g.edges.items() if s in place
+              for t in ts if t in place and place[t] > place[s]]
+    assert not upward, "\n".join(sorted(upward))
