@@ -15,7 +15,9 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,9 +27,11 @@ from embeddings import dialogue, retrieve, snapshot
 from vault.store import Vault
 
 PASSPHRASE = "bench passphrase"
+T = TypeVar("T")
 
 
-def _timed(fn):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _timed(fn: Callable[[], T]) -> tuple[T, float, float]:
+    """(fn(), wall s, CPU s)."""
     t, c = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - t, time.process_time() - c
@@ -56,6 +60,7 @@ def run_size(n: int, keep: Path | None, repeat: int) -> None:
                 snap.append((wall, cpu))
                 _, wall, cpu = _timed(lambda: retrieve.Catalog.load(vault, dialogue.texts(vault)))
                 rebuilt.append((wall, cpu))
+            assert cat is not None
             for q in queries(20):
                 a, b = rows.lexical.search(q, 10), cat.lexical.search(q, 10)
                 assert sorted(rows.ids[a[0]].tolist()) == sorted(cat.ids[b[0]].tolist()), q

@@ -3,6 +3,8 @@ rebuild finds, never uses a stale one, and keeps nothing of a forgotten memory."
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -85,13 +87,16 @@ def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories
 
 
 def test_a_snapshot_the_memories_moved_on_from_is_not_used(indexed_vault: Vault, encoder: Encoder,
-                                                          monkeypatch: pytest.MonkeyPatch):
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG, logger=snapshot.__name__)
     notes.remember(indexed_vault, text="Booked the Zanzibar ferry for June", occurred_at=NOW, tags=(), metadata=None,
                    source="agent")  # written behind the snapshot's back (another process, a crash)
     built = _rebuilds(monkeypatch)
     svc = MemoryService(indexed_vault, encoder=encoder)
     hits = svc.search("Zanzibar ferry", k=3, mode="lexical", now=NOW).hits
     assert built == [1] and hits and "Zanzibar" in hits[0].memory.text
+    assert "stale" in caplog.text and "Zanzibar" not in caplog.text  # said, with no content
     assert MemoryService(indexed_vault, encoder=encoder).search("Zanzibar", k=3, mode="lexical", now=NOW).hits
     assert built == [1]  # the rebuild wrote a fresh snapshot: the next cold process loads it
 
