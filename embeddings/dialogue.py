@@ -10,12 +10,18 @@ note's neighbours reads only a bounded window of its source's notes.
 
 The indexed text (BM25 document and embedded text) of a note is
 
-    <its own text> | <up to BEFORE previous turns> | <up to AFTER next turns>
+    <its own text> | <its own text> | <previous turns, up to BEFORE> | <next turns, up to AFTER>
 
-each neighbour cut to NEIGHBOUR_CHARS. Context comes only from notes, which all have one sensitivity, so
+its own text written OWN_REPEAT times (so the neighbours weigh less than the turn itself: without it, the
+short replies after a long turn became near-copies of it and crowded it out of the top 10), its speaker
+in front when its metadata names one (`speaker`) its text does not start with, and on each side the
+nearest turns while the text gathered on that side (own text included) is shorter than CONTEXT_CHARS: a
+long turn (300 characters or more) is indexed alone, a short reply gets up to 3 turns before and 2 after.
+Each neighbour is cut to NEIGHBOUR_CHARS. Context comes only from notes, which all have one sensitivity, so
 a caller that may see a note may see every text its index entry was built from (non-interference holds).
 When a note is written, changed or deleted, only the notes whose window includes it are re-indexed
-(`affected`): the AFTER turns before it and the BEFORE turns after it.
+(`neighbours`): a window is decided by the turns between the note and its edge, so a change outside it
+changes nothing in it.
 """
 
 from __future__ import annotations
@@ -28,13 +34,18 @@ from typing import Any
 
 from vault.store import Vault
 
-BEFORE = 2  # previous turns in a note's indexed text
-AFTER = 1  # next turns in a note's indexed text
+BEFORE = 3  # previous turns in a note's indexed text, at most
+AFTER = 2  # next turns in a note's indexed text, at most
 NEIGHBOUR_CHARS = 300  # each neighbour's text is cut to this many characters in the indexed text
 SESSION_GAP = timedelta(minutes=30)  # notes without a session: a longer silence starts a new thread
 DECLARED_GAP = timedelta(days=1)  # notes of a declared session: a longer silence starts a new thread
 SESSION_KEYS = ("session", "session_id", "thread_id", "conversation_id")  # metadata keys naming the session
 SESSION_TAG = "session:"
+CONTEXT_CHARS: int | None = 300  # each side's neighbours are added (nearest first) while own + that side's
+# text is shorter than this (None: always BEFORE and AFTER turns), so a long turn is indexed alone
+OWN_REPEAT = 2  # times a turn's own text is written in its indexed text, so its neighbours weigh less
+SPEAKER_KEYS = ("speaker", "author")  # metadata keys naming who said a turn (added when the text does not say it)
+SPEAKER_CHARS = 100  # a speaker's name from metadata is cut to this many characters in the indexed text
 _SELECT = ("SELECT memory_id, source, start_ts, ingested_at, text, metadata, tags FROM memories "
            "WHERE kind = 'note' AND start_ts IS NOT NULL")
 
@@ -47,6 +58,7 @@ class Turn:
     at: datetime
     ingested: datetime
     text: str
+    speaker: str | None = None
 
 
 def session_of(metadata: str | None, tags: Iterable[str] | None) -> str | None:
@@ -67,9 +79,27 @@ def session_of(metadata: str | None, tags: Iterable[str] | None) -> str | None:
     return None
 
 
+def speaker_of(metadata: str | None) -> str | None:
+    """Who said a turn, from its metadata (None when it does not say)."""
+    meta = _meta(metadata)
+    for key in SPEAKER_KEYS:
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:SPEAKER_CHARS]
+    return None
+
+
+def _meta(metadata: str | None) -> dict[str, Any]:
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except ValueError:
+        meta = None
+    return meta if isinstance(meta, dict) else {}
+
+
 def _turns(rows: Iterable[Sequence[Any]]) -> list[Turn]:
     return [Turn(memory_id=r[0], source=r[1] or "", session=session_of(r[5], r[6]), at=r[2], ingested=r[3],
-                 text=r[4]) for r in rows]
+                 text=r[4], speaker=speaker_of(r[5])) for r in rows]
 
 
 def threads(turns: Iterable[Turn]) -> list[list[Turn]]:
@@ -95,11 +125,36 @@ def _cut(text: str) -> str:
     return text if len(text) <= NEIGHBOUR_CHARS else text[:NEIGHBOUR_CHARS]
 
 
+def said(turn: Turn) -> str:
+    """A turn's text, with its speaker in front when the metadata names one the text does not start with."""
+    if turn.speaker and not turn.text.lower().startswith(turn.speaker.lower()):
+        return f"{turn.speaker}: {turn.text}"
+    return turn.text
+
+
+def window(thread: Sequence[Turn], i: int) -> tuple[int, int]:
+    """[lo, hi) of the turns in thread[i]'s indexed text: up to BEFORE previous and AFTER next turns, each
+    side nearest first while the text gathered so far is under CONTEXT_CHARS (when set)."""
+    budget = CONTEXT_CHARS if CONTEXT_CHARS is not None else float("inf")
+    used = len(thread[i].text)
+    lo = i
+    while lo > 0 and i - lo < BEFORE and used < budget:
+        lo -= 1
+        used += min(len(thread[lo].text), NEIGHBOUR_CHARS)
+    used = len(thread[i].text)
+    hi = i + 1
+    while hi < len(thread) and hi - i - 1 < AFTER and used < budget:
+        used += min(len(thread[hi].text), NEIGHBOUR_CHARS)
+        hi += 1
+    return lo, hi
+
+
 def indexed_text(thread: Sequence[Turn], i: int) -> str:
-    """The text indexed for thread[i]: its own, then its previous and next turns."""
-    own = thread[i].text
-    around = [_cut(t.text) for t in thread[max(0, i - BEFORE):i]] + [_cut(t.text) for t in thread[i + 1:i + 1 + AFTER]]
-    return " | ".join([own, *around]) if around else own
+    """The text indexed for thread[i]: its own (OWN_REPEAT times), then its previous and next turns."""
+    own = said(thread[i])
+    lo, hi = window(thread, i)
+    around = [_cut(said(t)) for t in thread[lo:i]] + [_cut(said(t)) for t in thread[i + 1:hi]]
+    return " | ".join([*[own] * OWN_REPEAT, *around]) if around else own
 
 
 def _window(vault: Vault, ids: Sequence[int]) -> list[list[Turn]]:
@@ -132,6 +187,7 @@ def neighbours(vault: Vault, ids: Sequence[int]) -> set[int]:
     out: set[int] = set()
     for th in _window(vault, ids):
         for i, t in enumerate(th):
-            if t.memory_id in wanted:
-                out.update(n.memory_id for n in th[max(0, i - AFTER):i + 1 + BEFORE])
+            lo, hi = window(th, i)
+            if any(n.memory_id in wanted for n in th[lo:hi]):
+                out.add(t.memory_id)
     return out - wanted

@@ -75,8 +75,9 @@ def test_a_new_turn_reembeds_only_itself_and_the_turns_whose_window_it_enters(sv
     monkeypatch.setattr(svc, "_embed", lambda todo, progress=None: embedded.append(sorted(todo)) or original(todo))
     new = svc.remember("Jon: it has a basket too", occurred_at=AT + timedelta(minutes=3, seconds=30),
                        metadata={"session": "s1"}, source="chat").memory_id
-    before, after = ids["Jon: yes, the blue one"], ids["Maya: haha nice"]
-    assert embedded == [sorted([new, before, after])]  # AFTER = 1 turn before it, BEFORE = 2 after (only one)
+    # the turns whose window it enters: two before it (their next turns), the one after it (its previous turns)
+    entered = [ids["Maya: which colour did you get?"], ids["Jon: yes, the blue one"], ids["Maya: haha nice"]]
+    assert embedded == [sorted([new, *entered])]
 
 
 def test_forgetting_a_turn_takes_its_words_out_of_its_neighbours_index(vault: Vault, svc: MemoryService):
@@ -101,8 +102,9 @@ def test_a_neighbour_is_cut_to_its_bound_in_the_indexed_text():
 
     under = "x" * (dialogue.NEIGHBOUR_CHARS - 1) + "y"
     over = "x" * dialogue.NEIGHBOUR_CHARS + "y"
-    assert dialogue.indexed_text([turn(1, under), turn(2, "yes")], 1) == "yes | " + under
-    assert dialogue.indexed_text([turn(1, over), turn(2, "yes")], 1) == "yes | " + "x" * dialogue.NEIGHBOUR_CHARS
+    own = "yes | " * dialogue.OWN_REPEAT
+    assert dialogue.indexed_text([turn(1, under), turn(2, "yes")], 1) == own + under
+    assert dialogue.indexed_text([turn(1, over), turn(2, "yes")], 1) == own + "x" * dialogue.NEIGHBOUR_CHARS
 
 
 def test_a_session_is_declared_in_metadata_or_by_a_tag():

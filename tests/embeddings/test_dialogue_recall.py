@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from embeddings import dialogue
 from embeddings.service import MemoryService
 
 JUNE = datetime(2023, 6, 27, 14, 5, tzinfo=UTC)  # a session's date, given to every turn of it
@@ -36,3 +37,43 @@ def test_a_month_that_holds_memories_still_filters(svc: MemoryService):
                         source="chat")
     result = svc.search("When did Melanie go camping in June?", k=3, now=ASKED)
     assert [h.memory.memory_id for h in result.hits] == [june.memory_id] and result.understood == ("in June",)
+
+
+def _thread(*texts: str) -> list[dialogue.Turn]:
+    return [dialogue.Turn(memory_id=i, source="chat", session="s", at=JUNE, ingested=JUNE, text=t)
+            for i, t in enumerate(texts)]
+
+
+def test_a_turn_as_long_as_the_context_budget_is_indexed_without_neighbours():
+    long = "Melanie: " + "we roasted marshmallows by the fire and told stories " * 10
+    assert len(long) >= dialogue.CONTEXT_CHARS
+    assert dialogue.indexed_text(_thread("Caroline: hi!", long, "Caroline: wow"), 1) == long
+
+
+def test_a_short_turn_is_indexed_with_its_previous_turns_up_to_the_count_bound():
+    short = [f"Caroline: turn {i}" for i in range(dialogue.BEFORE + 1)] + ["Melanie: yes!"]
+    text = dialogue.indexed_text(_thread(*short), len(short) - 1)
+    assert all(t in text for t in short[1:]) and short[0] not in text  # just under the bound in, just over out
+
+
+def test_a_short_turn_takes_neighbours_only_until_the_context_budget_is_reached():
+    before = "Caroline: " + "x" * (dialogue.CONTEXT_CHARS - 10)
+    text = dialogue.indexed_text(_thread("Caroline: far back", before, "Melanie: yes!"), 2)
+    assert before in text and "far back" not in text  # the budget was reached by the nearest turn
+
+
+def test_a_turn_that_does_not_name_its_speaker_is_indexed_with_the_speaker_from_its_metadata():
+    thread = [dialogue.Turn(memory_id=1, source="chat", session="s", at=JUNE, ingested=JUNE, text="how was it?",
+                            speaker="Caroline"),
+              dialogue.Turn(memory_id=2, source="chat", session="s", at=JUNE, ingested=JUNE,
+                            text="Melanie: so peaceful", speaker="Melanie")]
+    assert dialogue.indexed_text(thread, 0).startswith("Caroline: how was it?")
+    assert dialogue.indexed_text(thread, 1).endswith("Melanie: so peaceful | Caroline: how was it?")
+    assert "Melanie: Melanie" not in dialogue.indexed_text(thread, 1)  # a text that names its speaker is kept
+    assert dialogue.speaker_of('{"speaker": "Caroline", "session": 3}') == "Caroline"
+
+
+def test_a_speaker_name_is_cut_to_its_bound():
+    under, over = "C" * dialogue.SPEAKER_CHARS, "C" * (dialogue.SPEAKER_CHARS + 1)
+    assert dialogue.speaker_of(f'{{"speaker": "{under}"}}') == under
+    assert dialogue.speaker_of(f'{{"speaker": "{over}"}}') == over[:dialogue.SPEAKER_CHARS]
