@@ -46,7 +46,7 @@ from embeddings.events import (
 )
 from embeddings.records import KINDS, MemoryNotFound, MemoryRecord, RowCache, fetch
 from embeddings.redaction import Redaction
-from vault import audit
+from vault import audit, crashpoint
 from vault.errors import IntegrityError
 from vault.rwlock import RWLock
 from vault.store import Vault
@@ -549,15 +549,17 @@ class MemoryService:
         snapshot.drop(self.vault)  # its terms go with the vectors; the new one is written once the rows are gone
         self._saved = False
         self._seal()
+        crashpoint.reached("forget.resealed")  # vectors and snapshot gone, rows still there
         now = datetime.now(UTC)
         with self.vault.transaction():
             deleted = fg.delete_rows(self.vault, plan, now=now)
             keyed = functools.partial(audit.text_hash, self.vault)  # the selector's digest and the ids, keyed
-            row = audit.record(self.vault, MemoryForgotten(
+            (row,) = audit.record_many(self.vault, [MemoryForgotten(
                 actor=actor, target_kind=plan.request.target_kind, selector_sha256=keyed(plan.request.selector_sha256()),
                 items=len(plan.memory_ids), memory_id_sha256=[keyed(str(int(i))) for i in plan.memory_ids],
-                rows_deleted=deleted, vectors_removed=removed))
+                rows_deleted=deleted, vectors_removed=removed)])  # appended now (never deferred): the receipt has its seq
         self.vault.checkpoint()
+        crashpoint.reached("forget.rows_deleted")  # rows gone too, no snapshot yet
         catalog.remove(ids)
         if around:
             self._refresh(None, embed=False, around=around)
