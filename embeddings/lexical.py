@@ -304,6 +304,8 @@ class BM25:
         if not parts_d:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         docs, weights = np.concatenate(parts_d), np.concatenate(parts_w)
+        pos: np.ndarray
+        s: np.ndarray
         if len(parts_d) == 1:
             pos, s = docs.astype(np.int64), weights
         elif len(docs) > len(self._dl) // 8:  # dense enough: one pass over all documents

@@ -137,9 +137,8 @@ def render_visit(name: str | None, address: str | None, semantic_type: str | Non
     label = place_type(semantic_type, name)
     when = when_label(start, end, offset)
     dur = duration_label((end - start).total_seconds() / 60)
-    unnamed = not name or name.upper() == "UNKNOWN"
     redacted = f"Was at {label} {when} ({dur})" if label in ("home", "work") else f"Visited {label} {when} ({dur})"
-    if unnamed:
+    if not name or name.upper() == "UNKNOWN":
         return redacted, redacted
     where = name + (f", {address}" if address and address != name else "")
     kind = "" if label == "a place" else f" ({_type_word(label)})"

@@ -410,7 +410,10 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None, query_ve
         if mode == "hybrid":  # rare terms (names, identifiers) make the lexical ranking more trustworthy
             weights["lexical"] = (LEXICAL_MIN_WEIGHT
                                   + (LEXICAL_MAX_WEIGHT - LEXICAL_MIN_WEIGHT) * bm25.specificity(query, view))
-            exact["lexical"] = lambda ids, h=hits, s=scores: _scatter(len(cat.ids), h, s)[cat.position_of(ids)]
+
+            def lexical(ids: np.ndarray, h: np.ndarray = hits, s: np.ndarray = scores) -> np.ndarray:
+                return _scatter(len(cat.ids), h, s)[cat.position_of(ids)]
+            exact["lexical"] = lexical
     if mode in ("hybrid", "dense") and query.strip() and query_vector is not None and n:
         ids, scores = _dense(full, redacted, cat, mask, query_vector, depth, use_redacted)
         lists["dense"] = (ids.tolist(), scores.tolist())

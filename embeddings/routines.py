@@ -369,7 +369,7 @@ def app_habits(sessions: Sequence[Occurrence]) -> Iterator[Routine]:
         if len(used_days) < MIN_APP_DAYS:
             continue
         minutes = sum(float(o.memory.details.get("minutes") or 0) for o in app_obs)
-        by_hour: Counter[int] = Counter()
+        by_hour: defaultdict[int, float] = defaultdict(float)
         for o in app_obs:
             by_hour[o.start.hour] += float(o.memory.details.get("minutes") or 0)
         peak = max(range(24), key=lambda h: (by_hour[h] + by_hour[(h + 1) % 24], by_hour[h]))  # ties: start at use
