@@ -11,8 +11,9 @@ the arrays are read with numpy.frombuffer (no per-row Python).
 
 Never stale: the fingerprint is the row count and two order-free aggregates of a hash of every row's
 (memory_id, content_sha, text_sha, version, updated_at, ingested_at), computed by DuckDB when the snapshot
-is written and again when it is read, with a digest of the rules that turn rows into indexed texts and
-tokens (the dialogue window's settings, the stop words). Any write to the memories table that was not followed by a new
+is written and again when it is read, with a digest of the code and settings that turn rows into the
+catalog (embeddings/dialogue.py, lexical.py, retrieve.py and this module's files; the dialogue window's
+constants as they are at run time). Any write to the memories table that was not followed by a new
 snapshot (another process, a crash in between) changes it: the snapshot is then ignored and the catalog is
 rebuilt from the rows (said in a debug log line), as is one that fails its integrity check (a warning).
 
@@ -27,13 +28,15 @@ import hashlib
 import json
 import logging
 import struct
+import sys
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embeddings import dialogue, lexical
+from embeddings import dialogue, lexical, retrieve
 from embeddings.lexical import BM25
 from embeddings.retrieve import Catalog
 from vault.errors import IntegrityError
@@ -54,11 +57,16 @@ log = logging.getLogger(__name__)
 
 
 def _rules() -> str:
-    """A digest of what indexed texts and tokens depend on besides the rows: the dialogue window's settings
-    (its upper-case constants) and the stop words."""
+    """A digest of what the catalog depends on besides the rows: the code that makes indexed texts, tokens,
+    columns and this format (any change to those modules' files rebuilds once) and the dialogue window's
+    settings as they are now (its upper-case constants, which an evaluation may change at run time)."""
     knobs = sorted((n, repr(v)) for n, v in vars(dialogue).items()
                    if n.isupper() and isinstance(v, int | float | str | tuple | timedelta | None))
-    return hashlib.sha256(repr((knobs, lexical.STOPWORDS)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr(knobs).encode())
+    for module in (dialogue, lexical, retrieve, sys.modules[__name__]):
+        if module.__file__:
+            digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def fingerprint(vault: Vault) -> list[Any]:
