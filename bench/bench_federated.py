@@ -9,6 +9,11 @@ test set):
   - non-private FedAvg (no clipping, no noise: the ceiling),
   - central DP (device clips, server adds N(0, (zC)^2) to the sum, fixed denominator),
   - local DP (each device adds N(0, (zC)^2) to its own clipped update),
+  - with --modes distributed: distributed DP, the Skellam mechanism the devices and server run (integer
+    shares with Skellam noise, SecAgg+'s exact modular sum decoded with Flower's own functions, z set on
+    the Skellam RDP figure the ledgers record), and with distributed-gaussian the previous distributed path
+    for comparison (bench only: a Gaussian share N(0, (zC)^2 / t) clipped per coordinate to C (1 + 8z/sqrt t),
+    quantized by SecAgg+ to 2^22 levels, mean over the survivors; z on the Gaussian PLD figure),
   - per-device-only: each held-out device trains alone on its first 80% and predicts its last 20%.
 z is set so that `rounds` releases compose to the per-user epsilon at delta 1e-6 (PLD, no amplification),
 which is also the budget each device enforces.
@@ -47,7 +52,7 @@ DATA: dict[str, Any] = {}  # filled in the parent before the workers fork (copy-
 @dataclass(frozen=True, slots=True)
 class Config:
     name: str
-    mode: str | None  # None: non-private
+    mode: str | None  # None: non-private; "distributed-gaussian": the previous distributed path (bench only)
     epsilon: float | None
     seed: int = 7
 
@@ -100,9 +105,23 @@ def run_config(cfg: Config) -> dict[str, Any]:
     args, train_ids, test = DATA["args"], DATA["train_ids"], DATA["test"]
     exs = DATA["examples"]
     z = 0.0
+    n, dim = len(train_ids), int(sapp.initial_weights(cfg.seed).size)
+    t = aggregate.noise_shares_for(n, aggregate.DEFAULT_NOISE_SHARES_FRACTION)
+
+    def skellam_event(x: float) -> Any:
+        gamma = aggregate.pick_gamma(sampled=n, dim=dim, clip_norm=args.clip, noise_multiplier=x, noise_shares=t)
+        return aggregate.skellam_params(dim=dim, clip_norm=args.clip, noise_multiplier=x, gamma=gamma, noise_shares=t)
+
     if cfg.epsilon is not None:
-        z = sim.noise_for(cfg.epsilon, delta=args.delta, rounds=args.rounds)
+        z = sim.noise_for(cfg.epsilon, delta=args.delta, rounds=args.rounds,
+                          event=skellam_event if cfg.mode == "distributed" else None)
     policy = dev.Policy(budget_epsilon=cfg.epsilon or 1.0, delta=args.delta)
+    if cfg.mode == "distributed-gaussian":  # its ledger would record z / sqrt(t) as a local release: no budget
+        policy = dev.Policy(budget_epsilon=1e6, delta=args.delta)
+    skellam_kw: dict[str, Any] = {}
+    if cfg.mode == "distributed":
+        p = skellam_event(z)
+        skellam_kw = {"noise_shares": t, "mechanism": "skellam", "gamma": p.gamma, "dim": dim, "bits": p.bits}
     ledgers: dict[int, Any] = {}
     if cfg.mode is not None:
         base = Path(DATA["ledger_root"]) / f"{cfg.name}-seed{cfg.seed}"
@@ -112,9 +131,12 @@ def run_config(cfg: Config) -> dict[str, Any]:
     curve, t0, refused = [], time.perf_counter(), 0
     try:
         for rnd in range(1, args.rounds + 1):
-            spec = dev.RoundSpec(round=rnd + 1000 * cfg.seed, model_id=f"bench-{cfg.name}", mode=cfg.mode or "central",
-                                 clip_norm=args.clip, noise_multiplier=z or 1.0, local_steps=args.local_steps,
-                                 batch_size=args.batch_size, learning_rate=args.lr)
+            old = cfg.mode == "distributed-gaussian"  # the device adds N(0, (zC)^2 / t), as a local round would
+            spec = dev.RoundSpec(round=rnd + 1000 * cfg.seed, model_id=f"bench-{cfg.name}",
+                                 mode="local" if old else cfg.mode or "central", clip_norm=args.clip,
+                                 noise_multiplier=(z / math.sqrt(t) if old else z) or 1.0,
+                                 local_steps=args.local_steps, batch_size=args.batch_size, learning_rate=args.lr,
+                                 **skellam_kw)
             updates = []
             for i in train_ids:
                 if cfg.mode is None:
@@ -124,8 +146,14 @@ def run_config(cfg: Config) -> dict[str, Any]:
                     updates.append(dev.release_round(ledgers[i], w, spec, policy, examples=exs[i]).update)
                 except dev.BudgetExhausted:
                     refused += 1
-            mean = aggregate.mean_update(updates, mode=cfg.mode or "local", sampled=len(train_ids),
-                                         clip_norm=args.clip, noise_multiplier=z if cfg.mode == "central" else 0.0)
+            if old:
+                mean = aggregate.secagg_mean(updates, previous_secagg_settings(args.clip, z, t)) if updates else None
+            elif cfg.mode == "distributed":
+                mean = aggregate.mean_update(updates, mode="distributed", sampled=n, clip_norm=args.clip,
+                                             noise_multiplier=z, noise_shares=t, gamma=skellam_kw["gamma"])
+            else:
+                mean = aggregate.mean_update(updates, mode=cfg.mode or "local", sampled=len(train_ids),
+                                             clip_norm=args.clip, noise_multiplier=z if cfg.mode == "central" else 0.0)
             if mean is not None:  # the reference server's rule (fixed denominator and server noise in central)
                 w = w + args.server_lr * mean
             curve.append(accuracy(w, test))
@@ -135,6 +163,12 @@ def run_config(cfg: Config) -> dict[str, Any]:
     return {"config": cfg.name, "seed": cfg.seed, "mode": cfg.mode or "none", "epsilon": cfg.epsilon, "noise_multiplier": z,
             "accuracy": curve[-1], "best": max(curve), "curve": curve, "refused": refused,
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def previous_secagg_settings(clip: float, z: float, t: int) -> dict[str, Any]:
+    """The SecAgg+ settings of the distributed path before the Skellam mechanism (bench comparison only)."""
+    return {"clipping_range": clip * (1.0 + 8.0 * z / math.sqrt(t)), "quantization_range": 2**22,
+            "modulus_range": 2**32, "max_weight": 2.0}
 
 
 def per_device_only(args: argparse.Namespace) -> float:
@@ -227,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-round-time", action="store_true")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--root", help="keep the synthetic fleet here (re-used by later runs)")
+    p.add_argument("--modes", default="central,local",
+                   help="DP modes to run (the non-private baseline always runs): central, local, distributed, "
+                        "distributed-gaussian (the previous distributed path, for comparison)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    unknown = set(args.modes.split(",")) - {"central", "local", "distributed", "distributed-gaussian"}
+    if unknown:
+        p.error(f"--modes: unknown mode(s) {', '.join(sorted(unknown))}")
     if args.cli_defaults:
         args.clip, args.lr, args.local_steps = 1.0, 0.05, 50
 
@@ -247,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     eps = [float(e) for e in args.epsilons.split(",") if e]
     seeds = [args.seed + k for k in range(args.seeds)]
     configs = [Config("non-private", None, None, s) for s in seeds]
-    configs += [Config(f"central-eps{e:g}", "central", e, s) for e in eps for s in seeds]
-    configs += [Config(f"local-eps{e:g}", "local", e, s) for e in eps for s in seeds]
+    for mode in args.modes.split(","):
+        configs += [Config(f"{mode}-eps{e:g}", mode, e, s) for e in eps for s in seeds]
     t0 = time.perf_counter()
     try:
         with mp.get_context("fork").Pool(args.workers) as pool:
@@ -275,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         e = "-" if r0["epsilon"] is None else f"{r0['epsilon']:g}"
         z = "-" if r0["mode"] == "none" else f"{r0['noise_multiplier']:.3f}"
         label = {"none": "FedAvg, non-private", "central": "central DP (server noise)",
-                 "local": "local DP (device noise)"}[r0["mode"]]
+                 "local": "local DP (device noise)", "distributed": "distributed DP (Skellam, SecAgg+)",
+                 "distributed-gaussian": "distributed DP, previous Gaussian share"}[r0["mode"]]
         accs = [r["accuracy"] for r in rows]
         ratio = [r["accuracy"] / base[r["seed"]] for r in rows]
         kept = [(r["accuracy"] - fleet_majority) / (base[r["seed"]] - fleet_majority) for r in rows]
