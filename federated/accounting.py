@@ -251,6 +251,22 @@ def compose(events: Sequence[Any], delta: float) -> tuple[float, float]:
     return eps, eps
 
 
+def skellam_row_consistent(body: Mapping[str, Any]) -> bool:
+    """A skellam row's derived figures (lambda, D2, D1) are the ones its parameters give, and its top-level
+    C, z and t (what the trust figures read) are the record's; True for a Gaussian row."""
+    from federated import skellam
+
+    if body.get("mechanism") != skellam.NAME:
+        return True
+    rec = body["skellam"]
+    p = event_of(body)
+    derived = (("skellam_lam", p.lam), ("l2_bound", p.l2_bound), ("l1_bound", p.l1_bound),
+               ("noise_multiplier", float(body["noise_multiplier"])), ("clip_norm", float(body["clip_norm"])),
+               ("noise_shares", float(body["noise_shares"])))
+    return all(isinstance(rec.get(k), (int, float)) and math.isclose(float(rec[k]), v, rel_tol=1e-12)
+               for k, v in derived)
+
+
 def event_of(body: Mapping[str, Any]) -> Any:
     """The release a ledger body records, as `compose` counts it (the recorded figure: every party as
     declared): a skellam.Params rebuilt from the row for mechanism skellam, else its noise multiplier."""
@@ -293,6 +309,7 @@ def recompute(bodies: Sequence[Mapping[str, Any]], *, tolerance: float = 1e-6) -
         pld_, rdp_ = compose(events, delta)
         rec_pld, rec_rdp = float(body["epsilon_after"]), float(body["epsilon_after_rdp"])
         ok = all(abs(a - b) <= tolerance + 1e-9 * abs(b) for a, b in ((rec_pld, pld_), (rec_rdp, rdp_)))
+        ok = ok and skellam_row_consistent(body)
         out.append(Recomputed(index=i, delta=delta, recorded_pld=rec_pld, recorded_rdp=rec_rdp, pld=pld_, rdp=rdp_,
                               ok=ok))
     return out
@@ -316,4 +333,4 @@ def _zcdp_orders() -> list[float]:
     return [1.0 + i / 100.0 for i in range(1, 1000)] + [float(a) for a in range(11, 1001)]
 
 
-__all__ = ["ACCOUNTANTS", "Recomputed", "Release", "SAMPLINGS", "compose", "delta_at", "event_of", "recompute", "epsilon", "noise_multiplier_for_budget", "zcdp_epsilon"]
+__all__ = ["ACCOUNTANTS", "Recomputed", "Release", "SAMPLINGS", "compose", "delta_at", "event_of", "recompute", "skellam_row_consistent", "epsilon", "noise_multiplier_for_budget", "zcdp_epsilon"]

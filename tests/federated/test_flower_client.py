@@ -292,6 +292,9 @@ def test_a_ledger_mixing_gaussian_and_skellam_rounds_is_recomputed_by_audit_veri
     assert [b["mechanism"] for b in bodies] == ["gaussian", "skellam"]
     checked = accounting.recompute(bodies)
     assert all(c.ok for c in checked) and checked[1].pld == checked[1].rdp  # with a Skellam release: RDP
+    for field, value in (("l2_bound", 1.0), ("noise_multiplier", 9.0)):  # a row whose figures disagree
+        tampered = bodies[1] | {"skellam": bodies[1]["skellam"] | {field: value}}
+        assert not accounting.recompute([bodies[0], tampered])[1].ok
     assert main(["audit", "verify", "--home", str(device.home), "--passphrase-file", str(device.passphrase_file)]) == 0
 
 
