@@ -1,6 +1,18 @@
 """Conversation-notes evaluation: evidence recall@10 of questions over multi-session dialogues stored turn by turn.
 
-    python -m bench.eval_dialogue [--seed 11] [--personas 4] [--sessions 6] [--no-session] [--show-misses]
+    python -m bench.eval_dialogue [--set generated|locomo|both] [--seed 11] [--personas 4] [--sessions 6]
+                                  [--no-session] [--show-misses]
+    python -m bench.eval_dialogue --set locomo [--conversations 2] [--locomo-sessions 20] [--locomo-file F]
+                                  [--bare]
+
+Two sets. "generated" (the default, below); "locomo": LoCoMo-shaped conversations (bench/locomo_like.py;
+the real set's JSON with --locomo-file), each stored in its own fresh encrypted vault exactly as an agent
+stores them: every turn through `POST /v1/memories` of the real API (create_app, TestClient, a token
+with memory:read and memory:write) as text "Speaker: utterance", occurred_at the session's date and time,
+source "chat" and metadata {"session", "speaker", "dia_id"} (`--bare`: no metadata, so threads come from
+time adjacency), then every question through `POST /v1/search` (k = 10). Evidence recall@10 per category
+(single-hop, multi-hop, temporal, open-domain). The baselines and the switched-off variants run in the
+same process over the same vault (the variants re-index it with a dialogue setting changed).
 
 A seeded generator writes multi-session chats between a user and a friend over weeks: many short turns
 ("yeah", "that one", "haha"), answers split across turns ("Which one did you go for?" / "yes, the blue
@@ -10,8 +22,8 @@ through MemoryService.remember as an agent would (source "chat", occurred_at, me
 "speaker": ...}; `--no-session` leaves the session out so threads come from time adjacency).
 
 Measured in the same run over the same turns: the real search (`MemoryService.search`, k = 10) with
-neighbouring turns in the indexed text (embeddings/dialogue.py) and without them (BEFORE = AFTER = 0, the
-search as it was), and three plain baselines over the turns' own texts: BM25 (embeddings/lexical.py),
+neighbouring turns in the indexed text (embeddings/dialogue.py), the same vault re-indexed with each of
+VARIANTS (own text only; the earlier fixed 2 previous + 1 next turns), and three plain baselines over the turns' own texts: BM25 (embeddings/lexical.py),
 dense (the same model, cosine) and BM25 + dense reciprocal-rank fusion (k = 60). Evidence recall@10 of a
 question is the share of its evidence turns in the top 10; the table gives the mean over questions.
 Caveat: dialogues and questions come from templates written by the same hands as the retriever.
@@ -30,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import locomo_like
 from embeddings import dialogue
 from embeddings.encoder import Encoder
 from embeddings.lexical import BM25
@@ -186,62 +199,123 @@ def _rrf(*lists: Sequence[int]) -> list[int]:
 
 def baselines(turns: list[Turn], questions: list[Question], encoder: Encoder) -> dict[str, list[list[int]]]:
     """BM25, dense and their RRF over the turns' own texts (all in one collection, as the search sees them)."""
-    texts = [t.text for t in turns]
+    return _baseline_texts([t.text for t in turns], [q.text for q in questions], encoder)
+
+
+PASSPHRASE = "eval"
+KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
+VARIANTS: dict[str, dict[str, object]] = {  # earlier settings of embeddings/dialogue.py, measured beside
+    "search, own text only": {"BEFORE": 0, "AFTER": 0},
+    "search, 2 previous + 1 next turn (before)": {"BEFORE": 2, "AFTER": 1, "CONTEXT_CHARS": None, "OWN_REPEAT": 1},
+}
+
+
+def variants(vault: Vault, encoder: Encoder, questions: list[str], now: datetime | None = None
+             ) -> dict[str, list[list[int]]]:
+    """Each VARIANTS setting: the vault re-indexed with it, every question searched (memory ids)."""
+    out: dict[str, list[list[int]]] = {}
+    for name, settings in VARIANTS.items():
+        saved = {k: getattr(dialogue, k) for k in settings}
+        try:
+            for k, v in settings.items():
+                setattr(dialogue, k, v)
+            svc = MemoryService(vault, encoder=encoder)
+            svc.index(rebuild=True)
+            out[name] = [[h.memory.memory_id for h in svc.search(q, k=K, now=now).hits] for q in questions]
+            svc.close()
+        finally:
+            for k, v in saved.items():
+                setattr(dialogue, k, v)
+    svc = MemoryService(vault, encoder=encoder)
+    svc.index(rebuild=True)  # back to the current setting
+    svc.close()
+    return out
+
+
+def searched(turns: list[Turn], questions: list[Question], encoder: Encoder, *,
+             sessions: bool) -> dict[str, list[list[int]]]:
+    """Store every turn through MemoryService.remember in a fresh encrypted vault; search each question (the
+    current setting, then the VARIANTS on the same vault re-indexed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vault, _ = Vault.create(Path(tmp) / "home", PASSPHRASE, kdf=KDF)
+        with vault:
+            svc = MemoryService(vault, encoder=encoder)
+            key_of: dict[int, int] = {}
+            for t in turns:
+                meta = {"speaker": t.speaker} | ({"session": t.session} if sessions else {})
+                key_of[svc.remember(t.text, occurred_at=t.at, metadata=meta, source="chat").memory_id] = t.key
+            now = max(t.at for t in turns) + timedelta(days=3)
+            texts = [q.text for q in questions]
+            out = {"search, with neighbouring turns": [[key_of[h.memory.memory_id] for h in svc.search(q, k=K, now=now).hits]
+                                                      for q in texts]}
+            svc.close()
+            for name, ranked in variants(vault, encoder, texts, now).items():
+                out[name] = [[key_of[m] for m in r] for r in ranked]
+        return out
+
+
+def _baseline_texts(texts: list[str], questions: list[str], encoder: Encoder) -> dict[str, list[list[int]]]:
     bm = BM25(texts)
     everything = np.ones(len(texts), bool)
     vectors = encoder.encode(texts)
     out: dict[str, list[list[int]]] = {"BM25": [], "dense": [], "BM25 + dense RRF": []}
     for q in questions:
-        hits, scores = bm.scores(q.text, everything, None)
+        hits, scores = bm.scores(q, everything, None)
         lex = [int(h) for h in hits[np.argsort(-scores, kind="stable")][:100]]
-        dense = np.argsort(-(vectors @ encoder.encode_query(q.text).reshape(-1)), kind="stable")[:100].tolist()
+        dense = np.argsort(-(vectors @ encoder.encode_query(q).reshape(-1)), kind="stable")[:100].tolist()
         out["BM25"].append(lex)
         out["dense"].append(dense)
         out["BM25 + dense RRF"].append(_rrf(lex, dense))
     return out
 
 
-def searched(turns: list[Turn], questions: list[Question], encoder: Encoder, *, neighbours: bool,
-             sessions: bool) -> list[list[int]]:
-    """Store every turn through MemoryService.remember in a fresh encrypted vault; search each question."""
-    saved = dialogue.BEFORE, dialogue.AFTER
-    if not neighbours:
-        dialogue.BEFORE = dialogue.AFTER = 0
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            vault, _ = Vault.create(Path(tmp) / "home", "eval", kdf=KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1))
-            with vault:
-                svc = MemoryService(vault, encoder=encoder)
-                key_of: dict[int, int] = {}
-                for t in turns:
-                    meta = {"speaker": t.speaker} | ({"session": t.session} if sessions else {})
-                    key_of[svc.remember(t.text, occurred_at=t.at, metadata=meta, source="chat").memory_id] = t.key
-                now = max(t.at for t in turns) + timedelta(days=3)
-                out = [[key_of[h.memory.memory_id] for h in svc.search(q.text, k=K, now=now).hits] for q in questions]
-                svc.close()
-            return out
-    finally:
-        dialogue.BEFORE, dialogue.AFTER = saved
+def locomo_runs(sample: dict[str, object], encoder: Encoder, *, bare: bool
+                ) -> tuple[list[locomo_like.Question], dict[str, list[list[str]]]]:
+    """One conversation in a fresh vault through the API; rankings as dia_ids per question."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.state import ApiSettings
+    from api.tokens import TokenStore
+
+    turns = locomo_like.turns(sample)
+    questions = locomo_like.questions(sample)
+    texts = [f"{t.speaker}: {t.text}" for t in turns]
+    runs = {name: [[turns[i].dia_id for i in r] for r in ranked]
+            for name, ranked in _baseline_texts(texts, [q.text for q in questions], encoder).items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        vault, _ = Vault.create(home, PASSPHRASE, kdf=KDF)
+        with vault:
+            issued = TokenStore.load(vault).create(agent="eval", scopes=["memory:read", "memory:write"],
+                                                   purpose="dialogue evaluation", rate_per_minute=100_000)
+        auth = {"Authorization": f"Bearer {issued.secret}"}
+        dia: dict[int, str] = {}
+        app = create_app(ApiSettings(home=home, passphrase=PASSPHRASE, warm=False), encoder=encoder)
+        with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+            for t, text in zip(turns, texts, strict=True):
+                body: dict[str, object] = {"text": text, "occurred_at": t.at.isoformat(), "source": "chat"}
+                if not bare:
+                    body["metadata"] = {"session": t.session, "speaker": t.speaker, "dia_id": t.dia_id}
+                r = client.post("/v1/memories", json=body, headers=auth)
+                assert r.status_code == 201, r.text
+                dia[r.json()["id"]] = t.dia_id
+            ranked = []
+            for q in questions:
+                r = client.post("/v1/search", json={"query": q.text, "k": K}, headers=auth)
+                assert r.status_code == 200, r.text
+                ranked.append([dia[h["id"]] for h in r.json()["hits"]])
+        with Vault.open(home, PASSPHRASE) as vault:
+            for name, got in variants(vault, encoder, [q.text for q in questions]).items():
+                runs[name] = [[dia[m] for m in r] for r in got]
+        runs["search (POST /v1/search)"] = ranked
+    return questions, runs
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--personas", type=int, default=4)
-    ap.add_argument("--sessions", type=int, default=6)
-    ap.add_argument("--no-session", action="store_true", help="store turns without a session (time adjacency)")
-    ap.add_argument("--show-misses", action="store_true")
-    args = ap.parse_args(argv)
-    turns, questions = generate(args.seed, args.personas, args.sessions)
-    encoder = Encoder()
-    runs: dict[str, list[list[int]]] = baselines(turns, questions, encoder)
-    runs["search, own text only (before)"] = searched(turns, questions, encoder, neighbours=False,
-                                                      sessions=not args.no_session)
-    runs["search, with neighbouring turns"] = searched(turns, questions, encoder, neighbours=True,
-                                                       sessions=not args.no_session)
+def _table(questions: list, runs: dict[str, list[list]]) -> None:  # type: ignore[type-arg]
     kinds = sorted({q.kind for q in questions})
-    print(f"{len(turns)} turns, {len(questions)} questions, seed {args.seed}, "
-          f"{'no session given' if args.no_session else 'session in metadata'}")
+    counts = ", ".join(f"{sum(q.kind == k for q in questions)} {k}" for k in kinds)
+    print(f"{len(questions)} questions ({counts})")
     print("| ranking | " + " | ".join(["all", *kinds]) + " |")
     print("|---|" + "---|" * (len(kinds) + 1))
     mean: Callable[[list[float]], float] = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
@@ -249,6 +323,53 @@ def main(argv: list[str] | None = None) -> None:
         per = [_recall(r, q.evidence) for r, q in zip(ranked, questions, strict=True)]
         cells = [mean(per)] + [mean([x for x, q in zip(per, questions, strict=True) if q.kind == k]) for k in kinds]
         print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+
+
+def main_locomo(args: argparse.Namespace, encoder: Encoder) -> None:
+    found = (locomo_like.samples(args.locomo_file) if args.locomo_file
+             else locomo_like.generate(args.seed, args.conversations, args.locomo_sessions))
+    questions: list[locomo_like.Question] = []
+    runs: dict[str, list[list[str]]] = {}
+    turns = 0
+    for sample in found:
+        qs, got = locomo_runs(sample, encoder, bare=args.bare)
+        turns += len(locomo_like.turns(sample))
+        questions += qs
+        for name, ranked in got.items():
+            runs.setdefault(name, []).extend(ranked)
+    print(f"LoCoMo-shaped: {len(found)} conversations, {turns} turns, "
+          f"{'no metadata' if args.bare else 'metadata session/speaker/dia_id'}, seed {args.seed}")
+    _table(questions, runs)
+    if args.show_misses:
+        for q, r in zip(questions, runs["search (POST /v1/search)"], strict=True):
+            if _recall(r, q.evidence) < 1:
+                print(f"MISS [{q.kind}] {q.text} -> {q.evidence} got {r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--set", choices=["generated", "locomo", "both"], default="generated")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--personas", type=int, default=4)
+    ap.add_argument("--sessions", type=int, default=6)
+    ap.add_argument("--no-session", action="store_true", help="store turns without a session (time adjacency)")
+    ap.add_argument("--conversations", type=int, default=2, help="LoCoMo-shaped conversations to generate")
+    ap.add_argument("--locomo-sessions", type=int, default=20, help="sessions per LoCoMo-shaped conversation")
+    ap.add_argument("--locomo-file", type=Path, help="a LoCoMo-format JSON file instead of generated ones")
+    ap.add_argument("--bare", action="store_true", help="LoCoMo set: store turns without metadata")
+    ap.add_argument("--show-misses", action="store_true")
+    args = ap.parse_args(argv)
+    encoder = Encoder()
+    if args.set in ("locomo", "both"):
+        main_locomo(args, encoder)
+    if args.set == "locomo":
+        return
+    turns, questions = generate(args.seed, args.personas, args.sessions)
+    runs: dict[str, list[list[int]]] = baselines(turns, questions, encoder)
+    runs |= searched(turns, questions, encoder, sessions=not args.no_session)
+    print(f"Generated: {len(turns)} turns, seed {args.seed}, "
+          f"{'no session given' if args.no_session else 'session in metadata'}")
+    _table(questions, runs)
     if args.show_misses:
         by_key = {t.key: t for t in turns}
         for q, r in zip(questions, runs["search, with neighbouring turns"], strict=True):
