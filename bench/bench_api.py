@@ -216,13 +216,14 @@ def main() -> None:
                                   *(["--no-row-cache"] if args.no_row_cache else [])], env=env,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert child.stdin is not None and child.stdout is not None
+        stdin, stdout = child.stdin, child.stdout  # (the closure below sees them as not None)
         url = f"http://{HOST}:{port}"
         cache = [0, 0]
 
         def direct(batch: list[str]) -> list[float]:
-            child.stdin.write(json.dumps(batch) + "\n")
-            child.stdin.flush()
-            reply = json.loads(child.stdout.readline())
+            stdin.write(json.dumps(batch) + "\n")
+            stdin.flush()
+            reply = json.loads(stdout.readline())
             cache[:] = reply["cache"]
             return reply["lat"]
 

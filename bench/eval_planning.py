@@ -301,11 +301,11 @@ def report(cov: Sequence[Coverage], dups: dict[str, tuple[int, int]], hab: Seque
     print("\nRoutine accuracy against the truth (days: the weekdays of >= "
           f"{rt.DAY_SHARE:.0%} of occurrences; hours: start within {HOUR_TOLERANCE.seconds // 60} min / app peak within 1 h)")
     for kind in ("place", "work", "meeting", "app", "all"):
-        rows = [h for h in hab if kind in ("all", h.kind)]
-        if rows:
-            print(f"{kind:<9} {len(rows):>3} habits  days {_share([h.days_ok for h in rows])}  "
-                  f"hours {_share([h.hours_ok for h in rows])}  "
-                  f"both {_share([h.hours_ok and h.days_ok is not False for h in rows])}")
+        habits = [h for h in hab if kind in ("all", h.kind)]
+        if habits:
+            print(f"{kind:<9} {len(habits):>3} habits  days {_share([h.days_ok for h in habits])}  "
+                  f"hours {_share([h.hours_ok for h in habits])}  "
+                  f"both {_share([h.hours_ok and h.days_ok is not False for h in habits])}")
     if verbose:
         for c in cov:
             if c.missing:

@@ -253,11 +253,11 @@ def questions(vault: Vault, t: GroundTruth, note_ids: list[int], *, seed: int) -
             by_question[e.question].append(e)
     for q, events in by_question.items():
         qs.append(Question(text=q, category="schedule", answers=frozenset(mid("memory", "event", mid("event", e.uid)) for e in events)))
-    for first, last in PEOPLE:
+    for first_name, last_name in PEOPLE:
         ids = frozenset(mid("memory", "event", mid("event", e.uid)) for e in t.events
-                        if (first, last) in e.people and e.title != "Team standup")
+                        if (first_name, last_name) in e.people and e.title != "Team standup")
         if ids:
-            qs.append(Question(text=f"what did I do with {first} {last}?", category="people", answers=ids))
+            qs.append(Question(text=f"what did I do with {first_name} {last_name}?", category="people", answers=ids))
     cluster_of = {}
     for m, row_ids in vault.query("SELECT memory_id, source_row_ids FROM memories WHERE source_table = 'app_sessions'"):
         for r in row_ids:
@@ -351,7 +351,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vault, _ = Vault.create(Path(tmp) / "home", "eval", kdf=KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1))
         with vault:
-            svc = MemoryService(vault, encoder=Encoder(dtype=args.dtype))  # type: ignore[arg-type]
+            svc = MemoryService(vault, encoder=Encoder(dtype=args.dtype))
             if not args.handmade:
                 from bench import eval_synth
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -187,7 +187,7 @@ class Encoder:
             return out
         model = _bf16_model() if self.dtype == "bfloat16" else self.model
         tok = self.tokenizer
-        enc = tok(list(texts), truncation=True, max_length=int(model.max_seq_length), padding=False)
+        enc = tok(list(texts), truncation=True, max_length=model.max_seq_length or max_tokens(), padding=False)
         ids = enc["input_ids"]
         order = np.argsort([-len(x) for x in ids], kind="stable")
         chunks: list[np.ndarray] = []
@@ -246,10 +246,10 @@ class _QueryForward:
     def __init__(self, model: SentenceTransformer, dtype: str) -> None:
         import torch
 
-        bert = model[0].auto_model
+        bert: Any = model[0].auto_model  # a transformers BertModel (torch types a submodule's attribute loosely)
         cfg = bert.config
         self.tokenizer = model.tokenizer
-        self.max_tokens = int(model.max_seq_length)
+        self.max_tokens = model.max_seq_length or max_tokens()
         self.heads = int(cfg.num_attention_heads)
         self.layers = int(cfg.num_hidden_layers)
         self.eps = float(cfg.layer_norm_eps)
@@ -265,8 +265,9 @@ class _QueryForward:
     def supports(model: SentenceTransformer) -> bool:
         """Only the architecture this reproduces: BERT (absolute positions, GELU) + mean pooling + Normalize."""
         try:
-            cfg = model[0].auto_model.config
-            pooling = model[1]
+            bert: Any = model[0].auto_model
+            cfg = bert.config
+            pooling: Any = model[1]
             return (cfg.model_type == "bert" and cfg.hidden_act == "gelu"
                     and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
                     and len(model) == 3 and type(model[2]).__name__ == "Normalize"
