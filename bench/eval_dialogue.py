@@ -35,7 +35,7 @@ import argparse
 import random
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,7 +184,7 @@ def generate(seed: int, personas: int, sessions: int) -> tuple[list[Turn], list[
     return turns, questions
 
 
-def _recall(ranked: Sequence[int], evidence: Sequence[int]) -> float:
+def _recall(ranked: Sequence[object], evidence: Sequence[object]) -> float:
     top = set(ranked[:K])
     return sum(e in top for e in evidence) / len(evidence)
 
@@ -312,7 +312,7 @@ def locomo_runs(sample: dict[str, object], encoder: Encoder, *, bare: bool
     return questions, runs
 
 
-def _table(questions: list, runs: dict[str, list[list]]) -> None:  # type: ignore[type-arg]
+def _table(questions: Sequence[Question | locomo_like.Question], runs: Mapping[str, Sequence[Sequence[object]]]) -> None:
     kinds = sorted({q.kind for q in questions})
     counts = ", ".join(f"{sum(q.kind == k for q in questions)} {k}" for k in kinds)
     print(f"{len(questions)} questions ({counts})")

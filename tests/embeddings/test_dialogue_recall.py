@@ -46,7 +46,7 @@ def _thread(*texts: str) -> list[dialogue.Turn]:
 
 def test_a_turn_as_long_as_the_context_budget_is_indexed_without_neighbours():
     long = "Melanie: " + "we roasted marshmallows by the fire and told stories " * 10
-    assert len(long) >= dialogue.CONTEXT_CHARS
+    assert dialogue.CONTEXT_CHARS is not None and len(long) >= dialogue.CONTEXT_CHARS
     assert dialogue.indexed_text(_thread("Caroline: hi!", long, "Caroline: wow"), 1) == long
 
 
@@ -57,6 +57,7 @@ def test_a_short_turn_is_indexed_with_its_previous_turns_up_to_the_count_bound()
 
 
 def test_a_short_turn_takes_neighbours_only_until_the_context_budget_is_reached():
+    assert dialogue.CONTEXT_CHARS is not None
     before = "Caroline: " + "x" * (dialogue.CONTEXT_CHARS - 10)
     text = dialogue.indexed_text(_thread("Caroline: far back", before, "Melanie: yes!"), 2)
     assert before in text and "far back" not in text  # the budget was reached by the nearest turn
