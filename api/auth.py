@@ -26,7 +26,8 @@ bearer = HTTPBearer(auto_error=False, description="A capability token from `life
 
 
 async def get_backend(request: Request) -> Backend:
-    return request.app.state.backend
+    backend: Backend = request.app.state.backend
+    return backend
 
 
 BackendDep = Annotated[Backend, Depends(get_backend)]
@@ -75,7 +76,8 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Actor]]:
 
 
 async def get_audit(request: Request) -> RequestAudit:
-    return request.state.audit
+    audit: RequestAudit = request.state.audit
+    return audit
 
 
 AuditDep = Annotated[RequestAudit, Depends(get_audit)]

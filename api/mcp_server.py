@@ -64,7 +64,8 @@ def build(upstream: httpx.AsyncClient, token_of: TokenSource) -> MCPServer:
                                    headers={"Authorization": f"Bearer {token}", "X-Lifevault-Via": "mcp"})
         if r.status_code >= 400:
             raise ToolError(f"{r.status_code}: {detail(r)}")
-        return r.json()
+        out: dict[str, Any] = r.json()
+        return out
 
     @server.tool(annotations=READ, description="Search the user's memories (hybrid, best first). Time phrases "
                  "like 'last week' become filters; kinds: visit, event, usage, trip, note, routine.")

@@ -171,7 +171,7 @@ class UpdateIn(In):
 
 
 _ID = {"type": "integer", "minimum": 0}
-_SELECTORS = {"memory_ids": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ID}, "source": {"type": "string", "minLength": 1},
+_SELECTORS: dict[str, dict[str, Any]] = {"memory_ids": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ID}, "source": {"type": "string", "minLength": 1},
               "since": {"type": "string"}, "until": {"type": "string"}, "query": {"type": "string", "minLength": 1},
               "kinds": {"type": "array", "minItems": 1}}
 

@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
@@ -164,7 +165,7 @@ def _precision(stored: str) -> Precision:
     return "coarse" if stored == "coarse" else "precise" if stored == "precise" else "none"
 
 
-def check_grant(scopes: list[str] | tuple[str, ...] | frozenset[str], location: str) -> tuple[frozenset[str], Precision]:
+def check_grant(scopes: Collection[str], location: str) -> tuple[frozenset[str], Precision]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise TokenError(f"unknown scope {unknown[0]!r} (one of {', '.join(SCOPES)})")
@@ -172,7 +173,7 @@ def check_grant(scopes: list[str] | tuple[str, ...] | frozenset[str], location: 
         raise TokenError("a token needs at least one --scope")
     if location not in PRECISIONS:
         raise TokenError(f"--location must be none, coarse or precise, not {location!r}")
-    return frozenset(scopes), location  # type: ignore[return-value]
+    return frozenset(scopes), _precision(location)
 
 
 class TokenStore:
@@ -196,7 +197,7 @@ class TokenStore:
         return cls(vault, tokens)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    def create(self, *, agent: str, scopes: list[str] | tuple[str, ...] | frozenset[str], location: str = "none",
+    def create(self, *, agent: str, scopes: Collection[str], location: str = "none",
                ttl: timedelta | None = None, purpose: str | None = None, rate_per_minute: int = DEFAULT_RATE,
                actor: str = "owner") -> Issued:
         agent = agent.strip()

@@ -54,7 +54,7 @@ async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: Backen
         reads = actor.has("memory:read")
         preview = [{"id": p.memory_id, "kind": p.kind, "text": p.text if reads else None,
                     "start": iso(p.start) if reads else None} for p in plan.preview]
-        audit.result([p["id"] for p in preview], query=body.query)
+        audit.result([p.memory_id for p in plan.preview], query=body.query)
         d = plan.to_dict()
         return {"committed": False, "memories": d["memories"], "by_kind": d["by_kind"], "rows": d["rows"],
                 "digest": plan.digest, "preview": preview}
