@@ -100,7 +100,7 @@ class Examples:
         return int(np.unique(self.day).shape[0]) if len(self) else 0
 
     def take(self, idx: np.ndarray | slice) -> Examples:
-        return Examples(**{name: getattr(self, name)[idx] for name in self.__slots__})  # type: ignore[attr-defined]
+        return Examples(**{name: getattr(self, name)[idx] for name in self.__slots__})
 
     def split_by_time(self, fraction: float) -> tuple[Examples, Examples]:
         """The first `fraction` of the examples (in time) and the rest: train on the past, test on the future."""

@@ -50,9 +50,10 @@ def _torch() -> Any:
 @functools.lru_cache(maxsize=1)
 def _net_class() -> type:
     """The torch module class, defined on first use (torch is imported lazily, once)."""
-    torch = _torch()
+    _torch()
+    import torch  # as _torch() set it up; imported by name, so that the class is typed
 
-    class NextApp(torch.nn.Module):  # type: ignore[misc,name-defined]
+    class NextApp(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.hidden = torch.nn.Linear(N_INPUTS, HIDDEN, dtype=torch.float64)
@@ -139,7 +140,7 @@ def _loss(net: torch.nn.Module, x: torch.Tensor, y_app: torch.Tensor, y_place: t
     loss = f.cross_entropy(app_logits, y_app)
     if bool((y_place >= 0).any()):
         loss = loss + PLACE_LOSS_WEIGHT * f.cross_entropy(place_logits, y_place, ignore_index=-1)
-    return loss  # type: ignore[no-any-return]
+    return loss
 
 
 def train_local(net: torch.nn.Module, examples: Examples, *, steps: int, batch_size: int, lr: float,

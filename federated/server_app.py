@@ -183,6 +183,13 @@ def round_spec(cfg: ServerConfig, rnd: int, sampled: int, *, dim: int | None = N
     return spec
 
 
+def _number(value: float | list[int] | list[float]) -> float:
+    """A metric a device sent (a Flower record value may be a list too: that fails here, as float() would)."""
+    if isinstance(value, list):
+        raise TypeError(f"a metric is a list of {len(value)}, not a number")
+    return float(value)
+
+
 def _status(msg: Message) -> str | None:
     if msg.has_content() and "status" in msg.content.config_records:
         return str(msg.content.config_records["status"].get("reason", "refused"))
@@ -217,7 +224,7 @@ def plain_round(grid: Grid, weights: np.ndarray, spec: dev.RoundSpec, nodes: lis
             continue
         updates.append(u)
         if "metrics" in m.content.metric_records:
-            eps.append(float(m.content.metric_records["metrics"].get("epsilon", 0.0)))
+            eps.append(_number(m.content.metric_records["metrics"].get("epsilon", 0.0)))
     failed += len(nodes) - len(replies)  # no reply by the timeout: a dropout
     mean = aggregate.mean_update(updates, mode=spec.mode, sampled=divide_by or len(nodes), clip_norm=spec.clip_norm,
                                  noise_multiplier=spec.noise_multiplier)
@@ -243,7 +250,7 @@ def secagg_round(grid: Grid, context: Context, weights: np.ndarray, spec: dev.Ro
     counted: dict[str, int] = {}
 
     class _Chosen(FedAvg):  # exactly the round's devices, uniform weights
-        def configure_fit(self, server_round, parameters, client_manager):  # type: ignore[no-untyped-def]
+        def configure_fit(self, server_round, parameters, client_manager):
             ins = FitIns(parameters, spec.to_config())
             return [(p, ins) for p in client_manager.all().values() if p.node_id in wanted]
 
@@ -293,8 +300,8 @@ def evaluate(grid: Grid, weights: np.ndarray, nodes: list[int], rnd: int, timeou
         if m.has_error() or "metrics" not in m.content.metric_records:
             continue
         met = m.content.metric_records["metrics"]
-        correct += int(met["correct"])
-        total += int(met["total"])
+        correct += int(_number(met["correct"]))
+        total += int(_number(met["total"]))
         answered += 1
     return (correct / total if total else None), answered
 

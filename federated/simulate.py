@@ -255,7 +255,7 @@ def simulate(
             server_app=sapp.make_app(cfg, sink=sink),
             client_app=capp.make_app(FleetDevices(fleet, policy)),
             num_supernodes=n,
-            backend_config=backend_config(cpus),  # type: ignore[arg-type]
+            backend_config=backend_config(cpus),
         )
     for i in range(n):
         with fleet.device(i).vault() as v:

@@ -40,7 +40,7 @@ ASSUMPTIONS = {
 }
 SECRET_FIXED = "csprng-secret-fixed-denominator"
 
-_FACTOR = {  # assumption -> mode -> how the release's z counts: "z", "share" (z / sqrt t) or None (nothing)
+_FACTOR: dict[str, dict[str, str | None]] = {  # assumption -> mode -> how the release's z counts: "z", "share" (z / sqrt t) or None (nothing)
     "as_declared": {"local": "z", "central": "z", "distributed": "z"},
     "honest_server": {"local": "z", "central": "z", "distributed": "share"},
     "honest_majority": {"local": "z", "central": None, "distributed": "z"},
