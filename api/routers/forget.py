@@ -31,7 +31,7 @@ async def forget(body: ForgetIn, actor: MemoryWriter, audit: AuditDep, b: Backen
         if body.query and not actor.has("memory:read"):  # matching texts reads them (a count per guessed word)
             raise HTTPException(status_code=403, detail="forgetting by query matches texts, which needs the "
                                                         "memory:read scope; select by ids, kinds, source or time")
-        kinds = frozenset(body.kinds) if body.kinds else None
+        kinds: frozenset[str] | None = frozenset(body.kinds) if body.kinds else None
         if not actor.is_owner:
             visible = frozenset(k for k, s in SENSITIVITY.items() if s in redaction.visible)
             kinds = (kinds or visible) & visible
