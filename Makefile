@@ -49,8 +49,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# ruff over the tree; mypy over the packages (strict on vault/ and api/; the config is in pyproject.toml)
+TYPED := vault ingest synth embeddings federated api reports lifevault tools bench
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 
 clean:
 	rm -rf $(VENV) demo-home .pytest_cache
