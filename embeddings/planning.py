@@ -14,6 +14,7 @@ returned so the caller can drop it from the text it ranks by.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 PLAN_DAYS = 7
@@ -39,7 +40,7 @@ def window(task: str, now: datetime) -> tuple[datetime, datetime, str] | None:
     def days(n: int) -> timedelta:
         return timedelta(days=max(1, min(n, MAX_DAYS)))
 
-    future: list[tuple[str, object]] = [  # phrases that are about the future whatever else the task says
+    future: list[tuple[str, Callable[[re.Match[str]], tuple[datetime, datetime]]]] = [  # phrases that are about the future whatever else the task says
         (r"\btomorrow\b", lambda m: (today + timedelta(days=1), today + timedelta(days=2))),
         (r"\bnext\s+weekend\b", lambda m: (monday + timedelta(days=12), monday + timedelta(days=14))),
         (r"\bnext\s+week\b", lambda m: (monday + timedelta(days=7), monday + timedelta(days=14))),
@@ -48,7 +49,7 @@ def window(task: str, now: datetime) -> tuple[datetime, datetime, str] | None:
          lambda m: (now, now + days(int(m["n"]) * (7 if m["u"].lower() == "week" else 1)))),
         (r"\blater\s+today\b", lambda m: (now, today + timedelta(days=1))),
     ]
-    current: list[tuple[str, object]] = [  # about the future only in a planning task ("what did I do today")
+    current: list[tuple[str, Callable[[re.Match[str]], tuple[datetime, datetime]]]] = [  # about the future only in a planning task ("what did I do today")
         (r"\b(?:today|tonight)\b", lambda m: (now, today + timedelta(days=1))),
         (r"\b(?:this|my|the|rest\s+of\s+(?:the|my))\s+week\b", lambda m: (now, week_end)),
     ]
@@ -56,7 +57,7 @@ def window(task: str, now: datetime) -> tuple[datetime, datetime, str] | None:
     for pattern, make in future + (current if planning else []):
         m = re.search(pattern, task, re.IGNORECASE)
         if m is not None:
-            since, until = make(m)  # type: ignore[operator]
+            since, until = make(m)
             return since, until, m.group(0)
     if planning:
         return now, now + timedelta(days=PLAN_DAYS), ""

@@ -160,7 +160,7 @@ class _Phone:
                 rotations.append(t + timedelta(seconds=rng.uniform(1.0, secs - 1.0) if secs > 3 else 1.0))
             t = end + timedelta(seconds=rng.uniform(0.4, 1.5))
         off = t + timedelta(seconds=rng.uniform(2.0, 25.0))
-        offset = int(_local(at, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+        offset = int((_local(at, tz).utcoffset() or timedelta(0)).total_seconds())  # (aware: never None)
         self.pickups.append(Pickup(at, off, tuple(uses), tuple(rotations), offset))
         self.cursor = off + timedelta(seconds=30)
 
@@ -236,7 +236,7 @@ def _ipad(life: Life) -> list[Pickup]:
                 uses.append(Use(pkg, u, end))
                 u = end + timedelta(seconds=rng.uniform(0.5, 2))
             off = u + timedelta(seconds=rng.uniform(5, 60))
-            out.append(Pickup(t.astimezone(UTC), off, tuple(uses), (), int(t.utcoffset().total_seconds())))  # type: ignore[union-attr]
+            out.append(Pickup(t.astimezone(UTC), off, tuple(uses), (), int((t.utcoffset() or timedelta(0)).total_seconds())))
             t = off.astimezone(tz) + timedelta(minutes=rng.uniform(20, 60))
         d += timedelta(days=1)
     return out

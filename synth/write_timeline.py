@@ -42,7 +42,7 @@ def _iso_local(t: datetime, tz: str) -> str:
 
 
 def _offset_min(t: datetime, tz: str) -> int:
-    return int(t.astimezone(ZoneInfo(tz)).utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    return int((t.astimezone(ZoneInfo(tz)).utcoffset() or timedelta(0)).total_seconds() // 60)  # (aware: never None)
 
 
 def _e7(x: float) -> int:
