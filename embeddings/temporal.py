@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 MONTHS = {m: i + 1 for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
@@ -91,7 +91,7 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
     now = now.astimezone(tz)
     today = _midnight(now)
     text = query
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}  # since, until, weekdays, hours, recency: TimeFilter's fields
     understood: list[str] = []
 
     def take(pattern: str, handler) -> None:  # noqa: ANN001 - handler(match) -> dict | None
@@ -191,12 +191,12 @@ def parse(query: str, now: datetime) -> tuple[str, TimeFilter]:
         understood.insert(0, where.group(0).strip(" \t\n¿"))
     flt = TimeFilter(
         since=_utc(found.get("since")), until=_utc(found.get("until")),
-        weekdays=found.get("weekdays"), hours=found.get("hours"),  # type: ignore[arg-type]
-        recency=found.get("recency"), understood=tuple(understood),  # type: ignore[arg-type]
+        weekdays=found.get("weekdays"), hours=found.get("hours"),
+        recency=found.get("recency"), understood=tuple(understood),
         kinds=WHERE_KINDS if where else None,
     )
-    if flt.recency == "latest" and "since" in found and found.get("until") is not None:
-        flt = replace(flt, until=min(_utc(found["until"]), now.astimezone(UTC)))  # type: ignore[type-var]
+    if flt.recency == "latest" and "since" in found and flt.until is not None:
+        flt = replace(flt, until=min(flt.until, now.astimezone(UTC)))
     cleaned = re.sub(r"\s+", " ", re.sub(r"\s+([?.!,])", r"\1", text)).strip(" ,")
     return cleaned, flt
 
