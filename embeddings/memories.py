@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from embeddings import routines as rt
 from embeddings.labels import day_label, duration_label, local
 from embeddings.records import KINDS as KINDS  # defined with the records: a search knows them without polars
+from vault import read
 from vault.homezone import home_zone
 from vault.store import Vault
 
@@ -231,21 +232,18 @@ def _rid(vault: Vault, kind: str, key: object) -> int:
     return vault.row_id("memory", kind, key)
 
 
-def _same_stay(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+def _same_stay(a: read.StayRow, b: read.StayRow) -> bool:
     """Two stays rows (row_id, start, end, ...) describing one visit: overlapping by more than half the shorter."""
     overlap = (min(a[2], b[2]) - max(a[1], b[1])).total_seconds()
     return overlap > 0.5 * max(1.0, min((a[2] - a[1]).total_seconds(), (b[2] - b[1]).total_seconds()))
 
 
-def stay_groups(vault: Vault) -> list[list[tuple[Any, ...]]]:
+def stay_groups(vault: Vault) -> list[list[read.StayRow]]:
     """Stays grouped into visits: an export's visit and the stay the detector found in the same fixes are one
     visit (the export's row first: it carries Google's place name); anything else stands alone."""
-    rows = vault.query(
-        "SELECT row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, address, semantic_type, origin FROM stays "
-        "ORDER BY start_ts, row_id")
-    groups: list[list[tuple[Any, ...]]] = []
-    open_: list[list[tuple[Any, ...]]] = []  # groups whose span may still overlap the next stay
-    for row in rows:
+    groups: list[list[read.StayRow]] = []
+    open_: list[list[read.StayRow]] = []  # groups whose span may still overlap the next stay
+    for row in read.stay_rows(vault):
         open_ = [g for g in open_ if max(r[2] for r in g) > row[1]]
         home = next((g for g in open_ if _same_stay(g[0], row) and (g[0][9] == "derived") != (row[9] == "derived")), None)
         if home is None:
@@ -292,11 +290,7 @@ def visits(vault: Vault) -> Iterator[Memory]:
 
 def trips(vault: Vault) -> Iterator[Memory]:
     shown = home_offsets(vault)
-    for (rid, s, e, off, fname, tname, ftype, ttype, act, dist, slat, slon, elat, elon) in vault.query(
-        "SELECT t.row_id, t.start_ts, t.end_ts, t.utc_offset_min, t.from_name, t.to_name, a.semantic_type, "
-        "b.semantic_type, t.activity_type, t.distance_m, t.start_lat, t.start_lon, t.end_lat, t.end_lon "
-        "FROM trips t LEFT JOIN stays a ON a.row_id = t.from_stay LEFT JOIN stays b ON b.row_id = t.to_stay"
-    ):
+    for (rid, s, e, off, fname, tname, ftype, ttype, act, dist, slat, slon, elat, elon) in read.trip_rows(vault):
         off = shown(s, off)
         text, red = render_trip(fname, tname, ftype, ttype, act, dist, s, e, off)
         yield Memory(
@@ -309,10 +303,7 @@ def trips(vault: Vault) -> Iterator[Memory]:
 
 
 def events(vault: Vault) -> Iterator[Memory]:
-    for (rid, s, e, off, all_day, summary, location, desc, status, org, att, cal) in vault.query(
-        "SELECT row_id, start_ts, end_ts, utc_offset_min, all_day, summary, location, description, status, "
-        "organizer, attendees, calendar FROM calendar_events"
-    ):
+    for (rid, s, e, off, all_day, summary, location, desc, status, org, att, cal) in read.event_rows(vault):
         people = parse_attendees(att)
         text, red = render_event(summary, location, desc, status, org, people, s, e, off, bool(all_day))
         yield Memory(
@@ -327,13 +318,11 @@ def events(vault: Vault) -> Iterator[Memory]:
 
 def usage_clusters(vault: Vault) -> Iterator[Memory]:
     """Sessions of one app on one local day, less than CLUSTER_GAP apart, make one memory."""
-    rows = vault.query(
-        "SELECT row_id, start_ts, end_ts, utc_offset_min, package, app_name, category FROM app_sessions "
-        "WHERE origin <> 'launch' AND end_ts > start_ts ORDER BY package, start_ts"
-    )
+    rows = read.session_rows(vault)
     shown = home_offsets(vault)
-    rows = [(r[0], r[1], r[2], shown(r[1], r[3]), *r[4:]) for r in rows] if any(r[3] is None for r in rows) else rows
-    cluster: list[tuple[Any, ...]] = []
+    if any(r.utc_offset_min is None for r in rows):
+        rows = [r._replace(utc_offset_min=shown(r.start, r.utc_offset_min)) for r in rows]
+    cluster: list[read.SessionRow] = []
 
     def flush() -> Memory | None:
         if not cluster:
@@ -367,10 +356,7 @@ def usage_clusters(vault: Vault) -> Iterator[Memory]:
 
 
 def screen_days(vault: Vault) -> Iterator[Memory]:
-    for day, off, screen, by_app, by_cat in vault.query(
-        "SELECT day, utc_offset_min, screen_minutes, screen_by_app, screen_by_category FROM daily_summaries "
-        "WHERE screen_minutes > 0"
-    ):
+    for day, off, screen, by_app, by_cat in read.screen_day_rows(vault):
         apps, cats = json.loads(by_app or "{}"), json.loads(by_cat or "{}")
         start = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(minutes=off or 0)
         yield Memory(

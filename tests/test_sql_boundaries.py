@@ -1,5 +1,6 @@
 """SQL lives with the tables' owners: api/, federated/, reports/ and lifevault/ read the vault only through
-typed functions (vault.read, vault.tokens, the memory service), never with SQL text of their own."""
+typed functions (vault.read, vault.tokens, the memory service), never with SQL text of their own; embeddings/
+runs SQL on its own tables only, and reads ingest's through vault.read."""
 
 from __future__ import annotations
 
@@ -84,13 +85,22 @@ e = "Select what to forget: ids, a source or a time range"
         "x.py:5: SQL text 'SELECT c'"]
 
 
-def test_forget_reaches_ingests_tables_only_through_the_vault() -> None:
-    path = ROOT / "embeddings" / "forget.py"
+def ingest_tables_named(module: str) -> list[str]:
+    """`module:line: table` for every SQL string in this embeddings/ module that names one of ingest's tables."""
+    path = ROOT / "embeddings" / module
     tables = re.compile(r"\b(" + "|".join(INGEST_TABLES) + r")\b")
-    found = [f"embeddings/forget.py:{line}: {m.group(0)}" for line, text in sql_strings(path.read_text(encoding="utf-8"),
-                                                                                        str(path))
-             if (m := tables.search(text))]
+    return [f"embeddings/{module}:{line}: {m.group(0)}"
+            for line, text in sql_strings(path.read_text(encoding="utf-8"), str(path)) if (m := tables.search(text))]
+
+
+def test_forget_reaches_ingests_tables_only_through_the_vault() -> None:
+    found = ingest_tables_named("forget.py")
     assert not found, "forget runs SQL on ingest's tables (use vault.read and vault.erase):\n" + "\n".join(found)
+
+
+def test_the_memory_layer_reads_ingests_tables_only_through_vault_read() -> None:
+    found = [hit for path in sorted((ROOT / "embeddings").glob("*.py")) for hit in ingest_tables_named(path.name)]
+    assert not found, "embeddings/ runs SQL on ingest's tables (use vault.read):\n" + "\n".join(found)
 
 
 def coarsening_in(source: str, name: str) -> list[str]:

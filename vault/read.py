@@ -11,9 +11,12 @@ does not own calls a function here, which names the columns it returns:
     read.session_starts(vault, until=t)               -> polars frame, SESSION_STARTS schema
     read.usage_event_times(vault, ("SCREEN_ON",))     -> polars frame, EVENT_TIMES schema
     read.table_span / format_spans / monthly_volume / table_sizes / memory_counts / meta_value (the report)
+    read.stay_rows / trip_rows / event_rows / session_rows / screen_day_rows (the memory layer's sync)
 
 Small results are frozen dataclasses; the large ones (a year of app sessions or unlocks) are polars frames
-cast to a declared schema, so a column renamed in a migration fails here, in one place, not in a caller.
+cast to a declared schema, so a column renamed in a migration fails here, in one place, not in a caller. The
+rows the memory layer renders are NamedTuples: sync unpacks them by position, and wrapping the tuple the
+query returns costs little.
 Time windows are half-open, [start, end), and rows overlapping them are returned.
 """
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import polars as pl
 
@@ -330,3 +333,105 @@ def usage_interval_ids(vault: Vault, *, package: str, start: datetime | None, en
     """One app's usage intervals overlapping (start, end)."""
     return _row_ids(vault, "SELECT row_id FROM usage_intervals WHERE package = ? AND start_ts < ? AND end_ts > ?",
                     [package, end, start])
+
+
+# ---- rows the memory layer renders into memories (embeddings/memories.py, at every sync) ----------------------
+# Each function keeps the order the memories were always built in (the order they are inserted, on which
+# search tie-breaks depend): those with no ORDER BY return DuckDB's scan order of that exact query.
+class StayRow(NamedTuple):
+    row_id: int
+    start: datetime
+    end: datetime
+    utc_offset_min: int | None
+    lat: float | None
+    lon: float | None
+    name: str | None
+    address: str | None
+    semantic_type: str | None
+    origin: str  # "derived" (the stay detector) or the export format it came from
+
+
+class TripRow(NamedTuple):
+    row_id: int
+    start: datetime
+    end: datetime
+    utc_offset_min: int | None
+    from_name: str | None
+    to_name: str | None
+    from_type: str | None  # the semantic type of the stay it left (when known)
+    to_type: str | None
+    activity: str | None
+    distance_m: float | None
+    start_lat: float | None
+    start_lon: float | None
+    end_lat: float | None
+    end_lon: float | None
+
+
+class EventRow(NamedTuple):
+    row_id: int
+    start: datetime
+    end: datetime | None
+    utc_offset_min: int | None
+    all_day: bool | None
+    summary: str | None
+    location: str | None
+    description: str | None
+    status: str | None
+    organizer: str | None
+    attendees: str | None  # ingest's JSON text (embeddings.memories.parse_attendees)
+    calendar: str | None
+
+
+class SessionRow(NamedTuple):
+    row_id: int
+    start: datetime
+    end: datetime
+    utc_offset_min: int | None
+    package: str
+    app_name: str | None
+    category: str | None
+
+
+class ScreenDayRow(NamedTuple):
+    day: date
+    utc_offset_min: int | None
+    screen_minutes: float
+    screen_by_app: str | None  # JSON {app: minutes}
+    screen_by_category: str | None  # JSON {category: minutes}
+
+
+def stay_rows(vault: Vault) -> list[StayRow]:
+    """Every stay, by start time then row id."""
+    return list(map(StayRow._make, vault.query(
+        "SELECT row_id, start_ts, end_ts, utc_offset_min, lat, lon, name, address, semantic_type, origin FROM stays "
+        "ORDER BY start_ts, row_id")))
+
+
+def trip_rows(vault: Vault) -> list[TripRow]:
+    """Every trip with the semantic types of the stays it joins, in DuckDB's scan order (no ORDER BY)."""
+    return list(map(TripRow._make, vault.query(
+        "SELECT t.row_id, t.start_ts, t.end_ts, t.utc_offset_min, t.from_name, t.to_name, a.semantic_type, "
+        "b.semantic_type, t.activity_type, t.distance_m, t.start_lat, t.start_lon, t.end_lat, t.end_lon "
+        "FROM trips t LEFT JOIN stays a ON a.row_id = t.from_stay LEFT JOIN stays b ON b.row_id = t.to_stay")))
+
+
+def event_rows(vault: Vault) -> list[EventRow]:
+    """Every calendar occurrence, in DuckDB's scan order (no ORDER BY)."""
+    return list(map(EventRow._make, vault.query(
+        "SELECT row_id, start_ts, end_ts, utc_offset_min, all_day, summary, location, description, status, "
+        "organizer, attendees, calendar FROM calendar_events")))
+
+
+def session_rows(vault: Vault) -> list[SessionRow]:
+    """App sessions that took time, launches aside, by package then start time."""
+    return list(map(SessionRow._make, vault.query(
+        "SELECT row_id, start_ts, end_ts, utc_offset_min, package, app_name, category FROM app_sessions "
+        "WHERE origin <> 'launch' AND end_ts > start_ts ORDER BY package, start_ts")))
+
+
+def screen_day_rows(vault: Vault) -> list[ScreenDayRow]:
+    """Days with screen time, in DuckDB's scan order (no ORDER BY)."""
+    return list(map(ScreenDayRow._make, vault.query(
+        "SELECT day, utc_offset_min, screen_minutes, screen_by_app, screen_by_category FROM daily_summaries "
+        "WHERE screen_minutes > 0")))

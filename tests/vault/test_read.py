@@ -54,6 +54,32 @@ def test_timed_events_leave_out_all_day_and_cancelled_ones(vault: Vault) -> None
     assert read.event_starts(vault) == [T0 + timedelta(hours=1)]
 
 
+def test_the_memory_layers_rows_are_named_tuples_in_the_order_sync_renders_them(vault: Vault) -> None:
+    _stay(vault, 2, 0, 1, "Second by id")
+    _stay(vault, 1, 0, 1, "First by id")
+    _stay(vault, 3, -1, 0, "Earliest")
+    vault.execute("INSERT INTO trips (row_id, start_ts, end_ts, from_stay, to_stay, from_name, to_name, origin) "
+                  "VALUES (7, ?, ?, 3, 99, 'Earliest', 'Nowhere', 'export')", [T0, T0 + timedelta(hours=1)])
+    session = ("INSERT INTO app_sessions (row_id, start_ts, end_ts, utc_offset_min, package, app_name, category, "
+               "origin) VALUES (?, ?, ?, NULL, ?, NULL, 'Video', ?)")
+    for row_id, package, start_h, minutes, origin in ((1, "b.app", 0, 5, "usage"), (2, "a.app", 2, 5, "usage"),
+                                                      (3, "a.app", 1, 5, "usage"), (4, "a.app", 3, 5, "launch"),
+                                                      (5, "a.app", 4, 0, "usage")):
+        start = T0 + timedelta(hours=start_h)
+        vault.execute(session, [row_id, start, start + timedelta(minutes=minutes), package, origin])
+    vault.execute("INSERT INTO daily_summaries (day, screen_minutes, screen_by_app) VALUES "
+                  "('2025-03-03', 42.5, '{\"a\": 42.5}'), ('2025-03-04', 0, NULL)")
+
+    assert [(s.row_id, s.name) for s in read.stay_rows(vault)] == [(3, "Earliest"), (1, "First by id"),
+                                                                     (2, "Second by id")]
+    (trip,) = read.trip_rows(vault)
+    assert trip[4:8] == ("Earliest", "Nowhere", "TYPE_CAFE", None)  # the stay it left is known, the other not
+    assert [(s.row_id, s.package) for s in read.session_rows(vault)] == [(3, "a.app"), (2, "a.app"), (1, "b.app")]
+    (day,) = read.screen_day_rows(vault)
+    assert day == read.ScreenDayRow(datetime(2025, 3, 3).date(), None, 42.5, '{"a": 42.5}', None)
+    assert read.event_rows(vault) == []
+
+
 def test_large_reads_are_frames_with_the_declared_schema_even_when_empty(vault: Vault) -> None:
     assert read.session_starts(vault).schema == pl.Schema(read.SESSION_STARTS)
     assert read.usage_event_times(vault, ("SCREEN_ON",)).schema == pl.Schema(read.EVENT_TIMES)
