@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,7 @@ from embeddings.index import VectorIndex
 from embeddings.service import INDEX_BLOB, REDACTED_BLOB, MemoryService
 from tests.conftest import PASSPHRASE, grep_tree
 from tests.embeddings.persona import CANARY_PLACE, seed
+from tests.vault.sealed_blob import split as split_sealed
 from vault.errors import IntegrityError
 from vault.store import Vault
 
@@ -117,15 +116,6 @@ def test_a_large_subset_is_searched_through_a_bitmap_selector_or_scored_in_block
         assert got[0] == truth[0] and len(set(got) & set(truth)) >= (10 if not hnsw else 8)
 
 
-def _sealed_chunks(blob: bytes) -> tuple[bytes, list[bytes]]:
-    header, pos, out = blob[:44], 44, []
-    while pos < len(blob):
-        (n,) = struct.unpack_from(">I", blob, pos)
-        out.append(blob[pos : pos + 4 + n])
-        pos += 4 + n
-    return header, out
-
-
 def test_a_sealed_index_with_chunks_truncated_reordered_or_from_another_blob_fails_as_tampering(vault: Vault):
     ids = np.arange(12_000, dtype=np.int64) + 1
     ix = VectorIndex.new(64)
@@ -134,12 +124,12 @@ def test_a_sealed_index_with_chunks_truncated_reordered_or_from_another_blob_fai
     vindex.save(vault, "other", ix, {"dim": 64})
     path = vault.blob_path("probe")
     good = path.read_bytes()
-    header, chunks = _sealed_chunks(good)
+    header, chunks = split_sealed(good)
     assert len(chunks) == 4
     restored, head = vindex.load(vault, "probe")  # type: ignore[misc]
     assert head["dim"] == 64 and len(restored) == 12_000
     assert np.array_equal(restored.vectors(ids[:50]), ix.vectors(ids[:50]))
-    _, theirs = _sealed_chunks(vault.blob_path("other").read_bytes())
+    _, theirs = split_sealed(vault.blob_path("other").read_bytes())
     for bad in (header + b"".join(chunks[:-1]),  # truncated at a chunk boundary
                 header + b"".join(chunks[:2]),
                 header + chunks[1] + chunks[0] + b"".join(chunks[2:]),  # reordered

@@ -1,26 +1,17 @@
 from __future__ import annotations
 
 import os
-import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.vault.sealed_blob import split as split_sealed
 from vault import sealed
 from vault.errors import IntegrityError
 
 KEY = os.urandom(32)
 SMALL = 64  # chunk size for tests, so a few hundred bytes span several chunks
-
-
-def _chunks(blob: bytes) -> tuple[bytes, list[bytes]]:
-    header, pos, out = blob[:44], 44, []
-    while pos < len(blob):
-        (n,) = struct.unpack_from(">I", blob, pos)
-        out.append(blob[pos : pos + 4 + n])
-        pos += 4 + n
-    return header, out
 
 
 @given(st.binary(max_size=600))
@@ -32,7 +23,7 @@ def test_any_bytes_round_trip(data):
 def test_a_blob_spans_1_mib_chunks_by_default():
     data = os.urandom(2 * sealed.CHUNK_SIZE + 5)
     blob = sealed.seal(KEY, "faiss", data)
-    assert len(_chunks(blob)[1]) == 3
+    assert len(split_sealed(blob)[1]) == 3
     assert sealed.unseal(KEY, "faiss", blob) == data
 
 
@@ -55,7 +46,7 @@ def test_a_flipped_bit_anywhere_is_detected(position):
 
 def test_truncation_at_a_chunk_boundary_is_detected():
     blob = sealed.seal(KEY, "o", os.urandom(300), chunk_size=SMALL)
-    header, chunks = _chunks(blob)
+    header, chunks = split_sealed(blob)
     with pytest.raises(IntegrityError):
         sealed.unseal(KEY, "o", header + b"".join(chunks[:-1]))
     with pytest.raises(IntegrityError):
@@ -64,7 +55,7 @@ def test_truncation_at_a_chunk_boundary_is_detected():
 
 def test_reordered_duplicated_or_appended_chunks_are_detected():
     blob = sealed.seal(KEY, "o", os.urandom(300), chunk_size=SMALL)
-    header, c = _chunks(blob)
+    header, c = split_sealed(blob)
     for bad in (
         header + c[1] + c[0] + b"".join(c[2:]),
         header + c[0] + c[0] + b"".join(c[1:]),
@@ -109,8 +100,8 @@ def test_reading_chunk_by_chunk_detects_truncation_reordering_and_another_object
     path.write_bytes(sealed.seal(KEY, "x", os.urandom(1000), chunk_size=SMALL))
     (tmp_path / "y.sealed").write_bytes(sealed.seal(KEY, "x", os.urandom(1000), chunk_size=SMALL))  # another seal
     blob = path.read_bytes()
-    header, c = _chunks(blob)
-    _, other = _chunks((tmp_path / "y.sealed").read_bytes())
+    header, c = split_sealed(blob)
+    _, other = split_sealed((tmp_path / "y.sealed").read_bytes())
     for bad in (header + b"".join(c[:-1]), header + c[1] + c[0] + b"".join(c[2:]), blob + c[-1], blob + b"\x00",
                 header + other[0] + b"".join(c[1:])):
         path.write_bytes(bad)
