@@ -69,7 +69,8 @@ def progress(*columns: str | ProgressColumn, json_out: bool) -> Progress:
     output is the one JSON object) and when stderr is not a terminal (a log gets the summary lines only)."""
     from rich.progress import Progress
 
-    return Progress(*columns, console=console(), transient=True, disable=json_out or not err.is_terminal)
+    out = console() if isinstance(err, _Stderr) else err  # `err` is where stderr goes (a test may replace it)
+    return Progress(*columns, console=out, transient=True, disable=json_out or not out.is_terminal)
 
 
 def status(message: str, *, json_out: bool) -> contextlib.AbstractContextManager[Any]:

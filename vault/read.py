@@ -8,8 +8,8 @@ does not own calls a function here, which names the columns it returns:
     read.trips(vault, start=a, end=b, limit=100)      -> list[Trip]        (with both ends' places)
     read.events(vault, start=a, end=b, timed=True)    -> list[Event]       (calendar occurrences)
     read.usage_totals(vault, start=a, end=b, by="app") -> list[UsageTotal] (minutes and sessions per key)
-    read.session_starts(vault, until=t)               -> polars frame, SESSION_STARTS schema
-    read.usage_event_times(vault, ("SCREEN_ON",))     -> polars frame, EVENT_TIMES schema
+    read.session_starts(vault, until=t)               -> polars frame, session_starts_schema()
+    read.usage_event_times(vault, ("SCREEN_ON",))     -> polars frame, event_times_schema()
     read.table_span / format_spans / monthly_volume / table_sizes / memory_counts / meta_value (the report)
     read.stay_rows / trip_rows / event_rows / session_rows / screen_day_rows (the memory layer's sync)
 
@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, NamedTuple
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from vault.store import Vault
+
+if TYPE_CHECKING:  # polars is imported by the two readers that make frames, not by a search that imports this
+    import polars as pl
 
 RAW_TIME_COLUMNS: dict[str, str] = {  # the time column of each table the report counts by time
     "location_points": "ts", "place_visits": "start_ts", "activity_segments": "start_ts",
@@ -44,9 +45,20 @@ _USAGE_KEY: dict[str, str] = {
     "category": "coalesce(category, 'Other')",
     "day": "strftime(start_ts + to_minutes(coalesce(utc_offset_min, 0)), '%Y-%m-%d')",
 }
-_TS = pl.Datetime("us", "UTC")
-SESSION_STARTS: dict[str, pl.DataType] = {"start_ts": _TS, "utc_offset_min": pl.Int32(), "category": pl.String()}
-EVENT_TIMES: dict[str, pl.DataType] = {"ts": _TS}
+
+
+def session_starts_schema() -> dict[str, pl.DataType]:
+    """The declared schema of session_starts()' frame."""
+    import polars as pl
+
+    return {"start_ts": pl.Datetime("us", "UTC"), "utc_offset_min": pl.Int32(), "category": pl.String()}
+
+
+def event_times_schema() -> dict[str, pl.DataType]:
+    """The declared schema of usage_event_times()' frame."""
+    import polars as pl
+
+    return {"ts": pl.Datetime("us", "UTC")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,17 +241,17 @@ def _cast(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 def session_starts(vault: Vault, *, until: datetime | None = None) -> pl.DataFrame:
     """Every app session's start (before `until`), its offset and category (nulls as stored), by start time:
-    a frame with the SESSION_STARTS schema."""
+    a frame with session_starts_schema()."""
     cond, params = (" WHERE start_ts < ?", [until]) if until is not None else ("", [])
     return _cast(vault.frame(
         f"SELECT start_ts, utc_offset_min, category FROM app_sessions{cond} ORDER BY start_ts", params),
-        SESSION_STARTS)
+        session_starts_schema())
 
 
 def usage_event_times(vault: Vault, event_types: Sequence[str]) -> pl.DataFrame:
-    """Times of the usage events of these types, in order: a frame with the EVENT_TIMES schema."""
+    """Times of the usage events of these types, in order: a frame with event_times_schema()."""
     return _cast(vault.frame("SELECT ts FROM usage_events WHERE event_type IN (SELECT unnest(?::VARCHAR[])) "
-                             "ORDER BY ts", [list(event_types)]), EVENT_TIMES)
+                             "ORDER BY ts", [list(event_types)]), event_times_schema())
 
 
 # ---- counts for the report (no content: rows, time ranges, sizes) ------------------------------------------

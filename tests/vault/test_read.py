@@ -81,8 +81,8 @@ def test_the_memory_layers_rows_are_named_tuples_in_the_order_sync_renders_them(
 
 
 def test_large_reads_are_frames_with_the_declared_schema_even_when_empty(vault: Vault) -> None:
-    assert read.session_starts(vault).schema == pl.Schema(read.SESSION_STARTS)
-    assert read.usage_event_times(vault, ("SCREEN_ON",)).schema == pl.Schema(read.EVENT_TIMES)
+    assert read.session_starts(vault).schema == pl.Schema(read.session_starts_schema())
+    assert read.usage_event_times(vault, ("SCREEN_ON",)).schema == pl.Schema(read.event_times_schema())
     vault.execute("INSERT INTO app_sessions (row_id, start_ts, end_ts, utc_offset_min, package, category, origin) "
                   "VALUES (1, ?, ?, NULL, 'a.b', NULL, 'x')", [T0, T0 + timedelta(minutes=5)])
     df = read.session_starts(vault, until=T0 + timedelta(seconds=1))
