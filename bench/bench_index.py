@@ -119,7 +119,9 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
     rss0, _ = _rss()
     _reset_peak()
     t = time.perf_counter()
-    ix = old_load(vault, variant) if variant == "old" else vindex.load(vault, variant)[0]  # type: ignore[index]
+    loaded = vindex.load(vault, variant) if variant != "old" else None
+    assert variant == "old" or loaded is not None, f"no sealed index {variant!r}"
+    ix = old_load(vault, variant) if loaded is None else loaded[0]
     ix.slot_of(ids[:1])  # the id -> slot maps a search needs
     opened = time.perf_counter() - t
     rss1, peak = _rss()

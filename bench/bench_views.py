@@ -57,7 +57,7 @@ def main() -> None:
                     for q in qs:
                         order = (("view", view), ("whole vault", whole))
                         for name, fn in order if rnd == 0 else order[::-1]:
-                            retrieve.Catalog.view = fn  # type: ignore[method-assign]
+                            setattr(retrieve.Catalog, "view", fn)  # noqa: B010 - the bench swaps the method
                             t = time.process_time()
                             svc.search(q, k=10, now=NOW, redaction=narrow)
                             res[f"search, {name}"].append(time.process_time() - t)
@@ -66,7 +66,7 @@ def main() -> None:
                                           mode="lexical")
                             res[f"lexical, {name}"].append(time.process_time() - t)
             finally:
-                retrieve.Catalog.view = view  # type: ignore[method-assign]
+                setattr(retrieve.Catalog, "view", view)  # noqa: B010 - restore it
             seen = cat.view(narrow)
             print(f"{args.size} memories, {seen.live if seen else len(cat)} visible to a token without location")
     for name, xs in res.items():

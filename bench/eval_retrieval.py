@@ -22,6 +22,7 @@ PAST_PACKS of the questions above), and the routines' days and hours against the
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import tempfile
@@ -310,6 +311,11 @@ def evaluate(search: Callable[[str], list[int]], qs: list[Question]) -> dict[str
     return out
 
 
+def _ranked(svc: MemoryService, query: str, *, mode: str, fusion: str, now: datetime) -> list[int]:
+    """The memory ids one mode and fusion rank first for a question, best first."""
+    return [h.memory.memory_id for h in svc.search(query, k=10, mode=mode, fusion=fusion, now=now).hits]
+
+
 def _notes(svc: MemoryService, start: datetime, days: int) -> list[Question]:
     """The agent notes (NOTES + EXACT) written through the service, spread over the period, with questions."""
     exact = {note for note, _ in EXACT}
@@ -377,8 +383,7 @@ def main() -> None:
             results = {}
             for name, mode, fusion in (("dense", "dense", "score"), ("lexical", "lexical", "score"),
                                        ("hybrid", "hybrid", "score"), ("hybrid, rank fusion", "hybrid", "rrf")):
-                results[name] = evaluate(lambda q, m=mode, f=fusion: [h.memory.memory_id for h in svc.search(
-                    q, k=10, mode=m, fusion=f, now=now).hits], qs)  # type: ignore[misc]
+                results[name] = evaluate(functools.partial(_ranked, svc, mode=mode, fusion=fusion, now=now), qs)
             cats = ["all"] + sorted({q.category for q in qs})
             print(f"{'category':<11} {'n':>4}  " + "  ".join(f"{m:>27}" for m in results))
             print(" " * 17 + "  ".join(f"{'R@1   R@5   R@10  MRR':>27}" for _ in results))

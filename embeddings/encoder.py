@@ -148,7 +148,7 @@ class Encoder:
         self.workers = workers if workers is not None else min(INDEX_WORKERS, os.cpu_count() or 1)
 
     @property
-    def dtype(self) -> str:
+    def dtype(self) -> Dtype:
         """The dtype of document vectors; "auto" asks torch (imported only here, on the indexing path)."""
         if self._dtype == "auto":
             self._dtype = "bfloat16" if bf16_supported() else "float32"
@@ -357,14 +357,14 @@ class _QueryBatcher:
 
 
 @functools.cache
-def _query_forward(dtype: str) -> Callable[[str], np.ndarray]:
+def _query_forward(dtype: Dtype) -> Callable[[str], np.ndarray]:
     lean = lean_encoder(model_path())
     if lean is not None:
         return _QueryBatcher(_single_blas_thread(lean))
     model = load_model()
     if _QueryForward.supports(model):
         return _QueryBatcher(_QueryForward(model, dtype))
-    return lambda text: Encoder(dtype=dtype).encode([text])  # type: ignore[arg-type]
+    return lambda text: Encoder(dtype=dtype).encode([text])
 
 
 def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
@@ -382,7 +382,7 @@ def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[
 
 
 @functools.lru_cache(maxsize=512)
-def _query_vector(text: str, dtype: str) -> np.ndarray:
+def _query_vector(text: str, dtype: Dtype) -> np.ndarray:
     vec = _query_forward(dtype)(text)
     vec.setflags(write=False)
     return vec

@@ -88,8 +88,8 @@ class ServerConfig:
         for f in fields(cls):
             key = f.name.replace("_", "-")
             if key in cfg:
-                default = f.default
-                kw[f.name] = type(default)(cfg[key]) if default is not None else cfg[key]  # type: ignore[misc]
+                default: Any = f.default  # a field's default names its type (int, float, str, bool)
+                kw[f.name] = type(default)(cfg[key]) if default is not None else cfg[key]
         return cls(**kw)
 
     def to_run_config(self) -> dict[str, Any]:

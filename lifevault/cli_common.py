@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import click
 import typer
@@ -61,7 +61,7 @@ class _Stderr:
         return getattr(console(), name)
 
 
-err: Console = _Stderr()  # type: ignore[assignment]
+err: Console = cast("Console", _Stderr())  # a proxy with every Console attribute
 
 
 def progress(*columns: str | ProgressColumn, json_out: bool) -> Progress:
