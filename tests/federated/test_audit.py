@@ -213,7 +213,9 @@ def test_noise_scaled_by_the_wrong_t_is_caught(monkeypatch):
         return spec.noise_multiplier * spec.clip_norm / spec.noise_shares if spec.mode == "distributed" else 0.0
 
     monkeypatch.setattr(dev.RoundSpec, "device_sigma", property(sigma_over_t))
-    _assert_caught(audit("distributed", 6))
+    # a smaller leak than the other bugs: at 500 canaries the device's fresh noise put its lower bound
+    # between 1.44x and 1.6x the accountant's over 25 runs; 1,000 canaries give 1.72x-1.9x
+    _assert_caught(faudit.run_audit(1000, rounds=1, clip_norm=1.0, noise_multiplier=Z, mode="distributed", seed=6))
 
 
 def test_canaries_above_the_clip_norm_are_what_exposes_noise_before_clipping(monkeypatch):
