@@ -8,12 +8,14 @@ deterministic per text, so tests see exactly what production would store).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from embeddings.encoder import DIM, Encoder
 from embeddings.service import MemoryService
+from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.embeddings.persona import seed
 from vault.store import Vault
 
@@ -60,8 +62,6 @@ def indexed(vault: Vault, svc: MemoryService) -> MemoryService:
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[MemoryService]:
     """One indexed persona vault for the tests that only read (searches append audit records, nothing else)."""
-    from tests.conftest import FAST_KDF, PASSPHRASE
-
     vault, _ = Vault.create(tmp_path_factory.mktemp("shared") / "home", PASSPHRASE, kdf=FAST_KDF)
     seed(vault)
     service = MemoryService(vault, encoder=encoder)
@@ -69,3 +69,17 @@ def shared(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterat
     yield service
     service.close()
     vault.close()
+
+
+@pytest.fixture
+def seeded_home(tmp_path: Path, monkeypatch, encoder) -> Path:
+    """An encrypted vault home holding the persona, the CLI pointed at it (passphrase and home in the
+    environment) and the service using the session's model."""
+    monkeypatch.setattr("embeddings.service.Encoder", lambda: encoder)  # the session's model, loaded once
+    home = tmp_path / "home"
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    with vault:
+        seed(vault)
+    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("LIFEVAULT_HOME", str(home))
+    return home

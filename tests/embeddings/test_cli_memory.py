@@ -10,20 +10,11 @@ import typer
 from typer.testing import CliRunner
 
 from lifevault import cli_memory
-from tests.conftest import FAST_KDF, PASSPHRASE
-from tests.embeddings.persona import CANARY_PLACE, seed
-from vault.store import Vault
+from tests.embeddings.persona import CANARY_PLACE
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch, encoder):
-    monkeypatch.setattr("embeddings.service.Encoder", lambda: encoder)  # the session's model, loaded once
-    home = tmp_path / "home"
-    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
-    with vault:
-        seed(vault)
-    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("LIFEVAULT_HOME", str(home))
+def cli(seeded_home: Path):
     app = typer.Typer()
     cli_memory.register(app)
     runner = CliRunner()

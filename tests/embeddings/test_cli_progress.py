@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,9 +11,6 @@ from rich.console import Console
 
 from lifevault import cli_common, cli_federate, cli_memory
 from lifevault.cli import main
-from tests.conftest import FAST_KDF, PASSPHRASE
-from tests.embeddings.persona import seed
-from vault.store import Vault
 
 BAR = "━"  # rich's bar glyph
 
@@ -27,18 +23,6 @@ def terminal(monkeypatch) -> io.StringIO:
     for module in (cli_common, cli_memory, cli_federate):
         monkeypatch.setattr(module, "err", console)
     return buf
-
-
-@pytest.fixture
-def seeded_home(tmp_path: Path, monkeypatch, encoder) -> Path:
-    monkeypatch.setattr("embeddings.service.Encoder", lambda: encoder)  # the session's model, loaded once
-    home = tmp_path / "home"
-    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
-    with vault:
-        seed(vault)
-    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("LIFEVAULT_HOME", str(home))
-    return home
 
 
 def test_index_draws_its_progress_on_a_terminal_and_none_under_json(seeded_home, terminal, capsys):
