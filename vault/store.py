@@ -38,13 +38,15 @@ from vault import migrations, rowid
 
 if TYPE_CHECKING:  # polars is imported where a frame is made, not by every command that opens a vault
     import polars as pl
+
+    from vault import sealed_records
 from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
 from vault.fsio import fsync_dir
+from vault.lockfile import LOCK_FILE, read_lock_info
 from vault.sqltext import sql_literal
 
 HOME_MODE = 0o700  # the vault home: only its owner may list, enter or change it
 DB_FILE = "vault.duckdb"
-LOCK_FILE = "vault.lock"
 TMP_DIR = "tmp"
 BLOB_DIR = "blobs"
 ALIAS = "vault"
@@ -110,29 +112,10 @@ class _Lock:
             self.fd = -1
 
 
-def read_lock_info(home: Path) -> dict[str, Any] | None:
-    """The holder of the vault lock, or None when nobody holds it."""
-    path = Path(home) / LOCK_FILE
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None  # nobody holds it
-        except OSError:
-            pass
-        raw = os.pread(fd, 4096, 0)
-    finally:
-        os.close(fd)
-    try:
-        return json.loads(raw) if raw else {"pid": "?"}
-    except ValueError:
-        return {"pid": "?"}
-
-
-def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def _connect(home: Path, *, memory_limit: str | None = None, httpfs: bool = True) -> duckdb.DuckDBPyConnection:
+    """A locked-down session (see the module docstring). httpfs=False for a READ_ONLY attach: DuckDB's built-in
+    crypto module decrypts and authenticates the file (it only refuses to write), and loading the extension
+    is a third of what opening costs."""
     extra: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit} if memory_limit else {}
     con = duckdb.connect(
         ":memory:",
@@ -143,7 +126,8 @@ def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyC
             "allow_community_extensions": False,
         },
     )
-    con.execute("LOAD " + sql_literal(str(httpfs_extension_path())))
+    if httpfs:
+        con.execute("LOAD " + sql_literal(str(httpfs_extension_path())))
     tmp = home / TMP_DIR
     tmp.mkdir(mode=0o700, exist_ok=True)
     con.execute("SET temp_directory = ?", [str(tmp)])
@@ -157,8 +141,9 @@ def _connect(home: Path, *, memory_limit: str | None = None) -> duckdb.DuckDBPyC
     return con
 
 
-def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: str) -> None:
-    con.execute(f"ATTACH {sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM')", [key_text])
+def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: str, *, read_only: bool = False) -> None:
+    mode = ", READ_ONLY" if read_only else ""
+    con.execute(f"ATTACH {sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM'{mode})", [key_text])
 
 
 def make_private(home: Path) -> int | None:
@@ -178,8 +163,10 @@ def make_private(home: Path) -> int | None:
 class Vault:
     """An open vault. Use Vault.create / Vault.open; close() (or `with`) releases the lock."""
 
-    def __init__(self, home: Path, keys: keymod.Keys, con: duckdb.DuckDBPyConnection, lock: _Lock) -> None:
+    def __init__(self, home: Path, keys: keymod.Keys, con: duckdb.DuckDBPyConnection, lock: _Lock, *,
+                 read_only: bool = False) -> None:
         self.home = home
+        self.read_only = read_only  # attached READ_ONLY (Vault.open(read_only=True)): writes are refused
         self._keys = keys
         self._con: duckdb.DuckDBPyConnection | None = con  # None once closed
         self._lock = lock
@@ -218,39 +205,61 @@ class Vault:
     @classmethod
     def open(
         cls, home: Path, passphrase: str | None = None, *, recovery_code: str | None = None,
-        memory_limit: str | None = None,
+        memory_limit: str | None = None, read_only: bool = False, unlocking: keymod.Unlocking | None = None,
     ) -> Vault:
-        """Unlock and open. memory_limit (e.g. "512MB") caps DuckDB's memory; beyond it, work spills to
-        encrypted temp files in <home>/tmp."""
+        """Unlock and open. The Argon2id derivation runs in a thread while DuckDB starts (vault/kdf.py).
+
+        memory_limit (e.g. "512MB") caps DuckDB's memory; beyond it, work spills to encrypted temp files in
+        <home>/tmp. read_only, for a command that writes nothing (`status`, `token list`): the database is
+        attached READ_ONLY without the httpfs extension and closed without a checkpoint; a vault that opening
+        must write first (a migration or the head anchor to catch up, an unfinished key rotation, a WAL left by
+        a crash) is opened read-write instead. unlocking: an unlock the caller started (keys.begin_unlock), so
+        that its own imports ran during the derivation."""
         home = Path(home).expanduser().absolute()
         if not home.is_dir():
             raise VaultMissing(f"vault home {home} does not exist (run `lifevault init --home {home}` first)")
         was = make_private(home)
-        if recovery_code is not None:
-            keys = keymod.unlock_with_recovery(home, recovery_code)
-        else:
-            if passphrase is None:
-                raise VaultError("a passphrase is needed to open the vault")
-            keys = keymod.unlock(home, passphrase)
-        if not (home / DB_FILE).exists():
-            raise VaultMissing(f"{home / DB_FILE} is missing; restore it from a backup (`lifevault import`)")
-        vault = cls._open_with(home, keys, memory_limit=memory_limit)
+        if unlocking is None:
+            unlocking = keymod.begin_unlock(home, passphrase, recovery_code=recovery_code)
+        read_only = read_only and not (home / (DB_FILE + ".wal")).exists()
+        con = _connect(home, memory_limit=memory_limit, httpfs=not read_only)  # while the KDF runs
+        try:
+            keys = unlocking.keys()
+            if not (home / DB_FILE).exists():
+                raise VaultMissing(f"{home / DB_FILE} is missing; restore it from a backup (`lifevault import`)")
+        except BaseException:
+            con.close()
+            raise
+        vault = cls._open_with(home, keys, memory_limit=memory_limit, read_only=read_only, con=con)
         vault.home_mode_was = was
         return vault
 
     @classmethod
-    def _open_with(cls, home: Path, keys: keymod.Keys, *, memory_limit: str | None = None) -> Vault:
-        lock = _Lock(home)
+    def _open_with(cls, home: Path, keys: keymod.Keys, *, memory_limit: str | None = None, read_only: bool = False,
+                   con: duckdb.DuckDBPyConnection | None = None) -> Vault:
+        if read_only and keys.pending_duckdb is not None:  # the rotation is finished or abandoned read-write
+            read_only = False
+            if con is not None:  # made without httpfs, which writing needs
+                con.close()
+                con = None
         try:
-            con = _connect(home, memory_limit=memory_limit)
+            lock = _Lock(home)
+        except BaseException:
+            if con is not None:
+                con.close()
+            raise
+        try:
+            con = con or _connect(home, memory_limit=memory_limit, httpfs=not read_only)
             try:
-                keys = cls._attach_current(con, home, keys)
+                keys = cls._attach_current(con, home, keys, read_only=read_only)
                 os.chmod(home / DB_FILE, 0o600)
                 con.execute("SET lock_configuration = true")
                 con.execute(f"USE {ALIAS}")
-                vault = cls(home, keys, con, lock)
-                migrations.apply(vault)
-                migrations.after_open(vault)
+                vault = cls(home, keys, con, lock, read_only=read_only)
+                settled = read_only and migrations.settled(vault)
+                if not read_only:
+                    migrations.apply(vault)
+                    migrations.after_open(vault)
             except BaseException:
                 con.close()
                 raise
@@ -260,15 +269,19 @@ class Vault:
             if err is not e:
                 raise err from None
             raise
+        if read_only and not settled:  # opening has something to write: read-write after all
+            vault.close()
+            return cls._open_with(home, keys, memory_limit=memory_limit)
         _clean_stale(home)
         return vault
 
     @staticmethod
-    def _attach_current(con: duckdb.DuckDBPyConnection, home: Path, keys: keymod.Keys) -> keymod.Keys:
+    def _attach_current(con: duckdb.DuckDBPyConnection, home: Path, keys: keymod.Keys, *,
+                        read_only: bool = False) -> keymod.Keys:
         """Attach with the current key; finish or abandon an interrupted rotate-key."""
         db = home / DB_FILE
         try:
-            _attach(con, db, keys.duckdb_key_text(), ALIAS)
+            _attach(con, db, keys.duckdb_key_text(), ALIAS, read_only=read_only)
             if keys.pending_duckdb is not None:  # the swap never happened: drop the staged key
                 keymod.drop_pending(home)
             return keys
@@ -311,8 +324,9 @@ class Vault:
     def close(self) -> None:
         self._close_cursors()
         if self._con is not None:
-            with contextlib.suppress(duckdb.Error):
-                self._con.execute("CHECKPOINT")
+            if not self.read_only:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("CHECKPOINT")
             self._con.close()
             self._con = None
         self._lock.release()
@@ -509,6 +523,25 @@ class Vault:
 
     def delete_blob(self, name: str) -> None:
         self.blob_path(name).unlink(missing_ok=True)
+
+    def blob_names(self, prefix: str) -> list[str]:
+        """Names of the sealed blobs and record files whose name starts with `prefix`."""
+        return sorted(p.name.removesuffix(".sealed") for p in self.blob_path(prefix).parent.glob("*.sealed")
+                      if p.name.startswith(prefix))
+
+    def record_writer(self, name: str, *, record_size: int, count: int) -> sealed_records.RecordWriter:
+        """A writer sealing `count` fixed-size records as `name` (vault/sealed_records.py); commit() puts the
+        file in place atomically."""
+        from vault import sealed_records
+
+        return sealed_records.RecordWriter(self.blob_path(name), self._keys.sealed, name,
+                                           record_size=record_size, count=count)
+
+    def open_records(self, name: str) -> sealed_records.RecordReader:
+        """Random access to the sealed records `name`; VaultMissing when there is no such file."""
+        from vault import sealed_records
+
+        return sealed_records.RecordReader(self.blob_path(name), self._keys.sealed, name)
 
     # ---- key operations -----------------------------------------------------------------------------
     def change_passphrase(self, new_passphrase: str, *, kdf: keymod.KdfParams | None = None) -> None:

@@ -1,0 +1,191 @@
+"""Sealed records: fixed-size records (vectors) in small, independently authenticated AES-256-GCM chunks,
+read back a few at a time by position -- the page cache holds the file, the process does not.
+
+Layout (all integers big-endian):
+
+    header  = b"LVREC001" | record_size:u32 | per_chunk:u32 | count:u64 | salt:32 bytes
+    chunk_i = AES-GCM(subkey, nonce=i:96 bits, records[i*per_chunk : (i+1)*per_chunk], aad_i)  (+16-byte tag)
+
+    subkey  = HKDF-SHA256(key, salt, info=b"lifevault/records/v1|" + object_id)
+    aad_i   = header | len(object_id):u16 | object_id | i:u64 | last:u8
+
+Every chunk but the last holds per_chunk records, so chunk i sits at a known offset and is read with one
+os.pread. The header (record size, count, salt) is authenticated by every chunk, and the file's size must
+be exactly what the header says: a flipped bit, a truncated or extended file, reordered or duplicated
+chunks, or a file presented under another object id fail with IntegrityError, like vault/sealed.py. A
+fresh salt per file gives a fresh subkey, so counter nonces never repeat under one key; a file is written
+once (atomically) and never modified in place.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import weakref
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from vault.errors import IntegrityError, VaultMissing
+
+MAGIC = b"LVREC001"
+CHUNK_BYTES = 8 << 10  # plaintext per chunk (records are never split): one read and decryption per 8 KiB
+MAX_RECORD_BYTES = 1 << 20  # a record bigger than this is refused (a corrupt header cannot ask for more)
+TAG_BYTES = 16
+_HEADER = struct.Struct(">8sIIQ32s")
+_TAIL = struct.Struct(">QB")  # the chunk index and last flag ending each chunk's AAD
+
+
+def _subkey(key: bytes, salt: bytes, object_id: str) -> AESGCM:
+    if len(key) != 32:
+        raise ValueError("sealed records need a 32-byte key")
+    info = b"lifevault/records/v1|" + object_id.encode()
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key))
+
+
+def _aad(header: bytes, object_id: str, index: int, last: bool) -> bytes:
+    oid = object_id.encode()
+    return header + struct.pack(">H", len(oid)) + oid + struct.pack(">QB", index, int(last))
+
+
+def _nonce(index: int) -> bytes:
+    return index.to_bytes(12, "big")
+
+
+def _chunks(count: int, per_chunk: int) -> int:
+    return -(-count // per_chunk)
+
+
+def _broken(path: Path, object_id: str) -> IntegrityError:
+    return IntegrityError(f"{path.name} failed its integrity check (tampered, truncated or not {object_id!r})")
+
+
+class RecordWriter:
+    """Seal exactly `count` records of `record_size` bytes into `path`, streamed in order; commit() renames
+    the file into place (atomically), abort() leaves whatever was there."""
+
+    def __init__(self, path: Path, key: bytes, object_id: str, *, record_size: int, count: int) -> None:
+        if not 0 < record_size <= MAX_RECORD_BYTES or count < 0:
+            raise ValueError(f"records of {record_size} bytes, {count} of them: out of bounds")
+        self._path = Path(path)
+        self._tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        self._size, self._count = record_size, count
+        self._per = max(1, CHUNK_BYTES // record_size)
+        salt = os.urandom(32)
+        self._header = _HEADER.pack(MAGIC, record_size, self._per, count, salt)
+        self._aead, self._oid = _subkey(key, salt, object_id), object_id
+        self._pending = bytearray()
+        self._index = self._written = 0
+        self._last = max(0, _chunks(count, self._per) - 1)
+        self._file = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115
+        self._file.write(self._header)
+
+    def write(self, records: np.ndarray | bytes) -> None:
+        data = memoryview(np.ascontiguousarray(records)).cast("B") if isinstance(records, np.ndarray) else records
+        if len(data) % self._size or self._written + len(data) // self._size > self._count:
+            raise ValueError("more records, or a partial record, than the sealed file was opened for")
+        self._written += len(data) // self._size
+        self._pending += data
+        step = self._per * self._size
+        start = 0
+        while len(self._pending) - start >= step:
+            self._emit(memoryview(self._pending)[start : start + step])
+            start += step
+        del self._pending[:start]
+
+    def _emit(self, piece: memoryview | bytearray) -> None:
+        aad = _aad(self._header, self._oid, self._index, self._index == self._last)
+        self._file.write(self._aead.encrypt(_nonce(self._index), bytes(piece), aad))
+        self._index += 1
+
+    def commit(self) -> None:
+        from vault.fsio import fsync_dir
+
+        if self._written != self._count:
+            self.abort()
+            raise ValueError(f"{self._written} records written of the {self._count} announced")
+        if self._pending or self._count == 0:
+            self._emit(self._pending)
+        self._pending = bytearray()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self._path)
+        fsync_dir(self._path.parent)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class RecordReader:
+    """Random access to a sealed record file: read(positions) preads and authenticates only the chunks that
+    hold them. The descriptor closes when the reader is garbage-collected (or on close())."""
+
+    def __init__(self, path: Path, key: bytes, object_id: str) -> None:
+        self.path = Path(path)
+        self._broken = _broken(self.path, object_id)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise VaultMissing(f"sealed file {self.path.name} is missing") from None
+        self._closer = weakref.finalize(self, os.close, self._fd)
+        header = os.pread(self._fd, _HEADER.size, 0)
+        if len(header) < _HEADER.size or header[:8] != MAGIC:
+            self.close()
+            raise self._broken
+        _, self.record_size, self._per, self.count, salt = _HEADER.unpack(header)
+        n = max(1, _chunks(self.count, self._per))
+        self._stride = self._per * self.record_size + TAG_BYTES
+        tail = self.count - (n - 1) * self._per
+        expect = _HEADER.size + (n - 1) * self._stride + tail * self.record_size + TAG_BYTES
+        if (not 0 < self.record_size <= MAX_RECORD_BYTES or self._per != max(1, CHUNK_BYTES // self.record_size)
+                or os.fstat(self._fd).st_size != expect):
+            self.close()
+            raise self._broken
+        self._header, self._oid, self._n = header, object_id, n
+        self._aad_head = _aad(header, object_id, 0, False)[: -_TAIL.size]
+        self._aead = _subkey(key, salt, object_id)
+
+    def close(self) -> None:
+        self._closer()
+
+    def _chunk(self, i: int) -> bytes:
+        last = i == self._n - 1
+        length = ((self.count - i * self._per) * self.record_size if last else self._per * self.record_size) + TAG_BYTES
+        ct = os.pread(self._fd, length, _HEADER.size + i * self._stride)
+        if len(ct) != length:
+            raise self._broken
+        try:
+            return self._aead.decrypt(i.to_bytes(12, "big"), ct, self._aad_head + _TAIL.pack(i, last))
+        except InvalidTag:
+            raise self._broken from None
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """The records at `positions` (each < count), as a (len, record_size) uint8 array in that order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(positions):
+            return np.empty((0, self.record_size), dtype=np.uint8)
+        if positions.min() < 0 or positions.max() >= self.count:
+            raise IndexError("record position out of range")
+        chunk = positions // self._per
+        wanted = np.unique(chunk)  # sorted: only the file's last chunk can be short, and it comes last
+        plain = b"".join([self._chunk(c) for c in wanted.tolist()])
+        rows = np.frombuffer(plain, dtype=np.uint8).reshape(-1, self.record_size)
+        return rows[np.searchsorted(wanted, chunk) * self._per + positions - chunk * self._per]
+
+    def read_all(self) -> np.ndarray:
+        """Every record in order, (count, record_size) uint8 (each chunk authenticated)."""
+        out = np.empty((self.count, self.record_size), dtype=np.uint8)
+        flat = out.reshape(-1)
+        step = self._per * self.record_size
+        for i in range(_chunks(self.count, self._per)):
+            piece = self._chunk(i)
+            flat[i * step : i * step + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        if self.count == 0:
+            self._chunk(0)
+        return out
