@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vault.errors import VaultError
-from vault.store import read_lock_info
+from vault.lockfile import read_lock_info  # not vault.store: asking costs no duckdb import
 
 if TYPE_CHECKING:  # httpx and api.state (the whole server's state) are imported only when a server runs
     import httpx

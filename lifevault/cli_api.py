@@ -217,7 +217,7 @@ def token_list(
     if running is not None:
         tokens = running.request("GET", "/v1/tokens")["tokens"]
     else:
-        with open_vault(home, passphrase_file) as vault:
+        with open_vault(home, passphrase_file, read_only=True) as vault:
             tokens = [t.public() for t in TokenStore.load(vault).list()]
     if json_out:
         emit_json({"tokens": tokens})

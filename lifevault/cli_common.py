@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, ProgressColumn
 
+    from vault.keys import Unlocking
     from vault.store import Vault
 
 HomeOpt = Annotated[
@@ -163,14 +164,28 @@ def settings(home: Path | None) -> Settings:
     return Settings.from_env(home)
 
 
-def open_vault(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None) -> Vault:
-    from vault.store import Vault
+def begin_unlock(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None) -> Unlocking:
+    """Read the passphrase (or take the recovery code) and start the vault's Argon2id derivation in a thread
+    (the GIL released), so that what the command imports next runs meanwhile; pass it to open_vault."""
+    from vault import keys as keymod
+    from vault.errors import VaultMissing
 
     s = settings(home)
-    if recovery_code:
-        vault = Vault.open(s.home, recovery_code=recovery_code)
-    else:
-        vault = Vault.open(s.home, read_passphrase(passphrase_file))
+    passphrase = None if recovery_code else read_passphrase(passphrase_file)
+    if not s.home.is_dir():
+        raise VaultMissing(f"vault home {s.home} does not exist (run `lifevault init --home {s.home}` first)")
+    return keymod.begin_unlock(s.home, passphrase, recovery_code=recovery_code or None)
+
+
+def open_vault(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None, *,
+               read_only: bool = False, unlocking: Unlocking | None = None) -> Vault:
+    """Open the vault (read_only for a command that writes nothing: see Vault.open). The unlock starts here
+    unless the command started it earlier (begin_unlock); duckdb is imported while it runs."""
+    if unlocking is None:
+        unlocking = begin_unlock(home, passphrase_file, recovery_code)
+    from vault.store import Vault
+
+    vault = Vault.open(settings(home).home, unlocking=unlocking, read_only=read_only)
     say_made_private(vault.home, vault.home_mode_was)
     return vault
 

@@ -90,7 +90,7 @@ def status(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: 
 
     Example: lifevault status --json
     """
-    with open_vault(home, passphrase_file) as vault:
+    with open_vault(home, passphrase_file, read_only=True) as vault:
         info = vault_status.collect(vault)
     if json_out:
         emit_json(info)

@@ -41,10 +41,10 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from vault.errors import KeysDamaged, VaultMissing, WrongPassphrase
+from vault.errors import KeysDamaged, VaultError, VaultMissing, WrongPassphrase
 from vault.fsio import write_atomic
+from vault.kdf import Derivation, argon2id
 
 KEYS_FILE = "keys.json"
 FORMAT = "lifevault-keys/1"
@@ -144,14 +144,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _argon2_args(kdf: dict[str, Any]) -> dict[str, Any]:
+    return {"salt": _unb64(kdf["salt"]), "memory_kib": int(kdf["memory_kib"]), "iterations": int(kdf["iterations"]),
+            "lanes": int(kdf["lanes"])}
+
+
 def _derive(secret: bytes, kdf: dict[str, Any]) -> bytes:
-    return Argon2id(
-        salt=_unb64(kdf["salt"]),
-        length=32,
-        iterations=int(kdf["iterations"]),
-        lanes=int(kdf["lanes"]),
-        memory_cost=int(kdf["memory_kib"]),
-    ).derive(secret)
+    return argon2id(secret, **_argon2_args(kdf))
 
 
 def _kdf_record(params: KdfParams) -> dict[str, Any]:
@@ -311,20 +310,48 @@ def _opens_any(doc: dict[str, Any], side: str, kek: bytes) -> bool:
     return False
 
 
+class Unlocking:
+    """An unlock under way: keys.json read and its parameters checked at construction (KeysDamaged,
+    VaultMissing raised then), the Argon2id derivation running in a thread meanwhile (vault/kdf.py: the GIL
+    released), so the caller imports and connects while it runs. keys() waits for it and unwraps the keys,
+    raising what unlock() raises (WrongPassphrase, KeysDamaged)."""
+
+    def __init__(self, home: Path, secret: bytes, *, side: str) -> None:
+        self.home = Path(home)
+        self._doc = read_keyfile(home)
+        record = "kdf" if side == "passphrase" else "recovery_kdf"
+        _params(home, self._doc, record)
+        self._side = side
+        self._derivation = Derivation(secret, **_argon2_args(self._doc[record]))
+        self._keys: Keys | None = None
+
+    def keys(self) -> Keys:
+        if self._keys is None:
+            kek = self._derivation.result()
+            deks = _open_side(self.home, self._doc, self._side, kek)
+            if self._side == "passphrase":
+                rkek = deks.pop("recovery_kek")
+                self._keys = Keys(**deks, _kek=kek, _recovery_kek=rkek)
+            else:
+                self._keys = Keys(**deks, _recovery_kek=kek)
+        return self._keys
+
+
+def begin_unlock(home: Path, passphrase: str | None = None, *, recovery_code: str | None = None) -> Unlocking:
+    """Start unlocking with the passphrase or, when given, the recovery code (see Unlocking)."""
+    if recovery_code is not None:
+        return Unlocking(home, _normalise_code(recovery_code), side="recovery")
+    if passphrase is None:
+        raise VaultError("a passphrase is needed to open the vault")
+    return Unlocking(home, passphrase.encode(), side="passphrase")
+
+
 def unlock(home: Path, passphrase: str) -> Keys:
-    doc = read_keyfile(home)
-    _params(home, doc, "kdf")
-    kek = _derive(passphrase.encode(), doc["kdf"])
-    deks = _open_side(home, doc, "passphrase", kek)
-    rkek = deks.pop("recovery_kek")
-    return Keys(**deks, _kek=kek, _recovery_kek=rkek)
+    return begin_unlock(home, passphrase).keys()
 
 
 def unlock_with_recovery(home: Path, code: str) -> Keys:
-    doc = read_keyfile(home)
-    _params(home, doc, "recovery_kdf")
-    rkek = _derive(_normalise_code(code), doc["recovery_kdf"])
-    return Keys(**_open_side(home, doc, "recovery", rkek), _recovery_kek=rkek)
+    return begin_unlock(home, recovery_code=code).keys()
 
 
 def rewrap_floor(home: Path) -> KdfParams:
