@@ -1,26 +1,30 @@
-"""The vector index: FAISS IndexIDMap2 over IndexFlatIP (exact) below HNSW_THRESHOLD vectors, HNSW above.
+"""The vector index: FAISS IndexIDMap2 over IndexFlatIP (exact) below IVF_THRESHOLD vectors, IVF above.
 
-Above the threshold the vectors are stored as float16 inside the HNSW index (IndexHNSWSQ, QT_fp16): half
-the memory and half the sealed blob of float32, and every score (graph walk, exact scoring of a subset,
-the cosines fusion asks for) computed from them is within ~1e-3 of the float32 one, so recall@10 against an
-exact float32 scan is unchanged (bench/bench_index.py measures it). Indexes sealed before stay HNSW over
-float32 until their next rebuild.
+Above the threshold the index is an IndexIVFScalarQuantizer (8-bit codes, 384 bytes a vector, no graph)
+behind an IndexIDMap, and the exact vectors (float16, scores within ~1e-3 of float32) live in a sealed
+record store on disk (embeddings/vectorstore.py): a search takes the top RERANK_DEPTH by the 8-bit codes
+from the IVF_NPROBE nearest lists and re-scores them exactly from the store, a chunk read and decrypted per
+vector; the page cache holds the store, the process holds the codes. The coarse lists are k-means trained
+on a sample when the index crosses the threshold, and trained again (a rebuild) when it has grown
+IVF_REGROW times since. Indexes sealed as HNSW before are rebuilt as IVF when they are opened.
 
-Vectors are L2-normalised, so inner product is cosine similarity. Ids are memory ids. Deletes:
+Vectors are L2-normalised, so inner product is cosine similarity. Ids are memory ids, slots their positions
+in the order added. Deletes:
   - Flat: remove_ids, at once (the vector is gone from memory and from the next sealed blob);
-  - HNSW (which cannot remove nodes): a tombstone. The node's stored vector is overwritten with zeros
-    (so a forgotten memory's embedding is not kept, even sealed) and its id becomes -1, excluded from
-    every search; the index is rebuilt from the live vectors when tombstones pass TOMBSTONE_REBUILD.
-Searches over a subset (filters applied before ranking): on a Flat index, and on HNSW when the subset is
-small enough that scoring it beats a filtered graph walk, the subset's stored vectors are gathered a block
-at a time and scored exactly; otherwise HNSW searches with a bitmap selector over slot positions, falling
-back to the exact scoring when it returns fewer than k of the subset.
+  - IVF: the vector's code leaves its list at once and its exact vector is zeroed (in the sealed store at
+    the next save); the slot stays numbered (id -1, a tombstone) so no other slot moves, and the index is
+    rebuilt from the live vectors when tombstones pass TOMBSTONE_REBUILD.
+Searches over a subset (filters applied before ranking): on a Flat index, or a subset of at most
+STORE_EXACT_MAX vectors, the subset is scored exactly; otherwise IVF searches with a bitmap selector over
+slots, probing IVF_NPROBE / (the subset's share of the index) lists (all of them for a 1% filter), and the
+shortlist is re-scored exactly as above.
 
 At rest the index is a sealed blob (AES-256-GCM in 1 MiB chunks, each bound to the blob's name, its
 position and whether it is the last): never faiss.write_index to a path, never mmap. The blob starts with a
-small JSON header (model, dtype, kind). FAISS serialises into the sealer and deserialises from the unsealer
-a chunk at a time (vault.blob_writer / vault.read_blob_chunks), chunks decrypted by two threads ahead of
-it: no plaintext copy of the whole index is ever held, and a damaged chunk fails before FAISS sees it.
+small JSON header (model, dtype, kind; for IVF the store's segments). FAISS serialises into the sealer and
+deserialises from the unsealer a chunk at a time (vault.blob_writer / vault.read_blob_chunks), chunks
+decrypted by two threads ahead of it: no plaintext copy of the whole index is ever held, and a damaged
+chunk fails before FAISS sees it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
+import math
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,23 +42,29 @@ from typing import Any
 import faiss
 import numpy as np
 
+from embeddings.vectorstore import VectorStore
 from vault.errors import IntegrityError
+from vault.sealed_records import RecordReader
 from vault.store import Vault
 
-HNSW_THRESHOLD = 50_000  # an exact scan costs ~0.1 ms per 1k vectors on one core: ~5 ms here, 12 ms at 100k,
-# half of search's 25 ms budget there; HNSW answers 100k in ~1.5 ms (bench/bench_retrieval.py measures its
-# recall against the exact scan in the same run)
+IVF_THRESHOLD = 50_000  # an exact scan costs ~0.1 ms per 1k vectors on one core: ~5 ms here, 12 ms at 100k,
+# half of search's 25 ms budget there; IVF answers 1M in ~2 ms (bench/bench_index.py measures its recall
+# against the exact scan in the same run)
+HNSW_THRESHOLD = IVF_THRESHOLD  # the name callers knew (the index above it was HNSW)
 TOMBSTONE_REBUILD = 0.10
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 64
-BUILD_THREADS = 2  # bulk adds use both cores of a small machine; searches stay on one (see _threads)
-HNSW_EF_SEARCH = 96
-EXACT_BLOCK = 4_096  # vectors gathered at a time by an exact scoring of a subset (6 MiB)
-FILTER_EXACT_MAX = 20_000  # a filtered search over fewer selected vectors than this scores them exactly ...
-FILTER_EXACT_FRACTION = 0.05  # ... or over less than this share of an HNSW index (see search())
+BUILD_THREADS = 2  # k-means and bulk adds use both cores of a small machine; searches stay on one (see _threads)
+IVF_LISTS = 4  # nlist = IVF_LISTS * sqrt(n) coarse lists, n the vectors it is trained on
+IVF_TRAIN_PER_LIST = 40  # k-means sample: this many vectors a list (FAISS warns under 39)
+IVF_REGROW = 4  # trained again (rebuilt) once it holds this many times the vectors it was trained on
+IVF_NPROBE = 32  # lists searched (of ~2,800 at 1M): the 8-bit shortlist holds the true top 10 (bench_index)
+RERANK_DEPTH = 100  # shortlist by 8-bit codes re-scored exactly from the store (at least k)
+STORE_EXACT_MAX = 256  # a filtered IVF search over at most this many vectors scores them all exactly
+EXACT_BLOCK = 4_096  # vectors gathered at a time by an exact scoring of a subset of a flat index (6 MiB)
+ADD_BLOCK = 65_536  # vectors added to an IVF index at a time by a build
 _MAGIC = b"LVMIDX1\n"  # then a u32 header length, the JSON header, and FAISS's serialisation
 _IO_BLOCK = 1 << 20  # bytes per FAISS read/write callback
 _VERSIONS = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,14 +109,6 @@ def _one_thread() -> contextlib.AbstractContextManager[None]:
     return _threads(1)
 
 
-def _storage(index: faiss.Index) -> faiss.Index:
-    """The index that holds the vectors: IndexFlat (float32) or IndexScalarQuantizer (float16 codes)."""
-    inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSW):
-        return faiss.downcast_index(inner.storage)
-    return inner
-
-
 class _Unsealer:
     """FAISS's read callback over authenticated plaintext chunks; remembers the first error (an
     IntegrityError from the unsealer) so it is raised as itself, not as FAISS's RuntimeError."""
@@ -137,10 +141,28 @@ class _Unsealer:
         return left
 
 
+def _legacy_rows(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """The live (ids, float32 vectors) of an index sealed as HNSW before (float32 or float16 storage)."""
+    store = faiss.downcast_index(faiss.downcast_index(index.index).storage)
+    n, d = int(store.ntotal), int(index.d)
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    if isinstance(store, faiss.IndexScalarQuantizer):
+        raw = faiss.rev_swig_ptr(store.codes.data(), n * int(store.code_size))
+        vecs = raw.view(np.float16).reshape(n, d).astype(np.float32)
+    else:
+        vecs = faiss.rev_swig_ptr(store.get_xb(), n * d).reshape(n, d).copy()
+    live = ids >= 0
+    return ids[live], vecs[live]
+
+
 class VectorIndex:
-    def __init__(self, index: faiss.IndexIDMap2, *, tombstones: int = 0) -> None:
-        self._index = index
+    def __init__(self, index: faiss.Index, *, tombstones: int = 0, store: VectorStore | None = None,
+                 trained: int = 0) -> None:
+        self._index = index  # IndexIDMap2 over IndexFlatIP, or IndexIDMap over IndexIVFScalarQuantizer
         self.tombstones = tombstones
+        self._store = store  # IVF: the exact vectors by slot
+        self._trained = trained  # IVF: how many vectors its lists were trained on
+        self._want_ivf = False
         self._ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._sorted: np.ndarray | None = None  # _ids[_order]
@@ -148,30 +170,52 @@ class VectorIndex:
 
     # ---- construction ----------------------------------------------------------------------------------
     @classmethod
-    def new(cls, dim: int, *, hnsw: bool = False) -> VectorIndex:
-        if hnsw:
-            inner = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            inner.hnsw.efSearch = HNSW_EF_SEARCH
-        else:
-            inner = faiss.IndexFlatIP(dim)
-        return cls(faiss.IndexIDMap2(inner))
+    def new(cls, dim: int, *, ivf: bool = False, hnsw: bool = False) -> VectorIndex:
+        """An empty exact index; with `ivf` (or `hnsw`, the name it had) one that is IVF from its first add
+        of at least IVF_TRAIN_PER_LIST vectors, whatever the threshold."""
+        ix = cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+        ix._want_ivf = ivf or hnsw
+        return ix
+
+    @classmethod
+    def _built(cls, ids: np.ndarray, vecs: np.ndarray) -> VectorIndex:
+        """An IVF index trained on (a sample of) vecs and holding them."""
+        n, dim = vecs.shape
+        nlist = max(1, min(int(IVF_LISTS * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
+        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.spherical = True  # unit vectors: centroids on the sphere
+        sample = vecs
+        if n > IVF_TRAIN_PER_LIST * nlist:
+            sample = vecs[np.sort(np.random.default_rng(0).choice(n, IVF_TRAIN_PER_LIST * nlist, replace=False))]
+        index = faiss.IndexIDMap(ivf)
+        with _threads(BUILD_THREADS):
+            ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
+            for lo in range(0, n, ADD_BLOCK):
+                index.add_with_ids(np.ascontiguousarray(vecs[lo : lo + ADD_BLOCK], dtype=np.float32),
+                                   np.ascontiguousarray(ids[lo : lo + ADD_BLOCK], dtype=np.int64))
+        store = VectorStore(dim)
+        store.append(vecs)
+        return cls(index, store=store, trained=n)
 
     @property
     def dim(self) -> int:
         return int(self._index.d)
 
     @property
-    def is_hnsw(self) -> bool:
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexHNSW)
+    def is_ivf(self) -> bool:
+        return self._store is not None
 
     @property
     def stats(self) -> IndexStats:
-        return IndexStats(kind="hnsw" if self.is_hnsw else "flat", vectors=len(self),
+        return IndexStats(kind="ivf" if self.is_ivf else "flat", vectors=len(self),
                           tombstones=self.tombstones, dim=self.dim)
 
     def __len__(self) -> int:
         return int(self._index.ntotal) - self.tombstones
+
+    def _ivf(self) -> faiss.IndexIVFScalarQuantizer:
+        return faiss.downcast_index(self._index.index)
 
     # ---- id bookkeeping --------------------------------------------------------------------------------
     def _slots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -203,20 +247,18 @@ class VectorIndex:
         return pos[pos >= 0]
 
     def _matrix(self) -> np.ndarray:
-        """The stored vectors as a writable (ntotal, dim) view (no copy): float32, or float16 above the
-        HNSW threshold (use _rows() for float32 rows)."""
-        store = _storage(self._index)
-        n = int(store.ntotal)
+        """A flat index's float32 vectors as a writable (ntotal, dim) view (no copy)."""
+        flat = faiss.downcast_index(self._index.index)
+        n = int(flat.ntotal)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if isinstance(store, faiss.IndexScalarQuantizer):
-            raw = faiss.rev_swig_ptr(store.codes.data(), n * int(store.code_size))
-            return raw.view(np.float16).reshape(n, self.dim)
-        return faiss.rev_swig_ptr(store.get_xb(), n * self.dim).reshape(n, self.dim)
+        return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
 
     def _rows(self, pos: np.ndarray) -> np.ndarray:
-        """The stored vectors at slot positions `pos`, as a new float32 array."""
-        return self._matrix()[pos].astype(np.float32, copy=False)
+        """The stored vectors at slot positions `pos`, as a new float32 array (IVF: from the store)."""
+        if self._store is not None:
+            return self._store.rows(pos)
+        return self._matrix()[pos]
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.array(self._rows(self.positions(ids)), dtype=np.float32)
@@ -232,15 +274,24 @@ class VectorIndex:
 
     # ---- mutation --------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add or replace vectors under ids; switches to HNSW when the index grows past HNSW_THRESHOLD."""
+        """Add or replace vectors under ids; becomes IVF past IVF_THRESHOLD, trained again past IVF_REGROW."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         self.remove(ids)
-        if not self.is_hnsw and len(self) + len(ids) > HNSW_THRESHOLD:
-            self._rebuild(hnsw=True)
+        grown = len(self) + len(ids)
+        if self._store is None:
+            if grown > IVF_THRESHOLD or (self._want_ivf and grown >= IVF_TRAIN_PER_LIST):
+                self._rebuild(ivf=True, extra=(ids, vectors))
+                return
+        elif grown > IVF_REGROW * max(1, self._trained):
+            self._rebuild(ivf=True, extra=(ids, vectors))
+            return
         with _threads(BUILD_THREADS):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            self._index.add_with_ids(vectors, ids)
+        if self._store is not None:
+            self._store.append(vectors)
         self._changed()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -248,33 +299,41 @@ class VectorIndex:
         pos = self.positions(np.asarray(ids, dtype=np.int64))
         if not len(pos):
             return 0
-        if not self.is_hnsw:
+        if self._store is None:
             removed = int(self._index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))))
             self._changed()
             return removed
-        self._matrix()[pos] = 0.0  # the embedding itself is destroyed, not only unlinked
+        ivf = self._ivf()
+        total = int(ivf.ntotal)
+        ivf.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(pos, dtype=np.int64)))  # codes leave their lists
+        ivf.ntotal = total  # slots keep their numbers: the next add continues after the last one
+        self._store.zero(pos)  # the embedding itself is destroyed, not only unlinked
         id_map = faiss.vector_to_array(self._index.id_map)
         id_map[pos] = -1
         faiss.copy_array_to_vector(id_map, self._index.id_map)
-        self._index.construct_rev_map()
         self.tombstones += len(pos)
         self._changed()
         if self.tombstones > TOMBSTONE_REBUILD * max(1, int(self._index.ntotal)):
-            self._rebuild(hnsw=len(self) > HNSW_THRESHOLD)
+            self._rebuild(ivf=len(self) > IVF_THRESHOLD)
         return len(pos)
 
-    def _rebuild(self, *, hnsw: bool) -> None:
+    def _rebuild(self, *, ivf: bool, extra: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         ids = self.ids()
-        vecs = self.vectors(ids)
-        fresh = VectorIndex.new(self.dim, hnsw=hnsw)
-        if len(ids):
-            with _threads(BUILD_THREADS):
-                fresh._index.add_with_ids(vecs, ids)
-        self._index, self.tombstones = fresh._index, 0
+        pos = self.positions(ids)
+        vecs = self._store.rows_all(pos) if self._store is not None else self._matrix()[pos]
+        if extra is not None:
+            ids, vecs = np.concatenate([ids, extra[0]]), np.concatenate([vecs, extra[1]])
+        if ivf and len(ids):
+            fresh = VectorIndex._built(ids, vecs)
+        else:
+            fresh = VectorIndex.new(self.dim)
+            if len(ids):
+                fresh._index.add_with_ids(np.ascontiguousarray(vecs), ids)
+        self._index, self._store, self._trained, self.tombstones = fresh._index, fresh._store, fresh._trained, 0
         self._changed()
 
     def rebuild(self) -> None:
-        self._rebuild(hnsw=len(self) > HNSW_THRESHOLD)
+        self._rebuild(ivf=len(self) > IVF_THRESHOLD)
 
     # ---- search ----------------------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, subset: np.ndarray | None = None, *,
@@ -284,85 +343,82 @@ class VectorIndex:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if k <= 0 or len(self) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        if slots is None and subset is None:
+            return self._ivf_search(q, k, None) if self._store is not None else self._flat_search(q, k)
+        pos = slots if slots is not None else self.positions(subset)  # type: ignore[arg-type]
+        if self._store is None or len(pos) <= max(STORE_EXACT_MAX, k):
+            return self._exact(q, k, pos)
+        return self._ivf_search(q, k, pos)
+
+    def _top(self, pos: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        kk = min(k, len(pos))
+        top = np.argpartition(-scores, kk - 1)[:kk] if kk < len(pos) else np.arange(len(pos))
+        top = top[np.argsort(-scores[top], kind="stable")]
         ids, _ = self._slots()
-        if slots is not None:
-            pos = slots
-        elif subset is None:
-            if not self.tombstones:
-                return self._inner_search(q, k, None)
-            pos = np.flatnonzero(ids >= 0)
-        else:
-            pos = self.positions(subset)
-        # FAISS's HNSW walk with a selector costs ~2.5 ms at 1M whatever the filter passes, but its recall falls
-        # when the filter passes few (recall@10 against exact on 1M random vectors: 0.985 at 8%, 0.88 at 3%,
-        # 0.70 at 1%); gathering and scoring the selected vectors exactly costs ~0.2-0.45 us each. So: exact
-        # below FILTER_EXACT_MAX vectors or FILTER_EXACT_FRACTION of the index (at most ~20 ms), the graph above.
-        if not self.is_hnsw or len(pos) < max(FILTER_EXACT_MAX, FILTER_EXACT_FRACTION * len(ids)):
-            return self._exact(q, k, pos)
-        mask = np.zeros(len(ids), dtype=bool)
-        mask[pos] = True
-        found, scores = self._inner_search(q, k, np.packbits(mask, bitorder="little"))
-        if len(found) < min(k, len(pos)):
-            return self._exact(q, k, pos)
-        return found, scores
+        return ids[pos[top]], scores[top]
 
     def _exact(self, q: np.ndarray, k: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the vectors at slot positions `pos`, gathered a block at a time (FAISS's flat scan
         with a selector walks every stored vector: 27 ms for 30k selected of 1M, against ~4 ms here)."""
         if not len(pos):
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        store = _storage(self._index)
-        if isinstance(store, faiss.IndexScalarQuantizer):
-            # float16 rows: numpy's cast to float32 would double the cost; FAISS scores the codes with SIMD,
-            # visiting only the selected slots (a bitmap test per stored vector, ~1 ms per 1M)
-            mask = np.zeros(int(store.ntotal), dtype=bool)
-            mask[pos] = True
-            bitmap = np.packbits(mask, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
-            with _one_thread():
-                top_scores, top_slots = store.search(q, min(k, len(pos)), params=params)
-            keep = top_slots[0] >= 0
-            ids, _ = self._slots()
-            return ids[top_slots[0][keep]], top_scores[0][keep]
         scores = np.empty(len(pos), dtype=np.float32)
         for lo in range(0, len(pos), EXACT_BLOCK):
             # einsum, not `@`: BLAS's thread team would spin after the call and slow the next query embedding
             scores[lo : lo + EXACT_BLOCK] = np.einsum("ij,j->i", self._rows(pos[lo : lo + EXACT_BLOCK]), q[0])
-        kk = min(k, len(pos))
-        top = np.argpartition(-scores, kk - 1)[:kk]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        ids, _ = self._slots()
-        return ids[pos[top]], scores[top]
+        return self._top(pos, scores, k)
 
-    def _inner_search(self, q: np.ndarray, k: int, bitmap: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Search the inner index (with a selector over slot positions), then map slots to ids."""
-        inner = faiss.downcast_index(self._index.index)
-        selector = faiss.IDSelectorBitmap(int(self._index.ntotal), faiss.swig_ptr(bitmap)) if bitmap is not None else None
-        if isinstance(inner, faiss.IndexHNSW):
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))
-            if selector is not None:
-                params.sel = selector
-        else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+    def _flat_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         with _one_thread():
-            scores, slots = inner.search(q, min(k, int(self._index.ntotal)), params=params)
+            scores, slots = faiss.downcast_index(self._index.index).search(q, min(k, int(self._index.ntotal)))
         keep = slots[0] >= 0
         ids, _ = self._slots()
-        found = ids[slots[0][keep]]
-        live = found >= 0
-        return found[live], scores[0][keep][live]
+        return ids[slots[0][keep]], scores[0][keep]
+
+    def _ivf_search(self, q: np.ndarray, k: int, pos: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The top max(k, RERANK_DEPTH) by the 8-bit codes, re-scored exactly from the store. Unfiltered:
+        from the IVF_NPROBE nearest lists. Filtered (only slots in `pos`): from every list, through a bitmap
+        selector, so every vector of the subset is scored and which lists the other vectors put it in does
+        not decide what is found (a subset gets what an index of the subset alone would give it)."""
+        ivf = self._ivf()
+        nlist, total = int(ivf.nlist), int(ivf.ntotal)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = min(nlist, IVF_NPROBE)
+        bitmap = selector = None
+        if pos is not None:
+            params.nprobe = nlist
+            mask = np.zeros(total, dtype=bool)
+            mask[pos] = True
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(total, faiss.swig_ptr(bitmap))
+            params.sel = selector
+        with _one_thread():
+            _, found = ivf.search(q, max(RERANK_DEPTH, k), params=params)
+        del selector, bitmap
+        found = found[0][found[0] >= 0]
+        if not len(found):
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        return self._top(found, np.einsum("ij,j->i", self._rows(found), q[0]), k)
 
     # ---- sealing ----------------------------------------------------------------------------------------
     def write(self, sink: Callable[[bytes], None], header: dict[str, Any]) -> None:
-        """Serialise into `sink` a block at a time (the magic, the JSON header, then FAISS's format)."""
-        head = json.dumps(header | {"tombstones": self.tombstones}, sort_keys=True).encode()
+        """Serialise into `sink` a block at a time (the magic, the JSON header, then FAISS's format). An IVF
+        index's header must name its store's segments (save() seals the store first and adds them)."""
+        meta: dict[str, Any] = {"tombstones": self.tombstones, "kind": self.stats.kind}
+        if self._store is not None:
+            if "segments" not in header:
+                raise ValueError("an IVF index is written by save(), which seals its vector store first")
+            meta["trained"] = self._trained
+        head = json.dumps(header | meta, sort_keys=True).encode()
         sink(_MAGIC + struct.pack(">I", len(head)) + head)
         faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink, _IO_BLOCK))
 
     @classmethod
-    def read(cls, chunks: Iterator[memoryview], *, name: str) -> tuple[VectorIndex, dict[str, Any]]:
+    def read(cls, chunks: Iterator[memoryview], *, name: str,
+             records: Callable[[str], RecordReader] | None = None) -> tuple[VectorIndex, dict[str, Any]]:
         """Deserialise from authenticated plaintext chunks; every chunk is read (and so authenticated)
-        before the index is returned."""
+        before the index is returned. An IVF index opens its store's segments with `records`; an index
+        sealed as HNSW before is rebuilt (header "migrated": the caller should seal it again)."""
         broken = IntegrityError(f"the sealed index {name!r} is not a lifevault vector index; run `lifevault index --rebuild`")
         src = _Unsealer(chunks)
         index, header = None, None
@@ -376,9 +432,30 @@ class VectorIndex:
             index = None
         if src.error is not None:
             raise src.error
-        if src.rest() or not isinstance(index, faiss.IndexIDMap2) or not isinstance(header, dict):
+        if src.rest() or not isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2) or not isinstance(header, dict):
             raise broken
-        return cls(index, tombstones=int(header.get("tombstones", 0))), header
+        tombstones = int(header.get("tombstones", 0))
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            ids, vecs = _legacy_rows(index)
+            log.warning("the sealed index %r is HNSW (sealed before IVF): rebuilding it from its %d vectors",
+                        name, len(ids))
+            fresh = cls.new(int(index.d))
+            fresh.add(ids, vecs)
+            return fresh, header | {"migrated": True}
+        if isinstance(inner, faiss.IndexIVFScalarQuantizer):
+            if records is None:
+                raise ValueError("an IVF index opens its vector store through records= (use load())")
+            try:
+                store = VectorStore.open(int(index.d), header["segments"], records, broken=broken)
+            except (KeyError, TypeError, ValueError):
+                raise broken from None
+            if len(store) != int(index.ntotal):
+                raise broken
+            return cls(index, tombstones=tombstones, store=store, trained=int(header.get("trained", 0))), header
+        if not isinstance(inner, faiss.IndexFlat):
+            raise broken
+        return cls(index, tombstones=tombstones), header
 
     def to_bytes(self, header: dict[str, Any]) -> bytes:
         parts: list[bytes] = []
@@ -391,13 +468,24 @@ class VectorIndex:
 
 
 def load(vault: Vault, name: str) -> tuple[VectorIndex, dict[str, Any]] | None:
-    """The sealed index `name`, or None when there is none yet. Tampering raises IntegrityError."""
+    """The sealed index `name`, or None when there is none yet. Tampering raises IntegrityError (a damaged
+    chunk of the vector store: when a search reads it)."""
     chunks = vault.read_blob_chunks(name)
     if chunks is None:
         return None
-    return VectorIndex.read(chunks, name=name)
+    return VectorIndex.read(chunks, name=name, records=vault.open_records)
 
 
 def save(vault: Vault, name: str, index: VectorIndex, header: dict[str, Any]) -> None:
+    """Seal the index as blob `name`: an IVF index's new or changed store segments first, then the blob
+    naming them (atomically), then the segments no longer named are deleted."""
+    extra: dict[str, Any] = {}
+    if index._store is not None:
+        extra["segments"] = index._store.save(vault, name)
     with vault.blob_writer(name) as sink:
-        index.write(sink, header)
+        index.write(sink, header | extra)
+    if index._store is not None:
+        index._store.committed(vault, name)
+    else:
+        for stale in vault.blob_names(f"{name}.vec."):
+            vault.delete_blob(stale)

@@ -167,6 +167,8 @@ class MemoryService:
         index, header = loaded
         if header.get("model_version") != model_version() or header.get("dim") != DIM:
             return vindex.VectorIndex.new(DIM)  # another model's vectors: `index` re-embeds
+        if header.get("migrated"):
+            self._dirty = True  # rebuilt from an older format: the next flush seals it as it is now
         return index
 
     @property

@@ -1,0 +1,194 @@
+"""The exact vectors behind an IVF index, by slot: float16 (scores within ~1e-3 of float32), kept in sealed
+record files (vault/sealed_records.py) and read a few records at a time, so the process holds the codes
+and the page cache holds the vectors.
+
+The slots are cut into segments of at most SEGMENT_RECORDS, each its own sealed file named
+`<index>.vec.<random>`; the index's sealed blob lists them (name, first slot, count), so the list is
+authenticated with the index and a segment from another index or an older save (another name, another
+subkey) fails as tampering. Vectors added since the last save live in memory; save() seals them as new
+segments, merging trailing segments the way a binary counter carries (a segment absorbs the ones after it
+while it is no bigger than they are together), so a single `remember` writes a few records, not the
+store, and each vector is rewritten O(log n) times in all. A deleted vector is zeroed in memory at once
+and its segment is rewritten (under a new name) by the next save: a forgotten embedding is not kept, even
+sealed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vault.errors import IntegrityError, VaultMissing
+from vault.sealed_records import RecordReader
+from vault.store import Vault
+
+SEGMENT_RECORDS = 65_536  # slots per sealed segment at most (48 MiB at 384 float16): what a delete rewrites
+READ_BLOCK = 65_536  # records converted to float32 at a time by rows_all()
+_DTYPE = np.float16
+
+
+@dataclass(slots=True)
+class _Segment:
+    start: int
+    count: int
+    name: str | None = None  # its sealed file; None: in memory only (not saved yet)
+    reader: RecordReader | None = None
+    array: np.ndarray | None = None  # float16 (count, dim) while in memory
+    zeroed: list[np.ndarray] = field(default_factory=list)  # local positions to zero at the next save
+
+
+class VectorStore:
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._segments: list[_Segment] = []
+        self._obsolete: list[str] = []  # files replaced by the last save, deleted by committed()
+
+    def __len__(self) -> int:
+        return self._segments[-1].start + self._segments[-1].count if self._segments else 0
+
+    @property
+    def record_size(self) -> int:
+        return self.dim * np.dtype(_DTYPE).itemsize
+
+    # ---- in memory -------------------------------------------------------------------------------------
+    def append(self, vectors: np.ndarray) -> None:
+        rows = np.asarray(vectors, dtype=_DTYPE).reshape(-1, self.dim)
+        last = self._segments[-1] if self._segments else None
+        if last is not None and last.name is None and last.array is not None:
+            last.array = np.concatenate([last.array, rows])
+            last.count = len(last.array)
+        else:
+            self._segments.append(_Segment(start=len(self), count=len(rows), array=rows))
+
+    def _locate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.array([s.start for s in self._segments], dtype=np.int64)
+        seg = np.searchsorted(starts, slots, side="right") - 1
+        return seg, slots - starts[seg]
+
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        """The vectors at `slots` as float32 (len, dim), in that order."""
+        slots = np.asarray(slots, dtype=np.int64)
+        out = np.empty((len(slots), self.dim), dtype=np.float32)
+        if not len(slots):
+            return out
+        seg, local = self._locate(slots)
+        for s in np.unique(seg):
+            at = np.flatnonzero(seg == s)
+            out[at] = self._read(self._segments[int(s)], local[at])
+        return out
+
+    def _read(self, s: _Segment, local: np.ndarray) -> np.ndarray:
+        if s.array is not None:
+            return s.array[local]
+        assert s.reader is not None
+        got = s.reader.read(local).view(_DTYPE)
+        for z in s.zeroed:
+            got[np.isin(local, z)] = 0
+        return got
+
+    def rows_all(self, slots: np.ndarray) -> np.ndarray:
+        """Like rows() for many slots: whole segments are decrypted in order (a rebuild or a migration)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        out = np.empty((len(slots), self.dim), dtype=np.float32)
+        seg, local = self._locate(slots) if len(slots) else (slots, slots)
+        for s in np.unique(seg):
+            at = np.flatnonzero(seg == s)
+            out[at] = self._whole(self._segments[int(s)])[local[at]]
+        return out
+
+    def _whole(self, s: _Segment) -> np.ndarray:
+        if s.array is not None:
+            return s.array
+        assert s.reader is not None
+        got = s.reader.read_all().view(_DTYPE)
+        for z in s.zeroed:
+            got[z] = 0
+        return got
+
+    def zero(self, slots: np.ndarray) -> None:
+        """Destroy the vectors at `slots`: at once in memory, at the next save() in sealed segments."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if not len(slots):
+            return
+        seg, local = self._locate(slots)
+        for s in np.unique(seg):
+            segment = self._segments[int(s)]
+            at = local[seg == s]
+            if segment.array is not None:
+                segment.array[at] = 0
+            else:
+                segment.zeroed.append(at)
+
+    # ---- sealed ----------------------------------------------------------------------------------------
+    def save(self, vault: Vault, prefix: str) -> list[list[Any]]:
+        """Seal what changed (new vectors, segments with deletions) as new segment files; the manifest to
+        keep in the index's sealed blob. Files replaced are deleted by committed(), once that blob is in place."""
+        kept: list[_Segment] = []
+        pending: list[_Segment] = []
+        for s in self._segments:
+            if s.name is not None and not s.zeroed:
+                if pending:
+                    kept += self._seal(vault, prefix, pending)
+                    pending = []
+                kept.append(s)
+            else:
+                pending.append(s)
+        # a binary counter's carry: trailing sealed segments no bigger than what follows them are merged in
+        new = sum(s.count for s in pending)
+        while pending and kept and kept[-1].count <= new and kept[-1].count + new <= SEGMENT_RECORDS:
+            s = kept.pop()
+            pending.insert(0, s)
+            new += s.count
+        if pending:
+            kept += self._seal(vault, prefix, pending)
+        self._segments = kept
+        return [[s.name, s.start, s.count] for s in kept]
+
+    def _seal(self, vault: Vault, prefix: str, segments: list[_Segment]) -> list[_Segment]:
+        data = np.concatenate([self._whole(s) for s in segments]) if len(segments) > 1 else self._whole(segments[0])
+        start = segments[0].start
+        self._obsolete += [s.name for s in segments if s.name is not None]
+        out = []
+        for lo in range(0, max(1, len(data)), SEGMENT_RECORDS):
+            piece = data[lo : lo + SEGMENT_RECORDS]
+            name = f"{prefix}.vec.{os.urandom(8).hex()}"
+            writer = vault.record_writer(name, record_size=self.record_size, count=len(piece))
+            try:
+                for b in range(0, len(piece), READ_BLOCK):
+                    writer.write(np.ascontiguousarray(piece[b : b + READ_BLOCK]))
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit()
+            out.append(_Segment(start=start + lo, count=len(piece), name=name, reader=vault.open_records(name)))
+        return out
+
+    def committed(self, vault: Vault, prefix: str) -> None:
+        """The index blob naming this store's segments is in place: delete every other segment of `prefix`
+        (the replaced ones, and any a crash left behind)."""
+        live = {s.name for s in self._segments}
+        for name in vault.blob_names(f"{prefix}.vec."):
+            if name not in live:
+                vault.delete_blob(name)
+        self._obsolete = []
+
+    @classmethod
+    def open(cls, dim: int, manifest: list[list[Any]], opener: Callable[[str], RecordReader], *,
+             broken: IntegrityError) -> VectorStore:
+        store = cls(dim)
+        at = 0
+        for name, start, count in manifest:
+            try:
+                reader = opener(name)
+            except VaultMissing:
+                raise broken from None
+            if start != at or reader.count != count or reader.record_size != store.record_size:
+                raise broken
+            store._segments.append(_Segment(start=start, count=count, name=name, reader=reader))
+            at += count
+        return store
+

@@ -1,0 +1,138 @@
+"""The IVF index above the threshold: its sealed vector store (appends, deletes, tampering), filtered
+search against the subset alone, and indexes sealed as HNSW before."""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+
+import faiss
+import numpy as np
+import pytest
+
+from embeddings import index as vindex
+from embeddings import vectorstore
+from embeddings.index import VectorIndex
+from vault.errors import IntegrityError
+from vault.store import Vault
+
+
+def _unit(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _segments(vault: Vault, name: str) -> set[str]:
+    return set(vault.blob_names(f"{name}.vec."))
+
+
+def test_an_add_after_a_save_seals_a_small_segment_and_leaves_the_others_untouched(vault: Vault, monkeypatch):
+    monkeypatch.setattr(vectorstore, "SEGMENT_RECORDS", 1_000)
+    vecs, ids = _unit(3_001), np.arange(3_001, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:3_000], vecs[:3_000])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    first = _segments(vault, "probe")
+    assert len(first) == 3
+    before = {n: vault.blob_path(n).read_bytes() for n in first}
+    ix.add(ids[3_000:], vecs[3_000:])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    after = _segments(vault, "probe")
+    assert first < after and len(after) == 4  # one new segment, holding one vector
+    assert all(vault.blob_path(n).read_bytes() == data for n, data in before.items())
+    assert vault.open_records(next(iter(after - first))).count == 1
+    restored, _ = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert len(restored) == 3_001 and restored.search(vecs[3_000], 1)[0][0] == ids[3_000]
+
+
+def test_a_delete_rewrites_only_its_segment_under_a_new_name_and_the_old_file_is_gone(vault: Vault, monkeypatch):
+    monkeypatch.setattr(vectorstore, "SEGMENT_RECORDS", 1_000)
+    vecs, ids = _unit(3_000), np.arange(3_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids, vecs)
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    first = _segments(vault, "probe")
+    ix.remove(ids[1_500:1_501])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    after = _segments(vault, "probe")
+    assert len(first - after) == 1 and len(after - first) == 1 and len(after) == 3
+    restored, _ = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert not restored._store.rows(np.array([1_500])).any()
+    assert ids[1_500] not in restored.search(vecs[1_500], 10)[0]
+
+
+def test_a_tampered_or_missing_store_segment_fails_as_tampering_with_the_rebuild_hint(vault: Vault):
+    vecs, ids = _unit(2_000), np.arange(2_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids, vecs)
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    (segment,) = _segments(vault, "probe")
+    path = vault.blob_path(segment)
+    good = path.read_bytes()
+    path.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    restored, _ = vindex.load(vault, "probe")  # type: ignore[misc]
+    with pytest.raises(IntegrityError, match=f"{segment}.sealed failed its integrity check"):
+        restored.vectors(ids[:1])
+    path.write_bytes(good[:-1])
+    with pytest.raises(IntegrityError, match=f"{segment}.sealed failed its integrity check"):
+        vindex.load(vault, "probe")
+    path.unlink()
+    with pytest.raises(IntegrityError, match="'probe' is not a lifevault vector index; run `lifevault index --rebuild`"):
+        vindex.load(vault, "probe")
+
+
+@pytest.mark.parametrize("share", [0.01, 0.08, 0.28])
+def test_a_filtered_ivf_search_gives_what_an_index_of_the_subset_alone_gives(share: float):
+    vecs, ids = _unit(40_000, seed=3), np.arange(40_000, dtype=np.int64) * 2 + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids, vecs)
+    pick = np.sort(np.random.default_rng(4).choice(40_000, int(share * 40_000), replace=False))
+    alone = VectorIndex.new(32)  # an exact index of only what the filter lets through, as the store keeps it
+    alone.add(ids[pick], vecs[pick].astype(np.float16))
+    assert ix.is_ivf and not alone.is_ivf and len(pick) > vindex.STORE_EXACT_MAX
+    for q in _unit(20, seed=5):
+        got, scores = ix.search(q, 10, ids[pick])
+        want, exact = alone.search(q, 10)
+        assert list(got) == list(want)
+        assert np.abs(scores - exact).max() < 1e-6
+
+
+def _seal_as_hnsw(vault: Vault, name: str, ids: np.ndarray, vecs: np.ndarray, *, fp16: bool) -> None:
+    """An index as the code before IVF sealed it: IndexIDMap2 over HNSW (float16 or float32 storage)."""
+    d = vecs.shape[1]
+    inner = (faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, 16, faiss.METRIC_INNER_PRODUCT) if fp16
+             else faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT))
+    index = faiss.IndexIDMap2(inner)
+    index.add_with_ids(vecs, ids)
+    head = json.dumps({"dim": d, "model": "m", "tombstones": 0}).encode()
+    with vault.blob_writer(name) as sink:
+        sink(b"LVMIDX1\n" + struct.pack(">I", len(head)) + head)
+        faiss.write_index(index, faiss.PyCallbackIOWriter(sink, 1 << 20))
+
+
+@pytest.mark.parametrize("fp16", [True, False])
+def test_an_index_sealed_as_hnsw_opens_rebuilt_as_ivf_with_a_log_line_and_the_same_vectors(
+        vault: Vault, monkeypatch, caplog, fp16: bool):
+    monkeypatch.setattr(vindex, "IVF_THRESHOLD", 1_000)
+    vecs, ids = _unit(1_500), np.arange(1_500, dtype=np.int64) * 3 + 7
+    _seal_as_hnsw(vault, "probe", ids, vecs, fp16=fp16)
+    with caplog.at_level(logging.WARNING, logger="embeddings.index"):
+        ix, header = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert "'probe' is HNSW (sealed before IVF): rebuilding it from its 1500 vectors" in caplog.text
+    assert header["migrated"] is True and header["model"] == "m"
+    assert ix.is_ivf and sorted(ix.ids().tolist()) == ids.tolist()
+    assert np.abs(ix.vectors(ids) - vecs).max() < 1e-3
+    assert ix.search(vecs[9], 1)[0][0] == ids[9]
+    vindex.save(vault, "probe", ix, header)  # sealed again: the next open is plain IVF
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="embeddings.index"):
+        again, head = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert "HNSW" not in caplog.text and again.is_ivf and len(again) == 1_500
+
+
+def test_an_hnsw_index_below_the_threshold_opens_as_an_exact_one(vault: Vault):
+    vecs, ids = _unit(300), np.arange(300, dtype=np.int64)
+    _seal_as_hnsw(vault, "probe", ids, vecs, fp16=True)
+    ix, header = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert header["migrated"] is True and ix.stats.kind == "flat" and len(ix) == 300
