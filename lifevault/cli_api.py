@@ -19,9 +19,11 @@ from lifevault.cli_common import (
     JsonOpt,
     LazyChoice,
     PassFileOpt,
+    columns,
     emit_json,
     err,
     open_vault,
+    say,
     say_made_private,
     settings,
 )
@@ -144,15 +146,11 @@ def mcp(
 
 
 def _print_tokens(tokens: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table()
-    for col in ("id", "agent", "scopes", "location", "purpose", "expires", "status"):
-        table.add_column(col)
-    for t in tokens:
-        table.add_row(t["token_id"], t["agent"], " ".join(t["scopes"]), t["location"], t.get("purpose") or "",
-                      (t.get("expires_at") or "never")[:19], t["status"])
-    err.print(table)
+    rows = [["id", "agent", "scopes", "location", "purpose", "expires", "status"]]
+    rows += [[t["token_id"], t["agent"], " ".join(t["scopes"]), t["location"], t.get("purpose") or "",
+              (t.get("expires_at") or "never")[:19], t["status"]] for t in tokens]
+    for line in columns(rows):
+        say(line)
 
 
 def _precisions() -> tuple[str, ...]:
@@ -211,13 +209,13 @@ def token_list(
 
     Example: lifevault token list --json
     """
-    from api.tokens import TokenStore
-
     running = forward_if_served(home)
     if running is not None:
         tokens = running.request("GET", "/v1/tokens")["tokens"]
     else:
-        with open_vault(home, passphrase_file, read_only=True) as vault:
+        with open_vault(home, passphrase_file, read_only=True) as vault:  # duckdb imported during the KDF
+            from api.tokens import TokenStore
+
             tokens = [t.public() for t in TokenStore.load(vault).list()]
     if json_out:
         emit_json({"tokens": tokens})

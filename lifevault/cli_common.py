@@ -65,6 +65,23 @@ class _Stderr:
 err: Console = cast("Console", _Stderr())  # a proxy with every Console attribute
 
 
+def say(line: str) -> None:
+    """One line on stderr as it is: no markup, no highlighting, the terminal wraps it. What status, token list,
+    search and context print, so that a short command does not import rich (~50 ms) to print a few lines;
+    rich stays for progress bars and spinners. A test that replaced `err` gets the line there."""
+    if not isinstance(err, _Stderr):
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines of left-aligned columns two spaces apart (the first row is the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
 def progress(*columns: str | ProgressColumn, json_out: bool) -> Progress:
     """The progress display of a long command, on stderr and erased when done; off under --json (the run's
     output is the one JSON object) and when stderr is not a terminal (a log gets the summary lines only)."""

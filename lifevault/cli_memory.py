@@ -14,11 +14,13 @@ from lifevault.cli_common import (
     JsonOpt,
     LazyChoice,
     PassFileOpt,
+    begin_unlock,
     choice,
     emit_json,
     err,
     open_vault,
     progress,
+    say,
     status,
 )
 
@@ -133,7 +135,6 @@ def search(
 
     Example: lifevault search "when did I last see Dr. Lee?" --k 5 --explain
     """
-    from embeddings.service import MemoryService
     from lifevault.cli_api import forward_if_served
 
     if mode not in ("hybrid", "dense", "lexical"):
@@ -145,7 +146,10 @@ def search(
         out = running.request("POST", "/v1/search", json_body=_body(query=query, k=k, kinds=kinds, tags=tag, mode=mode,
                                                                    explain=explain, **when))
     else:
-        with open_vault(home, passphrase_file) as vault:
+        unlocking = begin_unlock(home, passphrase_file)  # the KDF runs while the search stack is imported
+        from embeddings.service import MemoryService
+
+        with open_vault(home, passphrase_file, unlocking=unlocking) as vault:
             svc = MemoryService(vault)
             out = svc.search(query, k=k, kinds=kinds, tags=tag, mode=mode, **when).to_dict(explain=explain)
             svc.close()
@@ -153,15 +157,15 @@ def search(
         emit_json(out)
         return
     if out["understood"]:
-        err.print("Understood: " + ", ".join(out["understood"]), markup=False)
+        say("Understood: " + ", ".join(out["understood"]))
     if not out["hits"]:
-        err.print(f"No memories found ({out['candidates']} passed the filters).")
+        say(f"No memories found ({out['candidates']} passed the filters).")
     for hit in out["hits"]:
-        err.print(f"{hit['rank']:>3}. [{hit['kind']}] {hit['text']}  (id {hit['id']})", markup=False)
+        say(f"{hit['rank']:>3}. [{hit['kind']}] {hit['text']}  (id {hit['id']})")
         if explain:
             signals = ", ".join(f"{n} #{s['rank'] or '-'} ({s['score']:.3f}, weight {s['weight']:.2f} -> "
                                 f"{s['contribution']:.4f})" for n, s in hit["explain"].items())
-            err.print(f"     fused {hit['score']:.4f}: {signals}", markup=False)
+            say(f"     fused {hit['score']:.4f}: {signals}")
 
 
 def context(
@@ -182,7 +186,6 @@ def context(
 
     Example: lifevault context "plan my week around the gym and meetings" --budget 400
     """
-    from embeddings.service import MemoryService
     from lifevault.cli_api import forward_if_served
 
     when = {"since": _when(since, "--since"), "until": _when(until, "--until"), "now": _when(now, "--now")}
@@ -191,7 +194,10 @@ def context(
     if running is not None:
         pack = running.request("POST", "/v1/context", json_body=_body(task=task, token_budget=budget, kinds=kinds, **when))
     else:
-        with open_vault(home, passphrase_file) as vault:
+        unlocking = begin_unlock(home, passphrase_file)  # the KDF runs while the search stack is imported
+        from embeddings.service import MemoryService
+
+        with open_vault(home, passphrase_file, unlocking=unlocking) as vault:
             svc = MemoryService(vault)
             pack = svc.context(task, token_budget=budget, kinds=kinds, **when).to_dict()
             svc.close()
@@ -199,8 +205,8 @@ def context(
         emit_json(pack)
         return
     typer.echo(pack["text"])
-    err.print(f"{len(pack['snippets'])} memories, {pack['tokens_used']}/{pack['token_budget']} tokens; "
-              f"{len(pack['left_out'])} left out for lack of budget")
+    say(f"{len(pack['snippets'])} memories, {pack['tokens_used']}/{pack['token_budget']} tokens; "
+        f"{len(pack['left_out'])} left out for lack of budget")
 
 
 def remember(

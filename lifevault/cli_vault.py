@@ -18,6 +18,7 @@ from lifevault.cli_common import (
     emit_json,
     err,
     open_vault,
+    say,
     say_made_private,
     settings,
 )
@@ -95,13 +96,13 @@ def status(home: HomeOpt = None, passphrase_file: PassFileOpt = None, json_out: 
     if json_out:
         emit_json(info)
         return
-    err.print(f"Vault {info['home']}  cipher {info['cipher']}  KDF {info['kdf']}")
-    err.print("Files: " + ", ".join(f"{k} {v:,} B" for k, v in info["files"].items()))
+    say(f"Vault {info['home']}  cipher {info['cipher']}  KDF {info['kdf']}")
+    say("Files: " + ", ".join(f"{k} {v:,} B" for k, v in info["files"].items()))
     for t, n in info["tables"].items():
-        err.print(f"  {t:<28} {n:>12,} rows")
-    err.print("Migrations: " + ", ".join(m["name"] for m in info["migrations"]))
+        say(f"  {t:<28} {n:>12,} rows")
+    say("Migrations: " + ", ".join(m["name"] for m in info["migrations"]))
     for load in info.get("last_loads", []):
-        err.print(f"  load {load['load_id']} {load['source']} loaded {load['loaded']} at {load['finished_at']}")
+        say(f"  load {load['load_id']} {load['source']} loaded {load['loaded']} at {load['finished_at']}")
 
 
 def passwd(

@@ -1,5 +1,6 @@
 """A command that needs no vault content imports nothing heavy: `--help` neither the database nor numpy,
-`status` and `token list` the database (duckdb) and nothing of search, ingest or the server."""
+`status` and `token list` the database (duckdb) and nothing of search, ingest, the server or rich; a search
+needs no torch, transformers, polars or rich (the query is embedded in numpy, the hits printed as plain lines)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,17 @@ def test_status_and_token_list_import_the_database_and_nothing_of_search_or_the_
                                                                                         env: dict[str, str]):
     imported = _imported(args, env)
     assert "duckdb" in imported  # it did open the vault
-    assert imported & {*SEARCH_STACK, *SERVER_STACK} == set(), args
+    assert imported & {*SEARCH_STACK, *SERVER_STACK, "rich"} == set(), args
+
+
+@pytest.mark.parametrize("args", [["search", "when did I see Dr Lee"], ["search", "gym", "--json"],
+                                  ["context", "plan my week", "--budget", "100"]])
+def test_a_search_imports_neither_torch_nor_polars_nor_rich(args: list[str], env: dict[str, str]):
+    _imported(args, env)  # the first search writes the catalog snapshot (built from the rows, with polars)
+    imported = _imported(args, env)
+    assert {"numpy", "faiss", "tokenizers"} <= imported  # it did search
+    assert imported & {"torch", "transformers", "sentence_transformers", "polars", "pyarrow", "rich",
+                       *SERVER_STACK} == set(), args
 
 
 def test_the_guard_sees_a_heavy_import(env: dict[str, str]):

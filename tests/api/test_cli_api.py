@@ -41,6 +41,17 @@ def test_a_token_is_shown_once_stored_hashed_listed_and_revoked(home, capsys) ->
     assert json.loads(capsys.readouterr().out)["tokens"][0]["status"] == "revoked"
 
 
+def test_token_list_prints_one_aligned_line_per_token_and_no_secret(home, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["token", "create", "--agent", "phone", "--scope", "memory:read", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert main(["token", "list"]) == 0
+    header, row = capsys.readouterr().err.splitlines()
+    assert header.split() == ["id", "agent", "scopes", "location", "purpose", "expires", "status"]
+    assert row.split()[:4] == [made["token_id"], "phone", "memory:read", "none"] and row.endswith("active")
+    assert header.index("agent") == row.index("phone")  # columns line up
+    assert made["token"].split("_")[-1] not in row
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["token", "create", "--agent", "a", "--scope", "memory:reed"], "unknown scope"),
     (["token", "create", "--agent", "a", "--scope", "memory:read", "--ttl", "forever"], "is not a duration"),
