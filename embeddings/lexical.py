@@ -193,6 +193,11 @@ class BM25:
         np.cumsum(np.bincount(terms, minlength=nterms), out=self._ptr[1:])
         self._delta, self._delta_docs = {}, 0
 
+    def settle(self) -> None:
+        """Merge pending postings, drop the dead documents' and weigh every posting under the live documents'
+        mean length: from here on it scores exactly as a fresh build of the live texts. O(postings)."""
+        self._merge()
+
     def compacted(self, new_pos: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The live documents' postings renumbered by `new_pos` (old position -> new, -1: dropped), for a
         snapshot: (terms, ptr, docs, tf, dl), terms only the dropped documents held left out. O(postings)."""

@@ -148,6 +148,8 @@ class MemoryService:
         self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
         self._dirty = False  # the in-memory indexes differ from the sealed ones
         self._saved = False  # the catalog snapshot on disk is the in-memory catalog
+        self._base: tuple[list[Any], int] | None = None  # the snapshot on disk: (fingerprint, memories); None: none
+        self._changed: set[int] = set()  # memories written since that snapshot (its delta holds them once flushed)
         self._lock = RWLock()
         self._rows = RowCache()  # hydrated rows of recent hits; cleared around every write
 
@@ -193,10 +195,13 @@ class MemoryService:
     def _load_catalog(self) -> retrieve.Catalog:
         """The catalog from its snapshot when that matches the memories table, else from the rows (the
         snapshot is written then, so the next process loads it)."""
-        cat = snapshot.load(self.vault, self._texts_of)
-        if cat is None:
+        restored = snapshot.restore(self.vault, self._texts_of)
+        if restored is None:
             cat = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
-            snapshot.save(self.vault, cat)
+            self._base, self._changed = (snapshot.save(self.vault, cat), len(cat.ids)), set()
+        else:
+            cat = restored.catalog
+            self._base, self._changed = (restored.base_key, restored.base_size), set(restored.changed)
         self._saved = True
         return cat
 
@@ -279,10 +284,15 @@ class MemoryService:
     @_locked
     def flush(self) -> None:
         """Seal the changed indexes, record the vectors' provenance (what was embedded by which model) and
-        write the catalog snapshot when the catalog changed."""
+        write the catalog snapshot when the catalog changed: the ids of the few memories written since the base
+        snapshot as its delta, or a new base once they are many (embeddings/snapshot.py)."""
         self._seal()
+        crashpoint.reached("flush.sealed")  # vectors sealed, the catalog snapshot not yet written
         if not self._saved and self._catalog is not None:
-            snapshot.save(self.vault, self._catalog)
+            if self._base is not None and snapshot.delta_fits(len(self._changed), self._base[1]):
+                snapshot.save_delta(self.vault, self._base[0], self._changed)
+            else:
+                self._base, self._changed = (snapshot.save(self.vault, self._catalog), len(self._catalog.ids)), set()
             self._saved = True
 
     def _seal(self) -> None:
@@ -317,7 +327,7 @@ class MemoryService:
 
         sync = memories.sync(self.vault)
         self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
-        self._saved = False
+        self._saved, self._base = False, None  # a new base snapshot
         if rebuild:
             dim = self.encoder.info.dim
             self._full, self._redacted = vindex.VectorIndex.new(dim), vindex.VectorIndex.new(dim)
@@ -478,6 +488,7 @@ class MemoryService:
         ids = sorted({*around, *([] if memory_id is None else [memory_id])})
         if not ids:
             return
+        self._changed.update(ids)
         catalog.add(self.vault.frame(retrieve.Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
                                      [ids]), dialogue.texts(self.vault, ids))
         todo = sorted(set(around) | ({memory_id} if embed and memory_id is not None else set()))
@@ -492,6 +503,7 @@ class MemoryService:
         note = notes.remember(self.vault, text=text, occurred_at=occurred_at, tags=tags, metadata=metadata,
                               source=source)
         audit.record(self.vault, MemoryWritten(actor=actor, memory_id=note.memory_id, op="create", version=1))
+        crashpoint.reached("remember.written")  # the note's row is in, its vector and the snapshot are not
         self._refresh(note.memory_id, embed=True, around=dialogue.neighbours(self.vault, [note.memory_id]))
         return fetch(self.vault, [note.memory_id], Redaction.OWNER)[note.memory_id]
 
@@ -549,7 +561,7 @@ class MemoryService:
             self._pending.pop(mid, None)
         self._dirty = True
         snapshot.drop(self.vault)  # its terms go with the vectors; the new one is written once the rows are gone
-        self._saved = False
+        self._saved, self._base = False, None
         self._seal()
         crashpoint.reached("forget.resealed")  # vectors and snapshot gone, rows still there
         now = datetime.now(UTC)

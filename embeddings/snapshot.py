@@ -17,9 +17,19 @@ constants as they are at run time). Any write to the memories table that was not
 snapshot (another process, a crash in between) changes it: the snapshot is then ignored and the catalog is
 rebuilt from the rows (said in a debug log line), as is one that fails its integrity check (a warning).
 
+Small changes go to a delta. A note written, updated or re-indexed with its neighbouring turns changes a few
+rows; rewriting the whole snapshot for it cost seconds at 100k memories. So the service records the ids of
+the memories it changed since the snapshot in a second, small blob `memory-catalog-delta`: the base
+snapshot's fingerprint, the table's fingerprint after the change and the ids (no text). A load whose table
+matches the delta's fingerprint restores the base and re-reads those ids' rows into it (as the writing
+process did); any other mismatch rebuilds from the rows as before. Once the delta holds more than
+DELTA_SHARE of the base's memories or DELTA_MAX_IDS ids, the next flush writes a new base and deletes the
+delta. Every blob is replaced atomically, so a crash at any point leaves a base, a delta matching it or
+not, and a table: the load either applies a matching pair or rebuilds.
+
 Forgotten means gone: the snapshot is written compacted (dead positions, their postings and any term only
-they held are dropped), and the service deletes it in the step that reseals the vector index after a
-forget and writes the new one once the rows are gone (embeddings/service.py).
+they held are dropped), and the service deletes it (base and delta) in the step that reseals the vector
+index after a forget and writes the new one once the rows are gone (embeddings/service.py).
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ import json
 import logging
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +54,10 @@ from vault.errors import IntegrityError
 from vault.store import Vault
 
 BLOB = "memory-catalog"
+DELTA_BLOB = "memory-catalog-delta"
 FORMAT = 1
+DELTA_SHARE = 0.05  # a delta holding more ids than this share of the base's memories is folded into a new base
+DELTA_MAX_IDS = 2_000  # ... or more than this many: a load re-reads the delta's rows (~0.1 s per 1,000)
 _MAGIC = b"LVMCAT1\n"
 _ALIGN = 8
 # the columns stored as they are (Catalog attributes); kind/sensitivity strings and `alive` are derived
@@ -138,17 +152,69 @@ def decode(data: bytes, texts_of: Callable[[np.ndarray], list[str]]) -> tuple[li
     return header["fingerprint"], Catalog.restore(columns, header["codes"], tags, lexical, texts_of)
 
 
-def save(vault: Vault, cat: Catalog) -> None:
-    """Seal the catalog as the snapshot of the memories table as it is now (the caller keeps them in step)."""
-    vault.write_blob(BLOB, encode(cat, fingerprint(vault)))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restored:
+    """A catalog restored from the snapshot: the base's fingerprint and its size, and the ids the delta re-read."""
+
+    catalog: Catalog
+    base_key: list[Any]
+    base_size: int
+    changed: frozenset[int]
+
+
+def save(vault: Vault, cat: Catalog) -> list[Any]:
+    """Seal the catalog as the snapshot of the memories table as it is now (the caller keeps them in step), and
+    drop the delta (it was relative to the previous base). Returns the new base's fingerprint."""
+    key = fingerprint(vault)
+    vault.write_blob(BLOB, encode(cat, key))
+    vault.delete_blob(DELTA_BLOB)  # a crash before this leaves a delta naming the old base: ignored
+    return key
+
+
+def delta_fits(changed: int, base_size: int) -> bool:
+    """May `changed` ids since a base of `base_size` memories go to a delta (else a new base is written)?"""
+    return changed <= min(DELTA_MAX_IDS, DELTA_SHARE * base_size)
+
+
+def save_delta(vault: Vault, base_key: list[Any], changed: Iterable[int]) -> None:
+    """Record that the memories table is the base snapshot's (`base_key`) with the rows of `changed` re-read."""
+    ids = sorted({int(i) for i in changed})
+    vault.write_blob(DELTA_BLOB, json.dumps({"format": FORMAT, "base": base_key, "key": fingerprint(vault),
+                                             "ids": ids}).encode())
 
 
 def drop(vault: Vault) -> None:
+    vault.delete_blob(DELTA_BLOB)
     vault.delete_blob(BLOB)
 
 
-def load(vault: Vault, texts_of: Callable[[np.ndarray], list[str]]) -> Catalog | None:
-    """The snapshot's catalog when it matches the memories table, else None (rebuild from the rows)."""
+def _delta(vault: Vault, base_key: list[Any], now: list[Any]) -> list[int] | None:
+    """The delta's ids when it leads from this base to the table as it is now, else None."""
+    try:
+        raw = vault.read_blob(DELTA_BLOB)
+        delta = json.loads(raw) if raw is not None else None
+    except IntegrityError:
+        log.warning("the catalog snapshot's delta failed its integrity check; rebuilding the catalog from the memories")
+        return None
+    except ValueError:
+        return None
+    if not isinstance(delta, dict) or delta.get("base") != base_key or delta.get("key") != now:
+        return None
+    ids = delta.get("ids")
+    return [int(i) for i in ids] if isinstance(ids, list) else None
+
+
+def _reread(vault: Vault, cat: Catalog, ids: list[int]) -> None:
+    """Bring the catalog's rows of `ids` to the table's (added, changed or gone), as the writing process did."""
+    cat.remove(np.asarray(ids, dtype=np.int64))
+    cat.add(vault.frame(Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY memory_id",
+                        [ids]), dialogue.texts(vault, ids))
+    cat.lexical.settle()  # scores as a rebuild from the rows gives them (mean length, document frequencies)
+
+
+def restore(vault: Vault, texts_of: Callable[[np.ndarray], list[str]]) -> Restored | None:
+    """The snapshot's catalog (with its delta applied) when it matches the memories table, else None (rebuild
+    from the rows)."""
     try:
         data = vault.read_blob(BLOB)
     except IntegrityError:
@@ -162,7 +228,19 @@ def load(vault: Vault, texts_of: Callable[[np.ndarray], list[str]]) -> Catalog |
     except (ValueError, KeyError, TypeError, IndexError):
         log.debug("the catalog snapshot is of another format; rebuilding the catalog from the memories")
         return None
-    if key != fingerprint(vault):
+    size = len(cat.ids)
+    now = fingerprint(vault)
+    if key == now:
+        return Restored(catalog=cat, base_key=key, base_size=size, changed=frozenset())
+    ids = _delta(vault, key, now)
+    if ids is None:
         log.debug("the catalog snapshot is stale (the memories changed since); rebuilding it from the memories")
         return None
-    return cat
+    _reread(vault, cat, ids)
+    return Restored(catalog=cat, base_key=key, base_size=size, changed=frozenset(ids))
+
+
+def load(vault: Vault, texts_of: Callable[[np.ndarray], list[str]]) -> Catalog | None:
+    """The snapshot's catalog when it matches the memories table, else None (rebuild from the rows)."""
+    restored = restore(vault, texts_of)
+    return restored.catalog if restored is not None else None

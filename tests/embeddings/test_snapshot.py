@@ -175,3 +175,47 @@ def test_a_service_loaded_from_the_snapshot_takes_notes_and_forgets_them(indexed
     svc.close()
     assert built == []
     assert b"zanzibar" not in (indexed_vault.read_blob(snapshot.BLOB) or b"zanzibar")
+
+
+def test_notes_written_after_the_snapshot_go_to_a_delta_until_it_passes_its_bound(
+        indexed_vault: Vault, encoder: Encoder, monkeypatch: pytest.MonkeyPatch):
+    from embeddings import dialogue
+
+    monkeypatch.setattr(snapshot, "DELTA_MAX_IDS", 3)  # the fixture's note is the first id of the delta
+    base = indexed_vault.read_blob(snapshot.BLOB)
+    svc = MemoryService(indexed_vault, encoder=encoder)
+    svc.remember("Quillfeather fixed the shed lock", occurred_at=NOW)
+    svc.remember("Quillfeather sharpened the hedge shears", occurred_at=NOW)
+    svc.close()  # 3 ids since the base: at the bound, a delta
+    assert indexed_vault.read_blob(snapshot.BLOB) == base and indexed_vault.read_blob(snapshot.DELTA_BLOB)
+    built = _rebuilds(monkeypatch)
+    cold = MemoryService(indexed_vault, encoder=encoder)
+    assert len(cold.search("Quillfeather", k=5, mode="lexical", now=NOW).hits) == 2 and built == []
+    assert cold._catalog is not None
+    monkeypatch.undo()
+    rows = retrieve.Catalog.load(indexed_vault, dialogue.texts(indexed_vault))
+    for q in (*QUERIES, "Quillfeather shears"):  # base + delta scores as a rebuild from the rows
+        a, b = rows.lexical.search(q, 20), cold._catalog.lexical.search(q, 20)
+        assert sorted(zip(rows.ids[a[0]].tolist(), np.round(a[1], 5).tolist(), strict=True)) == \
+            sorted(zip(cold._catalog.ids[b[0]].tolist(), np.round(b[1], 5).tolist(), strict=True)), q
+    monkeypatch.setattr(snapshot, "DELTA_MAX_IDS", 3)
+    built = _rebuilds(monkeypatch)
+    cold.remember("Quillfeather oiled the gate", occurred_at=NOW)
+    cold.close()  # 4: over the bound, a new base and no delta
+    assert indexed_vault.read_blob(snapshot.BLOB) != base and indexed_vault.read_blob(snapshot.DELTA_BLOB) is None
+    assert len(MemoryService(indexed_vault, encoder=encoder).search("Quillfeather", k=5, mode="lexical",
+                                                                     now=NOW).hits) == 3
+    assert built == []
+
+
+def test_a_delta_made_for_another_base_is_not_used(indexed_vault: Vault, encoder: Encoder,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    svc = MemoryService(indexed_vault, encoder=encoder)
+    svc.remember("Quillfeather fixed the shed lock", occurred_at=NOW)
+    svc.close()
+    delta = indexed_vault.read_blob(snapshot.DELTA_BLOB)
+    assert delta is not None
+    indexed_vault.write_blob(snapshot.DELTA_BLOB, delta.replace(b'"base": [', b'"base": ["other", ', 1))
+    built = _rebuilds(monkeypatch)
+    assert MemoryService(indexed_vault, encoder=encoder).search("Quillfeather", k=3, mode="lexical", now=NOW).hits
+    assert built == [1]

@@ -1,6 +1,7 @@
 """A `lifevault forget` killed (SIGKILL, vault/crashpoint.py) between resealing the index and writing the new
 catalog snapshot, then run again, ends where a clean run ends: same search results, and no snapshot holding
-the forgotten place's words."""
+the forgotten place's words. A `lifevault remember` killed before its snapshot delta is written opens to the
+answers of a clean run."""
 
 from __future__ import annotations
 
@@ -76,3 +77,43 @@ def test_a_forget_killed_and_run_again_ends_as_a_clean_run(point: str, template:
     assert found == clean[0] and found[0]  # the same hits as the clean run, and there are hits
     assert blob is not None and clean[1] is not None
     assert WORD.lower().encode() not in blob and WORD.lower().encode() not in clean[1]
+
+
+NOTE = "Quillfeather the locksmith keeps the spare bike key"
+NOTE_QUERIES = ("Quillfeather locksmith", "spare key", "dinner at the restaurant")
+
+
+def _answers(home: Path) -> list[list[str]]:
+    """Each query's hits by text (a note gets a new id in each run)."""
+    found = []
+    for q in NOTE_QUERIES:
+        run = _cli(home, "search", q, "--json")
+        assert run.returncode == 0, run.stderr[-1000:]
+        found.append([h["text"] for h in json.loads(run.stdout)["hits"]])
+    return found
+
+
+@pytest.fixture(scope="module")
+def remembered(template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[list[str]], bytes | None]:
+    home = tmp_path_factory.mktemp("remembered") / "home"
+    shutil.copytree(template, home)
+    with Vault.open(home, PASSPHRASE) as vault:
+        base = vault.read_blob(snapshot.BLOB)
+    assert _cli(home, "remember", NOTE).returncode == 0
+    with Vault.open(home, PASSPHRASE) as vault:
+        assert vault.read_blob(snapshot.BLOB) == base  # the base was not rewritten: the note went to the delta
+        assert vault.read_blob(snapshot.DELTA_BLOB) is not None
+    return _answers(home), base
+
+
+@pytest.mark.parametrize("point", ["remember.written", "flush.sealed"])
+def test_a_remember_killed_before_its_delta_opens_to_the_answers_of_a_clean_run(
+        point: str, template: Path, remembered, tmp_path: Path):
+    home = tmp_path / "home"
+    shutil.copytree(template, home)
+    killed = _cli(home, "remember", NOTE, crash_at=point)
+    assert killed.returncode == -signal.SIGKILL  # it really died there
+    with Vault.open(home, PASSPHRASE) as vault:
+        assert vault.read_blob(snapshot.DELTA_BLOB) is None
+    found = _answers(home)
+    assert found == remembered[0] and found[0][0] == NOTE  # every answer is the clean run's, the note first
