@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,10 +252,20 @@ def generate(seed: int, conversations: int, sessions: int) -> list[dict[str, Any
     return out
 
 
-def samples(path: Path) -> list[dict[str, Any]]:
-    """A LoCoMo-format file (a list of samples, or one sample)."""
+def samples(path: Path, chosen: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """A LoCoMo-format file (a list of samples, or one sample); `chosen` picks samples by 1-based position
+    or by sample_id (all when empty)."""
     data = json.loads(Path(path).read_text())
-    return data if isinstance(data, list) else [data]
+    found = data if isinstance(data, list) else [data]
+    if not chosen:
+        return found
+    out = []
+    for c in chosen:
+        hit = [s for i, s in enumerate(found, 1) if c == str(i) or c == str(s.get("sample_id"))]
+        if not hit:
+            raise ValueError(f"no sample {c!r} in {Path(path).name} ({len(found)} samples)")
+        out += hit
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,24 +284,54 @@ class Question:
     kind: str
 
 
-def turns(sample: dict[str, Any]) -> list[Turn]:
+def turns(sample: dict[str, Any], *, captions: bool = True) -> list[Turn]:
+    """Every turn in session order. A shared image's caption (`blip_caption`) is appended to the text as
+    " [shares <caption>]" (an agent storing the chat would say what was shown), unless `captions` is False."""
     conv = sample["conversation"]
     out = []
     numbers = sorted(int(k.split("_")[1]) for k in conv if re.fullmatch(r"session_\d+", k))
     for s in numbers:
         at = parse_when(conv[f"session_{s}_date_time"])
         for t in conv[f"session_{s}"]:
-            text = t["text"] + (f" [shares {t['blip_caption']}]" if t.get("blip_caption") else "")
-            out.append(Turn(dia_id=t["dia_id"], session=s, speaker=t["speaker"], text=text, at=at))
+            shared = t.get("blip_caption") if captions else None
+            text = t["text"] + (f" [shares {shared}]" if shared else "")
+            out.append(Turn(dia_id=dia_id(t["dia_id"]), session=s, speaker=t["speaker"], text=text, at=at))
     return out
 
 
-def questions(sample: dict[str, Any]) -> list[Question]:
+_DIA = re.compile(r"D\s*:?\s*(\d+)\s*:\s*(\d+)", re.IGNORECASE)
+
+
+def dia_id(text: str) -> str:
+    """'D3:5' as written in the set; also read from 'D3:05' and 'D:3:5' (both occur in evidence lists)."""
+    m = _DIA.fullmatch(text.strip())
+    return f"D{int(m.group(1))}:{int(m.group(2))}" if m else text.strip()
+
+
+def evidence_of(raw: Any) -> list[str]:
+    """A question's evidence dia_ids: a list of ids, some of them several in one string ('D8:6; D9:17')."""
+    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else []
+    return [dia_id(m.group(0)) for item in items if isinstance(item, str) for m in _DIA.finditer(item)]
+
+
+def questions(sample: dict[str, Any], left_out: Counter[str] | None = None) -> list[Question]:
+    """The questions that can be scored: category 1-4 with at least one evidence turn in the conversation.
+    Those left out are counted in `left_out` by reason (adversarial, no evidence, unknown evidence ids)."""
     known = {t.dia_id for t in turns(sample)}
     out = []
     for q in sample["qa"]:
-        kind = KINDS.get(int(q.get("category", 0)))
-        evidence = tuple(e for e in q.get("evidence", []) if e in known)
-        if kind and evidence:
-            out.append(Question(text=q["question"], evidence=evidence, kind=kind))
+        try:
+            kind = KINDS.get(int(q.get("category", 0)))
+        except (TypeError, ValueError):
+            kind = None
+        given = evidence_of(q.get("evidence"))
+        evidence = tuple(dict.fromkeys(e for e in given if e in known))
+        reason = ("adversarial" if q.get("category") == 5 else "no category" if not kind
+                  else "no evidence" if not given else "evidence not in the conversation" if not evidence else None)
+        if reason is None:
+            out.append(Question(text=q["question"], evidence=evidence, kind=kind or ""))
+        elif left_out is not None:
+            left_out[reason] += 1
+        if left_out is not None and len(evidence) < len(given) and evidence:
+            left_out["evidence ids not in the conversation (ids dropped, question kept)"] += len(given) - len(evidence)
     return out
