@@ -180,17 +180,6 @@ def check(vault: Vault) -> AnchorCheck:
                               f"epsilon {anchor.epsilon_spent:.3f}")
 
 
-def settled(vault: Vault) -> bool:
-    """Would on_open() write nothing (neither keys.json nor the database)? It writes nothing over a mismatch
-    and nothing when the anchor is the ledger's head and the database was marked."""
-    anchor = read(vault)
-    if isinstance(anchor, str) or problem(vault, anchor):
-        return True
-    if anchor is None:
-        return False
-    return (anchor.ledger_seq, anchor.ledger_head) == Chain(vault, LEDGER).head() and _was_anchored(vault)
-
-
 def on_open(vault: Vault) -> None:
     """Create the anchor (a new vault, or one from before anchoring) or move it forward to a release committed
     but not anchored (a crash between commit and keys.json); never backward, and never over a mismatch, which

@@ -211,9 +211,10 @@ class Vault:
 
         memory_limit (e.g. "512MB") caps DuckDB's memory; beyond it, work spills to encrypted temp files in
         <home>/tmp. read_only, for a command that writes nothing (`status`, `token list`): the database is
-        attached READ_ONLY without the httpfs extension and closed without a checkpoint; a vault that opening
-        must write first (a migration or the head anchor to catch up, an unfinished key rotation, a WAL left by
-        a crash) is opened read-write instead. unlocking: an unlock the caller started (keys.begin_unlock), so
+        attached READ_ONLY without the httpfs extension and closed without a checkpoint, and the after-open
+        steps (the head anchor's catch-up) wait for the next read-write open; a vault that must be written
+        before it can be read (a migration, an unfinished key rotation, a WAL left by a crash) is opened
+        read-write instead. unlocking: an unlock the caller started (keys.begin_unlock), so
         that its own imports ran during the derivation."""
         home = Path(home).expanduser().absolute()
         if not home.is_dir():

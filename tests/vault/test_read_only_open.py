@@ -74,14 +74,23 @@ def test_one_flipped_byte_is_the_same_integrity_error_read_only(new_vault: tuple
             v.query("SELECT sum(i), max(s) FROM t")
 
 
-def test_a_vault_whose_head_anchor_mark_must_be_rewritten_opens_read_write(closed: Path):
+def test_a_read_only_open_leaves_the_head_anchor_catch_up_to_the_next_read_write_open(closed: Path):
     with Vault.open(closed, PASSPHRASE) as v:
         v.execute("DELETE FROM vault_meta WHERE key = ?", [headanchor.META_KEY])
     with Vault.open(closed, PASSPHRASE, read_only=True) as v:
-        assert not v.read_only  # on_open re-marks the database: that is a write
+        assert v.read_only and v.scalar("SELECT count(*) FROM vault_meta WHERE key = ?", [headanchor.META_KEY]) == 0
+    with Vault.open(closed, PASSPHRASE) as v:  # on_open re-marks the database
         assert v.scalar("SELECT count(*) FROM vault_meta WHERE key = ?", [headanchor.META_KEY]) == 1
+
+
+def test_a_vault_with_a_migration_to_apply_opens_read_write(closed: Path):
+    with Vault.open(closed, PASSPHRASE) as v:
+        last = v.scalar("SELECT max(seq) FROM _migrations")
+        name = v.scalar("SELECT name FROM _migrations WHERE seq = ?", [last])
+        v.execute("DELETE FROM _migrations WHERE seq = ?", [last])
     with Vault.open(closed, PASSPHRASE, read_only=True) as v:
-        assert v.read_only  # settled now
+        assert not v.read_only  # the schema must be this code's before anything is read
+        assert v.scalar("SELECT count(*) FROM _migrations WHERE name = ?", [name]) == 1
 
 
 def test_a_wal_left_by_a_crash_is_replayed_by_a_read_write_open(new_vault: tuple[Vault, str], home: Path,
