@@ -302,15 +302,18 @@ class MemoryService:
         if self._redacted is not None:  # not loaded: not changed (every write loads it)
             vindex.save(self.vault, REDACTED_BLOB, self._redacted, self._header("redacted"))
         info = self.encoder.info
-        rows = [(mid, info.name, info.version, info.dtype, sha) for mid, sha in self._pending.items()]
-        if rows:
-            now = datetime.now(UTC)
-            with self.vault.transaction():
-                self.vault.execute("DELETE FROM memory_vectors WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
-                                   [[r[0] for r in rows]])
-                self.vault.executemany(
-                    "INSERT INTO memory_vectors SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS "
-                    "(SELECT 1 FROM memories WHERE memory_id = ?)", [(*r, now, r[0]) for r in rows])
+        if self._pending:  # one statement for all: a row at a time cost 50 s of CPU for a year's 20,648
+            import polars as pl
+
+            provenance = pl.DataFrame(
+                {"memory_id": list(self._pending), "text_sha": list(self._pending.values())},
+                schema={"memory_id": pl.Int64, "text_sha": pl.String},
+            ).with_columns(model=pl.lit(info.name), model_version=pl.lit(info.version), dtype=pl.lit(info.dtype),
+                           embedded_at=pl.lit(datetime.now(UTC), dtype=pl.Datetime("us", "UTC")))
+            with self.vault.transaction():  # only memories that still exist (one may be forgotten meanwhile)
+                live = self.vault.frame("SELECT memory_id FROM memories")["memory_id"]
+                self.vault.insert_frame("memory_vectors", provenance.filter(pl.col("memory_id").is_in(live.implode())),
+                                        replace=True)
         self._pending.clear()
         self._dirty = False
 
