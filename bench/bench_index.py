@@ -1,30 +1,37 @@
 """The vector index alone at 100k / 1M vectors: build, seal, open, resident memory, search, filtered search,
-each with recall@10 against an exact float32 scan, for the previous index (HNSW over float32, sealed as one
-bytes object and opened through whole-blob copies) and the current one, in the same run.
+each with recall@10 against an exact float32 scan, for the previous index ("old": HNSW M=32 over float16,
+`IndexHNSWSQ`, the code at --old-rev, loaded from git) and the current one ("new": IVF with 8-bit codes and
+an exact re-rank from the sealed float16 store), in the same run.
 
-    python -m bench.bench_index [--sizes 100000] [--data clustered random] [--real 1000] [--queries 200]
+    python -m bench.bench_index [--sizes 100000] [--data clustered random] [--variants old new]
+                                [--real 1000] [--real-cache F.npy] [--queries 200] [--sweep 8 16 32 64]
 
-Data: "random" = random unit vectors (the pathological case for HNSW: no structure at all, queries random
-too); "clustered" = the model's embeddings of --real synthetic memory texts, each vector one of them plus a
-small Gaussian perturbation (sigma 0.03 per dimension, then normalised), queries likewise -- clustered the
-way real memories are (many near-duplicates of a few thousand situations). Per variant: build time (batches
-of 100k, as `lifevault index` adds them), seal time and size, open time (sealed file to a searchable index),
-the process's resident memory grown by opening it (VmRSS, after freeing the built one) and its peak while
-opening (VmHWM reset before), search p50 / p95 at k=50 (the dense depth of a search with k=10) on one
-thread, and filtered search (a random subset of 1% / 8% / 28% of the ids, like "in March", "on weekends").
-The load average is printed with every figure: the machine is shared.
+Data: "random" = random unit vectors (the pathological case for any graph or cluster index: no structure at
+all, queries random too); "clustered" = the model's embeddings of --real synthetic memory texts, each vector
+one of them plus a small Gaussian perturbation (sigma 0.03 per dimension, then normalised), queries likewise
+-- clustered the way real memories are (many near-duplicates of a few thousand situations). Per variant:
+build time, wall and CPU (batches of 100k, as `lifevault index` adds them), seal time and size (the blob
+and, for IVF, its store), open time (sealed files to a searchable index), the process's resident memory
+grown by opening it (VmRSS, after freeing the built one) and its peak while opening (VmHWM reset before),
+search p50 / p95 at k=50 (the dense depth of a search with k=10) on one thread, filtered search (a random
+subset of 1% / 8% / 28% of the ids, like "in March", "on weekends"), and the cost of one more vector: add
+it and seal again (what a `remember` costs the index). --sweep re-measures the new index's search at other
+IVF_NPROBE values. The load average is printed with every figure: the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
-import json
 import os
-import struct
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -35,8 +42,8 @@ from vault.store import Vault
 
 KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
 DEPTH = 50
-M_EFC = (vindex.HNSW_M, vindex.HNSW_EF_CONSTRUCTION)
 BATCH = 100_000
+OLD_REV = "9ccc1b6"  # the last commit with the HNSW index (IndexHNSWSQ float16, M=32, efConstruction 64)
 
 
 def _rss() -> tuple[float, float]:
@@ -46,6 +53,12 @@ def _rss() -> tuple[float, float]:
         if line.startswith(("VmRSS:", "VmHWM:")):
             got[line.split(":")[0]] = int(line.split()[1]) / 1024
     return got["VmRSS"], got["VmHWM"]
+
+
+def _trim() -> None:
+    """Give freed heap back to the OS, so memory freed by the built index is not reused by the opened one
+    without showing in VmRSS."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _reset_peak() -> None:
@@ -70,61 +83,22 @@ def data(kind: str, n: int, nq: int, real: np.ndarray | None, seed: int) -> tupl
     return x[:n], x[n:]
 
 
-# ---- the previous index: HNSW over float32, sealed whole ------------------------------------------------
-def old_new(d: int) -> vindex.VectorIndex:
-    inner = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-    inner.hnsw.efConstruction, inner.hnsw.efSearch = 64, 96
-    return vindex.VectorIndex(faiss.IndexIDMap2(inner))
+# ---- the previous index: HNSW over float16, the code at --old-rev ------------------------------------------
+def old_module(rev: str) -> types.ModuleType:
+    """embeddings/index.py as it was at `rev`, imported from git under another name."""
+    source = subprocess.run(["git", "show", f"{rev}:embeddings/index.py"], check=True, capture_output=True,
+                            cwd=Path(__file__).resolve().parent.parent, text=True).stdout
+    module = types.ModuleType("bench_old_index")
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{rev}:embeddings/index.py", "exec"), module.__dict__)  # noqa: S102 -- our own code
+    return module
 
 
-def old_add(ix: vindex.VectorIndex, ids: np.ndarray, x: np.ndarray) -> None:
-    ix._index.add_with_ids(x, ids)  # with FAISS's default threads, as before
-    ix._changed()
+def _size(vault: Vault, name: str) -> float:
+    return sum(vault.blob_path(n).stat().st_size for n in [name, *vault.blob_names(f"{name}.vec.")]) / 1e6
 
 
-def old_save(vault: Vault, name: str, ix: vindex.VectorIndex) -> None:
-    head = json.dumps({"tombstones": 0}).encode()
-    body = faiss.serialize_index(ix._index)
-    vault.write_blob(name, b"LVMIDX1\n" + struct.pack(">I", len(head)) + head + body.tobytes())
-
-
-def old_load(vault: Vault, name: str) -> vindex.VectorIndex:
-    data = vault.read_blob(name)
-    assert data is not None
-    (n,) = struct.unpack_from(">I", data, 8)
-    return vindex.VectorIndex(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=12 + n).copy()))
-
-
-def new_add(ix: vindex.VectorIndex, ids: np.ndarray, x: np.ndarray) -> None:
-    ix.add(ids, x)
-
-
-def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray) -> dict:
-    n, d = x.shape
-    ids = np.arange(n, dtype=np.int64) + 1
-    if variant.startswith("new-"):
-        vindex.HNSW_M, vindex.HNSW_EF_CONSTRUCTION = (int(v) for v in variant.split("-")[1:])
-    ix = old_new(d) if variant == "old" else vindex.VectorIndex.new(d, hnsw=True)
-    vindex.HNSW_M, vindex.HNSW_EF_CONSTRUCTION = M_EFC
-    t = time.perf_counter()
-    for lo in range(0, n, BATCH):
-        (old_add if variant == "old" else new_add)(ix, ids[lo : lo + BATCH], x[lo : lo + BATCH])
-    build = time.perf_counter() - t
-    t = time.perf_counter()
-    (old_save(vault, variant, ix) if variant == "old" else vindex.save(vault, variant, ix, {"dim": d}))
-    seal = time.perf_counter() - t
-    size = vault.blob_path(variant).stat().st_size / 1e6
-    del ix
-    gc.collect()
-    rss0, _ = _rss()
-    _reset_peak()
-    t = time.perf_counter()
-    loaded = vindex.load(vault, variant) if variant != "old" else None
-    assert variant == "old" or loaded is not None, f"no sealed index {variant!r}"
-    ix = old_load(vault, variant) if loaded is None else loaded[0]
-    ix.slot_of(ids[:1])  # the id -> slot maps a search needs
-    opened = time.perf_counter() - t
-    rss1, peak = _rss()
+def _searches(ix: Any, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, ids: np.ndarray) -> dict:
     lat, rec = [], []
     for q, tr in zip(qs, truth, strict=True):
         t = time.perf_counter()
@@ -133,6 +107,7 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
         rec.append(len(set(got[:10].tolist()) & set(tr.tolist())) / 10)
     filt = {}
     rng = np.random.default_rng(5)
+    n = len(ids)
     for share in (0.01, 0.08, 0.28):
         sub = np.sort(rng.choice(ids, int(share * n), replace=False))
         slots = ix.positions(sub)
@@ -145,26 +120,90 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
             best = sub[np.argsort(-(ex @ q))[:10]]
             fr.append(len(set(got[:10].tolist()) & set(best.tolist())) / 10)
         filt[share] = (np.percentile(fl, 50) * 1e3, np.percentile(fl, 95) * 1e3, float(np.mean(fr)))
-    out = {"variant": variant, "build_s": build, "seal_s": seal, "size_mb": size, "open_s": opened,
-           "rss_mb": rss1 - rss0, "peak_mb": peak - rss0, "p50": np.percentile(lat, 50) * 1e3,
-           "p95": np.percentile(lat, 95) * 1e3, "recall10": float(np.mean(rec)), "filtered": filt}
-    print(f"    {variant}: build {build:6.1f} s | seal {seal:5.2f} s, {size:5.0f} MB | open {opened:5.2f} s, "
-          f"+{rss1 - rss0:5.0f} MB resident (peak +{peak - rss0:5.0f}) | search p50 {out['p50']:5.2f} p95 "
-          f"{out['p95']:5.2f} ms, recall@10 {out['recall10']:.4f} | load {_load()}", flush=True)
-    for share, (p50, p95, r) in filt.items():
-        print(f"      filter {share:4.0%}: p50 {p50:5.2f} p95 {p95:5.2f} ms, recall@10 {r:.4f}", flush=True)
+    return {"p50": np.percentile(lat, 50) * 1e3, "p95": np.percentile(lat, 95) * 1e3,
+            "recall10": float(np.mean(rec)), "filtered": filt}
+
+
+def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, *, old: types.ModuleType | None,
+        sweep: list[int]) -> dict:
+    n, d = x.shape
+    ids = np.arange(n, dtype=np.int64) + 1
+    mod: Any = old if variant == "old" else vindex
+    assert mod is not None
+    ix = mod.VectorIndex.new(d, hnsw=True)
+    t, cpu = time.perf_counter(), time.process_time()
+    for lo in range(0, n, BATCH):
+        ix.add(ids[lo : lo + BATCH], x[lo : lo + BATCH])
+    build, build_cpu = time.perf_counter() - t, time.process_time() - cpu
+    build_load = _load()
+    t = time.perf_counter()
+    mod.save(vault, variant, ix, {"dim": d})
+    seal = time.perf_counter() - t
+    size = _size(vault, variant)
     del ix
     gc.collect()
-    vault.delete_blob(variant)
+    _trim()
+    rss0, _ = _rss()
+    _reset_peak()
+    t = time.perf_counter()
+    loaded = mod.load(vault, variant)
+    assert loaded is not None, f"no sealed index {variant!r}"
+    ix = loaded[0]
+    ix.slot_of(ids[:1])  # the id -> slot maps a search needs
+    opened = time.perf_counter() - t
+    rss1, peak = _rss()
+    out = {"variant": variant, "build_s": build, "build_cpu_s": build_cpu, "seal_s": seal, "size_mb": size,
+           "open_s": opened, "rss_mb": rss1 - rss0, "peak_mb": peak - rss0} | _searches(ix, x, qs, truth, ids)
+    print(f"    {variant}: build {build:6.1f} s (cpu {build_cpu:6.1f} s, load {build_load}) | seal {seal:5.2f} s, "
+          f"{size:5.0f} MB | open {opened:5.2f} s, +{rss1 - rss0:5.0f} MB resident (peak +{peak - rss0:5.0f}) | "
+          f"search p50 {out['p50']:5.2f} p95 {out['p95']:5.2f} ms, recall@10 {out['recall10']:.4f} | load {_load()}",
+          flush=True)
+    for share, (p50, p95, r) in out["filtered"].items():
+        print(f"      filter {share:4.0%}: p50 {p50:5.2f} p95 {p95:5.2f} ms, recall@10 {r:.4f}", flush=True)
+    if variant == "new":
+        for nprobe in sweep:
+            vindex.IVF_NPROBE, keep = nprobe, vindex.IVF_NPROBE
+            got = _searches(ix, x, qs, truth, ids)
+            vindex.IVF_NPROBE = keep
+            print(f"      nprobe {nprobe:4d}: search p50 {got['p50']:5.2f} p95 {got['p95']:5.2f} ms, "
+                  f"recall@10 {got['recall10']:.4f} | load {_load()}", flush=True)
+    one = np.asarray(qs[:1], dtype=np.float32)
+    t = time.perf_counter()
+    ix.add(np.array([n + 1], dtype=np.int64), one)
+    added = time.perf_counter() - t
+    t = time.perf_counter()
+    mod.save(vault, variant, ix, {"dim": d})
+    out["add_one_s"], out["reseal_s"] = added, time.perf_counter() - t
+    print(f"      one more vector: add {added * 1e3:6.1f} ms, seal again {out['reseal_s']:5.2f} s | load {_load()}",
+          flush=True)
+    del ix, loaded
+    gc.collect()
+    for name in [variant, *vault.blob_names(f"{variant}.vec.")]:
+        vault.delete_blob(name)
     return out
+
+
+def exact_top10(x: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """Row numbers of each query's top 10 by a float32 scan, a block of x at a time (no second copy of x)."""
+    best_s = np.full((len(qs), 10), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(qs), 10), dtype=np.int64)
+    for lo in range(0, len(x), 100_000):
+        s = qs @ x[lo : lo + 100_000].T
+        top = np.argpartition(-s, 9, axis=1)[:, :10]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, axis=1)], axis=1)
+        cand_i = np.concatenate([best_i, top + lo], axis=1)
+        keep = np.argsort(-cand_s, axis=1, kind="stable")[:, :10]
+        best_s, best_i = np.take_along_axis(cand_s, keep, axis=1), np.take_along_axis(cand_i, keep, axis=1)
+    return best_i
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     ap.add_argument("--data", nargs="*", default=["clustered", "random"], choices=["clustered", "random"])
-    ap.add_argument("--variants", nargs="*", default=["old", "new"],
-                    help="old, new, or new-M-EFC (the current index with HNSW_M=M, HNSW_EF_CONSTRUCTION=EFC)")
+    ap.add_argument("--variants", nargs="*", default=["old", "new"], choices=["old", "new"])
+    ap.add_argument("--old-rev", default=OLD_REV, help="the commit whose embeddings/index.py is the old index")
+    ap.add_argument("--sweep", type=int, nargs="*", default=[], help="IVF_NPROBE values to re-measure search at")
     ap.add_argument("--real", type=int, default=1000, help="texts embedded by the model for the clustered set")
     ap.add_argument("--real-cache", type=Path, help="an .npy of those embeddings, written once and reused")
     ap.add_argument("--queries", type=int, default=200)
@@ -180,22 +219,19 @@ def main() -> None:
             real = np.asarray(Encoder().encode(texts(args.real)), dtype=np.float32)
             if args.real_cache is not None:
                 np.save(args.real_cache, real)
-    print(f"faiss default threads {faiss.omp_get_max_threads()}, build threads (new) {vindex.BUILD_THREADS}; "
-          f"load {_load()}", flush=True)
+    old = old_module(args.old_rev) if "old" in args.variants else None
+    print(f"faiss default threads {faiss.omp_get_max_threads()}, build threads {vindex.BUILD_THREADS}; "
+          f"IVF_NPROBE {vindex.IVF_NPROBE}, RERANK_DEPTH {vindex.RERANK_DEPTH}; load {_load()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         vault, _ = Vault.create(Path(tmp) / "home", "bench passphrase", kdf=KDF)
         with vault:
             for n in args.sizes:
                 for kind in args.data:
                     x, qs = data(kind, n, args.queries, real, seed=n)
-                    flat = faiss.IndexFlatIP(x.shape[1])
-                    flat.add(x)
-                    _, truth = flat.search(qs, 10)
-                    truth = truth + 1
-                    del flat
+                    truth = exact_top10(x, qs) + 1
                     print(f"  n={n:,} {kind}:", flush=True)
                     for variant in args.variants:
-                        run(vault, variant, x, qs, truth)
+                        run(vault, variant, x, qs, truth, old=old, sweep=args.sweep)
 
 
 if __name__ == "__main__":
