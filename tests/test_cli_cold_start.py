@@ -63,3 +63,32 @@ def test_a_search_imports_neither_torch_nor_polars_nor_rich(args: list[str], env
 def test_the_guard_sees_a_heavy_import(env: dict[str, str]):
     """The check can fail: a process that imports numpy shows it."""
     assert "numpy" in _imported([], env, code="import numpy")
+
+
+def _help(run, args: list[str]) -> tuple[int, str]:  # noqa: ANN001 - a callable taking args
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            code = run(args)
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue()
+
+
+def _all_names() -> list[str]:
+    from lifevault.cli import app
+
+    return [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+
+
+@pytest.mark.parametrize("name", _all_names())
+def test_each_command_built_alone_reads_and_parses_as_in_the_whole_app(name: str):
+    """main() builds only the command it runs; its help (usage, options) is the whole app's, word for word."""
+    from lifevault.cli import app, main
+
+    whole = _help(lambda a: app(args=a, prog_name="lifevault", standalone_mode=False), [name, "--help"])
+    alone = _help(main, [name, "--help"])
+    assert alone == (0, whole[1]) and whole[1].startswith(f"Usage: lifevault {name} ")
