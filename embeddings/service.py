@@ -44,6 +44,7 @@ from embeddings.events import (
     MemorySearched,
     MemoryWritten,
 )
+from embeddings.idsets import contains
 from embeddings.records import KINDS, MemoryNotFound, MemoryRecord, RowCache, fetch
 from embeddings.redaction import Redaction
 from vault import audit, crashpoint
@@ -243,7 +244,7 @@ class MemoryService:
             "SELECT m.memory_id FROM memories m JOIN memory_vectors v USING (memory_id) "
             "WHERE m.kind = 'note' AND v.text_sha <> m.text_sha")]
         note_ids = self._catalog.ids[self._catalog.alive & (self._catalog.kind == "note")]
-        notes_missing += note_ids[~np.isin(note_ids, self._full.ids())].tolist()  # written, never sealed
+        notes_missing += note_ids[~contains(note_ids, self._full.ids())].tolist()  # written, never sealed
         return sorted(set(notes_missing))
 
     def _drop_stale(self, *indexes: vindex.VectorIndex) -> None:
@@ -251,7 +252,7 @@ class MemoryService:
         assert self._catalog is not None
         live = self._catalog.ids[self._catalog.alive]
         for ix in indexes:
-            stale = ix.ids()[~np.isin(ix.ids(), live)]
+            stale = ix.ids()[~contains(ix.ids(), live)]  # not np.isin: it imports numpy.ma (idsets.py)
             if len(stale):
                 ix.remove(stale)
                 self._dirty = True
