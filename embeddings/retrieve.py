@@ -52,6 +52,7 @@ LEXICAL_MAX_WEIGHT = 0.5  # ... and for an identifier (bench/eval_retrieval.py: 
 MIN_DEPTH = 100
 RELEVANT_DENSE_GAP = 0.06  # recency ranks the candidates within this cosine of the best one
 RELEVANT_LEXICAL_FRACTION = 0.8  # ... and within this fraction of the best BM25 score
+BASE_MASKS = 32  # (view, kinds) candidate masks kept per catalog state (Catalog._base), each a bool per memory
 Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["score", "rrf"]
 _NO_TIME = np.iinfo(np.int64).min
@@ -164,6 +165,7 @@ class Catalog:
         self.lexical = BM25()
         self._lexical_redacted: BM25 | None = None
         self._views: dict[tuple[tuple[str, ...], bool], View] = {}  # per view key; cleared by every add/remove
+        self._bases: dict[tuple[frozenset[str], frozenset[str] | None], np.ndarray] = {}  # see _base; same life
 
     @classmethod
     def load(cls, vault: Any, indexed: dict[int, str] | None = None) -> Catalog:
@@ -220,6 +222,7 @@ class Catalog:
         self._by_id = None
         self._slot_maps = {}
         self._views = {}
+        self._bases = {}
 
     def remove(self, ids: Iterable[int] | np.ndarray) -> None:
         pos = self.positions(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64))
@@ -235,6 +238,7 @@ class Catalog:
                 self._redacted.pop(p, None)
         self._slot_maps = {}
         self._views = {}
+        self._bases = {}
 
     @classmethod
     def restore(cls, columns: dict[str, np.ndarray], codes: list[str], tags: dict[str, np.ndarray], lexical: BM25,
@@ -319,18 +323,32 @@ class Catalog:
             self._views[key] = view
         return view
 
+    def _base(self, visible: frozenset[str], kinds: frozenset[str] | None) -> np.ndarray:
+        """Live memories of the visible sensitivities and the given kinds: built once per (view, kinds) and
+        catalog state (a search of the owner's, or of one token's, view no longer pays two passes over n)."""
+        key = (visible, kinds)
+        base = self._bases.get(key)
+        if base is None:
+            base = self.alive.copy()
+            if not SENSITIVITIES <= visible:
+                base &= self._member(self.sensitivity_code, visible)
+            if kinds is not None:
+                base &= self._member(self.kind_code, kinds)
+            if len(self._bases) >= BASE_MASKS:  # views x kind sets: a handful in practice
+                self._bases = {}
+            self._bases[key] = base
+        return base
+
     def mask(self, f: Filters, visible: frozenset[str]) -> np.ndarray:
-        m = self.alive.copy()
-        if not SENSITIVITIES <= visible:
-            m &= self._member(self.sensitivity_code, visible)
-        if f.kinds is not None:
-            m &= self._member(self.kind_code, f.kinds)
+        m = self._base(visible, f.kinds).copy()
         if f.sources is not None:
             m &= np.isin(self.source, sorted(f.sources))
         for tag in f.tags or ():
             has = np.zeros(len(m), bool)
             has[self._tags.get(tag, [])] = True
             m &= has
+        if f.since is None and f.until is None and f.weekdays is None and f.hours is None:
+            return m
         timed = self.start != _NO_TIME
         if f.since is not None:
             m &= timed & (np.maximum(self.end, self.start) >= int(f.since.timestamp() * _US))
@@ -473,15 +491,21 @@ def _score_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]], weigh
     higher cosine, then the lower id. Recency (when asked) orders afterwards and adds nothing here; the signals
     are built only for the hits returned."""
     names = [name for name in ("dense", "lexical") if name in lists]
-    at = {m: i for i, m in enumerate(dict.fromkeys(m for name in names for m in lists[name][0]))}
-    union = np.fromiter(at, dtype=np.int64, count=len(at))
+    listed = [np.asarray(lists[name][0], dtype=np.int64) for name in names]
+    every = np.concatenate(listed) if listed else np.empty(0, np.int64)
+    distinct, first = np.unique(every, return_index=True)  # each id once, at its first listing
+    seen = np.argsort(first, kind="stable")
+    union = every[first[seen]]  # in order of first listing, as before
+    slot_of = np.empty(len(first), dtype=np.int64)
+    slot_of[seen] = np.arange(len(first))  # distinct position -> union position
+    at: dict[int, int] = {}  # id -> union position, filled for the hits returned only
     fused = np.zeros(len(union))
     parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}  # name -> ranks, scores, has, scale
-    for name in names:
-        ids, scores = lists[name]
-        where = np.fromiter((at[m] for m in ids), dtype=np.int64, count=len(ids))
+    for name, ids_of in zip(names, listed, strict=True):
+        scores = lists[name][1]
+        where = slot_of[np.searchsorted(distinct, ids_of)]
         ranks, values, has = np.zeros(len(union), np.int64), np.zeros(len(union)), np.zeros(len(union), bool)
-        ranks[where], values[where], has[where] = np.arange(1, len(ids) + 1), scores, True
+        ranks[where], values[where], has[where] = np.arange(1, len(ids_of) + 1), scores, True
         if name in exact and not has.all():
             values[~has] = exact[name](union[~has])
             has[:] = True
@@ -493,6 +517,8 @@ def _score_fusion(lists: dict[str, tuple[Sequence[int], Sequence[float]]], weigh
     recent = {m: (r, s) for r, (m, s) in enumerate(zip(*lists["recency"], strict=True), 1)} if "recency" in lists else {}
 
     def signals_of(m: int) -> dict[str, Signal]:
+        if not at:
+            at.update(zip(union.tolist(), range(len(union)), strict=True))
         i = at[m]
         out = {name: Signal(rank=int(ranks[i]) or None, score=float(values[i]), weight=weights[name],
                             contribution=float(scale * values[i]))

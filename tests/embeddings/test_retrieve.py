@@ -176,3 +176,30 @@ def test_query_tokens_follow_the_same_rules_as_document_tokens():
     for i, text in enumerate(samples):
         assert lexical.tokens(text) == frame.filter(frame["doc"] == i)["t"].to_list(), text
     assert lexical.tokens("The cafés in Lisbon") == ["cafe", "lisbon"]
+
+
+def test_the_candidate_masks_kept_between_searches_follow_every_write_to_the_catalog():
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+
+    def rows(ids: list[int], kind: str, sensitivity: str) -> pl.DataFrame:
+        n = len(ids)
+        return pl.DataFrame({
+            "memory_id": ids, "kind": [kind] * n, "sensitivity": [sensitivity] * n, "source": ["agent"] * n,
+            "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n, "ingested_at": [at] * n,
+            "tags": [[]] * n, "text": ["a note"] * n, "text_redacted": [None] * n},
+            schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String})
+
+    cat = retrieve.Catalog()
+    cat.add(rows([1, 2, 3], "note", "note"))
+    notes_only = retrieve.Filters(kinds=frozenset({"note"}))
+    memory_read = Redaction.for_scopes(["memory:read"]).visible
+    assert cat.ids[cat.mask(notes_only, memory_read)].tolist() == [1, 2, 3]
+    cat.remove([2])
+    cat.add(rows([4], "note", "note"))
+    cat.add(rows([5], "visit", "location"))
+    assert cat.ids[cat.mask(notes_only, memory_read)].tolist() == [1, 3, 4]
+    assert cat.ids[cat.mask(retrieve.Filters(), memory_read)].tolist() == [1, 3, 4]  # a visit is hidden here
+    assert cat.ids[cat.mask(retrieve.Filters(), Redaction.OWNER.visible)].tolist() == [1, 3, 4, 5]
+    m = cat.mask(notes_only, memory_read)
+    m[:] = False  # a caller's change to its mask stays its own
+    assert cat.ids[cat.mask(notes_only, memory_read)].tolist() == [1, 3, 4]
