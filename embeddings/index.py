@@ -58,6 +58,7 @@ IVF_TRAIN_PER_LIST = 40  # k-means sample: this many vectors a list (FAISS warns
 IVF_REGROW = 4  # trained again (rebuilt) once it holds this many times the vectors it was trained on
 IVF_NPROBE = 32  # lists searched (of ~2,800 at 1M): the 8-bit shortlist holds the true top 10 (bench_index)
 RERANK_DEPTH = 100  # shortlist by 8-bit codes re-scored exactly from the store (at least k)
+FILTER_PROBE_MARGIN = 2  # a filtered search scores ~this many times the vectors an unfiltered one does
 STORE_EXACT_MAX = 256  # a filtered IVF search over at most this many vectors scores them all exactly
 EXACT_BLOCK = 4_096  # vectors gathered at a time by an exact scoring of a subset of a flat index (6 MiB)
 ADD_BLOCK = 65_536  # vectors added to an IVF index at a time by a build
@@ -377,25 +378,32 @@ class VectorIndex:
 
     def _ivf_search(self, q: np.ndarray, k: int, pos: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The top max(k, RERANK_DEPTH) by the 8-bit codes, re-scored exactly from the store. Unfiltered:
-        from the IVF_NPROBE nearest lists. Filtered (only slots in `pos`): from every list, through a bitmap
-        selector, so every vector of the subset is scored and which lists the other vectors put it in does
-        not decide what is found (a subset gets what an index of the subset alone would give it)."""
+        from the IVF_NPROBE nearest lists. Filtered (only slots in `pos`, through a bitmap selector): a
+        filter passing a share s of the index probes IVF_NPROBE * FILTER_PROBE_MARGIN / s lists, so about
+        twice as many of its vectors are scored as an unfiltered search scores; when that is every list
+        (s under ~2% at 1M) every vector of the subset is scored, and which lists the other vectors put
+        it in does not decide what is found."""
         ivf = self._ivf()
         nlist, total = int(ivf.nlist), int(ivf.ntotal)
         params = faiss.SearchParametersIVF()
         params.nprobe = min(nlist, IVF_NPROBE)
         bitmap = selector = None
         if pos is not None:
-            params.nprobe = nlist
+            params.nprobe = min(nlist, math.ceil(IVF_NPROBE * FILTER_PROBE_MARGIN * len(self) / max(1, len(pos))))
             mask = np.zeros(total, dtype=bool)
             mask[pos] = True
             bitmap = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(total, faiss.swig_ptr(bitmap))
             params.sel = selector
+        depth = max(RERANK_DEPTH, k)
         with _one_thread():
-            _, found = ivf.search(q, max(RERANK_DEPTH, k), params=params)
+            _, found = ivf.search(q, depth, params=params)
+            found = found[0][found[0] >= 0]
+            if pos is not None and len(found) < min(depth, len(pos)) and params.nprobe < nlist:
+                params.nprobe = nlist  # the probed lists held too few of the subset: all of them
+                _, again = ivf.search(q, depth, params=params)
+                found = again[0][again[0] >= 0]
         del selector, bitmap
-        found = found[0][found[0] >= 0]
         if not len(found):
             return np.empty(0, np.int64), np.empty(0, np.float32)
         return self._top(found, np.einsum("ij,j->i", self._rows(found), q[0]), k)
