@@ -180,7 +180,8 @@ class VectorIndex:
 
     @classmethod
     def _built(cls, ids: np.ndarray, vecs: np.ndarray) -> VectorIndex:
-        """An IVF index trained on (a sample of) vecs and holding them."""
+        """An IVF index trained on (a sample of) vecs (float32, or float16 from the store: converted a block
+        at a time) and holding them."""
         n, dim = vecs.shape
         nlist = max(1, min(int(IVF_LISTS * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
         ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
@@ -323,13 +324,13 @@ class VectorIndex:
         pos = self.positions(ids)
         vecs = self._store.rows_all(pos) if self._store is not None else self._matrix()[pos]
         if extra is not None:
-            ids, vecs = np.concatenate([ids, extra[0]]), np.concatenate([vecs, extra[1]])
+            ids, vecs = np.concatenate([ids, extra[0]]), np.concatenate([vecs, extra[1].astype(vecs.dtype)])
         if ivf and len(ids):
             fresh = VectorIndex._built(ids, vecs)
         else:
             fresh = VectorIndex.new(self.dim)
             if len(ids):
-                fresh._index.add_with_ids(np.ascontiguousarray(vecs), ids)
+                fresh._index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
         self._index, self._store, self._trained, self.tombstones = fresh._index, fresh._store, fresh._trained, 0
         self._changed()
 

@@ -91,9 +91,10 @@ class VectorStore:
         return got
 
     def rows_all(self, slots: np.ndarray) -> np.ndarray:
-        """Like rows() for many slots: whole segments are decrypted in order (a rebuild or a migration)."""
+        """Like rows() for many slots, as stored (float16: half the memory of a rebuild at 1M): whole
+        segments are decrypted in order."""
         slots = np.asarray(slots, dtype=np.int64)
-        out = np.empty((len(slots), self.dim), dtype=np.float32)
+        out = np.empty((len(slots), self.dim), dtype=_DTYPE)
         seg, local = self._locate(slots) if len(slots) else (slots, slots)
         for s in np.unique(seg):
             at = np.flatnonzero(seg == s)
