@@ -172,3 +172,28 @@ def test_the_service_reseals_an_index_it_opened_as_hnsw_at_its_next_flush(vault:
     fresh.flush()
     again, head_now = vindex.load(vault, INDEX_BLOB)  # type: ignore[misc]
     assert "migrated" not in head_now and head_now["kind"] == "flat" and len(again) == len(ids)
+
+
+def test_a_subset_of_store_exact_max_is_scored_from_the_store_and_one_more_goes_through_the_lists(monkeypatch):
+    vecs, ids = _unit(3_000, seed=6), np.arange(3_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids, vecs)
+    through_lists = []
+    real = ix._ivf_search
+    monkeypatch.setattr(ix, "_ivf_search", lambda q, k, pos: through_lists.append(len(pos)) or real(q, k, pos))
+    at, over = ids[: vindex.STORE_EXACT_MAX], ids[: vindex.STORE_EXACT_MAX + 1]
+    got, _ = ix.search(vecs[5], 10, at)
+    assert through_lists == [] and got[0] == ids[5]
+    got, _ = ix.search(vecs[5], 10, over)
+    assert through_lists == [vindex.STORE_EXACT_MAX + 1] and got[0] == ids[5]
+
+
+def test_the_lists_are_trained_again_once_the_index_grows_past_ivf_regrow_times_its_training_set():
+    vecs, ids = _unit(4_001, seed=7), np.arange(4_001, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:1_000], vecs[:1_000])
+    ix.add(ids[1_000:4_000], vecs[1_000:4_000])  # exactly IVF_REGROW times: the same lists
+    assert ix._trained == 1_000 and ix._ivf().nlist == 25
+    ix.add(ids[4_000:], vecs[4_000:])  # one more: trained again on all of them
+    assert ix._trained == 4_001 and ix._ivf().nlist == 100 and len(ix) == 4_001
+    assert ix.search(vecs[4_000], 1)[0][0] == ids[4_000]
