@@ -81,7 +81,7 @@ def _help(run, args: list[str]) -> tuple[int, str]:  # noqa: ANN001 - a callable
 def _all_names() -> list[str]:
     from lifevault.cli import app
 
-    return [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
+    return [n for n in [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups] if n]
 
 
 @pytest.mark.parametrize("name", _all_names())

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from vault import keys as keymod
+from vault.errors import WrongPassphrase
 from vault.kdf import Derivation, argon2id
 
 SALT = bytes(range(16))
@@ -36,5 +37,5 @@ def test_a_wrong_passphrase_started_early_is_refused_when_the_keys_are_asked_for
     home.mkdir()
     keymod.create(home, "pw", kdf=keymod.KDF_FLOOR)
     unlocking = keymod.begin_unlock(home, "not it")
-    with pytest.raises(keymod.WrongPassphrase, match="wrong passphrase: keys.json could not be unlocked"):
+    with pytest.raises(WrongPassphrase, match="wrong passphrase: keys.json could not be unlocked"):
         unlocking.keys()
