@@ -45,7 +45,6 @@ class VectorStore:
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._segments: list[_Segment] = []
-        self._obsolete: list[str] = []  # files replaced by the last save, deleted by committed()
 
     def __len__(self) -> int:
         return self._segments[-1].start + self._segments[-1].count if self._segments else 0
@@ -127,7 +126,7 @@ class VectorStore:
     # ---- sealed ----------------------------------------------------------------------------------------
     def save(self, vault: Vault, prefix: str) -> list[list[Any]]:
         """Seal what changed (new vectors, segments with deletions) as new segment files; the manifest to
-        keep in the index's sealed blob. Files replaced are deleted by committed(), once that blob is in place."""
+        keep in the index's sealed blob. The files replaced stay until committed(), once that blob is in place."""
         kept: list[_Segment] = []
         pending: list[_Segment] = []
         for s in self._segments:
@@ -152,7 +151,6 @@ class VectorStore:
     def _seal(self, vault: Vault, prefix: str, segments: list[_Segment]) -> list[_Segment]:
         data = np.concatenate([self._whole(s) for s in segments]) if len(segments) > 1 else self._whole(segments[0])
         start = segments[0].start
-        self._obsolete += [s.name for s in segments if s.name is not None]
         out = []
         for lo in range(0, max(1, len(data)), SEGMENT_RECORDS):
             piece = data[lo : lo + SEGMENT_RECORDS]
@@ -175,7 +173,6 @@ class VectorStore:
         for name in vault.blob_names(f"{prefix}.vec."):
             if name not in live:
                 vault.delete_blob(name)
-        self._obsolete = []
 
     @classmethod
     def open(cls, dim: int, manifest: list[list[Any]], opener: Callable[[str], RecordReader], *,
