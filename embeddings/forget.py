@@ -35,6 +35,14 @@ from vault.store import Vault
 PREVIEW_ITEMS = 50
 
 
+def _usage_spans(details: dict[str, Any], start: datetime | None, end: datetime | None) -> list[tuple[Any, Any]]:
+    """Where a usage memory's raw events lie: each folded glance's span (memories.usage_memories), else its own."""
+    spans = details.get("spans")
+    if isinstance(spans, list) and spans:
+        return [(datetime.fromisoformat(str(a)), datetime.fromisoformat(str(b))) for a, b in spans]
+    return [(start, end)]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForgetRequest:
     memory_ids: tuple[int, ...] | None = None
@@ -187,8 +195,9 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
                 add("location_points", read.location_point_ids(vault, start=s, end=e, inclusive=False))
             elif kind == "usage" and table == "app_sessions" and det.get("package"):
                 pkg = det["package"]
-                add("usage_events", read.usage_event_ids(vault, package=pkg, start=s, end=e))
-                add("usage_intervals", read.usage_interval_ids(vault, package=pkg, start=s, end=e))
+                for a, b in _usage_spans(det, s, e):  # folded glances: each glance's own span, not what lies between
+                    add("usage_events", read.usage_event_ids(vault, package=pkg, start=a, end=b))
+                    add("usage_intervals", read.usage_interval_ids(vault, package=pkg, start=a, end=b))
             elif kind == "usage" and table == "daily_summaries" and s is not None:
                 days.add((local(s, off).date().isoformat(), None))
             elif kind == "routine" and table and row_ids:  # a routine is forgotten with what it summarises

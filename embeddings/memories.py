@@ -6,6 +6,9 @@ One memory per
                                       Dental, with Ann Lee, Bob (names only; emails stay in `details`)"
   - app-usage cluster (one app, one local day, sessions less than CLUSTER_GAP apart):
                                      "Used YouTube (Video) on Tue 4 Mar 2025 23:10–23:52: 42 min in 3 sessions"
+    clusters shorter than GLANCE in all are glances; one app's glances less than GLANCE_GAP apart on one day
+    fold into one memory (their span is theirs, their sessions its provenance; routines see each cluster):
+                                     "Glanced at Gmail (Communication) 3 times on Tue 4 Mar 2025 07:56–08:40: 2 min"
   - day of screen time (`daily_summaries`): "Screen time on Tue 4 Mar 2025: 3 h 12 min. YouTube 55 min, ..."
   - trip:                            "Trip from Home to Café Nero by walking, 2.1 km, on Tue 4 Mar 2025 08:40–09:05"
   - agent-written note (embeddings/notes.py).
@@ -36,6 +39,8 @@ if TYPE_CHECKING:  # frames are made where memories are written, not by a search
 SENSITIVITY = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage", "note": "note"}
 SOURCE = {"visit": "location", "trip": "location", "event": "calendar", "usage": "usage"}
 CLUSTER_GAP = timedelta(minutes=10)
+GLANCE = timedelta(minutes=2)  # a usage cluster shorter than this in all is a glance
+GLANCE_GAP = timedelta(hours=3)  # one app's glances less than this apart on one local day are one memory
 DESCRIPTION_CHARS = 240
 
 # semantic types (Takeout TYPE_*, Timeline HOME/WORK, Google place types) -> how a place is named by type
@@ -214,6 +219,12 @@ def render_usage(app: str, category: str | None, start: datetime, end: datetime,
     return f"Used {app}{cat} {when_label(start, end, offset)}: {duration_label(minutes)}{n}"
 
 
+def render_glances(app: str, category: str | None, start: datetime, end: datetime, offset: int | None,
+                   minutes: float, glances: int) -> str:
+    cat = f" ({category})" if category and category != "Other" else ""
+    return f"Glanced at {app}{cat} {glances} times {when_label(start, end, offset)}: {duration_label(minutes)}"
+
+
 def render_day(day: date, screen_minutes: float, by_app: dict[str, float], by_category: dict[str, float]) -> str:
     top = sorted(by_app.items(), key=lambda kv: -kv[1])[:8]
     cats = sorted(by_category.items(), key=lambda kv: -kv[1])[:5]
@@ -355,6 +366,49 @@ def usage_clusters(vault: Vault) -> Iterator[Memory]:
         yield m
 
 
+def usage_memories(clusters: Sequence[Memory], vault: Vault) -> Iterator[Memory]:
+    """The clusters as memories, glances folded: one app's glances (clusters under GLANCE) less than GLANCE_GAP
+    apart on one local day make one memory spanning them, whose provenance is every session they hold (so
+    forgetting it forgets them, and `details.spans` says where each was: forget takes the raw events there)."""
+    group: list[Memory] = []
+
+    def fold() -> Iterator[Memory]:
+        if len(group) == 1:
+            yield group[0]
+        elif group:
+            first, last = group[0], max(group, key=lambda m: m.end_ts or m.start_ts or datetime.min)
+            assert first.start_ts is not None and last.end_ts is not None
+            d = first.details
+            minutes = sum(m.details["minutes"] for m in group)
+            yield Memory(
+                memory_id=_rid(vault, "glances", first.source_row_ids[0]), kind="usage",
+                text=render_glances(d["app"], d["category"], first.start_ts, last.end_ts, first.utc_offset_min,
+                                    minutes, len(group)),
+                text_redacted=None, start_ts=first.start_ts, end_ts=last.end_ts, utc_offset_min=first.utc_offset_min,
+                tags=first.tags, source=first.source, source_table=first.source_table,
+                details={"app": d["app"], "package": d["package"], "category": d["category"],
+                         "minutes": round(minutes, 1), "sessions": sum(m.details["sessions"] for m in group),
+                         "glances": len(group), "spans": [[m.start_ts, m.end_ts] for m in group]},
+                source_row_ids=tuple(r for m in group for r in m.source_row_ids),
+            )
+        group.clear()
+
+    for m in clusters:
+        if m.details["minutes"] * 60 >= GLANCE.total_seconds():
+            yield m
+            continue
+        if group:
+            prev = group[-1]
+            assert m.start_ts is not None and prev.end_ts is not None and group[0].start_ts is not None
+            same_day = (local(m.start_ts, m.utc_offset_min).date()
+                        == local(group[0].start_ts, group[0].utc_offset_min).date())
+            if (m.details["package"] != prev.details["package"] or not same_day
+                    or m.start_ts - prev.end_ts >= GLANCE_GAP):
+                yield from fold()
+        group.append(m)
+    yield from fold()
+
+
 def screen_days(vault: Vault) -> Iterator[Memory]:
     for day, off, screen, by_app, by_cat in read.screen_day_rows(vault):
         apps, cats = json.loads(by_app or "{}"), json.loads(by_cat or "{}")
@@ -393,7 +447,7 @@ def from_sources(vault: Vault, *, now: datetime | None = None) -> Iterator[Memor
     yield from visit
     yield from trips(vault)
     yield from event
-    yield from usage
+    yield from usage_memories(usage, vault)
     yield from screen_days(vault)
     yield from routine_memories(vault, visit, event, usage, now=now)
 

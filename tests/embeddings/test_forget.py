@@ -139,3 +139,21 @@ def test_reingesting_an_old_export_does_not_bring_forgotten_rows_back(vault: Vau
     assert vault.scalar("SELECT count(*) FROM calendar_events") == first.loaded - 1
     svc.index()
     assert not [h for h in svc.search("Dentist", k=5, mode="lexical").hits if "Dentist" in h.memory.text]
+
+
+def test_forgetting_folded_glances_takes_their_events_and_leaves_a_session_between_them(vault: Vault,
+                                                                                          svc: MemoryService):
+    t = lambda h, m: datetime(2025, 3, 4, h, m, tzinfo=UTC)  # noqa: E731
+    spans = [((7, 56), (7, 57)), ((8, 10), (8, 15)), ((8, 30), (8, 31))]  # glance, a 5-min session, glance
+    for i, ((h0, m0), (h1, m1)) in enumerate(spans):
+        vault.execute("INSERT INTO app_sessions VALUES (?, ?, ?, 0, 'com.google.android.gm', 'Gmail', "
+                      "'Communication', 'x')", [100 + i, t(h0, m0), t(h1, m1)])
+        for j, (at, what) in enumerate(((t(h0, m0), "ACTIVITY_RESUMED"), (t(h1, m1), "ACTIVITY_PAUSED"))):
+            vault.execute("INSERT INTO usage_events VALUES (?, ?, 0, 'com.google.android.gm', NULL, ?, 'csv', "
+                          "NULL, NULL, 'load')", [200 + 2 * i + j, at, what])
+    svc.index()
+    glances = vault.scalar("SELECT memory_id FROM memories WHERE text LIKE 'Glanced at Gmail%'")
+    receipt = svc.forget_commit(svc.forget_preview(ForgetRequest(memory_ids=(glances,))))
+    assert receipt.rows_deleted["app_sessions"] == 2 and receipt.rows_deleted["usage_events"] == 4
+    assert vault.query("SELECT row_id FROM app_sessions ORDER BY row_id") == [(101,)]
+    assert vault.query("SELECT row_id FROM usage_events ORDER BY row_id") == [(202,), (203,)]

@@ -92,3 +92,38 @@ def test_an_exported_visit_and_the_detected_stay_over_the_same_span_are_one_memo
 
     svc.forget_commit(svc.forget_preview(ForgetRequest(query="PureGym")))
     assert [r[0] for r in vault.query("SELECT row_id FROM stays")] == [3]
+
+
+def _sessions(vault: Vault, spans: list[tuple[tuple[int, int], tuple[int, int]]], app: str = "Gmail",
+              package: str = "com.google.android.gm", category: str = "Communication") -> None:
+    for i, ((h0, m0), (h1, m1)) in enumerate(spans):
+        vault.execute("INSERT INTO app_sessions VALUES (?, ?, ?, 0, ?, ?, ?, 'x')",
+                      [100 + i, datetime(2025, 3, 4, h0, m0, tzinfo=UTC), datetime(2025, 3, 4, h1, m1, tzinfo=UTC),
+                       package, app, category])
+
+
+def test_glances_of_one_app_less_than_three_hours_apart_fold_into_one_memory_spanning_them(vault: Vault,
+                                                                                             svc: MemoryService):
+    # glances (under 2 min) at 07:56, 08:30 and 08:59; a 5-min session between them stays its own memory;
+    # a glance 3 h 1 min after the last one starts a new group, and a group of one reads as before
+    _sessions(vault, [((7, 56), (7, 57)), ((8, 10), (8, 15)), ((8, 30), (8, 31)), ((8, 59), (9, 0)),
+                      ((12, 1), (12, 2))])
+    svc.index()
+    rows = vault.query("SELECT text, start_ts, end_ts, source_row_ids FROM memories WHERE kind = 'usage' "
+                       "AND source_table = 'app_sessions' ORDER BY start_ts, text")
+    assert [r[0] for r in rows] == [
+        "Glanced at Gmail (Communication) 3 times on Tue 4 Mar 2025 07:56–09:00: 3 min",
+        "Used Gmail (Communication) on Tue 4 Mar 2025 08:10–08:15: 5 min",
+        "Used Gmail (Communication) on Tue 4 Mar 2025 12:01–12:02: 1 min",
+    ]
+    assert (rows[0][1], rows[0][2]) == (datetime(2025, 3, 4, 7, 56, tzinfo=UTC), datetime(2025, 3, 4, 9, 0, tzinfo=UTC))
+    assert sorted(rows[0][3]) == [100, 102, 103]
+
+
+def test_a_two_minute_session_is_not_a_glance(vault: Vault, svc: MemoryService):
+    _sessions(vault, [((7, 56), (7, 57, )), ((8, 30), (8, 32))])  # 1 min and exactly 2 min (GLANCE)
+    svc.index()
+    texts = sorted(r[0] for r in vault.query("SELECT text FROM memories WHERE source_table = 'app_sessions' "
+                                             "AND kind = 'usage'"))
+    assert texts == ["Used Gmail (Communication) on Tue 4 Mar 2025 07:56–07:57: 1 min",
+                     "Used Gmail (Communication) on Tue 4 Mar 2025 08:30–08:32: 2 min"]
