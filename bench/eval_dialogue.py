@@ -2,8 +2,8 @@
 
     python -m bench.eval_dialogue [--set generated|locomo|both] [--seed 11] [--personas 4] [--sessions 6]
                                   [--no-session] [--show-misses]
-    python -m bench.eval_dialogue --set locomo [--conversations 2] [--locomo-sessions 20] [--locomo-file F]
-                                  [--bare]
+    python -m bench.eval_dialogue --set locomo [--conversations 2] [--locomo-sessions 20] [--bare] [--no-captions]
+                                  [--locomo-file F [--samples N ...]]
 
 Two sets. "generated" (the default, below); "locomo": LoCoMo-shaped conversations (bench/locomo_like.py;
 the real set's JSON with --locomo-file), each stored in its own fresh encrypted vault exactly as an agent
@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import random
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -204,9 +204,10 @@ def baselines(turns: list[Turn], questions: list[Question], encoder: Encoder) ->
 
 PASSPHRASE = "eval"
 KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
-VARIANTS: dict[str, dict[str, object]] = {  # earlier settings of embeddings/dialogue.py, measured beside
+VARIANTS: dict[str, dict[str, object]] = {  # other settings of embeddings/dialogue.py, measured beside
     "search, own text only": {"BEFORE": 0, "AFTER": 0},
-    "search, 2 previous + 1 next turn (before)": {"BEFORE": 2, "AFTER": 1, "CONTEXT_CHARS": None, "OWN_REPEAT": 1},
+    "search, own and indexed text's vectors blended (OWN_WEIGHT 0.5)": {"OWN_WEIGHT": 0.5},
+    "search, blended, neighbours up to 500 characters": {"OWN_WEIGHT": 0.5, "CONTEXT_CHARS": 500},
 }
 
 
@@ -269,8 +270,8 @@ def _baseline_texts(texts: list[str], questions: list[str], encoder: Encoder) ->
     return out
 
 
-def locomo_runs(sample: dict[str, object], encoder: Encoder, *, bare: bool
-                ) -> tuple[list[locomo_like.Question], dict[str, list[list[str]]]]:
+def locomo_runs(sample: dict[str, object], encoder: Encoder, *, bare: bool, captions: bool = True,
+                left_out: Counter[str] | None = None) -> tuple[list[locomo_like.Question], dict[str, list[list[str]]]]:
     """One conversation in a fresh vault through the API; rankings as dia_ids per question."""
     from fastapi.testclient import TestClient
 
@@ -278,8 +279,8 @@ def locomo_runs(sample: dict[str, object], encoder: Encoder, *, bare: bool
     from api.state import ApiSettings
     from api.tokens import TokenStore
 
-    turns = locomo_like.turns(sample)
-    questions = locomo_like.questions(sample)
+    turns = locomo_like.turns(sample, captions=captions)
+    questions = locomo_like.questions(sample, left_out)
     texts = [f"{t.speaker}: {t.text}" for t in turns]
     runs = {name: [[turns[i].dia_id for i in r] for r in ranked]
             for name, ranked in _baseline_texts(texts, [q.text for q in questions], encoder).items()}
@@ -326,19 +327,25 @@ def _table(questions: Sequence[Question | locomo_like.Question], runs: Mapping[s
 
 
 def main_locomo(args: argparse.Namespace, encoder: Encoder) -> None:
-    found = (locomo_like.samples(args.locomo_file) if args.locomo_file
+    found = (locomo_like.samples(args.locomo_file, args.samples) if args.locomo_file
              else locomo_like.generate(args.seed, args.conversations, args.locomo_sessions))
     questions: list[locomo_like.Question] = []
     runs: dict[str, list[list[str]]] = {}
     turns = 0
+    left_out: Counter[str] = Counter()
     for sample in found:
-        qs, got = locomo_runs(sample, encoder, bare=args.bare)
+        qs, got = locomo_runs(sample, encoder, bare=args.bare, captions=not args.no_captions, left_out=left_out)
         turns += len(locomo_like.turns(sample))
         questions += qs
         for name, ranked in got.items():
             runs.setdefault(name, []).extend(ranked)
-    print(f"LoCoMo-shaped: {len(found)} conversations, {turns} turns, "
-          f"{'no metadata' if args.bare else 'metadata session/speaker/dia_id'}, seed {args.seed}")
+    what = (f"{args.locomo_file.name} samples {', '.join(str(s.get('sample_id')) for s in found)}" if args.locomo_file
+            else f"LoCoMo-shaped, seed {args.seed}")
+    print(f"{what}: {len(found)} conversations, {turns} turns, "
+          f"{'no metadata' if args.bare else 'metadata session/speaker/dia_id'}, "
+          f"{'no image captions' if args.no_captions else 'image captions in the text'}")
+    if left_out:
+        print("questions left out: " + ", ".join(f"{n} {why}" for why, n in sorted(left_out.items())))
     _table(questions, runs)
     if args.show_misses:
         for q, r in zip(questions, runs["search (POST /v1/search)"], strict=True):
@@ -356,7 +363,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--conversations", type=int, default=2, help="LoCoMo-shaped conversations to generate")
     ap.add_argument("--locomo-sessions", type=int, default=20, help="sessions per LoCoMo-shaped conversation")
     ap.add_argument("--locomo-file", type=Path, help="a LoCoMo-format JSON file instead of generated ones")
+    ap.add_argument("--samples", nargs="+", default=[], metavar="N",
+                    help="--locomo-file: the samples to run, by 1-based position or sample_id (default: all)")
     ap.add_argument("--bare", action="store_true", help="LoCoMo set: store turns without metadata")
+    ap.add_argument("--no-captions", action="store_true",
+                    help="LoCoMo set: leave shared images' captions (blip_caption) out of the turns' texts")
     ap.add_argument("--show-misses", action="store_true")
     args = ap.parse_args(argv)
     encoder = Encoder()

@@ -17,8 +17,13 @@ short replies after a long turn became near-copies of it and crowded it out of t
 in front when its metadata names one (`speaker`) its text does not start with, and on each side the
 nearest turns while the text gathered on that side (own text included) is shorter than CONTEXT_CHARS: a
 long turn (300 characters or more) is indexed alone, a short reply gets up to 3 turns before and 2 after.
-Each neighbour is cut to NEIGHBOUR_CHARS. Context comes only from notes, which all have one sensitivity, so
-a caller that may see a note may see every text its index entry was built from (non-interference holds).
+Each neighbour is cut to NEIGHBOUR_CHARS. A note with neighbours has one vector, its indexed text's; with
+OWN_WEIGHT above 0 it is the normalised sum of OWN_WEIGHT times its own text's embedding (speaker in front)
+and the rest times its indexed text's (`blend`), so the turn itself still matches a question about it when
+its context is about something else. Off by default: measured on two real LoCoMo conversations it helped
+one and hurt the other (bench/README.md). Context comes only from notes,
+which all have one sensitivity, so a caller that may see a note may see every text its index entry was built
+from (non-interference holds).
 When a note is written, changed or deleted, only the notes whose window includes it are re-indexed
 (`neighbours`): a window is decided by the turns between the note and its edge, so a change outside it
 changes nothing in it.
@@ -32,6 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from vault.store import Vault
 
 BEFORE = 3  # previous turns in a note's indexed text, at most
@@ -44,6 +51,8 @@ SESSION_TAG = "session:"
 CONTEXT_CHARS: int | None = 300  # each side's neighbours are added (nearest first) while own + that side's
 # text is shorter than this (None: always BEFORE and AFTER turns), so a long turn is indexed alone
 OWN_REPEAT = 2  # times a turn's own text is written in its indexed text, so its neighbours weigh less
+OWN_WEIGHT = 0.0  # a note with neighbours: its own text's share of its vector (0, the default: the indexed
+# text's alone; 0.5 helped one real LoCoMo conversation and hurt the other, bench/README.md, so it is off)
 SPEAKER_KEYS = ("speaker", "author")  # metadata keys naming who said a turn (added when the text does not say it)
 SPEAKER_CHARS = 100  # a speaker's name from metadata is cut to this many characters in the indexed text
 _SELECT = ("SELECT memory_id, source, start_ts, ingested_at, text, metadata, tags FROM memories "
@@ -172,12 +181,26 @@ def _window(vault: Vault, ids: Sequence[int]) -> list[list[Turn]]:
     return threads(_turns(rows))
 
 
-def texts(vault: Vault, ids: Sequence[int] | None = None) -> dict[int, str]:
-    """memory id -> indexed text, for the notes that have neighbours (all notes when `ids` is None)."""
+def entries(vault: Vault, ids: Sequence[int] | None = None) -> dict[int, tuple[str, str]]:
+    """memory id -> (own text as said, indexed text), for the notes that have neighbours (all notes when `ids`
+    is None)."""
     found = threads(_turns(vault.query(_SELECT))) if ids is None else _window(vault, ids)
     wanted = None if ids is None else set(ids)
-    return {t.memory_id: indexed_text(th, i) for th in found if len(th) > 1 for i, t in enumerate(th)
+    return {t.memory_id: (said(t), indexed_text(th, i)) for th in found if len(th) > 1 for i, t in enumerate(th)
             if wanted is None or t.memory_id in wanted}
+
+
+def texts(vault: Vault, ids: Sequence[int] | None = None) -> dict[int, str]:
+    """memory id -> indexed text, for the notes that have neighbours (all notes when `ids` is None)."""
+    return {m: indexed for m, (_, indexed) in entries(vault, ids).items()}
+
+
+def blend(own: np.ndarray, indexed: np.ndarray) -> np.ndarray:
+    """The vectors of notes with neighbours: OWN_WEIGHT x own + (1 - OWN_WEIGHT) x indexed, normalised (rows
+    of unit vectors in, unit vectors out)."""
+    mixed = OWN_WEIGHT * own + (1.0 - OWN_WEIGHT) * indexed
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    return (mixed / np.where(norms > 0, norms, 1.0)).astype(own.dtype, copy=False)
 
 
 def neighbours(vault: Vault, ids: Sequence[int]) -> set[int]:

@@ -262,8 +262,10 @@ class MemoryService:
         assert self._full is not None and self._redacted is not None
         rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha, kind FROM memories "
                                 "WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-        around = dialogue.texts(self.vault, [r[0] for r in rows if r[4] == "note"])  # notes: with their turns
-        texts = [around.get(r[0], r[1]) for r in rows] + [r[2] for r in rows if r[2] is not None]
+        around = dialogue.entries(self.vault, [r[0] for r in rows if r[4] == "note"])  # notes: with their turns
+        texts = [around[r[0]][1] if r[0] in around else r[1] for r in rows] + [r[2] for r in rows if r[2] is not None]
+        blended = [i for i, r in enumerate(rows) if r[0] in around] if dialogue.OWN_WEIGHT else []
+        texts += [around[rows[i][0]][0] for i in blended]  # their own texts, blended into their vectors
         done = [0]
 
         def step(n: int) -> None:
@@ -272,12 +274,14 @@ class MemoryService:
                 progress(done[0], len(texts))
 
         vecs = self.encoder.encode(texts, progress=step)
+        if blended:
+            vecs[blended] = dialogue.blend(vecs[len(texts) - len(blended):], vecs[blended])
         n = len(rows)
         full_ids = np.array([r[0] for r in rows], dtype=np.int64)
         red_ids = np.array([r[0] for r in rows if r[2] is not None], dtype=np.int64)
         self._full.add(full_ids, vecs[:n])
         self._redacted.remove(full_ids)
-        self._redacted.add(red_ids, vecs[n:])
+        self._redacted.add(red_ids, vecs[n:n + len(red_ids)])
         self._pending.update({r[0]: r[3] for r in rows})
         self._dirty = True
         return n

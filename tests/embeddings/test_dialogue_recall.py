@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
+
 from embeddings import dialogue
 from embeddings.service import MemoryService
 
@@ -58,9 +61,11 @@ def test_a_short_turn_is_indexed_with_its_previous_turns_up_to_the_count_bound()
 
 def test_a_short_turn_takes_neighbours_only_until_the_context_budget_is_reached():
     assert dialogue.CONTEXT_CHARS is not None
-    before = "Caroline: " + "x" * (dialogue.CONTEXT_CHARS - 10)
-    text = dialogue.indexed_text(_thread("Caroline: far back", before, "Melanie: yes!"), 2)
-    assert before in text and "far back" not in text  # the budget was reached by the nearest turn
+    each = dialogue.CONTEXT_CHARS // 2  # two such turns reach the budget (each counts at most NEIGHBOUR_CHARS)
+    assert each <= dialogue.NEIGHBOUR_CHARS
+    near = ["Caroline: " + "x" * (each - 10), "Caroline: " + "y" * (each - 10)]
+    text = dialogue.indexed_text(_thread("Caroline: far back", *near, "Melanie: yes!"), 3)
+    assert all(t in text for t in near) and "far back" not in text  # the budget was reached by the nearest turns
 
 
 def test_a_turn_that_does_not_name_its_speaker_is_indexed_with_the_speaker_from_its_metadata():
@@ -78,3 +83,57 @@ def test_a_speaker_name_is_cut_to_its_bound():
     under, over = "C" * dialogue.SPEAKER_CHARS, "C" * (dialogue.SPEAKER_CHARS + 1)
     assert dialogue.speaker_of(f'{{"speaker": "{under}"}}') == under
     assert dialogue.speaker_of(f'{{"speaker": "{over}"}}') == over[:dialogue.SPEAKER_CHARS]
+
+
+def test_a_turn_one_character_under_the_context_budget_still_takes_neighbours():
+    assert dialogue.CONTEXT_CHARS is not None
+    under = "Melanie: " + "x" * (dialogue.CONTEXT_CHARS - 10)
+    at = "Melanie: " + "x" * (dialogue.CONTEXT_CHARS - 9)
+    assert dialogue.indexed_text(_thread("Caroline: hi!", under), 1) != under
+    assert dialogue.indexed_text(_thread("Caroline: hi!", at), 1) == at
+
+
+OFFICE = [  # a short news turn among long turns about something else, then another session about animals
+    (1, "Caroline: Hey Mel! Long time no see. How are the kids, and how is work going these days?"),
+    (1, "Melanie: Work has been so hectic. The deadlines at the office never stop, my manager keeps adding "
+        "projects and the quarterly report is due Friday."),
+    (1, "Caroline: Oh, and I adopted a kitten!"),
+    (1, "Melanie: Ugh, I know that feeling about deadlines. My team at the office shipped three releases this "
+        "month and nobody has slept properly since."),
+    (1, "Caroline: Same here, the office is pure chaos and the printer is broken again."),
+    (2, "Melanie: I went to the animal shelter fundraiser with the kids, they loved the puppies."),
+    (2, "Caroline: That sounds so sweet!"),
+]
+
+
+def _office(svc: MemoryService) -> dict[str, int]:
+    return {text: svc.remember(text, occurred_at=JUNE + timedelta(days=20 * (s - 1), minutes=i),
+                               metadata={"session": s}, source="chat").memory_id
+            for i, (s, text) in enumerate(OFFICE)}
+
+
+def test_with_an_own_weight_a_turn_is_embedded_as_its_own_text_blended_with_its_indexed_text(
+        svc: MemoryService, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(dialogue, "OWN_WEIGHT", 0.5)
+    ids = _office(svc)
+    kitten = ids["Caroline: Oh, and I adopted a kitten!"]
+    (own, indexed), = dialogue.entries(svc.vault, [kitten]).values()
+    v_own, v_indexed = svc.encoder.encode([own, indexed])
+    expected = dialogue.blend(v_own[None, :], v_indexed[None, :])[0]
+    stored = svc._full.scores_of(expected, np.array([kitten]))[0]
+    assert stored > 0.999 and float(v_indexed @ expected) < 0.99  # the blend, not the indexed text's vector
+
+
+def test_with_an_own_weight_a_short_turn_among_long_turns_about_something_else_is_the_best_dense_match(
+        svc: MemoryService, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(dialogue, "OWN_WEIGHT", 0.5)
+    ids = _office(svc)
+    hits = svc.search("Which animal did Caroline get?", k=3, mode="dense", now=ASKED).hits
+    assert hits[0].memory.memory_id == ids["Caroline: Oh, and I adopted a kitten!"]
+
+
+def test_by_default_the_short_turn_is_outranked_by_a_reply_whose_context_is_about_animals(svc: MemoryService):
+    assert dialogue.OWN_WEIGHT == 0  # the indexed text's vector alone: what the blend would add
+    ids = _office(svc)
+    hits = svc.search("Which animal did Caroline get?", k=3, mode="dense", now=ASKED).hits
+    assert hits[0].memory.memory_id == ids["Caroline: That sounds so sweet!"]
