@@ -327,23 +327,34 @@ def events(vault: Vault) -> Iterator[Memory]:
         )
 
 
-def usage_clusters(vault: Vault) -> Iterator[Memory]:
+def _rids(vault: Vault, kind: str, keys: Sequence[object]) -> list[int]:
+    """_rid of many keys in one vectorised call: one at a time, a year's 17,500 usage clusters cost 5 s of CPU."""
+    return vault.row_ids([f"memory\x1f{kind}\x1f{k}" for k in keys])
+
+
+def usage_clusters(vault: Vault) -> list[Memory]:
     """Sessions of one app on one local day, less than CLUSTER_GAP apart, make one memory."""
     rows = read.session_rows(vault)
     shown = home_offsets(vault)
     if any(r.utc_offset_min is None for r in rows):
         rows = [r._replace(utc_offset_min=shown(r.start, r.utc_offset_min)) for r in rows]
-    cluster: list[read.SessionRow] = []
+    clusters: list[list[read.SessionRow]] = []
+    for row in rows:
+        if clusters:
+            cluster = clusters[-1]
+            same_day = local(row[1], row[3]).date() == local(cluster[0][1], cluster[0][3]).date()
+            if row[4] == cluster[-1][4] and same_day and row[1] - max(r[2] for r in cluster) <= CLUSTER_GAP:
+                cluster.append(row)
+                continue
+        clusters.append([row])
 
-    def flush() -> Memory | None:
-        if not cluster:
-            return None
+    def memory(memory_id: int, cluster: list[read.SessionRow]) -> Memory:
         first, last = cluster[0], max(cluster, key=lambda r: r[2])
         minutes = sum((r[2] - r[1]).total_seconds() for r in cluster) / 60
         app, cat = first[5] or first[4], first[6]
         text = render_usage(app, cat, first[1], last[2], first[3], minutes, len(cluster))
         return Memory(
-            memory_id=_rid(vault, "usage", first[0]), kind="usage", text=text, text_redacted=None,
+            memory_id=memory_id, kind="usage", text=text, text_redacted=None,
             start_ts=first[1], end_ts=last[2], utc_offset_min=first[3],
             tags=("app", (cat or "Other").lower().replace(" & ", "-").replace(" ", "-")),
             details={"app": app, "package": first[4], "category": cat, "minutes": round(minutes, 1),
@@ -351,62 +362,51 @@ def usage_clusters(vault: Vault) -> Iterator[Memory]:
             source=SOURCE["usage"], source_table="app_sessions", source_row_ids=tuple(r[0] for r in cluster),
         )
 
-    for row in rows:
-        if cluster:
-            prev = cluster[-1]
-            same_day = local(row[1], row[3]).date() == local(cluster[0][1], cluster[0][3]).date()
-            if row[4] != prev[4] or not same_day or row[1] - max(r[2] for r in cluster) > CLUSTER_GAP:
-                m = flush()
-                if m is not None:
-                    yield m
-                cluster = []
-        cluster.append(row)
-    m = flush()
-    if m is not None:
-        yield m
+    ids = _rids(vault, "usage", [c[0][0] for c in clusters])
+    return [memory(mid, c) for mid, c in zip(ids, clusters, strict=True)]
 
 
-def usage_memories(clusters: Sequence[Memory], vault: Vault) -> Iterator[Memory]:
+def usage_memories(clusters: Sequence[Memory], vault: Vault) -> list[Memory]:
     """The clusters as memories, glances folded: one app's glances (clusters under GLANCE) less than GLANCE_GAP
     apart on one local day make one memory spanning them, whose provenance is every session they hold (so
     forgetting it forgets them, and `details.spans` says where each was: forget takes the raw events there)."""
-    group: list[Memory] = []
-
-    def fold() -> Iterator[Memory]:
-        if len(group) == 1:
-            yield group[0]
-        elif group:
-            first, last = group[0], max(group, key=lambda m: m.end_ts or m.start_ts or datetime.min)
-            assert first.start_ts is not None and last.end_ts is not None
-            d = first.details
-            minutes = sum(m.details["minutes"] for m in group)
-            yield Memory(
-                memory_id=_rid(vault, "glances", first.source_row_ids[0]), kind="usage",
-                text=render_glances(d["app"], d["category"], first.start_ts, last.end_ts, first.utc_offset_min,
-                                    minutes, len(group)),
-                text_redacted=None, start_ts=first.start_ts, end_ts=last.end_ts, utc_offset_min=first.utc_offset_min,
-                tags=first.tags, source=first.source, source_table=first.source_table,
-                details={"app": d["app"], "package": d["package"], "category": d["category"],
-                         "minutes": round(minutes, 1), "sessions": sum(m.details["sessions"] for m in group),
-                         "glances": len(group), "spans": [[m.start_ts, m.end_ts] for m in group]},
-                source_row_ids=tuple(r for m in group for r in m.source_row_ids),
-            )
-        group.clear()
-
+    out: list[Memory] = []
+    groups: list[list[Memory]] = []
     for m in clusters:
         if m.details["minutes"] * 60 >= GLANCE.total_seconds():
-            yield m
+            out.append(m)
             continue
-        if group:
+        if groups:
+            group = groups[-1]
             prev = group[-1]
             assert m.start_ts is not None and prev.end_ts is not None and group[0].start_ts is not None
             same_day = (local(m.start_ts, m.utc_offset_min).date()
                         == local(group[0].start_ts, group[0].utc_offset_min).date())
-            if (m.details["package"] != prev.details["package"] or not same_day
-                    or m.start_ts - prev.end_ts >= GLANCE_GAP):
-                yield from fold()
-        group.append(m)
-    yield from fold()
+            if (m.details["package"] == prev.details["package"] and same_day
+                    and m.start_ts - prev.end_ts < GLANCE_GAP):
+                group.append(m)
+                continue
+        groups.append([m])
+    out += [g[0] for g in groups if len(g) == 1]  # a lone glance keeps its own memory
+    folded = [g for g in groups if len(g) > 1]
+    for memory_id, group in zip(_rids(vault, "glances", [g[0].source_row_ids[0] for g in folded]), folded,
+                                strict=True):
+        first, last = group[0], max(group, key=lambda m: m.end_ts or m.start_ts or datetime.min)
+        assert first.start_ts is not None and last.end_ts is not None
+        d = first.details
+        minutes = sum(m.details["minutes"] for m in group)
+        out.append(Memory(
+            memory_id=memory_id, kind="usage",
+            text=render_glances(d["app"], d["category"], first.start_ts, last.end_ts, first.utc_offset_min,
+                                minutes, len(group)),
+            text_redacted=None, start_ts=first.start_ts, end_ts=last.end_ts, utc_offset_min=first.utc_offset_min,
+            tags=first.tags, source=first.source, source_table=first.source_table,
+            details={"app": d["app"], "package": d["package"], "category": d["category"],
+                     "minutes": round(minutes, 1), "sessions": sum(m.details["sessions"] for m in group),
+                     "glances": len(group), "spans": [[m.start_ts, m.end_ts] for m in group]},
+            source_row_ids=tuple(r for m in group for r in m.source_row_ids),
+        ))
+    return out
 
 
 def screen_days(vault: Vault) -> Iterator[Memory]:
@@ -443,7 +443,7 @@ def routine_memories(vault: Vault, visit: Sequence[Memory], event: Sequence[Memo
 
 def from_sources(vault: Vault, *, now: datetime | None = None) -> Iterator[Memory]:
     """Every memory the ingested tables imply right now (notes are not derived, see notes.py), routines last."""
-    visit, event, usage = list(visits(vault)), list(events(vault)), list(usage_clusters(vault))
+    visit, event, usage = list(visits(vault)), list(events(vault)), usage_clusters(vault)
     yield from visit
     yield from trips(vault)
     yield from event

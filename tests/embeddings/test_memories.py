@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from embeddings import memories
 from embeddings.service import MemoryService
@@ -127,3 +127,16 @@ def test_a_two_minute_session_is_not_a_glance(vault: Vault, svc: MemoryService):
                                              "AND kind = 'usage'"))
     assert texts == ["Used Gmail (Communication) on Tue 4 Mar 2025 07:56–07:57: 1 min",
                      "Used Gmail (Communication) on Tue 4 Mar 2025 08:30–08:32: 2 min"]
+
+
+def test_a_thousand_usage_clusters_get_their_ids_from_one_keyed_hash_call(vault: Vault, monkeypatch):
+    for i in range(1000):  # one 5-min session an hour: every one its own cluster, none a glance
+        start = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=i)
+        vault.execute("INSERT INTO app_sessions VALUES (?, ?, ?, 0, 'com.spotify.music', 'Spotify', 'Music', 'x')",
+                      [1 + i, start, start + timedelta(minutes=5)])
+    calls: list[int] = []
+    row_ids = Vault.row_ids
+    monkeypatch.setattr(Vault, "row_ids", lambda self, keys: calls.append(1) or row_ids(self, keys))
+    clusters = memories.usage_clusters(vault)
+    assert len(clusters) == 1000 and len(calls) == 1  # one at a time, a year's 17,500 cost 5 s of CPU
+    assert clusters[7].memory_id == vault.row_id("memory", "usage", 8)
