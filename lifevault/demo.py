@@ -49,7 +49,16 @@ MIN_DEMO_DAYS, MAX_DEMO_DAYS = 14, 3660  # fewer days leave the federated rounds
 
 @dataclass(slots=True)
 class Timings:
-    steps: list[tuple[str, float]] = field(default_factory=list)
+    steps: list[tuple[str, float, float]] = field(default_factory=list)  # (title, wall s, CPU s)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (the server, once stopped at the end of
+    step 2; not Ray's workers, which Ray reaps): on a shared machine a steadier measure than the wall clock."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @contextlib.contextmanager
@@ -58,7 +67,7 @@ def _step(timings: Timings, n: int, title: str) -> Iterator[Callable[[str], None
     from lifevault.demo_agent import DemoError
 
     err.print(f"[bold][{n}/4] {title}[/bold]")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     with err.status(title) as status:
         try:
             yield lambda msg: status.update(f"{title}: {msg}")
@@ -74,9 +83,17 @@ def _step(timings: Timings, n: int, title: str) -> Iterator[Callable[[str], None
             err.print(f"lifevault demo: step {n} ({title}) failed: internal error ({type(e).__name__}); "
                       "re-run with LIFEVAULT_DEBUG=1 for details", soft_wrap=True)
             raise typer.Exit(EXIT_DEMO_FAILED) from None
-    seconds = time.perf_counter() - t0
-    timings.steps.append((title, seconds))
-    err.print(f"      done in {seconds:.1f} s")
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    timings.steps.append((title, seconds, cpu))
+    err.print(f"      done in {seconds:.1f} s (CPU {cpu:.1f} s)")
+
+
+def _load() -> str:
+    """The 1-minute load average: the demo's times mean little on a machine busy with other work."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
 
 
 def demo(
@@ -110,9 +127,9 @@ def demo(
         shutil.rmtree(scratch, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     total = time.perf_counter() - started
     err.print("[bold]Summary[/bold]")
-    for title, seconds in timings.steps:
-        err.print(f"  {seconds:6.1f} s  {title}")
-    err.print(f"  {total:6.1f} s  in all")
+    for title, seconds, cpu in timings.steps:
+        err.print(f"  {seconds:6.1f} s  (CPU {cpu:6.1f} s)  {title}", soft_wrap=True)
+    err.print(f"  {total:6.1f} s  (CPU {cpu_seconds():6.1f} s)  in all; load average {_load()}")
     err.print(f"  agent {agent.token_id}: {len(agent.audited)} requests audited, "
               f"{sum(1 for b in agent.audited if b.get('status', 0) >= 400)} refused; "
               f"{fleet['releases']} model updates in the persona's ledger (epsilon {fleet['spent']:.2f}); "

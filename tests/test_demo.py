@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,13 @@ def test_the_demo_walks_all_four_steps_and_fills_every_section_of_the_report(dem
     html = (home / "privacy-report.html").read_text()
     assert html.count('<svg class="chart"') == 3 and 'class="note empty"' not in html  # all three charts drawn
     assert '<p class="note">None.</p>' not in html.split("Who read what")[1]  # tables filled
+
+
+def test_the_demo_gives_each_steps_cpu_time_beside_its_wall_time_and_the_load(demo_run) -> None:
+    code, err, _ = demo_run
+    assert code == 0, err[-2000:]
+    assert len(re.findall(r"done in [0-9.]+ s \(CPU [0-9.]+ s\)", err)) == 4
+    assert re.search(r"\(CPU +[0-9.]+ s\)  in all; load average ([0-9.]+|unknown)", err)
 
 
 def test_the_demo_audits_the_agents_http_and_mcp_requests_and_its_refusal(demo_run) -> None:
