@@ -32,8 +32,8 @@ RUN = "from lifevault.cli import main; sys.exit(main())"
 MAIN = "import sys; " + RUN
 NO_LEAN = ("import sys; import embeddings.lean as lean; lean.LeanEncoder.supports = staticmethod(lambda path: False); "
            + RUN)
-NO_SNAPSHOT = ("import sys; import embeddings.snapshot as s; s.load = lambda *a, **k: None; "
-               "s.save = lambda *a, **k: None; " + RUN)
+NO_SNAPSHOT = ("import sys; import embeddings.snapshot as s; s.load = lambda *a, **k: None; "  # load: before 3b9ac9c
+               "s.restore = lambda *a, **k: None; s.save = lambda *a, **k: []; " + RUN)
 BOTH_INDEXES = ("import sys; import embeddings.service as s; state = s.MemoryService._state; "
                 "s.MemoryService._state = lambda self, redaction=None: state(self, None); " + RUN)
 
