@@ -90,9 +90,13 @@ def _clustered(n: int, d: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("share", [0.01, 0.08, 0.28])
-def test_a_filtered_ivf_search_gives_what_an_index_of_the_subset_alone_gives(share: float):
-    """A selective filter probes every list: exactly the subset's own answer. A broad one (28% here) probes
-    the nearest lists holding enough of it, and still finds its top 10."""
+@pytest.mark.parametrize("path", ["chosen", "codes", "lists"])
+def test_a_filtered_ivf_search_gives_what_an_index_of_the_subset_alone_gives(share: float, path: str, monkeypatch):
+    """Scoring the subset's codes by slot (the path of a 1% filter here), or probing every list for a
+    selective filter: exactly the subset's own answer. Probing only the nearest lists holding enough of a
+    broad one (28% here, through the lists) still finds its top 10."""
+    if path != "chosen":
+        monkeypatch.setattr(vindex, "CODE_COST", 0 if path == "codes" else 10**9)
     vecs, ids = _clustered(40_200, 32, seed=3), np.arange(40_000, dtype=np.int64) * 2 + 1
     queries, vecs = vecs[40_000:], vecs[:40_000]
     ix = VectorIndex.new(32, ivf=True)
@@ -101,16 +105,53 @@ def test_a_filtered_ivf_search_gives_what_an_index_of_the_subset_alone_gives(sha
     alone = VectorIndex.new(32)  # an exact index of only what the filter lets through, as the store keeps it
     alone.add(ids[pick], vecs[pick].astype(np.float16))
     assert ix.is_ivf and not alone.is_ivf and len(pick) > vindex.STORE_EXACT_MAX
+    by_codes = len(pick) * vindex.CODE_COST < ix._probed(len(pick))
     every_list = vindex.IVF_NPROBE * vindex.FILTER_PROBE_MARGIN / share >= ix._ivf().nlist
+    assert by_codes == (path == "codes" or (path == "chosen" and share == 0.01))
     found = []
     for q in queries:
         got, scores = ix.search(q, 10, ids[pick])
         want, exact = alone.search(q, 10)
         assert set(got) <= set(ids[pick].tolist())
-        if every_list:
+        if by_codes or every_list:
             assert list(got) == list(want) and np.abs(scores - exact).max() < 1e-6
         found.append(len(set(got) & set(want)) / 10)
     assert every_list == (share < 0.28) and np.mean(found) >= 0.99
+
+
+def test_a_subset_just_under_the_code_cost_bound_is_scored_by_its_codes_and_one_more_through_the_lists(
+        monkeypatch):
+    vecs, ids = _unit(9_000, seed=8), np.arange(9_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids, vecs)
+    calls: list[tuple[str, int]] = []
+    for name in ("_codes_search", "_ivf_search"):
+        real = getattr(ix, name)
+        monkeypatch.setattr(ix, name, lambda q, k, pos, real=real, name=name: calls.append((name, len(pos)))
+                            or real(q, k, pos))
+    bound = -(-len(ix) // vindex.CODE_COST)  # the smallest subset whose codes cost as much as every list
+    assert ix._probed(bound) == len(ix) and bound > vindex.STORE_EXACT_MAX
+    for size in (bound - 1, bound):
+        got, _ = ix.search(vecs[7], 10, ids[:size])
+        assert got[0] == ids[7]
+    assert calls == [("_codes_search", bound - 1), ("_ivf_search", bound)]
+
+
+def test_the_code_map_follows_adds_and_deletes_after_a_filtered_search():
+    """The map of where each 8-bit code sits is dropped by any change (FAISS moves a list's codes when it
+    grows): a vector added or deleted after a filtered search is found, or not, by the next one."""
+    vecs, ids = _clustered(12_000, 32, seed=9), np.arange(12_000, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:10_000], vecs[:10_000])
+    subset = ids[::40]
+    assert len(subset) * vindex.CODE_COST < ix._probed(len(subset))
+    ix.search(vecs[0], 10, subset)
+    ix.add(ids[10_000:], vecs[10_000:])  # every list grows
+    for probe in (10_000, 11_960):
+        assert ix.search(vecs[probe], 1, subset)[0][0] == ids[probe]
+    ix.remove(ids[10_000:10_001])
+    assert ids[10_000] not in ix.search(vecs[10_000], 10, subset)[0]
+    assert ix.search(vecs[11_960], 1, subset)[0][0] == ids[11_960]
 
 
 def _seal_as_hnsw(vault: Vault, name: str, ids: np.ndarray, vecs: np.ndarray, *, fp16: bool) -> None:
