@@ -14,8 +14,10 @@ build time, wall and CPU (batches of 100k, as `lifevault index` adds them), seal
 and, for IVF, its store), open time (sealed files to a searchable index), the process's resident memory
 grown by opening it (VmRSS, after freeing the built one) and its peak while opening (VmHWM reset before),
 search p50 / p95 at k=50 (the dense depth of a search with k=10) on one thread, filtered search (a random
-subset of 1% / 8% / 28% of the ids, like "in March", "on weekends"), and the cost of one more vector: add
-it and seal again (what a `remember` costs the index). --sweep re-measures the new index's search at other
+subset of 1% / 8% / 28% of the ids, like "in March", "on weekends"; a small one has its 8-bit codes scored
+by slot, a broad one probes lists through a bitmap, see CODE_COST), the one-off cost of the map of where
+each code sits (built by the first such filter after an open or a change), and the cost of one more
+vector: add it and seal again (what a `remember` costs the index), then a 1% filter (the map rebuilt). --sweep re-measures the new index's search at other
 IVF_NPROBE values. The load average is printed with every figure: the machine is shared.
 """
 
@@ -152,6 +154,13 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
     ix.slot_of(ids[:1])  # the id -> slot maps a search needs
     opened = time.perf_counter() - t
     rss1, peak = _rss()
+    code_map = 0.0
+    if getattr(ix, "is_ivf", False) and hasattr(ix, "_codes"):  # where each 8-bit code sits, for selective filters
+        t = time.perf_counter()
+        ix._codes()
+        code_map = time.perf_counter() - t
+        print(f"      code map (first selective filter after an open or a change): {code_map * 1e3:6.1f} ms, "
+              f"+{_rss()[0] - rss1:4.0f} MB", flush=True)
     out = {"variant": variant, "build_s": build, "build_cpu_s": build_cpu, "seal_s": seal, "size_mb": size,
            "open_s": opened, "rss_mb": rss1 - rss0, "peak_mb": peak - rss0} | _searches(ix, x, qs, truth, ids)
     print(f"    {variant}: build {build:6.1f} s (cpu {build_cpu:6.1f} s, load {build_load}) | seal {seal:5.2f} s, "
@@ -174,6 +183,10 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
     t = time.perf_counter()
     mod.save(vault, variant, ix, {"dim": d})
     out["add_one_s"], out["reseal_s"] = added, time.perf_counter() - t
+    sub = np.sort(np.random.default_rng(6).choice(ids, n // 100, replace=False))
+    t = time.perf_counter()
+    ix.search(qs[1], DEPTH, slots=ix.positions(sub))
+    print(f"      first 1% filtered search after that add: {(time.perf_counter() - t) * 1e3:6.1f} ms", flush=True)
     print(f"      one more vector: add {added * 1e3:6.1f} ms, seal again {out['reseal_s']:5.2f} s | load {_load()}",
           flush=True)
     del ix, loaded
