@@ -194,9 +194,26 @@ class BM25:
         self._delta, self._delta_docs = {}, 0
 
     def settle(self) -> None:
-        """Merge pending postings, drop the dead documents' and weigh every posting under the live documents'
-        mean length: from here on it scores exactly as a fresh build of the live texts. O(postings)."""
-        self._merge()
+        """Drop the dead documents' postings and weigh every posting under the live documents' mean length: from
+        here on it scores as a fresh build of the live texts (the same weights and document frequencies). The
+        pending postings stay pending (no re-sort): O(postings), element-wise."""
+        if len(self._docs):
+            live = self._alive[self._docs]
+            if not live.all():
+                terms = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))[live]
+                self._docs, self._tf = self._docs[live], self._tf[live]
+                self._ptr = np.zeros(len(self._ptr), dtype=np.int64)
+                np.cumsum(np.bincount(terms, minlength=len(self._ptr) - 1), out=self._ptr[1:])
+        for tid, posts in list(self._delta.items()):
+            kept = [(d, c) for d, c in posts if self._alive[d]]
+            if kept:
+                self._delta[tid] = kept
+            else:
+                del self._delta[tid]
+        alive_dl = self._dl[self._alive]
+        self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
+        self._w = self._tf_part(self._tf, self._docs)
+        self._cached = None
 
     def compacted(self, new_pos: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The live documents' postings renumbered by `new_pos` (old position -> new, -1: dropped), for a
