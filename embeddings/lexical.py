@@ -131,8 +131,9 @@ class BM25:
     def alive(self) -> int:
         return int(self._alive.sum())
 
-    def append(self, docs: Iterable[str]) -> range:
-        """Add documents at the next positions; returns them."""
+    def append(self, docs: Iterable[str], *, merge: bool = True) -> range:
+        """Add documents at the next positions; returns them. merge=False keeps even a bulk append's postings
+        pending (merged once they pass MERGE_FRACTION), for a few rows added to a large index."""
         docs = list(docs)
         start = len(self._dl)
         if not docs:
@@ -152,7 +153,7 @@ class BM25:
         self._dl = np.concatenate([self._dl, lengths])
         self._cached = None
         self._alive = np.concatenate([self._alive, np.ones(len(docs), dtype=bool)])
-        if len(docs) >= BULK:
+        if merge and len(docs) >= BULK:
             self._merge((tids, doc, counts))
             return range(start, len(self._dl))
         for t, d, c in zip(tids.tolist(), doc.tolist(), counts.tolist(), strict=True):

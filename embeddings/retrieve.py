@@ -176,9 +176,10 @@ class Catalog:
     def __len__(self) -> int:
         return int(self.alive.sum())
 
-    def add(self, df: pl.DataFrame, indexed: dict[int, str] | None = None) -> None:
+    def add(self, df: pl.DataFrame, indexed: dict[int, str] | None = None, *, merge: bool = True) -> None:
         """Append memories (a frame shaped like SELECT); ids already present are replaced. `indexed` gives the
-        text BM25 indexes for some of them instead of their own (a note with its neighbouring turns)."""
+        text BM25 indexes for some of them instead of their own (a note with its neighbouring turns);
+        merge=False keeps their BM25 postings pending (BM25.append)."""
         if df.height == 0:
             return
         self.remove(df["memory_id"].to_numpy())
@@ -216,7 +217,7 @@ class Catalog:
         if self._texts is not None:
             self._texts.extend(texts)
             self._redacted.update({base + i: r for i, r in enumerate(red) if r is not None})
-        self.lexical.append(texts)
+        self.lexical.append(texts, merge=merge)
         if self._lexical_redacted is not None:
             self._lexical_redacted.append(r if r is not None else t for t, r in zip(texts, red, strict=True))
         self._by_id = None
@@ -347,7 +348,7 @@ class Catalog:
             has = np.zeros(len(m), bool)
             has[self._tags.get(tag, [])] = True
             m &= has
-        if f.since is None and f.until is None and f.weekdays is None and f.hours is None:
+        if f.since is None and f.until is None and f.as_of is None and f.weekdays is None and f.hours is None:
             return m
         timed = self.start != _NO_TIME
         if f.since is not None:

@@ -207,10 +207,8 @@ def _delta(vault: Vault, base_key: list[Any], now: list[Any]) -> list[int] | Non
 def _reread(vault: Vault, cat: Catalog, ids: list[int]) -> None:
     """Bring the catalog's rows of `ids` to the table's (added, changed or gone), as the writing process did."""
     cat.remove(np.asarray(ids, dtype=np.int64))
-    rows = vault.frame(Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY memory_id", [ids])
-    indexed = dialogue.texts(vault, ids)
-    for lo in range(0, rows.height, lexical.BULK - 1):  # below BULK: pending postings, no merge of the whole index
-        cat.add(rows.slice(lo, lexical.BULK - 1), indexed)
+    cat.add(vault.frame(Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY memory_id",
+                        [ids]), dialogue.texts(vault, ids), merge=False)  # pending postings: no re-sort of them all
     cat.lexical.settle()  # scores as a rebuild from the rows gives them (mean length, document frequencies)
 
 
