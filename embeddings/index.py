@@ -32,7 +32,6 @@ chunk fails before FAISS sees it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import json
 import logging
@@ -47,6 +46,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from embeddings.codemap import CodeMap
 from embeddings.vectorstore import VectorStore
 from vault import crashpoint
 from vault.errors import IntegrityError
@@ -70,7 +70,6 @@ CODE_COST = 30  # a filtered IVF search scores its subset's 8-bit codes directly
 # when that is cheaper than probing the lists through a bitmap, where each stored code of a probed list is
 # tested (~20 ns) and a code gathered by slot and scored costs ~this many tests (~0.6 us): at 1M, filters
 # under ~2.5% (every list would be probed), at 100k under ~1.5%
-CODES_BLOCK = 8_192  # 8-bit codes gathered and scored at a time by that direct scoring (3 MiB)
 EXACT_BLOCK = 4_096  # vectors gathered at a time by an exact scoring of a subset of a flat index (6 MiB)
 ADD_BLOCK = 65_536  # vectors added to an IVF index at a time by a build
 _MAGIC = b"LVMIDX1\n"  # then a u32 header length, the JSON header, and FAISS's serialisation
@@ -178,7 +177,7 @@ class VectorIndex:
         self._ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._sorted: np.ndarray | None = None  # _ids[_order]
-        self._code_map: tuple[np.ndarray, ...] | None = None  # see _codes()
+        self._code_map: CodeMap | None = None  # IVF: where each 8-bit code sits, for selective filters
         self.version = next(_VERSIONS)  # new on every change, unique across indexes (callers cache slot maps)
 
     # ---- construction ----------------------------------------------------------------------------------
@@ -239,9 +238,12 @@ class VectorIndex:
             self._ids, self._order, self._sorted = ids, order, ids[order]
         return self._ids, self._order
 
-    def _changed(self) -> None:
+    def _changed(self, lists: np.ndarray | None = None, removed: np.ndarray | None = None) -> None:
+        """After any change; an IVF add or delete names the `lists` it touched (and the `removed` slots):
+        the code map re-reads only those, else it is dropped (FAISS may have moved or freed the lists)."""
         self._ids = self._order = self._sorted = None
-        self._code_map = None  # FAISS may have moved or freed the lists' memory
+        if lists is None or self._code_map is None or self._code_map.refresh(lists, removed=removed) != len(self):
+            self._code_map = None
         self.version = next(_VERSIONS)
 
     def ids(self) -> np.ndarray:
@@ -303,11 +305,14 @@ class VectorIndex:
         elif grown > IVF_REGROW * max(1, self._trained):
             self._rebuild(ivf=True, extra=(ids, vectors))
             return
+        touched = None
+        if self._code_map is not None:  # the lists FAISS will append to (the same assignment its add makes)
+            touched = np.unique(self._ivf().quantizer.assign(vectors, 1))
         with _threads(BUILD_THREADS):
             self._index.add_with_ids(vectors, ids)
         if self._store is not None:
             self._store.append(vectors)
-        self._changed()
+        self._changed(touched)
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete vectors by id (see module docstring); returns how many were present."""
@@ -320,6 +325,7 @@ class VectorIndex:
             return removed
         ivf = self._ivf()
         total = int(ivf.ntotal)
+        touched = None if self._code_map is None else np.unique(self._code_map.which[pos])
         ivf.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(pos, dtype=np.int64)))  # codes leave their lists
         ivf.ntotal = total  # slots keep their numbers: the next add continues after the last one
         self._store.zero(pos)  # the embedding itself is destroyed, not only unlinked
@@ -327,7 +333,7 @@ class VectorIndex:
         id_map[pos] = -1
         faiss.copy_array_to_vector(id_map, self._index.id_map)
         self.tombstones += len(pos)
-        self._changed()
+        self._changed(touched, pos)  # removal moves each list's last entry into the gap
         if self.tombstones > TOMBSTONE_REBUILD * max(1, int(self._index.ntotal)):
             self._rebuild(ivf=len(self) > IVF_THRESHOLD)
         return len(pos)
@@ -431,60 +437,19 @@ class VectorIndex:
         """About how many stored codes a filtered search over `selected` vectors tests through the lists."""
         return len(self) * self._filter_nprobe(selected) / int(self._ivf().nlist)
 
-    def _codes(self) -> tuple[np.ndarray, ...]:
-        """Built once per version of an IVF index (one pass over its lists, ~10 ms at 1M): each slot's list
-        (-1 for a tombstone) and the address of its 8-bit code as a row of `memory`, a read-only view of
-        every code (row r = the code_size bytes from byte r * unit; FAISS owns the bytes, and any change to the
-        index drops this map before its lists can move), the lists' centroids and the quantiser's ranges."""
+    def _codes(self) -> CodeMap:
         if self._code_map is None:
-            ivf = self._ivf()
-            lists, n, size = ivf.invlists, int(ivf.ntotal), int(ivf.code_size)
-            which = np.full(n, -1, dtype=np.int32)
-            where = np.zeros(n, dtype=np.int64)
-            bases: list[tuple[int, np.ndarray, int]] = []
-            for lst in range(int(ivf.nlist)):
-                count = int(lists.list_size(lst))
-                if count:
-                    slots = faiss.rev_swig_ptr(lists.get_ids(lst), count)
-                    bases.append((lst, slots.copy(), int(lists.get_codes(lst))))
-            low = min((b for _, _, b in bases), default=0)
-            high = low
-            for lst, slots, base in bases:
-                which[slots] = lst
-                where[slots] = base - low + np.arange(len(slots), dtype=np.int64) * size
-                high = max(high, base + len(slots) * size)
-            # 8 bytes at a time when every code is 8-aligned (malloc aligns the lists; code_size is d bytes):
-            # a gather 3x faster than byte by byte
-            unit = 8 if size % 8 == 0 and all(b % 8 == 0 for _, _, b in bases) else 1
-            raw = np.frombuffer((ctypes.c_uint8 * max(size, high - low)).from_address(low), dtype=np.uint8) \
-                if bases else np.zeros(size, dtype=np.uint8)
-            raw = raw[: len(raw) // unit * unit].view(np.uint64 if unit == 8 else np.uint8)
-            memory = np.lib.stride_tricks.as_strided(raw, shape=(len(raw) - size // unit + 1, size // unit),
-                                                     strides=(unit, unit), writeable=False)
-            where //= unit
-            centroids = ivf.quantizer.reconstruct_n(0, int(ivf.nlist))
-            self._code_map = which, where, memory, centroids, faiss.vector_to_array(ivf.sq.trained)
+            self._code_map = CodeMap(self._ivf())
         return self._code_map
 
     def _codes_search(self, q: np.ndarray, k: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Filtered, a subset small for the index (see CODE_COST): every one of its 8-bit codes is scored (the same
-        score FAISS's scan gives it: q.centroid + q.(vmin + (code + 0.5) / 255 * vdiff)), the top
-        max(k, RERANK_DEPTH) re-scored exactly from the store. Which lists hold the others does not matter:
-        what an index of the subset alone scanned whole would find."""
-        which, where, memory, centroids, trained = self._codes()
-        pos = pos[which[pos] >= 0]
+        """Filtered, a subset small for the index (see CODE_COST): every one of its 8-bit codes is scored
+        (embeddings/codemap.py: the score FAISS's scan gives it), the top max(k, RERANK_DEPTH) re-scored
+        exactly from the store. Which lists hold the others does not matter: what an index of the subset
+        alone scanned whole would find."""
+        pos, scores = self._codes().scores(q[0], pos)
         if not len(pos):
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        ivf = self._ivf()
-        d = self.dim
-        weight = (q[0] * trained[d:] / 255).astype(np.float32)
-        shift = float(np.einsum("i,i->", q[0], trained[:d])) + 0.5 * float(weight.sum())
-        near = np.einsum("ij,j->i", centroids, q[0]) if ivf.by_residual else np.zeros(len(centroids), np.float32)
-        scores = np.empty(len(pos), dtype=np.float32)
-        for lo in range(0, len(pos), CODES_BLOCK):
-            at = pos[lo : lo + CODES_BLOCK]
-            codes = memory[where[at]].view(np.uint8).astype(np.float32)
-            scores[lo : lo + CODES_BLOCK] = np.einsum("ij,j->i", codes, weight) + near[which[at]] + shift
         depth = min(max(RERANK_DEPTH, k), len(pos))
         short = pos[np.argpartition(-scores, depth - 1)[:depth]] if depth < len(pos) else pos
         return self._top(short, np.einsum("ij,j->i", self._rows(short), q[0]), k)

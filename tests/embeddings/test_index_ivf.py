@@ -13,6 +13,7 @@ import pytest
 
 from embeddings import index as vindex
 from embeddings import vectorstore
+from embeddings.codemap import CodeMap
 from embeddings.index import VectorIndex
 from vault.errors import IntegrityError
 from vault.store import Vault
@@ -138,8 +139,9 @@ def test_a_subset_just_under_the_code_cost_bound_is_scored_by_its_codes_and_one_
 
 
 def test_the_code_map_follows_adds_and_deletes_after_a_filtered_search():
-    """The map of where each 8-bit code sits is dropped by any change (FAISS moves a list's codes when it
-    grows): a vector added or deleted after a filtered search is found, or not, by the next one."""
+    """The map of where each 8-bit code sits re-reads the lists an add or a delete touched (FAISS moves a
+    list's codes when it grows, entries within it on a delete): a vector added or deleted after a filtered
+    search is found, or not, by the next one, and the map is the one a fresh pass over the lists builds."""
     vecs, ids = _clustered(12_000, 32, seed=9), np.arange(12_000, dtype=np.int64) + 1
     ix = VectorIndex.new(32, ivf=True)
     ix.add(ids[:10_000], vecs[:10_000])
@@ -152,6 +154,10 @@ def test_the_code_map_follows_adds_and_deletes_after_a_filtered_search():
     ix.remove(ids[10_000:10_001])
     assert ids[10_000] not in ix.search(vecs[10_000], 10, subset)[0]
     assert ix.search(vecs[11_960], 1, subset)[0][0] == ids[11_960]
+    kept, fresh = ix._code_map, CodeMap(ix._ivf())  # re-read list by list, not rebuilt: as a fresh map
+    n = int(ix._ivf().ntotal)
+    assert kept is not None and np.array_equal(kept.which[:n], fresh.which[:n]) and (kept.which[n:] == -1).all()
+    assert np.array_equal(kept.addr[:n], fresh.addr[:n])
 
 
 def _seal_as_hnsw(vault: Vault, name: str, ids: np.ndarray, vecs: np.ndarray, *, fp16: bool) -> None:
