@@ -23,10 +23,13 @@ through MemoryService.remember as an agent would (source "chat", occurred_at, me
 
 Measured in the same run over the same turns: the real search (`MemoryService.search`, k = 10) with
 neighbouring turns in the indexed text (embeddings/dialogue.py), the same vault re-indexed with each of
-VARIANTS (own text only; the earlier fixed 2 previous + 1 next turns), and three plain baselines over the turns' own texts: BM25 (embeddings/lexical.py),
+VARIANTS (own text only; the own-text blend, OWN_WEIGHT 0.5, with 300 and 500 characters of context), and
+three plain baselines over the turns' own texts: BM25 (embeddings/lexical.py),
 dense (the same model, cosine) and BM25 + dense reciprocal-rank fusion (k = 60). Evidence recall@10 of a
 question is the share of its evidence turns in the top 10; the table gives the mean over questions.
-Caveat: dialogues and questions come from templates written by the same hands as the retriever.
+Caveat: dialogues and questions come from templates written by the same hands as the retriever; the real
+LoCoMo file (snap-research/LoCoMo, data/locomo10.json, not in the repository) runs with --locomo-file F
+[--samples N ...], category 5 and evidence-less questions left out and counted.
 """
 
 from __future__ import annotations
