@@ -85,7 +85,7 @@ class RecordWriter:
         self._file.write(self._header)
 
     def write(self, records: np.ndarray | bytes) -> None:
-        data = memoryview(np.ascontiguousarray(records)).cast("B") if isinstance(records, np.ndarray) else records
+        data = np.ascontiguousarray(records).data.cast("B") if isinstance(records, np.ndarray) else records
         if len(data) % self._size or self._written + len(data) // self._size > self._count:
             raise ValueError("more records, or a partial record, than the sealed file was opened for")
         self._written += len(data) // self._size
@@ -176,7 +176,8 @@ class RecordReader:
         wanted = np.unique(chunk)  # sorted: only the file's last chunk can be short, and it comes last
         plain = b"".join([self._chunk(c) for c in wanted.tolist()])
         rows = np.frombuffer(plain, dtype=np.uint8).reshape(-1, self.record_size)
-        return rows[np.searchsorted(wanted, chunk) * self._per + positions - chunk * self._per]
+        picked: np.ndarray = rows[np.searchsorted(wanted, chunk) * self._per + positions - chunk * self._per]
+        return picked
 
     def read_all(self) -> np.ndarray:
         """Every record in order, (count, record_size) uint8 (each chunk authenticated)."""
