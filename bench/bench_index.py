@@ -97,7 +97,7 @@ def old_module(rev: str) -> types.ModuleType:
 
 
 def _size(vault: Vault, name: str) -> float:
-    return sum(vault.blob_path(n).stat().st_size for n in [name, *vault.blob_names(f"{name}.vec.")]) / 1e6
+    return sum(vault.blob_path(n).stat().st_size for n in vault.blob_names(name)) / 1e6
 
 
 def _searches(ix: Any, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, ids: np.ndarray) -> dict:
@@ -191,7 +191,7 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
           flush=True)
     del ix, loaded
     gc.collect()
-    for name in [variant, *vault.blob_names(f"{variant}.vec.")]:
+    for name in vault.blob_names(variant):
         vault.delete_blob(name)
     return out
 

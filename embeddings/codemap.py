@@ -90,3 +90,7 @@ class CodeMap:
             codes = self._memory[(self.addr[at] - self._low) // self._unit].view(np.uint8).astype(np.float32)
             out[lo : lo + CODES_BLOCK] = np.einsum("ij,j->i", codes, weight) + near[self.which[at]] + shift
         return pos, out
+
+    def gather(self, slots: np.ndarray) -> np.ndarray:
+        """The 8-bit codes at `slots` (each in a list), (len, code_size) uint8, a copy."""
+        return np.array(self._memory[(self.addr[slots] - self._low) // self._unit].view(np.uint8))

@@ -23,7 +23,8 @@ re-scored exactly as above.
 
 At rest the index is a sealed blob (AES-256-GCM in 1 MiB chunks, each bound to the blob's name, its
 position and whether it is the last): never faiss.write_index to a path, never mmap. The blob starts with a
-small JSON header (model, dtype, kind; for IVF the store's segments). FAISS serialises into the sealer and
+small JSON header (model, dtype, kind; for IVF the store's segments and a token a `<name>.delta` blob of
+codes added since names: embeddings/codedelta.py). FAISS serialises into the sealer and
 deserialises from the unsealer a chunk at a time (vault.blob_writer / vault.read_blob_chunks), chunks
 decrypted by two threads ahead of it: no plaintext copy of the whole index is ever held, and a damaged
 chunk fails before FAISS sees it.
@@ -36,6 +37,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import struct
 import threading
 import weakref
@@ -46,10 +48,11 @@ from typing import Any
 import faiss
 import numpy as np
 
+from embeddings import codedelta
 from embeddings.codemap import CodeMap
 from embeddings.vectorstore import VectorStore
 from vault import crashpoint
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, VaultMissing
 from vault.sealed_records import RecordReader
 from vault.store import Vault
 
@@ -174,6 +177,9 @@ class VectorIndex:
         self._store = store  # IVF: the exact vectors by slot
         self._trained = trained  # IVF: how many vectors its lists were trained on
         self._want_ivf = False
+        # IVF: (the whole blob's token, its vectors, the vectors sealed, the code files since) or None: the
+        # next save writes the whole blob (embeddings/codedelta.py)
+        self._sealed: tuple[str, int, int, list[list[Any]]] | None = None
         self._ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._sorted: np.ndarray | None = None  # _ids[_order]
@@ -333,6 +339,7 @@ class VectorIndex:
         id_map[pos] = -1
         faiss.copy_array_to_vector(id_map, self._index.id_map)
         self.tombstones += len(pos)
+        self._sealed = None  # the code may be in a code file: the next save writes the index whole
         self._changed(touched, pos)  # removal moves each list's last entry into the gap
         if self.tombstones > TOMBSTONE_REBUILD * max(1, int(self._index.ntotal)):
             self._rebuild(ivf=len(self) > IVF_THRESHOLD)
@@ -351,6 +358,7 @@ class VectorIndex:
             if len(ids):
                 fresh._index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
         self._index, self._store, self._trained, self.tombstones = fresh._index, fresh._store, fresh._trained, 0
+        self._sealed = None
         self._changed()
 
     def rebuild(self) -> None:
@@ -468,8 +476,8 @@ class VectorIndex:
         faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink, _IO_BLOCK))
 
     @classmethod
-    def read(cls, chunks: Iterator[memoryview], *, name: str,
-             records: Callable[[str], RecordReader] | None = None) -> tuple[VectorIndex, dict[str, Any]]:
+    def read(cls, chunks: Iterator[memoryview], *, name: str, records: Callable[[str], RecordReader] | None = None,
+             delta: dict[str, Any] | None = None) -> tuple[VectorIndex, dict[str, Any]]:
         """Deserialise from authenticated plaintext chunks; every chunk is read (and so authenticated)
         before the index is returned. An IVF index opens its store's segments with `records`; an index
         sealed as HNSW before is rebuilt (header "migrated": the caller should seal it again)."""
@@ -500,13 +508,25 @@ class VectorIndex:
         if isinstance(inner, faiss.IndexIVFScalarQuantizer):
             if records is None:
                 raise ValueError("an IVF index opens its vector store through records= (use load())")
+            token, base = header.get("token"), int(index.ntotal)
+            codes: list[list[Any]] = []
             try:
+                if delta is not None and token and delta.get("base") == token:
+                    for file, start, count in delta["codes"]:
+                        reader = records(file)
+                        if start != int(index.ntotal) or reader.count != count:
+                            raise broken
+                        codedelta.apply(index, reader)
+                    codes = delta["codes"]
+                    header = header | delta["header"] | {"segments": delta["segments"], "codes": codes}
                 store = VectorStore.open(int(index.d), header["segments"], records, broken=broken)
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, VaultMissing):
                 raise broken from None
             if len(store) != int(index.ntotal):
                 raise broken
-            return cls(index, tombstones=tombstones, store=store, trained=int(header.get("trained", 0))), header
+            ix = cls(index, tombstones=tombstones, store=store, trained=int(header.get("trained", 0)))
+            ix._sealed = (token, base, int(index.ntotal), codes) if token else None
+            return ix, header
         if not isinstance(inner, faiss.IndexFlat):
             raise broken
         return cls(index, tombstones=tombstones), header
@@ -546,27 +566,56 @@ def load(vault: Vault, name: str) -> tuple[VectorIndex, dict[str, Any]] | None:
         chunks = vault.read_blob_chunks(name)
         if chunks is None:
             return None
-        index, header = VectorIndex.read(chunks, name=name, records=vault.open_records)
+        delta = vault.read_blob(f"{name}.delta")
+        index, header = VectorIndex.read(chunks, name=name, records=vault.open_records,
+                                         delta=json.loads(delta) if delta is not None else None)
         if not getattr(vault, "read_only", False):
-            named = {segment[0] for segment in header.get("segments", [])} if index.is_ivf else set()
-            for stale in vault.blob_names(f"{name}.vec."):
+            named = {s[0] for s in header.get("segments", []) + header.get("codes", [])} if index.is_ivf else set()
+            for stale in vault.blob_names(f"{name}.vec.") + vault.blob_names(f"{name}.codes."):
                 if stale not in named:
                     vault.delete_blob(stale)
+            if delta is not None and "codes" not in header:  # a delta of an earlier whole blob
+                vault.delete_blob(f"{name}.delta")
         return index, header
 
 
 def save(vault: Vault, name: str, index: VectorIndex, header: dict[str, Any]) -> None:
     """Seal the index as blob `name`: an IVF index's new or changed store segments first, then the blob
-    naming them (atomically), then the segments no longer named are deleted."""
+    naming them (atomically), then the segments no longer named are deleted. An IVF index that only grew
+    by at most CODE_DELTA_MAX since its blob was written whole seals the added codes as a code file and
+    names it in blob `<name>.delta` instead (embeddings/codedelta.py)."""
+    header = {k: v for k, v in header.items() if k not in ("segments", "codes", "token")}
     with _saving(vault):
-        extra: dict[str, Any] = {}
-        if index._store is not None:
-            extra["segments"] = index._store.save(vault, name)
+        sealed, store = index._sealed, index._store
+        if store is not None and sealed is not None and int(index._index.ntotal) - sealed[1] <= codedelta.CODE_DELTA_MAX:
+            token, base, done, codes = sealed
+            total = int(index._index.ntotal)
+            segments = store.save(vault, name)
+            if total > done:
+                slots = np.arange(done, total, dtype=np.int64)
+                code_map = index._codes()
+                ids, _ = index._slots()
+                codes = [*codes, [codedelta.write(vault, name, ids[slots], code_map.which[slots],
+                                                  code_map.gather(slots)), done, total - done]]
+            vault.write_blob(f"{name}.delta", json.dumps({"base": token, "codes": codes, "segments": segments,
+                                                          "header": header}, sort_keys=True).encode())
+            crashpoint.reached("index.delta_committed")
+            store.committed(vault, name)
+            index._sealed = (token, base, total, codes)
+            return
+        token = os.urandom(8).hex()
+        extra: dict[str, Any] = {"token": token}
+        if store is not None:
+            extra["segments"] = store.save(vault, name)
         with vault.blob_writer(name) as sink:
             index.write(sink, header | extra)
         crashpoint.reached("index.blob_committed")  # the blob names the new segments; the old ones are still there
-        if index._store is not None:
-            index._store.committed(vault, name)
+        vault.delete_blob(f"{name}.delta")
+        for stale in vault.blob_names(f"{name}.codes."):
+            vault.delete_blob(stale)
+        if store is not None:
+            store.committed(vault, name)
+            index._sealed = (token, int(index._index.ntotal), int(index._index.ntotal), [])
         else:
             for stale in vault.blob_names(f"{name}.vec."):
                 vault.delete_blob(stale)
