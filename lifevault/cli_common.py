@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
 
     from vault.keys import Unlocking
-    from vault.store import Vault
+    from vault.store import Connecting, Vault
 
 HomeOpt = Annotated[
     Path | None,
@@ -194,15 +194,25 @@ def begin_unlock(home: Path | None, passphrase_file: Path | None, recovery_code:
     return keymod.begin_unlock(s.home, passphrase, recovery_code=recovery_code or None)
 
 
+def begin_open(home: Path | None, passphrase_file: Path | None) -> tuple[Unlocking, Connecting]:
+    """begin_unlock(), then DuckDB's start (connect, lock down, load httpfs) in a thread too: for a command
+    that imports its search stack before it opens the vault (search, context), so all three run at once."""
+    unlocking = begin_unlock(home, passphrase_file)
+    from vault.store import Connecting
+
+    return unlocking, Connecting(settings(home).home)
+
+
 def open_vault(home: Path | None, passphrase_file: Path | None, recovery_code: str | None = None, *,
-               read_only: bool = False, unlocking: Unlocking | None = None) -> Vault:
+               read_only: bool = False, unlocking: Unlocking | None = None,
+               connecting: Connecting | None = None) -> Vault:
     """Open the vault (read_only for a command that writes nothing: see Vault.open). The unlock starts here
-    unless the command started it earlier (begin_unlock); duckdb is imported while it runs."""
+    unless the command started it earlier (begin_unlock), and DuckDB's start likewise (connecting)."""
     if unlocking is None:
         unlocking = begin_unlock(home, passphrase_file, recovery_code)
     from vault.store import Vault
 
-    vault = Vault.open(settings(home).home, unlocking=unlocking, read_only=read_only)
+    vault = Vault.open(settings(home).home, unlocking=unlocking, read_only=read_only, connecting=connecting)
     say_made_private(vault.home, vault.home_mode_was)
     return vault
 

@@ -14,7 +14,7 @@ from lifevault.cli_common import (
     JsonOpt,
     LazyChoice,
     PassFileOpt,
-    begin_unlock,
+    begin_open,
     choice,
     emit_json,
     err,
@@ -146,10 +146,10 @@ def search(
         out = running.request("POST", "/v1/search", json_body=_body(query=query, k=k, kinds=kinds, tags=tag, mode=mode,
                                                                    explain=explain, **when))
     else:
-        unlocking = begin_unlock(home, passphrase_file)  # the KDF runs while the search stack is imported
+        unlocking, connecting = begin_open(home, passphrase_file)  # both run while the search stack is imported
         from embeddings.service import MemoryService
 
-        with open_vault(home, passphrase_file, unlocking=unlocking) as vault:
+        with open_vault(home, passphrase_file, unlocking=unlocking, connecting=connecting) as vault:
             svc = MemoryService(vault)
             out = svc.search(query, k=k, kinds=kinds, tags=tag, mode=mode, **when).to_dict(explain=explain)
             svc.close()
@@ -194,10 +194,10 @@ def context(
     if running is not None:
         pack = running.request("POST", "/v1/context", json_body=_body(task=task, token_budget=budget, kinds=kinds, **when))
     else:
-        unlocking = begin_unlock(home, passphrase_file)  # the KDF runs while the search stack is imported
+        unlocking, connecting = begin_open(home, passphrase_file)  # both run while the search stack is imported
         from embeddings.service import MemoryService
 
-        with open_vault(home, passphrase_file, unlocking=unlocking) as vault:
+        with open_vault(home, passphrase_file, unlocking=unlocking, connecting=connecting) as vault:
             svc = MemoryService(vault)
             pack = svc.context(task, token_budget=budget, kinds=kinds, **when).to_dict()
             svc.close()

@@ -141,6 +141,32 @@ def _connect(home: Path, *, memory_limit: str | None = None, httpfs: bool = True
     return con
 
 
+class Connecting:
+    """_connect() (httpfs loaded) running in a thread from construction on: DuckDB releases the GIL while it
+    loads the extension (~0.1 s), so a command that starts it before importing its search stack gets both at
+    once. Pass it to Vault.open(connecting=...); result() waits and raises what _connect raised."""
+
+    def __init__(self, home: Path) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(Path(home).expanduser().absolute(),),
+                                        name="lifevault-connect", daemon=True)
+        self._thread.start()
+
+    def _run(self, home: Path) -> None:
+        try:
+            self._con = _connect(home)
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that waits in result()
+            self._error = e
+
+    def result(self) -> duckdb.DuckDBPyConnection:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._con is not None
+        return self._con
+
+
 def _attach(con: duckdb.DuckDBPyConnection, path: Path, key_text: str, alias: str, *, read_only: bool = False) -> None:
     mode = ", READ_ONLY" if read_only else ""
     con.execute(f"ATTACH {sql_literal(str(path))} AS {alias} (ENCRYPTION_KEY ?, ENCRYPTION_CIPHER 'GCM'{mode})", [key_text])
@@ -206,6 +232,7 @@ class Vault:
     def open(
         cls, home: Path, passphrase: str | None = None, *, recovery_code: str | None = None,
         memory_limit: str | None = None, read_only: bool = False, unlocking: keymod.Unlocking | None = None,
+        connecting: Connecting | None = None,
     ) -> Vault:
         """Unlock and open. The Argon2id derivation runs in a thread while DuckDB starts (vault/kdf.py).
 
@@ -215,7 +242,8 @@ class Vault:
         steps (the head anchor's catch-up) wait for the next read-write open; a vault that must be written
         before it can be read (a migration, an unfinished key rotation, a WAL left by a crash) is opened
         read-write instead. unlocking: an unlock the caller started (keys.begin_unlock), so
-        that its own imports ran during the derivation."""
+        that its own imports ran during the derivation; connecting: likewise DuckDB's start (Connecting, for
+        a read-write open without memory_limit)."""
         home = Path(home).expanduser().absolute()
         if not home.is_dir():
             raise VaultMissing(f"vault home {home} does not exist (run `lifevault init --home {home}` first)")
@@ -223,7 +251,10 @@ class Vault:
         if unlocking is None:
             unlocking = keymod.begin_unlock(home, passphrase, recovery_code=recovery_code)
         read_only = read_only and not (home / (DB_FILE + ".wal")).exists()
-        con = _connect(home, memory_limit=memory_limit, httpfs=not read_only)  # while the KDF runs
+        if connecting is not None and (read_only or memory_limit):
+            connecting.result().close()  # made for another kind of open
+            connecting = None
+        con = connecting.result() if connecting else _connect(home, memory_limit=memory_limit, httpfs=not read_only)
         try:
             keys = unlocking.keys()
             if not (home / DB_FILE).exists():

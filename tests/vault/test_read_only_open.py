@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import PASSPHRASE
 from vault import headanchor
 from vault.errors import IntegrityError, WrongPassphrase
-from vault.store import DB_FILE, Vault
+from vault.store import DB_FILE, Connecting, Vault
 
 
 def _fingerprint(path: Path) -> tuple[str, int]:
@@ -106,3 +106,24 @@ def test_a_wal_left_by_a_crash_is_replayed_by_a_read_write_open(new_vault: tuple
     with Vault.open(crashed, PASSPHRASE, read_only=True) as v:
         assert not v.read_only
         assert v.scalar("SELECT count(*) FROM t") == 2
+
+
+def test_a_connection_started_early_opens_the_same_locked_down_session(closed: Path):
+    """Connecting (DuckDB's start in a thread, for search) gives the session a plain open gives."""
+    with Vault.open(closed, PASSPHRASE, connecting=Connecting(closed)) as v:
+        assert not v.read_only and v.scalar("SELECT sum(i) FROM t") == 499500
+        assert v.setting("enable_external_access") is False and v.setting("lock_configuration") is True
+        assert v.scalar("SELECT count(*) FROM duckdb_settings() WHERE name = 's3_region'") == 1  # httpfs: it writes
+        v.execute("INSERT INTO t VALUES (1000)")
+
+
+def test_a_connection_started_early_is_set_aside_for_a_read_only_open(closed: Path):
+    with Vault.open(closed, PASSPHRASE, read_only=True, connecting=Connecting(closed)) as v:
+        assert v.read_only and v.scalar("SELECT count(*) FROM duckdb_settings() WHERE name = 's3_region'") == 0
+
+
+def test_a_wrong_passphrase_with_a_connection_started_early_gets_the_same_message(closed: Path):
+    with pytest.raises(WrongPassphrase, match="wrong passphrase: keys.json could not be unlocked"):
+        Vault.open(closed, "not the passphrase", connecting=Connecting(closed))
+    with Vault.open(closed, PASSPHRASE) as v:  # nothing was left holding the vault
+        assert v.scalar("SELECT count(*) FROM t") == 1000
