@@ -1,10 +1,12 @@
 """The 8-bit codes of vectors added to an IVF index since its blob was last written whole, sealed apart so
 a `remember` does not reseal the whole codes blob (~400 MB at 1M).
 
-Each save of only-added vectors seals their (memory id, list, code) as one new record file
-`<index>.codes.<random>` (vault/sealed_records.py) and replaces a small sealed blob `<index>.delta` naming
-the whole blob it extends (by a random token in that blob's header), the code files in slot order, the
-vector store's segments and the caller's header. Opening applies the code files to the lists in order.
+Each save of only-added vectors seals their (memory id, list, code) as a new record file
+`<index>.codes.<random>` (vault/sealed_records.py), absorbing the trailing files no bigger than it the way
+a binary counter carries (O(log n) files, each code rewritten O(log n) times), and replaces a small sealed
+blob `<index>.delta` naming the whole blob it extends (by a random token in that blob's header), the code
+files in slot order, the vector store's segments and the caller's header; the absorbed files are deleted
+after it. Opening applies the code files to the lists in order.
 A delta naming another token (a crash after a whole write, before its clean-up) is ignored and, by a
 read-write open, deleted with its files. A delete, a rebuild or more than CODE_DELTA_MAX added vectors
 write the index whole again (which deletes the delta and its code files: a forgotten vector's code is

@@ -588,19 +588,24 @@ def save(vault: Vault, name: str, index: VectorIndex, header: dict[str, Any]) ->
     with _saving(vault):
         sealed, store = index._sealed, index._store
         if store is not None and sealed is not None and int(index._index.ntotal) - sealed[1] <= codedelta.CODE_DELTA_MAX:
-            token, base, done, codes = sealed
+            token, base, done, codes = sealed[0], sealed[1], sealed[2], list(sealed[3])
             total = int(index._index.ntotal)
             segments = store.save(vault, name)
-            if total > done:
-                slots = np.arange(done, total, dtype=np.int64)
+            if total > done:  # trailing files no bigger than what follows merge in, like a binary counter's carry
+                start = done
+                while codes and codes[-1][2] <= total - start:
+                    start = codes.pop()[1]
+                slots = np.arange(start, total, dtype=np.int64)
                 code_map = index._codes()
                 ids, _ = index._slots()
                 codes = [*codes, [codedelta.write(vault, name, ids[slots], code_map.which[slots],
-                                                  code_map.gather(slots)), done, total - done]]
+                                                  code_map.gather(slots)), start, total - start]]
             vault.write_blob(f"{name}.delta", json.dumps({"base": token, "codes": codes, "segments": segments,
                                                           "header": header}, sort_keys=True).encode())
             crashpoint.reached("index.delta_committed")
             store.committed(vault, name)
+            for stale in set(vault.blob_names(f"{name}.codes.")) - {c[0] for c in codes}:
+                vault.delete_blob(stale)
             index._sealed = (token, base, total, codes)
             return
         token = os.urandom(8).hex()

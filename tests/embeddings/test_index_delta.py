@@ -36,7 +36,7 @@ def test_adds_up_to_code_delta_max_seal_code_files_and_leave_the_index_blob_as_i
     vindex.save(vault, "probe", ix, {"dim": 32, "model": "m"})
     ix.add(ids[2_004:2_010], vecs[2_004:2_010])  # 10 since the whole write: still a code file
     vindex.save(vault, "probe", ix, {"dim": 32, "model": "m"})
-    assert vault.blob_path("probe").read_bytes() == blob and len(vault.blob_names("probe.codes.")) == 2
+    assert vault.blob_path("probe").read_bytes() == blob and len(vault.blob_names("probe.codes.")) == 1
     opened, header = vindex.load(vault, "probe")  # type: ignore[misc]
     assert header["model"] == "m" and sorted(opened.ids().tolist()) == sorted(ids[:2_010].tolist())
     for q in (0, 1_999, 2_003, 2_009):
@@ -87,3 +87,18 @@ def test_a_tampered_code_file_or_delta_fails_as_tampering(vault: Vault):
     vault.write_blob("probe.delta", json.dumps(delta).encode())
     with pytest.raises(IntegrityError, match="'probe' is not a lifevault vector index"):
         vindex.load(vault, "probe")
+
+
+def test_one_add_a_save_keeps_a_code_file_per_binary_digit_of_what_was_added(vault: Vault):
+    vecs, ids = _unit(1_507), np.arange(1_507, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:1_500], vecs[:1_500])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    for at in range(1_500, 1_507):
+        ix.add(ids[at : at + 1], vecs[at : at + 1])
+        vindex.save(vault, "probe", ix, {"dim": 32})
+    delta = json.loads(vault.read_blob("probe.delta"))  # type: ignore[arg-type]
+    assert [c[1:] for c in delta["codes"]] == [[1_500, 4], [1_504, 2], [1_506, 1]]
+    assert set(vault.blob_names("probe.codes.")) == {c[0] for c in delta["codes"]}
+    opened, _ = vindex.load(vault, "probe")  # type: ignore[misc]
+    assert all(opened.search(vecs[at], 1)[0][0] == ids[at] for at in range(1_495, 1_507))
