@@ -69,7 +69,7 @@ class CodeMap:
         # 8 bytes at a time when every code is 8-aligned (malloc aligns the lists; a code is d bytes):
         # a gather 3x faster than byte by byte
         self._unit = 8 if size % 8 == 0 and not (bases % 8).any() else 1
-        raw = (np.frombuffer((ctypes.c_uint8 * (high - self._low)).from_address(self._low), dtype=np.uint8)
+        raw = (np.frombuffer(memoryview((ctypes.c_uint8 * (high - self._low)).from_address(self._low)), dtype=np.uint8)
                if len(bases) else np.zeros(size, dtype=np.uint8))
         raw = raw[: len(raw) // self._unit * self._unit].view(np.uint64 if self._unit == 8 else np.uint8)
         width = size // self._unit
