@@ -50,6 +50,7 @@ import numpy as np
 
 from embeddings import codedelta
 from embeddings.codemap import CodeMap
+from embeddings.sealio import Unsealer, legacy_rows
 from embeddings.vectorstore import VectorStore
 from vault import crashpoint
 from vault.errors import IntegrityError, VaultMissing
@@ -121,52 +122,6 @@ def _threads(n: int) -> Iterator[None]:
 
 def _one_thread() -> contextlib.AbstractContextManager[None]:
     return _threads(1)
-
-
-class _Unsealer:
-    """FAISS's read callback over authenticated plaintext chunks; remembers the first error (an
-    IntegrityError from the unsealer) so it is raised as itself, not as FAISS's RuntimeError."""
-
-    def __init__(self, chunks: Iterator[memoryview]) -> None:
-        self._chunks, self._view, self._at = chunks, memoryview(b""), 0
-        self.error: BaseException | None = None
-
-    def read(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            if self._at >= len(self._view):
-                try:
-                    self._view, self._at = next(self._chunks), 0
-                except StopIteration:
-                    break
-                except BaseException as e:  # noqa: BLE001 -- kept and re-raised by the caller
-                    self.error = e
-                    break
-            take = min(n - len(out), len(self._view) - self._at)
-            out += self._view[self._at : self._at + take]
-            self._at += take
-        return bytes(out)
-
-    def rest(self) -> int:
-        """Read every remaining chunk (each is authenticated, the last one's flag included); bytes left over."""
-        left = len(self._view) - self._at
-        for chunk in self._chunks:
-            left += len(chunk)
-        return left
-
-
-def _legacy_rows(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """The live (ids, float32 vectors) of an index sealed as HNSW before (float32 or float16 storage)."""
-    store = faiss.downcast_index(faiss.downcast_index(index.index).storage)
-    n, d = int(store.ntotal), int(index.d)
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    if isinstance(store, faiss.IndexScalarQuantizer):
-        raw = faiss.rev_swig_ptr(store.codes.data(), n * int(store.code_size))
-        vecs = raw.view(np.float16).reshape(n, d).astype(np.float32)
-    else:
-        vecs = faiss.rev_swig_ptr(store.get_xb(), n * d).reshape(n, d).copy()
-    live = ids >= 0
-    return ids[live], vecs[live]
 
 
 class VectorIndex:
@@ -482,7 +437,7 @@ class VectorIndex:
         before the index is returned. An IVF index opens its store's segments with `records`; an index
         sealed as HNSW before is rebuilt (header "migrated": the caller should seal it again)."""
         broken = IntegrityError(f"the sealed index {name!r} is not a lifevault vector index; run `lifevault index --rebuild`")
-        src = _Unsealer(chunks)
+        src = Unsealer(chunks)
         index, header = None, None
         try:
             start = src.read(len(_MAGIC) + 4)
@@ -499,7 +454,7 @@ class VectorIndex:
         tombstones = int(header.get("tombstones", 0))
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSW):
-            ids, vecs = _legacy_rows(index)
+            ids, vecs = legacy_rows(index)
             log.warning("the sealed index %r is HNSW (sealed before IVF): rebuilding it from its %d vectors",
                         name, len(ids))
             fresh = cls.new(int(index.d))
@@ -559,9 +514,9 @@ def _saving(vault: Vault) -> threading.RLock:
 
 def load(vault: Vault, name: str) -> tuple[VectorIndex, dict[str, Any]] | None:
     """The sealed index `name`, or None when there is none yet. Tampering raises IntegrityError (a damaged
-    chunk of the vector store: when a search reads it). Opened read-write, the vault's store segments that
-    the blob does not name are deleted: left by a crash between a save's blob and its clean-up, they may
-    hold a forgotten vector."""
+    chunk of the vector store: when a search reads it). Opened read-write, the store segments and code
+    files that the blob and its delta do not name, and a delta of an earlier blob, are deleted: left by a
+    crash between a save and its clean-up, they may hold a forgotten vector."""
     with _saving(vault):
         chunks = vault.read_blob_chunks(name)
         if chunks is None:
