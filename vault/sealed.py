@@ -36,19 +36,22 @@ _LEN = struct.Struct(">I")
 TAG_BYTES = 16
 
 
-def _subkey(key: bytes, salt: bytes, object_id: str) -> AESGCM:
+def subkey(key: bytes, salt: bytes, object_id: str, *, domain: str = "sealed") -> AESGCM:
+    """The AES-GCM key of one sealed object: HKDF of the vault key, the file's salt, its kind and its id
+    (shared with vault/sealed_records.py, whose domain is "records")."""
     if len(key) != 32:
-        raise ValueError("sealed blobs need a 32-byte key")
-    info = b"lifevault/sealed/v1|" + object_id.encode()
+        raise ValueError(f"{domain} data needs a 32-byte key")
+    info = f"lifevault/{domain}/v1|".encode() + object_id.encode()
     return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key))
 
 
-def _aad(header: bytes, object_id: str, index: int, last: bool) -> bytes:
+def chunk_aad(header: bytes, object_id: str, index: int, last: bool) -> bytes:
+    """A chunk's associated data: the file header, the object id, the chunk's index and the last flag."""
     oid = object_id.encode()
     return header + struct.pack(">H", len(oid)) + oid + struct.pack(">QB", index, int(last))
 
 
-def _nonce(index: int) -> bytes:
+def chunk_nonce(index: int) -> bytes:
     return index.to_bytes(12, "big")
 
 
@@ -56,13 +59,13 @@ def seal_chunks(key: bytes, object_id: str, data: bytes, *, chunk_size: int = CH
     """Yield the sealed container piece by piece (header first), without holding a second copy of data."""
     salt = os.urandom(32)
     header = _HEADER.pack(MAGIC, chunk_size, salt)
-    aead = _subkey(key, salt, object_id)
+    aead = subkey(key, salt, object_id)
     yield header
     view = memoryview(data)
     count = max(1, -(-len(view) // chunk_size))
     for i in range(count):
         piece = bytes(view[i * chunk_size : (i + 1) * chunk_size])
-        ct = aead.encrypt(_nonce(i), piece, _aad(header, object_id, i, i == count - 1))
+        ct = aead.encrypt(chunk_nonce(i), piece, chunk_aad(header, object_id, i, i == count - 1))
         yield _LEN.pack(len(ct)) + ct
 
 
@@ -77,7 +80,7 @@ def unseal(key: bytes, object_id: str, blob: bytes, *, name: str = "sealed blob"
         raise broken
     header = blob[: _HEADER.size]
     _, chunk_size, salt = _HEADER.unpack(header)
-    aead = _subkey(key, salt, object_id)
+    aead = subkey(key, salt, object_id)
     out: list[bytes] = []
     pos, index = _HEADER.size, 0
     while True:
@@ -89,7 +92,7 @@ def unseal(key: bytes, object_id: str, blob: bytes, *, name: str = "sealed blob"
             raise broken
         last = pos + length == len(blob)
         try:
-            out.append(aead.decrypt(_nonce(index), blob[pos : pos + length], _aad(header, object_id, index, last)))
+            out.append(aead.decrypt(chunk_nonce(index), blob[pos : pos + length], chunk_aad(header, object_id, index, last)))
         except InvalidTag:
             raise broken from None
         pos += length
@@ -126,7 +129,7 @@ class SealWriter:
         self._tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         salt = os.urandom(32)
         self._header = _HEADER.pack(MAGIC, chunk_size, salt)
-        self._aead, self._oid, self._size = _subkey(key, salt, object_id), object_id, chunk_size
+        self._aead, self._oid, self._size = subkey(key, salt, object_id), object_id, chunk_size
         self._pending = bytearray()
         self._index = 0
         self._file = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115
@@ -139,7 +142,7 @@ class SealWriter:
             del self._pending[: self._size]
 
     def _emit(self, piece: memoryview | bytearray, *, last: bool) -> None:
-        ct = self._aead.encrypt(_nonce(self._index), bytes(piece), _aad(self._header, self._oid, self._index, last))
+        ct = self._aead.encrypt(chunk_nonce(self._index), bytes(piece), chunk_aad(self._header, self._oid, self._index, last))
         self._file.write(_LEN.pack(len(ct)))
         self._file.write(ct)
         self._index += 1
@@ -179,12 +182,12 @@ def read_chunks(path: Path, key: bytes, object_id: str, *, workers: int = UNSEAL
         if len(header) < _HEADER.size or header[:8] != MAGIC:
             raise broken
         _, chunk_size, salt = _HEADER.unpack(header)
-        aead = _subkey(key, salt, object_id)
+        aead = subkey(key, salt, object_id)
 
         def open_one(index: int, ct: bytearray, last: bool) -> memoryview:
             out = bytearray(len(ct) - TAG_BYTES)
             try:
-                aead.decrypt_into(_nonce(index), ct, _aad(header, object_id, index, last), out)
+                aead.decrypt_into(chunk_nonce(index), ct, chunk_aad(header, object_id, index, last), out)
             except InvalidTag:
                 raise broken from None
             return memoryview(out)

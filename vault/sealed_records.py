@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError, VaultMissing
+from vault.sealed import chunk_aad, chunk_nonce, subkey
 
 MAGIC = b"LVREC001"
 CHUNK_BYTES = 8 << 10  # plaintext per chunk (records are never split): one read and decryption per 8 KiB
@@ -38,22 +36,6 @@ MAX_RECORD_BYTES = 1 << 20  # a record bigger than this is refused (a corrupt he
 TAG_BYTES = 16
 _HEADER = struct.Struct(">8sIIQ32s")
 _TAIL = struct.Struct(">QB")  # the chunk index and last flag ending each chunk's AAD
-
-
-def _subkey(key: bytes, salt: bytes, object_id: str) -> AESGCM:
-    if len(key) != 32:
-        raise ValueError("sealed records need a 32-byte key")
-    info = b"lifevault/records/v1|" + object_id.encode()
-    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key))
-
-
-def _aad(header: bytes, object_id: str, index: int, last: bool) -> bytes:
-    oid = object_id.encode()
-    return header + struct.pack(">H", len(oid)) + oid + struct.pack(">QB", index, int(last))
-
-
-def _nonce(index: int) -> bytes:
-    return index.to_bytes(12, "big")
 
 
 def _chunks(count: int, per_chunk: int) -> int:
@@ -77,7 +59,7 @@ class RecordWriter:
         self._per = max(1, CHUNK_BYTES // record_size)
         salt = os.urandom(32)
         self._header = _HEADER.pack(MAGIC, record_size, self._per, count, salt)
-        self._aead, self._oid = _subkey(key, salt, object_id), object_id
+        self._aead, self._oid = subkey(key, salt, object_id, domain="records"), object_id
         self._pending = bytearray()
         self._index = self._written = 0
         self._last = max(0, _chunks(count, self._per) - 1)
@@ -98,8 +80,8 @@ class RecordWriter:
         del self._pending[:start]
 
     def _emit(self, piece: memoryview | bytearray) -> None:
-        aad = _aad(self._header, self._oid, self._index, self._index == self._last)
-        self._file.write(self._aead.encrypt(_nonce(self._index), bytes(piece), aad))
+        aad = chunk_aad(self._header, self._oid, self._index, self._index == self._last)
+        self._file.write(self._aead.encrypt(chunk_nonce(self._index), bytes(piece), aad))
         self._index += 1
 
     def commit(self) -> None:
@@ -148,8 +130,8 @@ class RecordReader:
             self.close()
             raise self._broken
         self._header, self._oid, self._n = header, object_id, n
-        self._aad_head = _aad(header, object_id, 0, False)[: -_TAIL.size]
-        self._aead = _subkey(key, salt, object_id)
+        self._aad_head = chunk_aad(header, object_id, 0, False)[: -_TAIL.size]
+        self._aead = subkey(key, salt, object_id, domain="records")
 
     def close(self) -> None:
         self._closer()
