@@ -152,6 +152,8 @@ def _open(settings: ApiSettings, encoder: Any = None) -> Backend:
 def _warm(service: Any) -> None:
     with contextlib.suppress(Exception):  # e.g. a tampered index: the first request that needs it says so
         service.warm()
+    with contextlib.suppress(Exception):  # then the faster query forward; until it is loaded, numpy's serves
+        service.serve_queries()
 
 
 def write_session_secret(home: Path, secret: str, port: int) -> Path:

@@ -230,9 +230,21 @@ class Encoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector, shape (1, DIM): through the numpy forward (embeddings/lean.py) where the model's
-        architecture is the one it reproduces, so a search never imports torch or sentence-transformers."""
+        architecture is the one it reproduces, so a search never imports torch or sentence-transformers. A
+        long-lived process that called serve_queries() (the API server as it starts) goes through the model's
+        own forward in the encoder's dtype instead: ~8 ms a query on one core against ~19 ms for numpy's
+        float32, whose weights are twice the bytes to read (the vectors agree to a cosine of 0.9999)."""
+        if _serving:
+            return _query_vector(text, self.dtype, model=True)
         lean = lean_encoder(model_path())
         return _query_vector(text, "float32" if lean is not None else self.dtype)
+
+    def serve_queries(self) -> None:
+        """From now on, this process's queries go through the model's forward (see encode_query): for a server,
+        which pays torch's import once, in its warm-up, rather than the numpy forward's cost per query."""
+        global _serving
+        _query_forward(self.dtype, model=True)  # load it before any query needs it
+        _serving = True
 
 
 class _QueryForward:
@@ -356,14 +368,17 @@ class _QueryBatcher:
                 done.set_result(vec[None, :])
 
 
+_serving = False  # Encoder.serve_queries() was called: queries go through the model's forward
+
+
 @functools.cache
-def _query_forward(dtype: Dtype) -> Callable[[str], np.ndarray]:
-    lean = lean_encoder(model_path())
+def _query_forward(dtype: Dtype, *, model: bool = False) -> Callable[[str], np.ndarray]:
+    lean = None if model else lean_encoder(model_path())
     if lean is not None:
         return _QueryBatcher(_single_blas_thread(lean))
-    model = load_model()
-    if _QueryForward.supports(model):
-        return _QueryBatcher(_QueryForward(model, dtype))
+    st = load_model()
+    if _QueryForward.supports(st):
+        return _QueryBatcher(_QueryForward(st, dtype))
     return lambda text: Encoder(dtype=dtype).encode([text])
 
 
@@ -382,7 +397,7 @@ def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[
 
 
 @functools.lru_cache(maxsize=512)
-def _query_vector(text: str, dtype: Dtype) -> np.ndarray:
-    vec = _query_forward(dtype)(text)
+def _query_vector(text: str, dtype: Dtype, *, model: bool = False) -> np.ndarray:
+    vec = _query_forward(dtype, model=model)(text)
     vec.setflags(write=False)
     return vec

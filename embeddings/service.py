@@ -212,6 +212,11 @@ class MemoryService:
         (~4 s at 100k memories, ~35 s at 1M); the API server does it in the background as it starts."""
         self.encoder.encode_query("warm up")
 
+    def serve_queries(self) -> None:
+        """This process will answer many queries (the API server): embed them through the model's faster
+        forward from now on (Encoder.serve_queries). Loads torch; takes no vault lock."""
+        self.encoder.serve_queries()
+
     def _state(self, redaction: Redaction | None = None) -> tuple[retrieve.Catalog, vindex.VectorIndex,
                                                                     vindex.VectorIndex | None]:
         """The loaded state; the redacted index only when `redaction` searches it (None: everything, for a

@@ -66,3 +66,21 @@ def test_indexing_shares_the_batches_between_workers_on_one_intra_op_thread_each
     assert torch.get_num_threads() == before  # the caller's setting is left alone
     assert np.allclose(shared, alone, atol=1e-6)  # the same batches, the same vectors, whoever ran them
     assert np.allclose(np.linalg.norm(shared, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_serving_process_embeds_queries_through_the_model_forward_with_the_same_vectors() -> None:
+    import embeddings.encoder as enc
+
+    encoder = Encoder()
+    text = "when did I last see Dr Lee at the surgery"
+    enc._query_vector.cache_clear()
+    lean_vec = encoder.encode_query(text)
+    try:
+        encoder.serve_queries()
+        assert enc._serving
+        served = encoder.encode_query(text)
+        assert enc._query_vector.cache_info().currsize == 2  # a second vector, not the numpy one from the cache
+    finally:
+        enc._serving = False
+    cos = float((lean_vec @ served.T).item())
+    assert cos > 0.9998
