@@ -30,6 +30,7 @@ from embeddings.records import InvalidMemory
 from embeddings.redaction import Redaction
 from embeddings.retrieve import Catalog
 from vault import erase, read
+from vault.sqltext import id_list
 from vault.store import Vault
 
 PREVIEW_ITEMS = 50
@@ -168,7 +169,7 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
         batch, todo = todo[:500], todo[500:]
         for _mid, kind, table, row_ids, s, e, off, details in vault.query(
             "SELECT memory_id, kind, source_table, source_row_ids, start_ts, end_ts, utc_offset_min, details "
-            "FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [batch]
+            f"FROM memories WHERE memory_id IN (SELECT unnest({id_list(batch)}))"
         ):
             row_ids = set(row_ids or ())
             det = json.loads(details) if details else {}
@@ -210,14 +211,14 @@ def plan(vault: Vault, catalog: Catalog, req: ForgetRequest, redaction: Redactio
         # it from what remains), so no routine keeps a forgotten name, place or time
         seen.update(_ids(vault, "SELECT memory_id FROM memories WHERE kind = 'routine' AND source_table = ? "
                                 "AND list_has_any(source_row_ids, ?::BIGINT[])", [table, sorted(ids)]))
-    all_ids = sorted(seen & set(_ids(vault, "SELECT memory_id FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
-                                     [sorted(seen)])))
+    all_ids = sorted(seen & set(_ids(vault, f"SELECT memory_id FROM memories WHERE memory_id IN "
+                                            f"(SELECT unnest({id_list(sorted(seen))}))", [])))
     by_kind: dict[str, int] = {}
     preview: list[PreviewItem] = []
     shown: list[int] = []
     for mid, kind, text, text_red, s, sens in vault.query(
         "SELECT memory_id, kind, text, text_redacted, start_ts, sensitivity FROM memories "
-        "WHERE memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY start_ts NULLS LAST, memory_id", [all_ids]
+        f"WHERE memory_id IN (SELECT unnest({id_list(all_ids)})) ORDER BY start_ts NULLS LAST, memory_id"
     ):
         if sens not in redaction.visible:  # goes with what the caller forgets (a routine of a forgotten visit),
             continue  # unseen and uncounted: the caller learns nothing of it

@@ -31,6 +31,7 @@ from embeddings.labels import day_label, duration_label, local
 from embeddings.records import KINDS as KINDS  # defined with the records: a search knows them without polars
 from vault import read
 from vault.homezone import home_zone
+from vault.sqltext import id_list
 from vault.store import Vault
 
 if TYPE_CHECKING:  # frames are made where memories are written, not by a search that imports KINDS
@@ -492,8 +493,9 @@ def delete_ids(vault: Vault, ids: Iterable[int]) -> None:
     ids = list(ids)
     if not ids:
         return
+    listed = id_list(ids)
     for table in ("memories", "memory_history", "memory_vectors"):
-        vault.execute(f"DELETE FROM {table} WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        vault.execute(f"DELETE FROM {table} WHERE memory_id IN (SELECT unnest({listed}))")
 
 
 def sync(vault: Vault, *, now: datetime | None = None) -> SyncReport:
@@ -508,8 +510,7 @@ def sync(vault: Vault, *, now: datetime | None = None) -> SyncReport:
     with vault.transaction():
         delete_ids(vault, removed)
         if changed:
-            vault.execute("DELETE FROM memories WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
-                          [[m.memory_id for m in changed]])
+            vault.execute(f"DELETE FROM memories WHERE memory_id IN (SELECT unnest({id_list(m.memory_id for m in changed)}))")
         vault.insert_frame("memories", frame(added + changed, now=now, ingested=ingested), on_conflict_nothing=False)
     total = int(vault.scalar("SELECT count(*) FROM memories"))
     return SyncReport(added=len(added), changed=len(changed), removed=len(removed), total=total)

@@ -50,6 +50,7 @@ from embeddings.redaction import Redaction
 from vault import audit, crashpoint
 from vault.errors import IntegrityError
 from vault.rwlock import RWLock
+from vault.sqltext import id_list
 from vault.store import Vault
 
 if TYPE_CHECKING:  # forget (and the source tables it reads through vault.read, polars) loads when a forget runs
@@ -266,7 +267,7 @@ class MemoryService:
         """Embed these memories' texts (and redacted texts) into the in-memory indexes; pending until sealed."""
         assert self._full is not None and self._redacted is not None
         rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha, kind FROM memories "
-                                "WHERE memory_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+                                f"WHERE memory_id IN (SELECT unnest({id_list(ids)}))")
         around = dialogue.entries(self.vault, [r[0] for r in rows if r[4] == "note"])  # notes: with their turns
         texts = [around[r[0]][1] if r[0] in around else r[1] for r in rows] + [r[2] for r in rows if r[2] is not None]
         blended = [i for i, r in enumerate(rows) if r[0] in around] if dialogue.OWN_WEIGHT else []
@@ -502,8 +503,8 @@ class MemoryService:
         if not ids:
             return
         self._changed.update(ids)
-        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + " WHERE memory_id IN (SELECT unnest(?::BIGINT[]))",
-                                     [ids]), dialogue.texts(self.vault, ids))
+        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + f" WHERE memory_id IN (SELECT unnest({id_list(ids)}))"),
+                    dialogue.texts(self.vault, ids))
         todo = sorted(set(around) | ({memory_id} if embed and memory_id is not None else set()))
         if todo:
             self._embed(todo)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from vault.load import RAW_TABLES
+from vault.sqltext import id_list
 from vault.store import Vault
 
 FORGETTABLE = frozenset({*RAW_TABLES, "stays", "trips", "app_sessions"})  # tables keyed by row_id
@@ -26,11 +27,10 @@ def forget_rows(vault: Vault, table: str, row_ids: Sequence[int], at: datetime) 
     refuses to bring them back from an old export. Returns the rows that were there."""
     if table not in FORGETTABLE:
         raise ValueError(f"vault.erase: {table!r} is not a table forget removes rows from")
-    ids = list(row_ids)
-    n = int(vault.scalar(f"SELECT count(*) FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids]))
-    vault.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT unnest(?::BIGINT[]))", [ids])
-    vault.execute("INSERT INTO forgotten_rows SELECT ?, unnest(?::BIGINT[]), ? ON CONFLICT DO NOTHING",
-                  [table, ids, at])
+    ids = id_list(row_ids)
+    n = int(vault.scalar(f"SELECT count(*) FROM {table} WHERE row_id IN (SELECT unnest({ids}))"))
+    vault.execute(f"DELETE FROM {table} WHERE row_id IN (SELECT unnest({ids}))")
+    vault.execute(f"INSERT INTO forgotten_rows SELECT ?, unnest({ids}), ? ON CONFLICT DO NOTHING", [table, at])
     return n
 
 
