@@ -37,3 +37,28 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull(f"disk full while writing {path.name}; the previous version is intact") from None
         raise
+
+
+class AtomicFile:
+    """A file written as a stream and published atomically: bytes go to a 0600 temp file beside `path`;
+    commit() fsyncs it, renames it over `path` and fsyncs the directory; abort() removes it and leaves
+    whatever was at `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._file = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault.errors import IntegrityError, VaultMissing
-from vault.fsio import write_atomic
+from vault.fsio import AtomicFile, write_atomic
 
 MAGIC = b"LVSEAL01"
 CHUNK_SIZE = 1 << 20
@@ -125,14 +125,12 @@ class SealWriter:
     is byte for byte the format of seal(); commit() renames it into place, abort() leaves the old file."""
 
     def __init__(self, path: Path, key: bytes, object_id: str, *, chunk_size: int = CHUNK_SIZE) -> None:
-        self._path = Path(path)
-        self._tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         salt = os.urandom(32)
         self._header = _HEADER.pack(MAGIC, chunk_size, salt)
         self._aead, self._oid, self._size = subkey(key, salt, object_id), object_id, chunk_size
         self._pending = bytearray()
         self._index = 0
-        self._file = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115
+        self._file = AtomicFile(path)
         self._file.write(self._header)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -148,19 +146,12 @@ class SealWriter:
         self._index += 1
 
     def commit(self) -> None:
-        from vault.fsio import fsync_dir
-
         self._emit(self._pending, last=True)
         self._pending = bytearray()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self._path)
-        fsync_dir(self._path.parent)
+        self._file.commit()
 
     def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 def read_chunks(path: Path, key: bytes, object_id: str, *, workers: int = UNSEAL_WORKERS) -> Iterator[memoryview]:

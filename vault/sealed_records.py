@@ -28,6 +28,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 
 from vault.errors import IntegrityError, VaultMissing
+from vault.fsio import AtomicFile
 from vault.sealed import chunk_aad, chunk_nonce, subkey
 
 MAGIC = b"LVREC001"
@@ -53,8 +54,6 @@ class RecordWriter:
     def __init__(self, path: Path, key: bytes, object_id: str, *, record_size: int, count: int) -> None:
         if not 0 < record_size <= MAX_RECORD_BYTES or count < 0:
             raise ValueError(f"records of {record_size} bytes, {count} of them: out of bounds")
-        self._path = Path(path)
-        self._tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         self._size, self._count = record_size, count
         self._per = max(1, CHUNK_BYTES // record_size)
         salt = os.urandom(32)
@@ -63,7 +62,7 @@ class RecordWriter:
         self._pending = bytearray()
         self._index = self._written = 0
         self._last = max(0, _chunks(count, self._per) - 1)
-        self._file = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115
+        self._file = AtomicFile(path)
         self._file.write(self._header)
 
     def write(self, records: np.ndarray | bytes) -> None:
@@ -85,23 +84,16 @@ class RecordWriter:
         self._index += 1
 
     def commit(self) -> None:
-        from vault.fsio import fsync_dir
-
         if self._written != self._count:
             self.abort()
             raise ValueError(f"{self._written} records written of the {self._count} announced")
         if self._pending or self._count == 0:
             self._emit(self._pending)
         self._pending = bytearray()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self._path)
-        fsync_dir(self._path.parent)
+        self._file.commit()
 
     def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 class RecordReader:
