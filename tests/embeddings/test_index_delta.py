@@ -25,6 +25,18 @@ def _files(vault: Vault) -> set[str]:
     return set(vault.blob_names("probe"))
 
 
+def _whole_then_a_code_file(vault: Vault) -> tuple[VectorIndex, np.ndarray, np.ndarray, str]:
+    """An index of 1,400 vectors written whole, then 100 more sealed as its one code file."""
+    vecs, ids = _unit(1_500), np.arange(1_500, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:1_400], vecs[:1_400])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    ix.add(ids[1_400:], vecs[1_400:])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    (codes,) = vault.blob_names("probe.codes.")
+    return ix, vecs, ids, codes
+
+
 def test_adds_up_to_code_delta_max_seal_code_files_and_leave_the_index_blob_as_it_was(vault: Vault, monkeypatch):
     monkeypatch.setattr(codedelta, "CODE_DELTA_MAX", 10)
     vecs, ids = _unit(2_011), np.arange(2_011, dtype=np.int64) * 3 + 1
@@ -52,13 +64,7 @@ def test_adds_up_to_code_delta_max_seal_code_files_and_leave_the_index_blob_as_i
 
 
 def test_a_delete_after_code_files_writes_the_index_whole_and_keeps_no_code_of_it(vault: Vault):
-    vecs, ids = _unit(1_500), np.arange(1_500, dtype=np.int64) + 1
-    ix = VectorIndex.new(32, ivf=True)
-    ix.add(ids[:1_400], vecs[:1_400])
-    vindex.save(vault, "probe", ix, {"dim": 32})
-    ix.add(ids[1_400:], vecs[1_400:])
-    vindex.save(vault, "probe", ix, {"dim": 32})
-    (codes,) = vault.blob_names("probe.codes.")
+    ix, vecs, ids, codes = _whole_then_a_code_file(vault)
     ix.remove(ids[1_450:1_451])
     vindex.save(vault, "probe", ix, {"dim": 32})
     assert not vault.blob_path(codes).exists()
@@ -69,13 +75,7 @@ def test_a_delete_after_code_files_writes_the_index_whole_and_keeps_no_code_of_i
 
 
 def test_a_tampered_code_file_or_delta_fails_as_tampering(vault: Vault):
-    vecs, ids = _unit(1_500), np.arange(1_500, dtype=np.int64) + 1
-    ix = VectorIndex.new(32, ivf=True)
-    ix.add(ids[:1_400], vecs[:1_400])
-    vindex.save(vault, "probe", ix, {"dim": 32})
-    ix.add(ids[1_400:], vecs[1_400:])
-    vindex.save(vault, "probe", ix, {"dim": 32})
-    (codes,) = vault.blob_names("probe.codes.")
+    ix, vecs, ids, codes = _whole_then_a_code_file(vault)
     path = vault.blob_path(codes)
     good = path.read_bytes()
     path.write_bytes(good[:-20] + bytes([good[-20] ^ 1]) + good[-19:])
