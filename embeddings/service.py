@@ -389,14 +389,19 @@ class MemoryService:
                                 as_of=as_of)
         filters = _instances(retrieve.Filters.combine(base, tf))
         qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
-        ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
+        speakers = mode == "hybrid" and fusion == "score" and not tf.recency  # a named speaker's notes favoured
+        depth = k + dialogue.SPEAKER_POOL if speakers else k
+        ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=depth, filters=filters, redaction=redaction,
                                recency=tf.recency, mode=mode, fusion=fusion)
         if not ranked.candidates and _narrows(tf):  # the phrase's window holds nothing the caller may see
             cleaned, tf = query, temporal.TimeFilter(kinds=tf.kinds)  # so it is read as words
             filters = _instances(retrieve.Filters.combine(base, tf))
             qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
-            ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=k, filters=filters, redaction=redaction,
+            ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=depth, filters=filters, redaction=redaction,
                                    mode=mode, fusion=fusion)
+        if speakers:
+            ranked = dialogue.by_speaker(catalog, ranked, cleaned, k, redaction,
+                                         lambda ids: fetch(self.vault, ids, redaction, self._rows))
         records = fetch(self.vault, ranked.ids, redaction, self._rows)
         hits = tuple(
             retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)
