@@ -24,8 +24,8 @@ per-configuration ledger vault for each device, and the server step is server_ap
 Configurations run in parallel worker processes (--workers, default 2).
 
 Then the device round time: one persona with a year of data, vault open to update returned (features from
-the vault, 50 local steps, clip, noise, ledger), median of 5 after a first round that pays the imports;
-torch on one thread (federated.model.MAX_THREADS).
+the vault, 50 local steps, clip, noise, ledger), median of 5 after a first round that pays the imports
+(the model is numpy: federated/model.py).
 """
 
 from __future__ import annotations
@@ -93,9 +93,6 @@ def accuracy(weights: np.ndarray, test: Any) -> float:
 
 def run_config(cfg: Config) -> dict[str, Any]:
     """One configuration's federated run (in a worker process)."""
-    import torch
-
-    torch.set_num_threads(1)
     from federated import aggregate
     from federated import client as dev
     from federated import server_app as sapp
@@ -219,7 +216,7 @@ def spread(xs: list[float]) -> str:
 def round_time(args: argparse.Namespace) -> tuple[list[float], int]:
     """Wall time of the whole device round (vault open, budget check, features from the vault, 50 local
     steps, clip, noise, ledger append) on a persona with a year of data; the first round also pays the
-    one-off imports (torch, dp-accounting, scipy) and is reported apart. Returns (times, examples)."""
+    one-off imports (dp-accounting, scipy) and is reported apart. Returns (times, examples)."""
     from federated import client as dev
     from federated import features as feat
     from federated import server_app as sapp

@@ -82,8 +82,53 @@ def test_training_learns_the_habits_better_than_the_most_common_category(habits)
     assert after["place_correct"] / after["place_total"] > 0.6  # the next place follows from the day plan
 
 
-def test_torch_stays_within_the_thread_limit():
-    import torch
+def test_a_training_step_follows_the_gradient_of_the_loss(habits):
+    """The gradient written out in numpy is the loss's: each parameter's step matches a central difference."""
+    net = fmodel.build(seed=2)
+    x = fmodel.encode(habits)[:40]
+    y_app, y_place = np.asarray(habits.y_app[:40]), np.asarray(habits.y_place[:40]).copy()
+    y_place[::3] = -1  # some examples without a next place: the place head ignores them
+    start = fmodel.get_flat(net)
 
-    fmodel.build()
-    assert torch.get_num_threads() <= fmodel.MAX_THREADS
+    def loss(v: np.ndarray) -> float:
+        fmodel.set_flat(net, v)
+        _, app, place = fmodel._forward(net, x)
+        known = y_place >= 0
+        return fmodel._cross_entropy(app, y_app)[0] + fmodel.PLACE_LOSS_WEIGHT * fmodel._cross_entropy(
+            place[known], y_place[known])[0]
+
+    lr = 1e-3
+    fmodel.set_flat(net, start)
+    fmodel._step(net, x, y_app, y_place, lr)
+    step = (start - fmodel.get_flat(net)) / lr
+    picks = np.random.default_rng(0).choice(fmodel.size(), size=60, replace=False)
+    for i in picks:
+        e = np.zeros(fmodel.size())
+        e[i] = 1e-6
+        numeric = (loss(start + e) - loss(start - e)) / 2e-6
+        assert abs(numeric - step[i]) < 1e-6 + 1e-5 * abs(numeric)
+
+
+def test_training_and_evaluating_the_model_import_no_torch():
+    """The model is numpy: a Ray worker running a device round never pays torch's import (~3 s of CPU)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from federated import model as m
+        from federated.features import Examples
+        rng, n = np.random.default_rng(0), 50
+        ints = lambda k: rng.integers(0, k, n)
+        ex = Examples(at=np.arange(n), day=np.arange(n) // 10, hour_sin=rng.random(n), hour_cos=rng.random(n),
+                      weekday=ints(7), place=ints(3), prev_app=ints(3), unlock=rng.random(n),
+                      meeting_soon=np.zeros(n), y_app=ints(3), y_place=ints(3) - 1)
+        net = m.build(seed=0)
+        m.train_local(net, ex, steps=3, batch_size=16, lr=0.1)
+        m.evaluate(net, ex)
+        print("torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
