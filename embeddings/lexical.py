@@ -4,7 +4,10 @@ DuckDB's fts extension is not an option: the vault session never installs or aut
 the wheel does not ship fts. Postings are term-major CSR arrays (doc positions, term frequencies); bulk
 appends are tokenised by polars (vectorised) and merged at once, single documents (notes) go to a small
 delta that is merged when it grows past MERGE_FRACTION; deleted documents are masked (`kill`) and their
-postings dropped at the next merge. Tokens (documents and queries alike, one implementation): NFKD with
+postings dropped at the next merge. Compact at a million documents: the term dictionary is a few arrays
+(embeddings/terms.py), term frequencies stay in the dtype they were stored in (uint16 from a snapshot, read
+in place) and the length-normalised weights are computed per query term from one float32 per document
+(`_norm`) instead of being kept per posting. Tokens (documents and queries alike, one implementation): NFKD with
 marks removed, lower case, runs of letters and digits, English stop words removed, plural -s stripped.
 Document positions are assigned by the caller (retrieve.Catalog) and never reused until a rebuild.
 
@@ -29,6 +32,8 @@ if TYPE_CHECKING:  # polars tokenises bulk appends; a query, or BM25 restored fr
     import polars as pl
 
 import numpy as np
+
+from embeddings.terms import Terms
 
 K1 = 1.2
 B = 0.75
@@ -111,13 +116,13 @@ class View:
 
 class BM25:
     def __init__(self, docs: Sequence[str] = ()) -> None:
-        self._vocab: dict[str, int] = {}
+        self._terms = Terms()
         self._ptr = np.zeros(1, dtype=np.int64)
         self._docs = np.empty(0, dtype=np.int32)
-        self._tf = np.empty(0, dtype=np.float32)
-        self._w = np.empty(0, dtype=np.float32)
+        self._tf = np.empty(0, dtype=np.float32)  # or uint16, as a snapshot stored it (read in place)
         self._norm_avgdl = 1.0
         self._dl = np.empty(0, dtype=np.float32)
+        self._norm = np.empty(0, dtype=np.float32)  # per document: K1 (1 - B + B dl / _norm_avgdl)
         self._alive = np.empty(0, dtype=bool)
         self._delta: dict[int, list[tuple[int, int]]] = {}  # term -> [(doc, tf)] not yet merged
         self._delta_docs = 0
@@ -126,6 +131,11 @@ class BM25:
 
     def __len__(self) -> int:
         return len(self._dl)
+
+    @property
+    def term_count(self) -> int:
+        """Distinct terms in the dictionary (those only dead documents held included, until a snapshot)."""
+        return len(self._terms)
 
     @property
     def alive(self) -> int:
@@ -142,15 +152,13 @@ class BM25:
 
         tf = token_frame(docs, start).group_by("doc", "t").len("tf")
         terms = tf["t"].unique().to_list()
-        known = self._vocab
-        new = [t for t in terms if t not in known] if known else terms
-        known.update(zip(new, range(len(known), len(known) + len(new)), strict=True))
-        vocab = {t: known[t] for t in terms}
+        vocab = dict(zip(terms, self._terms.add(terms).tolist(), strict=True))
         tids = tf["t"].replace_strict(vocab, return_dtype=pl.Int64).to_numpy()
         doc = tf["doc"].to_numpy()
         counts = tf["tf"].to_numpy()
         lengths = np.bincount(doc - start, weights=counts, minlength=len(docs)).astype(np.float32)
         self._dl = np.concatenate([self._dl, lengths])
+        self._norm = np.concatenate([self._norm, self._doc_norm(lengths)])
         self._cached = None
         self._alive = np.concatenate([self._alive, np.ones(len(docs), dtype=bool)])
         if merge and len(docs) >= BULK:
@@ -169,7 +177,7 @@ class BM25:
         self._cached = None
 
     def _merge(self, bulk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
-        nterms = len(self._vocab)
+        nterms = len(self._terms)
         parts_t = [np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))]
         parts_d, parts_f = [self._docs.astype(np.int64)], [self._tf]
         if self._delta:
@@ -181,15 +189,14 @@ class BM25:
             parts_t.append(bulk[0])
             parts_d.append(bulk[1])
             parts_f.append(bulk[2].astype(np.float32))
-        terms, docs, tf = np.concatenate(parts_t), np.concatenate(parts_d), np.concatenate(parts_f)
+        terms, docs = np.concatenate(parts_t), np.concatenate(parts_d)
+        tf = np.concatenate(parts_f).astype(np.float32)
         keep = self._alive[docs] if len(docs) else np.empty(0, dtype=bool)
         terms, docs, tf = terms[keep], docs[keep], tf[keep]
         order = np.argsort(terms, kind="stable")
         self._docs, self._tf = docs[order].astype(np.int32), tf[order]
-        # Lucene-style: the length-normalised tf of each posting under the mean length at merge time
-        alive_dl = self._dl[self._alive]
-        self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
-        self._w = self._tf_part(self._tf, self._docs)
+        # Lucene-style: the length normalisation of each document under the mean length at merge time
+        self._renorm()
         self._ptr = np.zeros(nterms + 1, dtype=np.int64)
         np.cumsum(np.bincount(terms, minlength=nterms), out=self._ptr[1:])
         self._delta, self._delta_docs = {}, 0
@@ -211,12 +218,19 @@ class BM25:
                 self._delta[tid] = kept
             else:
                 del self._delta[tid]
-        alive_dl = self._dl[self._alive]
-        self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
-        self._w = self._tf_part(self._tf, self._docs)
+        self._renorm()
         self._cached = None
 
-    def compacted(self, new_pos: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _doc_norm(self, dl: np.ndarray) -> np.ndarray:
+        return (K1 * (1.0 - B + B * dl / (self._norm_avgdl or 1.0))).astype(np.float32)
+
+    def _renorm(self) -> None:
+        """The live documents' mean length becomes the one postings are weighed under."""
+        alive_dl = self._dl[self._alive]
+        self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
+        self._norm = self._doc_norm(self._dl)
+
+    def compacted(self, new_pos: np.ndarray) -> tuple[Terms, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The live documents' postings renumbered by `new_pos` (old position -> new, -1: dropped), for a
         snapshot: (terms, ptr, docs, tf, dl), terms only the dropped documents held left out. O(postings)."""
         if self._delta:
@@ -225,45 +239,44 @@ class BM25:
         terms = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))  # term-major: already sorted
         held = keep[self._docs]
         terms, docs, tf = terms[held], new_pos[self._docs[held]], self._tf[held]
-        used = np.bincount(terms, minlength=len(self._vocab)) > 0
+        used = np.bincount(terms, minlength=len(self._terms)) > 0
         terms = (np.cumsum(used) - 1)[terms]  # renumbered in order: still sorted
         ptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
         np.cumsum(np.bincount(terms, minlength=len(ptr) - 1), out=ptr[1:])
-        by_id = sorted(self._vocab, key=self._vocab.__getitem__)
-        names = [t for t, u in zip(by_id, used.tolist(), strict=False) if u]
+        names = self._terms.subset(used)
         dl = np.empty(int(keep.sum()), dtype=np.float32)
         dl[new_pos[keep]] = self._dl[keep]
         return names, ptr, docs.astype(np.int32), tf, dl
 
     @classmethod
-    def restore(cls, terms: list[str], ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> BM25:
-        """A BM25 over every document of `dl` from compacted() postings, as a fresh build of the same texts."""
+    def restore(cls, terms: Terms, ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> BM25:
+        """A BM25 over every document of `dl` from compacted() postings, as a fresh build of the same texts.
+        The arrays are kept as given (views of a snapshot's bytes: no copy); `tf` may be uint16."""
         bm = cls()
-        bm._vocab = dict(zip(terms, range(len(terms)), strict=True))
-        bm._ptr, bm._docs, bm._tf, bm._dl = ptr, docs, tf.astype(np.float32), dl.astype(np.float32)
+        if tf.dtype not in (np.uint16, np.float32):
+            raise ValueError(f"term frequencies as {tf.dtype}")
+        bm._terms, bm._ptr, bm._docs, bm._tf = terms, ptr, docs, tf
+        bm._dl = dl if dl.dtype == np.float32 else dl.astype(np.float32)
         bm._alive = np.ones(len(dl), dtype=bool)
-        bm._norm_avgdl = float(bm._dl.mean()) if len(dl) else 1.0
-        bm._w = bm._tf_part(bm._tf, bm._docs)
+        bm._renorm()
         return bm
 
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        tid = self._vocab.get(term)
+        """A term's postings: (doc positions, term frequencies as float32)."""
+        tid = self._terms.get(term)
         if tid is None:
             return np.empty(0, np.int32), np.empty(0, np.float32)
         docs, tf = self._docs[:0], self._tf[:0]
         if tid + 1 < len(self._ptr):
             lo, hi = self._ptr[tid], self._ptr[tid + 1]
             docs, tf = self._docs[lo:hi], self._tf[lo:hi]
+        tf = tf.astype(np.float32)
         extra = self._delta.get(tid)
         if extra:
             d = np.asarray(extra, dtype=np.int64)
             docs = np.concatenate([docs, d[:, 0].astype(np.int32)])
             tf = np.concatenate([tf, d[:, 1].astype(np.float32)])
         return docs, tf
-
-    def _tf_part(self, tf: np.ndarray, docs: np.ndarray) -> np.ndarray:
-        norm = K1 * (1.0 - B + B * self._dl[docs] / (self._norm_avgdl or 1.0))
-        return (tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
 
     def _stats(self) -> tuple[int, float]:
         """(live documents, mean live document length), cached until the next append or kill."""
@@ -273,20 +286,9 @@ class BM25:
         return self._cached
 
     def _weighted(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """A term's postings: (doc positions, length-normalised tf)."""
-        tid = self._vocab.get(term)
-        if tid is None:
-            return np.empty(0, np.int32), np.empty(0, np.float32)
-        docs, w = self._docs[:0], self._w[:0]
-        if tid + 1 < len(self._ptr):
-            lo, hi = self._ptr[tid], self._ptr[tid + 1]
-            docs, w = self._docs[lo:hi], self._w[lo:hi]
-        extra = self._delta.get(tid)
-        if extra:
-            d = np.asarray(extra, dtype=np.int64)
-            docs = np.concatenate([docs, d[:, 0].astype(np.int32)])
-            w = np.concatenate([w, self._tf_part(d[:, 1].astype(np.float32), d[:, 0])])
-        return docs, w
+        """A term's postings: (doc positions, length-normalised tf under the mean length of the last merge)."""
+        docs, tf = self._postings(term)
+        return docs, (tf * (K1 + 1.0) / (tf + self._norm[docs])).astype(np.float32)
 
     def view(self, visible: np.ndarray) -> View:
         """The statistics of the live documents among `visible` (a bool per position). Lengths are whole

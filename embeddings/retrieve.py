@@ -22,7 +22,8 @@
 `explain` keeps every signal's rank (None: beyond the depth that signal searched), score, weight and its
 contribution to the fused score.
 
-The Catalog holds, per memory, the columns the filters need (numpy arrays aligned with BM25 positions);
+The Catalog holds, per memory, the columns the filters need (numpy arrays aligned with BM25 positions; kind,
+sensitivity and source as small-integer codes into a table of their few distinct strings);
 it is loaded from the vault once and kept in step by the service on every write.
 """
 
@@ -141,9 +142,6 @@ class Catalog:
 
     def __init__(self) -> None:
         self.ids = np.empty(0, np.int64)
-        self.kind = np.empty(0, dtype="<U8")
-        self.sensitivity = np.empty(0, dtype="<U8")
-        self.source = np.empty(0, dtype=object)
         self.start = np.empty(0, np.int64)
         self.end = np.empty(0, np.int64)
         self.offset = np.empty(0, np.int64)
@@ -153,10 +151,12 @@ class Catalog:
         self._codes: dict[str, int] = {}
         self.kind_code = np.empty(0, np.int16)
         self.sensitivity_code = np.empty(0, np.int16)
+        self._sources: dict[str, int] = {}
+        self.source_code = np.empty(0, np.int32)
         self.weekday = np.empty(0, np.int8)  # local weekday of the start, Monday = 0
         self.minute = np.empty(0, np.int16)  # local minute of day of the start
         self.duration = np.empty(0, np.int16)  # minutes, clipped to [1, 1440]
-        self._tags: dict[str, np.ndarray] = {}  # tag -> positions carrying it
+        self._tags: dict[str, np.ndarray] = {}  # tag -> positions carrying it (int32)
         self._texts: list[str] | None = []  # None: loaded from a snapshot, the texts are read when needed
         self._redacted: dict[int, str] = {}
         self.texts_of: Callable[[np.ndarray], list[str]] | None = None  # ids -> the texts a redacted caller sees
@@ -176,6 +176,23 @@ class Catalog:
     def __len__(self) -> int:
         return int(self.alive.sum())
 
+    @property
+    def kind(self) -> np.ndarray:
+        """Each position's kind as a string (built on each call from the codes: for a one-off, not a search)."""
+        return self._names(self._codes)[self.kind_code]
+
+    @property
+    def sensitivity(self) -> np.ndarray:
+        return self._names(self._codes)[self.sensitivity_code]
+
+    @property
+    def source(self) -> np.ndarray:
+        return self._names(self._sources, dtype=object)[self.source_code]
+
+    @staticmethod
+    def _names(table: dict[str, int], dtype: Any = "<U8") -> np.ndarray:
+        return np.array(list(table) or [""], dtype=dtype)
+
     def add(self, df: pl.DataFrame, indexed: dict[int, str] | None = None, *, merge: bool = True) -> None:
         """Append memories (a frame shaped like SELECT); ids already present are replaced. `indexed` gives the
         text BM25 indexes for some of them instead of their own (a note with its neighbouring turns);
@@ -185,11 +202,11 @@ class Catalog:
         self.remove(df["memory_id"].to_numpy())
         base = len(self.ids)
         self.ids = np.concatenate([self.ids, df["memory_id"].to_numpy().astype(np.int64)])
-        self.kind = np.concatenate([self.kind, df["kind"].to_numpy().astype("<U8")])
-        self.sensitivity = np.concatenate([self.sensitivity, df["sensitivity"].to_numpy().astype("<U8")])
-        self.kind_code = np.concatenate([self.kind_code, self._encode(df["kind"].to_list())])
-        self.sensitivity_code = np.concatenate([self.sensitivity_code, self._encode(df["sensitivity"].to_list())])
-        self.source = np.concatenate([self.source, df["source"].to_numpy().astype(object)])
+        self.kind_code = np.concatenate([self.kind_code, self._encode(self._codes, df["kind"].to_list(), np.int16)])
+        self.sensitivity_code = np.concatenate([self.sensitivity_code,
+                                                self._encode(self._codes, df["sensitivity"].to_list(), np.int16)])
+        self.source_code = np.concatenate([self.source_code,
+                                           self._encode(self._sources, df["source"].to_list(), np.int32)])
         start, end = _us(df["start_ts"]), _us(df["end_ts"])
         self.start = np.concatenate([self.start, start])
         self.end = np.concatenate([self.end, np.where(end == _NO_TIME, start, end)])
@@ -209,7 +226,7 @@ class Catalog:
                 tagged.setdefault(t, []).append(base + i)
         for t, pos in tagged.items():
             before = self._tags.get(t)
-            new = np.asarray(pos, dtype=np.int64)
+            new = np.asarray(pos, dtype=np.int32)
             self._tags[t] = new if before is None else np.concatenate([before, new])
         texts = df["text"].to_list()
         if indexed:
@@ -242,16 +259,16 @@ class Catalog:
         self._bases = {}
 
     @classmethod
-    def restore(cls, columns: dict[str, np.ndarray], codes: list[str], tags: dict[str, np.ndarray], lexical: BM25,
-                texts_of: Callable[[np.ndarray], list[str]]) -> Catalog:
-        """A catalog of live memories from a snapshot's columns (embeddings/snapshot.py), no per-row Python;
-        the texts stay in the vault (`texts_of` reads them when a redacted caller first needs its BM25)."""
+    def restore(cls, columns: dict[str, np.ndarray], codes: list[str], sources: list[str],
+                tags: dict[str, np.ndarray], lexical: BM25, texts_of: Callable[[np.ndarray], list[str]]) -> Catalog:
+        """A catalog of live memories from a snapshot's columns (embeddings/snapshot.py), no per-row Python and
+        no copy (the arrays stay views of the snapshot's bytes); the texts stay in the vault (`texts_of` reads
+        them when a redacted caller first needs its BM25)."""
         cat = cls()
         for name, values in columns.items():
             setattr(cat, name, values)
         cat._codes = {c: i for i, c in enumerate(codes)}
-        names = np.array(codes, dtype="<U8") if codes else np.empty(0, dtype="<U8")
-        cat.kind, cat.sensitivity = names[cat.kind_code], names[cat.sensitivity_code]
+        cat._sources = {c: i for i, c in enumerate(sources)}
         cat.alive = np.ones(len(cat.ids), dtype=bool)
         cat._tags, cat.lexical, cat._texts, cat.texts_of = tags, lexical, None, texts_of
         return cat
@@ -266,14 +283,14 @@ class Catalog:
         if not len(self.ids) or not len(ids):
             return np.full(len(ids), -1, dtype=np.int64)
         sorted_ids, order = self._id_order()
-        pos = sorted_lookup(sorted_ids, order, np.asarray(ids, dtype=np.int64))
+        pos = sorted_lookup(sorted_ids, order, np.asarray(ids, dtype=np.int64)).astype(np.int64)
         return np.where((pos >= 0) & self.alive[np.maximum(pos, 0)], pos, -1)
 
     def _id_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, the position of each), per id the live position first; built once per add()."""
         if self._by_id is None:
             order = np.lexsort((~self.alive, self.ids))
-            self._by_id = (self.ids[order], order)
+            self._by_id = (self.ids[order], order.astype(np.int32))
         return self._by_id
 
     def warm(self, *indexes: VectorIndex) -> None:
@@ -343,7 +360,7 @@ class Catalog:
     def mask(self, f: Filters, visible: frozenset[str]) -> np.ndarray:
         m = self._base(visible, f.kinds).copy()
         if f.sources is not None:
-            m &= np.isin(self.source, sorted(f.sources))
+            m &= self._member(self.source_code, f.sources, self._sources)
         for tag in f.tags or ():
             has = np.zeros(len(m), bool)
             has[self._tags.get(tag, [])] = True
@@ -365,15 +382,16 @@ class Catalog:
             m &= timed & self._in_hours(*f.hours)
         return m
 
-    def _encode(self, values: list[str]) -> np.ndarray:
-        return np.fromiter((self._codes.setdefault(v, len(self._codes)) for v in values), dtype=np.int16,
-                           count=len(values))
+    @staticmethod
+    def _encode(table: dict[str, int], values: list[str], dtype: type[np.integer]) -> np.ndarray:
+        return np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=dtype, count=len(values))
 
-    def _member(self, codes: np.ndarray, values: frozenset[str]) -> np.ndarray:
-        """codes ∈ values, through a lookup table over the few distinct kinds / sensitivities."""
-        table = np.zeros(len(self._codes) + 1, bool)
-        table[[self._codes[v] for v in values if v in self._codes]] = True
-        return table[codes]
+    def _member(self, codes: np.ndarray, values: frozenset[str], table: dict[str, int] | None = None) -> np.ndarray:
+        """codes ∈ values, through a lookup table over the few distinct kinds / sensitivities (or sources)."""
+        table = self._codes if table is None else table
+        hit = np.zeros(len(table) + 1, bool)
+        hit[[table[v] for v in values if v in table]] = True
+        return hit[codes]
 
     def _in_hours(self, a: int, b: int) -> np.ndarray:
         """Does the local span [start, end) overlap the daily window [a, b) (minutes; a > b wraps midnight)?"""

@@ -5,9 +5,13 @@ Blob `memory-catalog` (vault.write_blob: AES-256-GCM, bound to its name, like th
 
     MAGIC | header length:u32 | JSON header | arrays, each at an 8-byte aligned offset
 
-The header holds the format, the fingerprint of the memories table the snapshot was made from, the string
-tables (kind/sensitivity codes, sources, tag names, BM25 terms) and each array's dtype, length and offset;
-the arrays are read with numpy.frombuffer (no per-row Python).
+The header holds the format, the fingerprint of the memories table the snapshot was made from, the small
+string tables (kind/sensitivity codes, sources, tag names) and each array's dtype, length and offset; the
+arrays are read with numpy.frombuffer (no per-row Python) and kept as views of the decrypted bytes (no second
+copy): the filter columns, the BM25 postings (term frequencies as uint16) and the BM25 term dictionary
+(embeddings/terms.py: the terms' UTF-8 bytes, offsets and sorted hashes; no Python object per term). Format 1
+held the terms as a JSON list in the header: such a snapshot is of another format, so the catalog is rebuilt
+from the rows once and the snapshot rewritten.
 
 Never stale: the fingerprint is the row count and two order-free aggregates of a hash of every row's
 (memory_id, content_sha, text_sha, version, updated_at, ingested_at), computed by DuckDB when the snapshot
@@ -47,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings import dialogue, lexical, retrieve
+from embeddings import dialogue, lexical, retrieve, terms
 from embeddings.lexical import BM25
 from embeddings.retrieve import Catalog
 from vault.errors import IntegrityError
@@ -55,14 +59,15 @@ from vault.store import Vault
 
 BLOB = "memory-catalog"
 DELTA_BLOB = "memory-catalog-delta"
-FORMAT = 1
+FORMAT = 2
 DELTA_SHARE = 0.05  # a delta holding more ids than this share of the base's memories is folded into a new base
 DELTA_MAX_IDS = 2_000  # ... or more than this many: a load re-reads the delta's rows (~0.1 s per 1,000)
 _MAGIC = b"LVMCAT1\n"
 _ALIGN = 8
-# the columns stored as they are (Catalog attributes); kind/sensitivity strings and `alive` are derived
-_COLUMNS = ("ids", "kind_code", "sensitivity_code", "start", "end", "offset", "ingested", "has_redacted",
-            "weekday", "minute", "duration")
+# the columns stored as they are (Catalog attributes); kind/sensitivity/source strings and `alive` are derived
+_COLUMNS = ("ids", "kind_code", "sensitivity_code", "source_code", "start", "end", "offset", "ingested",
+            "has_redacted", "weekday", "minute", "duration")
+_TERMS = "bm25_terms_"  # + buf, off, hash, hid: the term dictionary's arrays
 _FINGERPRINT = ("SELECT count(*), coalesce(bit_xor(h), 0)::VARCHAR, coalesce(sum(h::HUGEINT), 0)::VARCHAR FROM "
                 "(SELECT hash(memory_id, content_sha, text_sha, version, updated_at, ingested_at) AS h FROM memories)")
 _NO_TIME = np.iinfo(np.int64).min
@@ -77,7 +82,7 @@ def _rules() -> str:
     knobs = sorted((n, repr(v)) for n, v in vars(dialogue).items()
                    if n.isupper() and isinstance(v, int | float | str | tuple | timedelta | None))
     digest = hashlib.sha256(repr(knobs).encode())
-    for module in (dialogue, lexical, retrieve, sys.modules[__name__]):
+    for module in (dialogue, lexical, retrieve, terms, sys.modules[__name__]):
         if module.__file__:
             digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -114,13 +119,6 @@ def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return header, arrays
 
 
-def _codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Distinct strings (in first-seen order) and each value's code."""
-    table: dict[str, int] = {}
-    codes = np.fromiter((table.setdefault(v, len(table)) for v in values.tolist()), dtype=np.int32, count=len(values))
-    return list(table), codes
-
-
 def encode(cat: Catalog, key: list[Any]) -> bytes:
     """The catalog's live memories, in the order Catalog.load gives them (start time, then id), as bytes."""
     live = np.flatnonzero(cat.alive)
@@ -129,27 +127,31 @@ def encode(cat: Catalog, key: list[Any]) -> bytes:
     new_pos = np.full(len(cat.ids), -1, dtype=np.int64)
     new_pos[order] = np.arange(len(order))
     arrays = {name: getattr(cat, name)[order] for name in _COLUMNS}
-    sources, arrays["source"] = _codes(cat.source[order])
     tags = {t: np.sort(new_pos[pos[cat.alive[pos]]]) for t, pos in cat._tags.items()}
     tags = {t: pos for t, pos in tags.items() if len(pos)}
     arrays["tag_ptr"] = np.concatenate([[0], np.cumsum([len(p) for p in tags.values()], dtype=np.int64)]).astype(np.int64)
     arrays["tag_pos"] = np.concatenate([np.empty(0, np.int64), *tags.values()]).astype(np.int32)
-    terms, ptr, docs, tf, dl = cat.lexical.compacted(new_pos)
+    names, ptr, docs, tf, dl = cat.lexical.compacted(new_pos)
     arrays |= {"bm25_ptr": ptr, "bm25_docs": docs, "bm25_dl": dl,
-               "bm25_tf": tf.astype(np.uint16) if not len(tf) or tf.max() < 65536 else tf}
-    header = {"fingerprint": key, "codes": list(cat._codes), "sources": sources, "tags": list(tags), "terms": terms}
+               "bm25_tf": tf.astype(np.uint16) if not len(tf) or tf.max() < 65536 else tf.astype(np.float32)}
+    arrays |= {_TERMS + name: arr for name, arr in names.arrays().items()}
+    header = {"format": FORMAT, "fingerprint": key, "codes": list(cat._codes), "sources": list(cat._sources),
+              "tags": list(tags)}
     return _pack(header, arrays)
 
 
 def decode(data: bytes, texts_of: Callable[[np.ndarray], list[str]]) -> tuple[list[Any], Catalog]:
     """(fingerprint, catalog) of a snapshot's bytes; ValueError when they are not one."""
     header, a = _unpack(data)
+    if header.get("format") != FORMAT:
+        raise ValueError(f"a catalog snapshot of format {header.get('format', 1)}")
     columns = {name: a[name] for name in _COLUMNS}
-    columns["source"] = np.array(header["sources"] or [""], dtype=object)[a["source"]]
     ptr = a["tag_ptr"]
-    tags = {t: a["tag_pos"][ptr[i] : ptr[i + 1]].astype(np.int64) for i, t in enumerate(header["tags"])}
-    lexical = BM25.restore(header["terms"], a["bm25_ptr"], a["bm25_docs"], a["bm25_tf"], a["bm25_dl"])
-    return header["fingerprint"], Catalog.restore(columns, header["codes"], tags, lexical, texts_of)
+    tags = {t: a["tag_pos"][ptr[i] : ptr[i + 1]] for i, t in enumerate(header["tags"])}
+    names = terms.Terms.from_arrays({name: a[_TERMS + name] for name in ("buf", "off", "hash", "hid")})
+    lexical = BM25.restore(names, a["bm25_ptr"], a["bm25_docs"], a["bm25_tf"], a["bm25_dl"])
+    return header["fingerprint"], Catalog.restore(columns, header["codes"], header["sources"], tags, lexical,
+                                                  texts_of)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

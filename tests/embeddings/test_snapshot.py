@@ -83,7 +83,7 @@ def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories
     rows.remove(gone)  # dead positions, and terms only they held, are left out
     _, smaller = snapshot.decode(snapshot.encode(rows, ["k"]), lambda ids: [])
     assert len(smaller) == len(rows) and not set(gone.tolist()) & set(smaller.ids.tolist())
-    assert len(smaller.lexical._vocab) <= len(restored.lexical._vocab)
+    assert smaller.lexical.term_count <= restored.lexical.term_count
 
 
 def test_a_snapshot_the_memories_moved_on_from_is_not_used(indexed_vault: Vault, encoder: Encoder,
