@@ -9,7 +9,10 @@ vectors (bench/bench_encode.py measures both and the retrieval cost). The batche
 INDEX_WORKERS threads with one intra-op thread each rather than run one at a time on two OpenMP threads:
 a batch's small operations (LayerNorm, GELU, attention on 30-token rows) made two threads wait at every
 barrier, and on a busy machine a preempted thread held up its partner (measured: 4x the CPU time).
-Every vector is recorded with the model name, the weights' version and the dtype it was computed in.
+A query, and an encode() of at most LEAN_MAX_TEXTS texts (a note's write), go through the numpy forward of
+embeddings/lean.py in float32 instead, so a search, `lifevault remember` and `lifevault serve` never import
+torch, transformers or sentence-transformers. Every vector is recorded with the model name, the weights'
+version and the dtype it was computed in (forward_dtype).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
+LEAN_MAX_TEXTS = 32  # an encode() call of at most this many texts runs the numpy forward (no torch import)
 INDEX_WORKERS = 2  # threads sharing an indexing run's batches, one intra-op thread each (the machine's 2 cores)
 Dtype = Literal["auto", "bfloat16", "float32"]
 
@@ -119,12 +123,36 @@ VERSION_CACHE = "model-version.json"
 
 @functools.cache
 def bf16_supported() -> bool:
+    """Does torch run bfloat16 matrix products natively here (oneDNN's AVX512-core check)? Asked of torch where
+    it is loaded; elsewhere read from the CPU's flags, the ones that check reads, so that a process that never
+    loads torch (the server, `remember`) labels its index with the dtype an indexing run would use."""
+    import sys
+
+    if "torch" not in sys.modules:
+        flags = _cpu_flags()
+        if flags is not None:
+            return _BF16_FLAGS <= flags
     try:
         import torch
 
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+_BF16_FLAGS = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})  # torch/oneDNN: bfloat16 on AVX512-core
+
+
+def _cpu_flags() -> frozenset[str] | None:
+    """The x86 CPU's feature flags from /proc/cpuinfo; None where there is no such file or no x86 flags line."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
 
 
 @functools.cache
@@ -143,6 +171,7 @@ class Encoder:
     def __init__(self, *, dtype: Dtype = "auto", batch_tokens: int = 2048, max_batch: int = 64,
                  workers: int | None = None) -> None:
         self._dtype = dtype
+        self._auto = dtype == "auto"  # no dtype asked for: a few texts may go through the numpy forward
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
         self.workers = workers if workers is not None else min(INDEX_WORKERS, os.cpu_count() or 1)
@@ -177,8 +206,36 @@ class Encoder:
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
+    def forward_dtype(self, n: int) -> str:
+        """The dtype encode() computes a call of `n` texts in: float32 for at most LEAN_MAX_TEXTS texts where the
+        numpy forward serves and no dtype was asked for, else the encoder's dtype."""
+        return "float32" if self._lean_serves(n) else self.dtype
+
+    def _lean_serves(self, n: int) -> bool:
+        return self._auto and n <= LEAN_MAX_TEXTS and lean_encoder(model_path()) is not None
+
     def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Embed texts; `progress(n)` is called after each batch with the number just embedded."""
+        """Embed texts; `progress(n)` is called after each batch with the number just embedded. A few texts
+        (a note's write with its neighbouring turns) go through the numpy forward, so `remember` and the server
+        never import torch; an indexing run's many through the model (forward_dtype says which)."""
+        if self._lean_serves(len(texts)):
+            return self._encode_lean(texts, progress)
+        return self._encode_model(texts, progress)
+
+    def _encode_lean(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        lean = lean_encoder(model_path())
+        assert lean is not None
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        order = np.argsort([-n for n in lean.count_tokens(list(texts))], kind="stable")
+        forward = _lean_forward()
+        for i in range(0, len(texts), _QueryBatcher.MAX_BATCH):  # similar lengths padded together
+            chunk = order[i : i + _QueryBatcher.MAX_BATCH]
+            out[chunk] = forward([texts[j] for j in chunk])
+            if progress is not None:
+                progress(len(chunk))
+        return out
+
+    def _encode_model(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
         import torch
 
         n = len(texts)
@@ -230,101 +287,31 @@ class Encoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector, shape (1, DIM): through the numpy forward (embeddings/lean.py) where the model's
-        architecture is the one it reproduces, so a search never imports torch or sentence-transformers. A
-        long-lived process that called serve_queries() (the API server as it starts) goes through the model's
-        own forward in the encoder's dtype instead: ~8 ms a query on one core against ~19 ms for numpy's
-        float32, whose weights are twice the bytes to read (the vectors agree to a cosine of 0.9999)."""
-        if _serving:
-            return _query_vector(text, self.dtype, model=True)
+        architecture is the one it reproduces, so neither a search nor a server imports torch or
+        sentence-transformers (~5 ms a short query on one core in float32, no slower than the model's own
+        bfloat16 forward, without its ~540 MB); else through the model."""
         lean = lean_encoder(model_path())
         return _query_vector(text, "float32" if lean is not None else self.dtype)
 
     def serve_queries(self) -> None:
-        """From now on, this process's queries go through the model's forward (see encode_query): for a server,
-        which pays torch's import once, in its warm-up, rather than the numpy forward's cost per query."""
-        global _serving
-        _query_forward(self.dtype, model=True)  # load it before any query needs it
-        _serving = True
-
-
-class _QueryForward:
-    """One query through the model's BERT encoder as a dozen tensor calls per layer, without the ~120 module
-    calls per forward of the transformers/sentence-transformers wrappers: a short query is bound by that
-    overhead and by reading the weights, not by arithmetic. The weights are kept in the encoder's dtype
-    (bfloat16 halves the bytes read; no per-call casts as under autocast). Same maths as the model:
-    embeddings + LayerNorm, 6 x (self-attention, GELU feed-forward, post-LayerNorm), mean pooling, L2
-    normalisation; tests/embeddings/test_encoder.py holds it to the model's own output (cosine > 0.9998 in bfloat16)."""
-
-    def __init__(self, model: SentenceTransformer, dtype: str) -> None:
-        import torch
-
-        bert: Any = model[0].auto_model  # a transformers BertModel (torch types a submodule's attribute loosely)
-        cfg = bert.config
-        self.tokenizer = model.tokenizer
-        self.max_tokens = model.max_seq_length or max_tokens()
-        self.heads = int(cfg.num_attention_heads)
-        self.layers = int(cfg.num_hidden_layers)
-        self.eps = float(cfg.layer_norm_eps)
-        self.dim = int(cfg.hidden_size)
-        to = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-        self.w = {k: v.detach().to(to).contiguous() for k, v in bert.state_dict().items()}
-        for i in range(self.layers):  # one projection for query, key and value
-            p = f"encoder.layer.{i}.attention.self."
-            for part in ("weight", "bias"):  # the three separate projections are not kept beside it
-                self.w[f"{p}qkv.{part}"] = torch.cat([self.w.pop(f"{p}{n}.{part}") for n in ("query", "key", "value")])
-
-    @staticmethod
-    def supports(model: SentenceTransformer) -> bool:
-        """Only the architecture this reproduces: BERT (absolute positions, GELU) + mean pooling + Normalize."""
-        try:
-            bert: Any = model[0].auto_model
-            cfg = bert.config
-            pooling: Any = model[1]
-            return (cfg.model_type == "bert" and cfg.hidden_act == "gelu"
-                    and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
-                    and len(model) == 3 and type(model[2]).__name__ == "Normalize"
-                    and pooling.get_config_dict().get("pooling_mode") == "mean")
-        except (AttributeError, IndexError, KeyError, TypeError):
-            return False
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        """Vectors (len(texts), dim); several texts are padded to the longest and masked."""
-        import torch
-        import torch.nn.functional as F  # noqa: N812 - the usual name
-
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_tokens, padding=True, return_tensors="pt")
-        ids, present = enc["input_ids"], enc["attention_mask"]
-        w, (b, n), d, h = self.w, ids.shape, self.dim, self.heads
-        mask = present[:, None, None, :].bool() if b > 1 else None  # (b, 1, 1, n): keys a query may attend to
-        with torch.inference_mode():
-            x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
-                 + w["embeddings.token_type_embeddings.weight"][0])
-            x = F.layer_norm(x, (d,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
-            for i in range(self.layers):
-                p = f"encoder.layer.{i}."
-                qkv = F.linear(x, w[p + "attention.self.qkv.weight"], w[p + "attention.self.qkv.bias"])
-                q, k, v = (t.reshape(b, n, h, d // h).transpose(1, 2) for t in qkv.split(d, dim=2))
-                a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b, n, d)
-                a = F.linear(a, w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"])
-                x = F.layer_norm(a + x, (d,), w[p + "attention.output.LayerNorm.weight"],
-                                 w[p + "attention.output.LayerNorm.bias"], self.eps)
-                f = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
-                f = F.linear(f, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
-                x = F.layer_norm(f + x, (d,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
-            weights = present[..., None].to(torch.float32)
-            pooled = (x.float() * weights).sum(1) / weights.sum(1)
-            return F.normalize(pooled, p=2, dim=1).numpy()
+        """Load the query forward and start its thread now (a server's warm-up) rather than in the first
+        request. Loads no torch where the numpy forward serves."""
+        lean = lean_encoder(model_path())
+        forward = _query_forward("float32" if lean is not None else self.dtype)
+        if isinstance(forward, _QueryBatcher):
+            forward.start()
 
 
 class _QueryBatcher:
     """Queries that arrive while one is being embedded are embedded together, in the next forward pass.
 
-    A short query's forward pass is bound by reading the weights and by per-call overhead, so a batch of 8
-    costs little more than one: under concurrent searches (the API's worker threads) this replaces 8
-    passes competing for 2 cores with one. Alone, a query goes straight through (no waiting for company).
-    One daemon thread, started on first use, runs the passes; callers wait for their own vector."""
+    Under concurrent searches (the API's worker threads) this replaces passes competing for 2 cores with
+    fewer, larger ones: in the numpy forward a batch of 4-8 short queries costs 3.8-4.0 ms of CPU a query
+    against 5.4 ms alone, 16 padded together 5.2 ms (MAX_BATCH). Alone, a query goes straight through (no
+    waiting for company). One daemon thread, started on first use, runs the passes; callers wait for their
+    own vector."""
 
-    MAX_BATCH = 16
+    MAX_BATCH = 8
 
     def __init__(self, forward: Callable[[list[str]], np.ndarray]) -> None:
         self._forward = forward
@@ -332,25 +319,21 @@ class _QueryBatcher:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
-    def __call__(self, text: str) -> np.ndarray:
+    def start(self) -> None:
+        """Start the thread that runs the passes (idempotent)."""
         if self._thread is None:
             with self._start:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="lifevault-query-encoder", daemon=True)
                     self._thread.start()
+
+    def __call__(self, text: str) -> np.ndarray:
+        self.start()
         done: Future[np.ndarray] = Future()
         self._queue.put((text, done))
         return done.result()
 
-    def _run(self) -> None:
-        import sys
-
-        # one OpenMP thread for this thread's passes (the setting is per thread: indexing keeps both cores).
-        # A query pass is too small to split well, and two threads spin-waiting at every op's barrier cost
-        # 5-10x when the cores are busy (concurrent requests, another process); the other core serves the
-        # rest of the concurrent searches instead. (The numpy forward limits BLAS itself: _single_blas_thread.)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(1)
+    def _run(self) -> None:  # (the forward limits BLAS to one thread itself: _single_blas_thread)
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.MAX_BATCH:
@@ -368,17 +351,17 @@ class _QueryBatcher:
                 done.set_result(vec[None, :])
 
 
-_serving = False  # Encoder.serve_queries() was called: queries go through the model's forward
+@functools.cache
+def _lean_forward() -> Callable[[list[str]], np.ndarray]:
+    lean = lean_encoder(model_path())
+    assert lean is not None
+    return _single_blas_thread(lean)
 
 
 @functools.cache
-def _query_forward(dtype: Dtype, *, model: bool = False) -> Callable[[str], np.ndarray]:
-    lean = None if model else lean_encoder(model_path())
-    if lean is not None:
-        return _QueryBatcher(_single_blas_thread(lean))
-    st = load_model()
-    if _QueryForward.supports(st):
-        return _QueryBatcher(_QueryForward(st, dtype))
+def _query_forward(dtype: Dtype) -> Callable[[str], np.ndarray]:
+    if lean_encoder(model_path()) is not None:
+        return _QueryBatcher(_lean_forward())
     return lambda text: Encoder(dtype=dtype).encode([text])
 
 
@@ -397,7 +380,7 @@ def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[
 
 
 @functools.lru_cache(maxsize=512)
-def _query_vector(text: str, dtype: Dtype, *, model: bool = False) -> np.ndarray:
-    vec = _query_forward(dtype, model=model)(text)
+def _query_vector(text: str, dtype: Dtype) -> np.ndarray:
+    vec = _query_forward(dtype)(text)
     vec.setflags(write=False)
     return vec

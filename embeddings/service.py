@@ -147,7 +147,7 @@ class MemoryService:
         self._catalog: retrieve.Catalog | None = None
         self._full: vindex.VectorIndex | None = None
         self._redacted: vindex.VectorIndex | None = None
-        self._pending: dict[int, str] = {}  # memory id -> text_sha embedded but not yet sealed
+        self._pending: dict[int, tuple[str, str]] = {}  # memory id -> (text_sha, dtype) embedded, not yet sealed
         self._dirty = False  # the in-memory indexes differ from the sealed ones
         self._saved = False  # the catalog snapshot on disk is the in-memory catalog
         self._base: tuple[list[Any], int] | None = None  # the snapshot on disk: (fingerprint, memories); None: none
@@ -214,8 +214,8 @@ class MemoryService:
         self.encoder.encode_query("warm up")
 
     def serve_queries(self) -> None:
-        """This process will answer many queries (the API server): embed them through the model's faster
-        forward from now on (Encoder.serve_queries). Loads torch; takes no vault lock."""
+        """This process will answer many queries (the API server): load the query forward and its thread now
+        (Encoder.serve_queries). Loads no torch; takes no vault lock."""
         self.encoder.serve_queries()
 
     def _state(self, redaction: Redaction | None = None) -> tuple[retrieve.Catalog, vindex.VectorIndex,
@@ -280,6 +280,7 @@ class MemoryService:
                 progress(done[0], len(texts))
 
         vecs = self.encoder.encode(texts, progress=step)
+        dtype = self.encoder.forward_dtype(len(texts))  # numpy's float32 for a few texts, else the model's
         if blended:
             vecs[blended] = dialogue.blend(vecs[len(texts) - len(blended):], vecs[blended])
         n = len(rows)
@@ -288,7 +289,7 @@ class MemoryService:
         self._full.add(full_ids, vecs[:n])
         self._redacted.remove(full_ids)
         self._redacted.add(red_ids, vecs[n:n + len(red_ids)])
-        self._pending.update({r[0]: r[3] for r in rows})
+        self._pending.update({r[0]: (r[3], dtype) for r in rows})
         self._dirty = True
         return n
 
@@ -317,9 +318,10 @@ class MemoryService:
             import polars as pl
 
             provenance = pl.DataFrame(
-                {"memory_id": list(self._pending), "text_sha": list(self._pending.values())},
-                schema={"memory_id": pl.Int64, "text_sha": pl.String},
-            ).with_columns(model=pl.lit(info.name), model_version=pl.lit(info.version), dtype=pl.lit(info.dtype),
+                {"memory_id": list(self._pending), "text_sha": [sha for sha, _ in self._pending.values()],
+                 "dtype": [dtype for _, dtype in self._pending.values()]},
+                schema={"memory_id": pl.Int64, "text_sha": pl.String, "dtype": pl.String},
+            ).with_columns(model=pl.lit(info.name), model_version=pl.lit(info.version),
                            embedded_at=pl.lit(datetime.now(UTC), dtype=pl.Datetime("us", "UTC")))
             with self.vault.transaction():  # only memories that still exist (one may be forgotten meanwhile)
                 live = self.vault.frame("SELECT memory_id FROM memories")["memory_id"]

@@ -1,51 +1,67 @@
-"""The query fast path reproduces the model: same vectors (to bfloat16 rounding) as sentence-transformers."""
+"""Queries and a note's few texts go through the numpy forward (float32, the model's own maths); an indexing
+run's many texts through the model in its dtype; the two agree to bfloat16 rounding."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from embeddings.encoder import Encoder, _query_forward, _QueryForward, load_model
+from embeddings.encoder import LEAN_MAX_TEXTS, Encoder, _query_forward, bf16_supported, load_model
 
 TEXTS = ["when did I last see Dr. Lee?", "gym", "What did I do the weekend I was in Lisbon? " * 3,
          "how much time did I spend on YouTube after 11pm last month", "café Nero, King's Rd — 9:05", "x" * 2000]
 
 
-def test_the_query_path_is_the_model_itself() -> None:
-    model = load_model()
-    assert _QueryForward.supports(model)
-    reference = model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-    for dtype, floor in (("float32", 0.999999), ("bfloat16", 0.9998)):
-        got = np.concatenate([_query_forward(dtype)(t) for t in TEXTS])
-        assert got.shape == (len(TEXTS), 384)
-        cos = (got * reference).sum(axis=1)
-        assert cos.min() > floor, (dtype, cos)
-        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-
-
 def test_a_query_vector_matches_the_indexed_vector_of_the_same_text() -> None:
     enc = Encoder()
-    indexed = enc.encode(TEXTS)
+    bulk = TEXTS * (LEAN_MAX_TEXTS // len(TEXTS) + 1)  # more than a note's write: the model embeds them
+    assert len(bulk) > LEAN_MAX_TEXTS and enc.forward_dtype(len(bulk)) == enc.dtype
+    indexed = enc.encode(bulk)[: len(TEXTS)]
     queried = np.concatenate([enc.encode_query(t) for t in TEXTS])
-    assert (indexed * queried).sum(axis=1).min() > 0.9998
+    floor = 0.9998 if enc.dtype == "bfloat16" else 0.99999
+    assert (indexed * queried).sum(axis=1).min() > floor
     assert not enc.encode_query(TEXTS[0]).flags.writeable  # cached vectors are shared: read-only
+
+
+def test_a_notes_few_texts_are_the_models_float32_vectors_whatever_the_batch() -> None:
+    enc = Encoder()
+    reference = load_model().encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    assert enc.forward_dtype(len(TEXTS)) == "float32"
+    few = enc.encode(TEXTS)  # a note's write: the numpy forward, sorted by length and padded in groups
+    assert few.shape == (len(TEXTS), 384) and few.dtype == np.float32
+    assert (few * reference).sum(axis=1).min() > 0.99999
+    alone = np.concatenate([enc.encode([t]) for t in TEXTS])
+    assert (few * alone).sum(axis=1).min() > 0.99999
+    assert enc.encode([]).shape == (0, 384)
+
+
+def test_the_numpy_forward_serves_up_to_its_bound_and_the_model_past_it() -> None:
+    enc = Encoder()
+    assert enc.forward_dtype(LEAN_MAX_TEXTS) == "float32"
+    assert enc.forward_dtype(LEAN_MAX_TEXTS + 1) == enc.dtype
+    asked = Encoder(dtype="bfloat16")  # a dtype asked for is the dtype of every call
+    assert asked.forward_dtype(1) == "bfloat16"
+
+
+def test_the_bfloat16_label_is_read_from_the_cpu_as_torch_reads_it() -> None:
+    import torch
+
+    from embeddings import encoder
+
+    flags = encoder._cpu_flags()
+    assert flags is not None  # Linux, x86: the test machine
+    assert (encoder._BF16_FLAGS <= flags) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) == bf16_supported()
 
 
 def test_queries_embedded_together_get_the_vectors_they_get_alone() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    model = load_model()
-    for dtype, floor in (("float32", 0.99999), ("bfloat16", 0.9998)):
-        forward = _QueryForward(model, dtype)
-        alone = np.concatenate([forward([t]) for t in TEXTS])
-        together = forward(list(TEXTS))  # padded to the longest and masked
-        assert (alone * together).sum(axis=1).min() > floor, dtype
-    batcher = _query_forward("bfloat16")
+    batcher = _query_forward("float32")
     texts = [f"{t} {i}" for i in range(4) for t in TEXTS[:4]]
     with ThreadPoolExecutor(8) as pool:  # concurrent callers: batched by the encoder thread
         concurrent = np.concatenate(list(pool.map(batcher, texts)))
     sequential = np.concatenate([batcher(t) for t in texts])
     assert concurrent.shape == (len(texts), 384)
-    assert (concurrent * sequential).sum(axis=1).min() > 0.9998
+    assert (concurrent * sequential).sum(axis=1).min() > 0.99999
 
 
 def test_indexing_shares_the_batches_between_workers_on_one_intra_op_thread_each() -> None:
@@ -66,23 +82,3 @@ def test_indexing_shares_the_batches_between_workers_on_one_intra_op_thread_each
     assert torch.get_num_threads() == before  # the caller's setting is left alone
     assert np.allclose(shared, alone, atol=1e-6)  # the same batches, the same vectors, whoever ran them
     assert np.allclose(np.linalg.norm(shared, axis=1), 1.0, atol=1e-5)
-
-
-def test_a_serving_process_embeds_queries_through_the_model_forward_with_the_same_vectors() -> None:
-    import embeddings.encoder as enc
-
-    encoder = Encoder()
-    text = "when did I last see Dr Lee at the surgery"
-    before = enc._serving  # a warmed API server earlier in this process may have switched it on
-    enc._serving = False
-    try:
-        enc._query_vector.cache_clear()
-        lean_vec = encoder.encode_query(text)
-        encoder.serve_queries()
-        assert enc._serving
-        served = encoder.encode_query(text)
-        assert enc._query_vector.cache_info().currsize == 2  # a second vector, not the numpy one from the cache
-    finally:
-        enc._serving = before
-    cos = float((lean_vec @ served.T).item())
-    assert cos > 0.9998

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from embeddings import index as vindex
 from embeddings import memories
-from embeddings.encoder import DIM
+from embeddings.encoder import DIM, LEAN_MAX_TEXTS
 from embeddings.service import MemoryService
 from vault.store import Vault
 
@@ -27,7 +27,7 @@ def test_sealing_records_the_provenance_of_thousands_of_vectors_in_one_statement
     gone = items[0].memory_id  # forgotten between its embedding and the seal: no provenance row for it
     vault.execute("DELETE FROM memories WHERE memory_id = ?", [gone])
     svc._full = vindex.VectorIndex.new(DIM)
-    svc._pending.update({m.memory_id: m.text_sha for m in items})
+    svc._pending.update({m.memory_id: (m.text_sha, svc.encoder.dtype) for m in items})
     svc._dirty = True
     t = time.perf_counter()
     svc.flush()
@@ -45,8 +45,18 @@ def test_sealing_again_replaces_a_vectors_provenance_rather_than_adding_a_row(va
     vault.insert_frame("memories", memories.frame(items, now=datetime.now(UTC)))
     svc._full = vindex.VectorIndex.new(DIM)
     for sha in ("first", "second"):
-        svc._pending.update({m.memory_id: sha for m in items})
+        svc._pending.update({m.memory_id: (sha, "float32") for m in items})
         svc._dirty = True
         svc.flush()
     assert vault.query("SELECT DISTINCT text_sha FROM memory_vectors") == [("second",)]
     assert vault.scalar("SELECT count(*) FROM memory_vectors") == 3
+
+
+def test_each_vector_is_recorded_in_the_dtype_it_was_computed_in(vault: Vault, indexed: MemoryService):
+    """An indexing run's many texts in the model's dtype; a note's vector in the numpy forward's float32."""
+    note = indexed.remember("Quillfeather the locksmith keeps the spare bike key")
+    indexed.flush()
+    dtypes = dict(vault.query("SELECT dtype, count(*) FROM memory_vectors GROUP BY dtype"))
+    assert vault.query("SELECT dtype FROM memory_vectors WHERE memory_id = ?", [note.memory_id]) == [("float32",)]
+    if indexed.encoder.dtype == "bfloat16":
+        assert dtypes["bfloat16"] > LEAN_MAX_TEXTS and dtypes["float32"] >= 1
