@@ -108,6 +108,18 @@ def test_a_tiny_noise_multiplier_is_accounted_exactly_and_fast_instead_of_exhaus
     assert accounting.epsilon(events, 1e-6, accountant="rdp") >= exact
 
 
+def test_the_same_composition_is_accounted_once_and_then_reused(monkeypatch):
+    built = []
+    real = accounting._accountant
+    monkeypatch.setattr(accounting, "_accountant", lambda *a: built.append(a) or real(*a))
+    accounting._epsilon.cache_clear()
+    first = accounting.epsilon(plain(2.0673, 3), 1e-6)
+    again = accounting.epsilon(list(plain(2.0673, 3)), 1e-6)  # an equal list, not the same object
+    assert again == first and len(built) == 1
+    assert accounting.epsilon(plain(2.0673, 3), 1e-5) < first and len(built) == 2  # another delta: computed
+    assert accounting.compose([2.0673] * 3, 1e-6)[0] == first and len(built) == 3  # only the RDP was new
+
+
 def test_noise_multiplier_for_budget_is_the_smallest_that_fits():
     z = accounting.noise_multiplier_for_budget(8.0, 1e-6, 30)
     assert accounting.epsilon(plain(z, 30), 1e-6) <= 8.0
