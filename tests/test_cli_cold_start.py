@@ -1,6 +1,7 @@
 """A command that needs no vault content imports nothing heavy: `--help` neither the database nor numpy,
 `status` and `token list` the database (duckdb) and nothing of search, ingest, the server or rich; a search
-needs no torch, transformers, polars or rich (the query is embedded in numpy, the hits printed as plain lines)."""
+needs no torch, transformers, polars or rich (the query is embedded in numpy, the hits printed as plain lines);
+`remember` embeds its note in numpy too (no torch or transformers)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def test_a_search_imports_neither_torch_nor_polars_nor_rich(args: list[str], env
     assert {"numpy", "faiss", "tokenizers"} <= imported  # it did search
     assert imported & {"torch", "transformers", "sentence_transformers", "polars", "pyarrow", "rich",
                        *SERVER_STACK} == set(), args
+
+
+def test_remember_embeds_its_note_without_torch_or_transformers(env: dict[str, str]):
+    imported = _imported(["remember", "Quillfeather the locksmith keeps the spare bike key", "--json"], env)
+    assert {"numpy", "tokenizers"} <= imported  # it did embed the note
+    assert imported & {"torch", "transformers", "sentence_transformers", *SERVER_STACK} == set()
 
 
 def test_the_guard_sees_a_heavy_import(env: dict[str, str]):
