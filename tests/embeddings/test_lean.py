@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from embeddings.encoder import load_model, model_path
-from embeddings.lean import LeanEncoder, lean_encoder
+from embeddings.lean import BLOCK_ELEMS, BLOCK_ROWS, LeanEncoder, _Linear, lean_encoder
 from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.embeddings.persona import seed
 from vault.store import Vault
@@ -43,6 +44,40 @@ def test_the_tokenizer_file_counts_and_cuts_as_the_models_tokenizer() -> None:
     assert lean.count_tokens(TEXTS) == [len(ids) for ids in tok(TEXTS, add_special_tokens=False)["input_ids"]]
     for text in TEXTS:
         assert lean.tokenizer.encode(text).ids == tok(text, truncation=True, max_length=256)["input_ids"]
+
+
+def test_erf_is_float32_exact_over_the_whole_line() -> None:
+    import math
+
+    from embeddings.lean import _erf
+
+    xs = np.concatenate([np.linspace(-7, 7, 100_001), [0.0, -0.0, 1e-8, 3.99, 4.0, 4.01, 40.0, -40.0]])
+    xs = xs.astype(np.float32)
+    got = _erf(xs)
+    assert got.dtype == np.float32
+    assert np.abs(got.astype(np.float64) - [math.erf(float(x)) for x in xs]).max() < 5e-7
+
+
+@pytest.mark.parametrize("rows", [1, BLOCK_ROWS - 1, BLOCK_ROWS, BLOCK_ROWS + 1, 3 * BLOCK_ROWS + 7])
+def test_a_blocked_product_is_the_plain_product_under_and_over_the_row_bound(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    for k, n in ((384, 1152), (1536, 384), (384, 40)):  # the last has no 16-column block: one block of 40
+        w, b = rng.standard_normal((k, n)).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+        x = rng.standard_normal((rows, k)).astype(np.float32)
+        linear = _Linear(w, b)
+        assert linear.blocks.shape[1] == k and linear.blocks[0].size <= max(BLOCK_ELEMS, k * n)
+        got = linear(x)
+        assert got.shape == (rows, n) and got.flags.c_contiguous
+        assert np.allclose(got, x @ w + b, rtol=1e-5, atol=1e-4)
+
+
+def test_only_the_layers_are_copied_and_the_word_table_stays_mapped() -> None:
+    lean = lean_encoder(model_path())
+    assert lean is not None
+    copied = sum(m.blocks.nbytes + m.bias.nbytes for layer in lean.stack
+                 for m in (layer.qkv, layer.out, layer.up, layer.down))
+    assert 40e6 < copied < 45e6  # 6 layers x 1.77M float32 weights
+    assert not lean.word.flags.owndata and lean.word.nbytes > 45e6  # a view of the weights file's memory map
 
 
 def test_an_architecture_it_does_not_reproduce_is_refused(tmp_path: Path) -> None:
