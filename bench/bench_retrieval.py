@@ -13,8 +13,8 @@ in production.
 
 Ours: MemoryService.search(q, k=10): temporal parsing, query embedding, filters, BM25, dense, RRF,
 hydration of the hits from the encrypted database and the audit record -- end to end, with the query
-embedded as the API server embeds it after its warm-up (the model's bfloat16 forward; `--cli-queries`:
-the numpy forward a one-shot `lifevault search` uses, so it never imports torch).
+embedded as the API server and a one-shot `lifevault search` both embed it: the numpy forward
+(embeddings/lean.py, after the server's warm-up, MemoryService.serve_queries).
 Baseline, same process: SentenceTransformer.encode(q) + IndexFlatIP.search over the same vectors (no
 filters, no lexical signal, no hydration, no audit), FAISS with its default threads. Ours and the
 baseline run in blocks of all queries, twice (ABAB), with the query-vector cache cleared before each.
@@ -105,7 +105,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model, encoder: Encoder,  # noqa: ANN001
-             keep: Path | None = None, serve: bool = True) -> dict:
+             keep: Path | None = None) -> dict:
     rng = np.random.default_rng(n)
     docs = (docs_all * (n // len(docs_all) + 1))[:n] if len(docs_all) < n else docs_all[:n]
     docs = [d if i < len(docs_all) else f"{d} #{i}" for i, d in enumerate(docs)]
@@ -128,8 +128,7 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
             t = time.perf_counter()
             svc.search("warm up", k=10, now=NOW)
             cold = time.perf_counter() - t
-            if serve:  # as `lifevault serve` does after its warm-up: queries through the model's forward
-                svc.serve_queries()
+            svc.serve_queries()  # as `lifevault serve` does in its warm-up
             flat = faiss.IndexFlatIP(vecs.shape[1])
             flat.add(vecs)
             for q in qs[:10]:
@@ -185,8 +184,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--keep", type=Path, help="build each size's vault in DIR/n<size> and reuse it in later runs "
                     "(the 1M IVF build takes 2-6 min); the vault is encrypted like any other")
-    ap.add_argument("--cli-queries", action="store_true",
-                    help="embed queries with the numpy forward of a one-shot CLI search, not the server's")
     args = ap.parse_args()
     if args.threads:
         import torch
@@ -201,7 +198,7 @@ def main() -> None:
     print(f"{args.encode} memories embedded for real in {time.perf_counter() - t:.1f} s; "
           f"faiss threads {faiss.omp_get_max_threads()}")
     qs = list(dict.fromkeys(queries(args.queries * 2)))[: args.queries]
-    results = [run_size(n, real, docs, qs, model, encoder, args.keep, serve=not args.cli_queries) for n in sizes]
+    results = [run_size(n, real, docs, qs, model, encoder, args.keep) for n in sizes]
     print("\nsize        ours p50/p95 ms     baseline p50/p95 ms   filtered p50/p95 ms   index  dense recall@10")
     for r in results:
         print(f"{r['n']:>9,}   {pct(r['ours'], 50):6.1f} / {pct(r['ours'], 95):6.1f}     "
