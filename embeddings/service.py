@@ -404,18 +404,23 @@ class MemoryService:
         if speakers:
             ranked = dialogue.by_speaker(catalog, ranked, cleaned, k, redaction,
                                          lambda ids: fetch(self.vault, ids, redaction, self._rows))
-        records = fetch(self.vault, ranked.ids, redaction, self._rows)
-        hits = tuple(
-            retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)
-            for i, (mid, score, sig) in enumerate(
-                (m, s, g) for m, s, g in zip(ranked.ids, ranked.fused, ranked.signals, strict=True) if m in records)
-        )
-        result = retrieve.SearchResult(hits=hits, query_sha256=audit.text_hash(self.vault, query), filters=filters.describe(),
-                                       understood=tf.understood, candidates=ranked.candidates, mode=mode)
-        audit.record(self.vault, MemorySearched(actor=actor, query_sha256=result.query_sha256, k=k,
-                                                returned_ids=[h.memory.memory_id for h in hits],
-                                                filters=result.filters))
-        return result
+        # The record names the ranked ids and is committed by a worker while their rows are read (the WAL's sync
+        # and the read overlap); the answer leaves only after the commit. The ids come from the catalog, kept in
+        # step with the table under the lock this search holds, so each is read back: were one not (a catalog
+        # out of step), the record would name more than was returned, never less.
+        query_sha256, described = audit.text_hash(self.vault, query), filters.describe()
+        event = MemorySearched(actor=actor, query_sha256=query_sha256, k=k, returned_ids=list(ranked.ids),
+                               filters=described)
+        with audit.alongside(self.vault, event):
+            records = fetch(self.vault, ranked.ids, redaction, self._rows)
+            hits = tuple(
+                retrieve.Hit(memory=records[mid], score=score, rank=i + 1, signals=sig)
+                for i, (mid, score, sig) in enumerate(
+                    (m, s, g) for m, s, g in zip(ranked.ids, ranked.fused, ranked.signals, strict=True)
+                    if m in records)
+            )
+        return retrieve.SearchResult(hits=hits, query_sha256=query_sha256, filters=described,
+                                     understood=tf.understood, candidates=ranked.candidates, mode=mode)
 
     @_reading
     def context(self, task: str, *, token_budget: int = 1500, k: int = 40, since: datetime | None = None,

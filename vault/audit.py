@@ -10,7 +10,9 @@ never contents, query text or coordinates; free text only as a keyed hash (text_
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 
 TABLE = "audit_log"
 _deferred: ContextVar[list[AuditEvent] | None] = ContextVar("lifevault_audit_deferred", default=None)
+APPEND_WORKERS = 2  # threads that commit the records written alongside a read (alongside()), made on first use
+_workers: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +87,32 @@ def record(vault: Vault, event: AuditEvent) -> ChainRow | None:
         held.append(event)
         return None
     return Chain(vault, TABLE).append(event.kind, asdict(event))
+
+
+def _appender() -> ThreadPoolExecutor:
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(APPEND_WORKERS, thread_name_prefix="lifevault-audit")
+        return _workers
+
+
+@contextlib.contextmanager
+def alongside(vault: Vault, event: AuditEvent) -> Iterator[None]:
+    """Append `event` while the block runs, e.g. reading the rows the event reports as returned: a worker thread
+    writes and commits it (DuckDB releases the GIL for the INSERT and the WAL's sync, so the commit and the
+    block's reads overlap), and leaving the block waits for that commit and raises its error. What the block
+    produced is therefore never handed out before its record is durable, and never at all when the record
+    cannot be written. Inside `deferred()` or a transaction the event is recorded as `record` does, first."""
+    if _deferred.get() is not None or vault.in_transaction():
+        record(vault, event)
+        yield
+        return
+    appended = _appender().submit(Chain(vault, TABLE).append, event.kind, asdict(event))
+    try:
+        yield
+    finally:
+        appended.result()  # durable, or this raises (over any error of the block, which stays its __context__)
 
 
 def record_many(vault: Vault, events: Sequence[AuditEvent]) -> list[ChainRow]:
