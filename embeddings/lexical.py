@@ -4,10 +4,15 @@ DuckDB's fts extension is not an option: the vault session never installs or aut
 the wheel does not ship fts. Postings are term-major CSR arrays (doc positions, term frequencies); bulk
 appends are tokenised by polars (vectorised) and merged at once, single documents (notes) go to a small
 delta that is merged when it grows past MERGE_FRACTION; deleted documents are masked (`kill`) and their
-postings dropped at the next merge. Compact at a million documents: the term dictionary is a few arrays
-(embeddings/terms.py), term frequencies stay in the dtype they were stored in (uint16 from a snapshot, read
-in place) and the length-normalised weights are computed per query term from one float32 per document
-(`_norm`) instead of being kept per posting. Tokens (documents and queries alike, one implementation): NFKD with
+postings dropped at the next merge.
+
+Compact at a million documents (bench/README.md, "Serve memory at 1M"): the term dictionary is a few arrays
+(embeddings/terms.py); term frequencies are held in the narrowest of uint8 / uint16 / float32 that holds
+them (a snapshot's are read in place); the length-normalised weight of a posting is not kept for every
+posting (4 bytes each, 85 MB at the bench's 1M) but computed from one float32 per document (`_norm`) when
+a query first needs the term, and kept for the terms queried last in a cache of WEIGHT_CACHE_BYTES: the
+values are the same float32 either way, so the scores are bit for bit those of a weight per posting, and a
+common term (the costly ones: ~280k postings) is weighed once, not per query. Tokens (documents and queries alike, one implementation): NFKD with
 marks removed, lower case, runs of letters and digits, English stop words removed, plural -s stripped.
 Document positions are assigned by the caller (retrieve.Catalog) and never reused until a rebuild.
 
@@ -23,7 +28,9 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +47,7 @@ B = 0.75
 MERGE_FRACTION = 0.05
 BULK = 64  # appends of at least this many documents are merged straight away
 COMMON_FRACTION = 0.2
+WEIGHT_CACHE_BYTES = 16 << 20  # the weighed postings of the terms queried last (owner's view), least recent out
 STOPWORDS = sorted(set("""
 a an and are as at be been but by did do does for from had has have how i if in into is it its me my of on or
 our so that the their them then there these they this to was we were what when where which while who whom why
@@ -95,6 +103,12 @@ def tokens(text: str) -> list[str]:
     return list(_tokens(text))
 
 
+def narrow(tf: np.ndarray) -> np.ndarray:
+    """Term frequencies (whole numbers) in the narrowest of uint8, uint16 and float32 that holds them all."""
+    top = float(tf.max()) if len(tf) else 0.0
+    return tf.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.float32)
+
+
 def best(hits: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best of (positions, scores), best first."""
     if not len(hits):
@@ -119,7 +133,7 @@ class BM25:
         self._terms = Terms()
         self._ptr = np.zeros(1, dtype=np.int64)
         self._docs = np.empty(0, dtype=np.int32)
-        self._tf = np.empty(0, dtype=np.float32)  # or uint16, as a snapshot stored it (read in place)
+        self._tf = np.empty(0, dtype=np.uint8)  # narrow(): uint8, uint16 or float32
         self._norm_avgdl = 1.0
         self._dl = np.empty(0, dtype=np.float32)
         self._norm = np.empty(0, dtype=np.float32)  # per document: K1 (1 - B + B dl / _norm_avgdl)
@@ -127,6 +141,9 @@ class BM25:
         self._delta: dict[int, list[tuple[int, int]]] = {}  # term -> [(doc, tf)] not yet merged
         self._delta_docs = 0
         self._cached: tuple[int, float] | None = None
+        self._weights: OrderedDict[int, np.ndarray] = OrderedDict()  # term -> its merged postings' weights
+        self._weights_bytes = 0
+        self._weights_lock = threading.Lock()  # searches run side by side
         self.append(docs)
 
     def __len__(self) -> int:
@@ -194,7 +211,7 @@ class BM25:
         keep = self._alive[docs] if len(docs) else np.empty(0, dtype=bool)
         terms, docs, tf = terms[keep], docs[keep], tf[keep]
         order = np.argsort(terms, kind="stable")
-        self._docs, self._tf = docs[order].astype(np.int32), tf[order]
+        self._docs, self._tf = docs[order].astype(np.int32), narrow(tf[order])
         # Lucene-style: the length normalisation of each document under the mean length at merge time
         self._renorm()
         self._ptr = np.zeros(nterms + 1, dtype=np.int64)
@@ -229,6 +246,8 @@ class BM25:
         alive_dl = self._dl[self._alive]
         self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
         self._norm = self._doc_norm(self._dl)
+        with self._weights_lock:  # the postings or their normalisation changed
+            self._weights, self._weights_bytes = OrderedDict(), 0
 
     def compacted(self, new_pos: np.ndarray) -> tuple[Terms, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The live documents' postings renumbered by `new_pos` (old position -> new, -1: dropped), for a
@@ -251,9 +270,9 @@ class BM25:
     @classmethod
     def restore(cls, terms: Terms, ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> BM25:
         """A BM25 over every document of `dl` from compacted() postings, as a fresh build of the same texts.
-        The arrays are kept as given (views of a snapshot's bytes: no copy); `tf` may be uint16."""
+        The arrays are kept as given (views of a snapshot's bytes: no copy); `tf` may be uint8 or uint16."""
         bm = cls()
-        if tf.dtype not in (np.uint16, np.float32):
+        if tf.dtype not in (np.uint8, np.uint16, np.float32):
             raise ValueError(f"term frequencies as {tf.dtype}")
         bm._terms, bm._ptr, bm._docs, bm._tf = terms, ptr, docs, tf
         bm._dl = dl if dl.dtype == np.float32 else dl.astype(np.float32)
@@ -285,10 +304,48 @@ class BM25:
             self._cached = (live, float(self._dl[self._alive].mean()) if live else 1.0)
         return self._cached
 
+    def _weigh(self, docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        """Postings' length-normalised tf under the mean length of the last merge (float32)."""
+        tf = tf.astype(np.float32)
+        return (tf * (K1 + 1.0) / (tf + self._norm[docs])).astype(np.float32)
+
     def _weighted(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """A term's postings: (doc positions, length-normalised tf under the mean length of the last merge)."""
-        docs, tf = self._postings(term)
-        return docs, (tf * (K1 + 1.0) / (tf + self._norm[docs])).astype(np.float32)
+        """A term's postings: (doc positions, length-normalised tf under the mean length of the last merge);
+        the merged postings' weights from the cache, or weighed now and cached."""
+        tid = self._terms.get(term)
+        if tid is None:
+            return np.empty(0, np.int32), np.empty(0, np.float32)
+        docs, w = self._docs[:0], np.empty(0, np.float32)
+        if tid + 1 < len(self._ptr):
+            lo, hi = self._ptr[tid], self._ptr[tid + 1]
+            docs = self._docs[lo:hi]
+            with self._weights_lock:
+                cached = self._weights.get(tid)
+                if cached is not None:
+                    self._weights.move_to_end(tid)
+            if cached is None:
+                cached = self._weigh(docs, self._tf[lo:hi])
+                self._keep(tid, cached)
+            w = cached
+        extra = self._delta.get(tid)
+        if extra:
+            d = np.asarray(extra, dtype=np.int64)
+            docs = np.concatenate([docs, d[:, 0].astype(np.int32)])
+            w = np.concatenate([w, self._weigh(d[:, 0], d[:, 1])])
+        return docs, w
+
+    def _keep(self, tid: int, w: np.ndarray) -> None:
+        """Cache a term's weights, dropping the least recently used past WEIGHT_CACHE_BYTES."""
+        if w.nbytes > WEIGHT_CACHE_BYTES:
+            return
+        with self._weights_lock:
+            if tid in self._weights:
+                return
+            self._weights[tid] = w
+            self._weights_bytes += w.nbytes
+            while self._weights_bytes > WEIGHT_CACHE_BYTES:
+                _, old = self._weights.popitem(last=False)
+                self._weights_bytes -= old.nbytes
 
     def view(self, visible: np.ndarray) -> View:
         """The statistics of the live documents among `visible` (a bool per position). Lengths are whole

@@ -144,7 +144,7 @@ class Catalog:
         self.ids = np.empty(0, np.int64)
         self.start = np.empty(0, np.int64)
         self.end = np.empty(0, np.int64)
-        self.offset = np.empty(0, np.int64)
+        self.offset = np.empty(0, np.int16)  # minutes east of UTC
         self.ingested = np.empty(0, np.int64)
         self.has_redacted = np.empty(0, bool)
         self.alive = np.empty(0, bool)
@@ -210,13 +210,14 @@ class Catalog:
         start, end = _us(df["start_ts"]), _us(df["end_ts"])
         self.start = np.concatenate([self.start, start])
         self.end = np.concatenate([self.end, np.where(end == _NO_TIME, start, end)])
-        self.offset = np.concatenate([self.offset, df["utc_offset_min"].fill_null(0).to_numpy().astype(np.int64)])
+        offset = df["utc_offset_min"].fill_null(0).to_numpy().astype(np.int64)
+        self.offset = np.concatenate([self.offset, np.clip(offset, -1440, 1440).astype(np.int16)])
         self.ingested = np.concatenate([self.ingested, _us(df["ingested_at"])])
         red = df["text_redacted"].to_list()
         self.has_redacted = np.concatenate([self.has_redacted, np.array([r is not None for r in red], dtype=bool)])
         self.alive = np.concatenate([self.alive, np.ones(df.height, bool)])
         end = self.end[base:]
-        local_min = (start // _US + self.offset[base:] * 60) // 60
+        local_min = (start // _US + offset * 60) // 60
         self.weekday = np.concatenate([self.weekday, ((local_min // 1440 + 3) % 7).astype(np.int8)])  # 1970-01-01: Thu
         self.minute = np.concatenate([self.minute, (local_min % 1440).astype(np.int16)])
         self.duration = np.concatenate([self.duration, np.clip((end - start) // (60 * _US), 1, 1440).astype(np.int16)])

@@ -8,7 +8,7 @@ Blob `memory-catalog` (vault.write_blob: AES-256-GCM, bound to its name, like th
 The header holds the format, the fingerprint of the memories table the snapshot was made from, the small
 string tables (kind/sensitivity codes, sources, tag names) and each array's dtype, length and offset; the
 arrays are read with numpy.frombuffer (no per-row Python) and kept as views of the decrypted bytes (no second
-copy): the filter columns, the BM25 postings (term frequencies as uint16) and the BM25 term dictionary
+copy): the filter columns, the BM25 postings (term frequencies as uint8 where they fit) and the term dictionary
 (embeddings/terms.py: the terms' UTF-8 bytes, offsets and sorted hashes; no Python object per term). Format 1
 held the terms as a JSON list in the header: such a snapshot is of another format, so the catalog is rebuilt
 from the rows once and the snapshot rewritten.
@@ -133,7 +133,7 @@ def encode(cat: Catalog, key: list[Any]) -> bytes:
     arrays["tag_pos"] = np.concatenate([np.empty(0, np.int64), *tags.values()]).astype(np.int32)
     names, ptr, docs, tf, dl = cat.lexical.compacted(new_pos)
     arrays |= {"bm25_ptr": ptr, "bm25_docs": docs, "bm25_dl": dl,
-               "bm25_tf": tf.astype(np.uint16) if not len(tf) or tf.max() < 65536 else tf.astype(np.float32)}
+               "bm25_tf": lexical.narrow(tf)}
     arrays |= {_TERMS + name: arr for name, arr in names.arrays().items()}
     header = {"format": FORMAT, "fingerprint": key, "codes": list(cat._codes), "sources": list(cat._sources),
               "tags": list(tags)}

@@ -8,12 +8,14 @@ import math
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from embeddings import lexical
 from embeddings.lexical import BM25, K1, B
 from embeddings.service import MemoryService
 from vault.store import Vault
 
+BM25_BULK = lexical.BULK  # an append this large is merged at once
 QUERIES = ("gym", "dentist appointment", "coffee at the café", "flight to Lisbon", "design review with Priya",
            "slack", "the", "zzzunknownzzz", "meeting meeting")
 
@@ -77,3 +79,23 @@ def test_a_bm25_restored_from_its_compacted_postings_scores_bit_for_bit_as_the_o
 def test_a_query_of_only_unknown_terms_scores_no_document(indexed: MemoryService, vault: Vault):
     bm = BM25(_texts(vault))
     assert not len(bm.scores("zzzunknownzzz qqqxxq")[0]) and bm.specificity("zzzunknownzzz") == 0.0
+
+
+def test_weights_from_the_cache_score_as_freshly_weighed_ones_and_the_cache_keeps_to_its_budget(
+        indexed: MemoryService, vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    texts = _texts(vault)
+    uncached = BM25(texts)
+    monkeypatch.setattr(lexical, "WEIGHT_CACHE_BYTES", 0)  # every query weighs its terms afresh
+    fresh = [_scores(uncached, q) for q in QUERIES]
+    assert uncached._weights_bytes == 0
+    monkeypatch.setattr(lexical, "WEIGHT_CACHE_BYTES", 600)  # a few terms' postings at most
+    bm = BM25(texts)
+    for _ in range(2):  # the second pass reads the terms still cached
+        for q, scores in zip(QUERIES, fresh, strict=True):
+            assert _scores(bm, q) == scores, q  # bit for bit
+            assert 0 < bm._weights_bytes <= 600
+    bm.append(texts[:BM25_BULK], merge=True)  # a merge re-weighs every posting: nothing stale is kept
+    assert bm._weights_bytes == 0
+    again = BM25(texts + texts[:BM25_BULK])
+    for q in QUERIES:
+        assert _scores(bm, q) == _scores(again, q), q
