@@ -289,6 +289,27 @@ def test_a_distributed_round_goes_through_secagg_in_flowers_simulation_engine(tm
             assert rows == []  # the held-out device never released anything
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Flower's simulation engine needs flwr[simulation]")
+def test_a_run_takes_over_an_engine_started_ahead_in_a_thread_and_shuts_it_down(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+
+    from federated import simulate as sim
+
+    fleet = sim.build_fleet(tmp_path / "fleet", 3, populate=lambda v, i: fill_device(v, seed=30 + i, days=14))
+    before = dict(os.environ)
+    with ThreadPoolExecutor(1) as ahead:  # its thread outlives the run, as start_engine asks
+        ahead.submit(sim.start_engine, fleet.root).result()
+        assert ray.is_initialized()
+        flower = sapp.flower_env(fleet.root / "flwr", base={}, pythonpath=[tmp_path])
+        assert {k: os.environ.get(k) for k in flower} == {k: before.get(k) for k in flower}  # for the start only
+        result = sim.simulate(fleet, rounds=1, mode="central", epsilon=4.0, eval_fraction=0.0, local_steps=5)
+    assert [(r.sent, r.received, r.applied) for r in result.rounds] == [(3, 3, True)]
+    assert not ray.is_initialized()  # the run shut down the engine it ran on
+    sim.stop_engine()  # nothing left to stop: a no-op
+
+
 def test_a_node_refuses_plaintext_to_a_superlink_off_this_machine(capsys):
     from lifevault.cli import main
 
