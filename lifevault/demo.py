@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -111,11 +113,13 @@ def demo(
     timings = Timings()
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="lifevault-demo-scratch-"))
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-peers")
+    # the fleet's thread: peers and Ray during step 2; it lives until the end, and with it Ray (start_engine)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-fleet")
+    cancelled = threading.Event()
     try:
         with _step(timings, 1, "Data engineer: ingest a year of exports") as note:
             manifest, code = _ingest(target, passphrase, days=days, seed=seed, scratch=scratch, note=note)
-        building = pool.submit(_build_peers, passphrase, scratch)  # the fleet's peers, while step 2 waits
+        building = pool.submit(_prepare_fleet, passphrase, scratch, cancelled)  # peers and Ray, while step 2 waits
         with _step(timings, 2, "Agent: lifevault serve, a scoped token, HTTP and MCP") as note:
             agent = _agent(target, passphrase, manifest, note)
         with _step(timings, 3, "Device in the fleet: federated DP rounds, audit dp, audit verify") as note:
@@ -123,7 +127,10 @@ def demo(
         with _step(timings, 4, "Auditor: the privacy report") as note:
             html = _privacy_report(target, passphrase)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # the peers' thread writes under scratch: let it end
+        cancelled.set()
+        pool.shutdown(wait=True, cancel_futures=True)  # the fleet's thread writes under scratch: let it end
+        if "federated.simulate" in sys.modules:  # a step failed after Ray started: stop it (a run stops its own)
+            sys.modules["federated.simulate"].stop_engine()
         shutil.rmtree(scratch, ignore_errors=True)  # synthetic, but tidy: only the vault stays
     total = time.perf_counter() - started
     err.print("[bold]Summary[/bold]")
@@ -200,12 +207,24 @@ def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], N
     return out
 
 
-def _build_peers(passphrase: str, scratch: Path) -> tuple[Path, tuple[Path, ...], float]:
-    """The synthetic peers' vaults under scratch/fleet (the demo passphrase: one Fleet, one passphrase file).
-    Runs in a thread during step 2, while the demo only waits on the server. Returns (root, homes, seconds)."""
+@dataclass(frozen=True, slots=True)
+class FleetReady:
+    root: Path  # scratch/fleet: the peers' vaults and the passphrase file
+    peers: tuple[Path, ...]
+    peers_s: float  # seconds building the peers
+    engine_s: float  # seconds starting Ray and finding the noise multiplier
+
+
+def _prepare_fleet(passphrase: str, scratch: Path, cancelled: threading.Event) -> FleetReady:
+    """What step 3 needs before its rounds, made in a thread during step 2, while the demo only waits on the
+    server: the synthetic peers' vaults under scratch/fleet (the demo passphrase: one Fleet, one passphrase
+    file), then Flower's simulation engine started (Ray: ~3 s of start-up) and the noise multiplier found
+    (the accountant keeps the answer: simulate() asks the same question). Ray is not started once
+    `cancelled` is set; the demo shuts down a Ray its fleet step did not run on."""
     from federated import simulate as sim
     from ingest.pipeline import run
     from synth import generate
+    from vault.ledger import DEFAULT_BUDGET_DELTA
     from vault.store import Vault
 
     t0 = time.perf_counter()
@@ -224,20 +243,25 @@ def _build_peers(passphrase: str, scratch: Path) -> tuple[Path, tuple[Path, ...]
             run(vault, [exports])
         shutil.rmtree(exports, ignore_errors=True)
         peers.append(home)
-    return root, tuple(peers), time.perf_counter() - t0
+    t1 = time.perf_counter()
+    if cancelled.is_set():  # step 2 failed: no Ray to start
+        raise RuntimeError("the demo stopped before its fleet step")
+    sim.start_engine(root)
+    sim.noise_for(FED_EPSILON, delta=DEFAULT_BUDGET_DELTA, rounds=FED_ROUNDS)
+    return FleetReady(root=root, peers=tuple(peers), peers_s=t1 - t0, engine_s=time.perf_counter() - t1)
 
 
-def _fleet(target: Path, passphrase: str, building: Future[tuple[Path, tuple[Path, ...], float]],
+def _fleet(target: Path, passphrase: str, building: Future[FleetReady],
            note: Callable[[str], None]) -> dict[str, Any]:
     from federated import simulate as sim
 
-    note(f"building {PEERS} synthetic peers")
-    root, peers, seconds = building.result()
-    pp = root / "passphrase"
-    err.print(f"      {PEERS} synthetic peers ({PEER_DAYS} days each) built in {seconds:.1f} s, during step 2")
-    fleet = sim.Fleet(root=root, homes=(target, *peers), passphrase_file=pp)
+    note(f"building {PEERS} synthetic peers, starting Ray")
+    ready = building.result()
+    err.print(f"      {PEERS} synthetic peers ({PEER_DAYS} days each) built in {ready.peers_s:.1f} s, Ray started "
+              f"and the noise found in {ready.engine_s:.1f} s, during step 2", soft_wrap=True)
+    fleet = sim.Fleet(root=ready.root, homes=(target, *ready.peers), passphrase_file=ready.root / "passphrase")
     t0 = time.perf_counter()
-    note(f"{FED_ROUNDS} rounds in Flower's simulation engine (starting Ray)")
+    note(f"{FED_ROUNDS} rounds in Flower's simulation engine")
 
     def on_round(r: Any) -> None:
         note(f"round {r.round}/{FED_ROUNDS} done")
@@ -247,7 +271,7 @@ def _fleet(target: Path, passphrase: str, building: Future[tuple[Path, tuple[Pat
         result = sim.simulate(fleet, rounds=FED_ROUNDS, mode="central", epsilon=FED_EPSILON, eval_fraction=0.0,
                               local_steps=FED_LOCAL_STEPS, seed=7, on_round=on_round)
     mine = result.privacy.get(target.name) or {}
-    err.print(f"      {FED_ROUNDS} rounds in {time.perf_counter() - t0:.1f} s (Ray's start included); "
+    err.print(f"      {FED_ROUNDS} rounds in {time.perf_counter() - t0:.1f} s; "
               f"noise multiplier {result.noise_multiplier:.3f}; the persona's ledger: epsilon "
               f"{result.epsilons.get(target.name, 0.0):.3f} spent ({', '.join(mine.get('labels') or [])})",
               soft_wrap=True)

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,8 @@ def test_a_failing_step_is_one_line_and_the_server_is_stopped(demo_env, tmp_path
     assert failed == ["lifevault demo: step 2 (Agent: lifevault serve, a scoped token, HTTP and MCP) failed: internal "
                       "error (RuntimeError); re-run with LIFEVAULT_DEBUG=1 for details"]
     assert read_lock_info(home) is None  # the server subprocess was stopped and released the vault
+    ray = sys.modules.get("ray")  # nor is Ray, started during step 2 for step 3, left running
+    assert ray is None or not ray.is_initialized()
     Vault.open(home, DEMO_PASSPHRASE).close()
 
 
