@@ -152,7 +152,7 @@ def _open(settings: ApiSettings, encoder: Any = None) -> Backend:
 def _warm(service: Any) -> None:
     with contextlib.suppress(Exception):  # e.g. a tampered index: the first request that needs it says so
         service.warm()
-    with contextlib.suppress(Exception):  # then the faster query forward; until it is loaded, numpy's serves
+    with contextlib.suppress(Exception):  # then the query forward's thread (numpy: no torch is loaded)
         service.serve_queries()
 
 
