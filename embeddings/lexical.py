@@ -9,8 +9,8 @@ postings dropped at the next merge.
 Compact at a million documents (bench/README.md, "Serve memory at 1M"): the term dictionary is a few arrays
 (embeddings/terms.py); term frequencies are held in the narrowest of uint8 / uint16 / float32 that holds
 them (a snapshot's are read in place); the length-normalised weight of a posting is not kept for every
-posting (4 bytes each, 85 MB at the bench's 1M) but computed from one float32 per document (`_norm`) when
-a query first needs the term, and kept for the terms queried last in a cache of WEIGHT_CACHE_BYTES: the
+posting (4 bytes each, 85 MB at the bench's 1M) but computed from the document lengths when a query first
+needs the term, and kept for the terms queried last in a cache of WEIGHT_CACHE_BYTES: the
 values are the same float32 either way, so the scores are bit for bit those of a weight per posting, and a
 common term (the costly ones: ~280k postings) is weighed once, not per query. Tokens (documents and queries alike, one implementation): NFKD with
 marks removed, lower case, runs of letters and digits, English stop words removed, plural -s stripped.
@@ -136,7 +136,6 @@ class BM25:
         self._tf = np.empty(0, dtype=np.uint8)  # narrow(): uint8, uint16 or float32
         self._norm_avgdl = 1.0
         self._dl = np.empty(0, dtype=np.float32)
-        self._norm = np.empty(0, dtype=np.float32)  # per document: K1 (1 - B + B dl / _norm_avgdl)
         self._alive = np.empty(0, dtype=bool)
         self._delta: dict[int, list[tuple[int, int]]] = {}  # term -> [(doc, tf)] not yet merged
         self._delta_docs = 0
@@ -175,7 +174,6 @@ class BM25:
         counts = tf["tf"].to_numpy()
         lengths = np.bincount(doc - start, weights=counts, minlength=len(docs)).astype(np.float32)
         self._dl = np.concatenate([self._dl, lengths])
-        self._norm = np.concatenate([self._norm, self._doc_norm(lengths)])
         self._cached = None
         self._alive = np.concatenate([self._alive, np.ones(len(docs), dtype=bool)])
         if merge and len(docs) >= BULK:
@@ -238,14 +236,10 @@ class BM25:
         self._renorm()
         self._cached = None
 
-    def _doc_norm(self, dl: np.ndarray) -> np.ndarray:
-        return (K1 * (1.0 - B + B * dl / (self._norm_avgdl or 1.0))).astype(np.float32)
-
     def _renorm(self) -> None:
         """The live documents' mean length becomes the one postings are weighed under."""
         alive_dl = self._dl[self._alive]
         self._norm_avgdl = float(alive_dl.mean()) if len(alive_dl) else 1.0
-        self._norm = self._doc_norm(self._dl)
         with self._weights_lock:  # the postings or their normalisation changed
             self._weights, self._weights_bytes = OrderedDict(), 0
 
@@ -307,7 +301,8 @@ class BM25:
     def _weigh(self, docs: np.ndarray, tf: np.ndarray) -> np.ndarray:
         """Postings' length-normalised tf under the mean length of the last merge (float32)."""
         tf = tf.astype(np.float32)
-        return (tf * (K1 + 1.0) / (tf + self._norm[docs])).astype(np.float32)
+        norm = K1 * (1.0 - B + B * self._dl[docs] / (self._norm_avgdl or 1.0))
+        return (tf * (K1 + 1.0) / (tf + norm)).astype(np.float32)
 
     def _weighted(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """A term's postings: (doc positions, length-normalised tf under the mean length of the last merge);

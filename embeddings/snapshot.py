@@ -132,7 +132,7 @@ def encode(cat: Catalog, key: list[Any]) -> bytes:
     arrays["tag_ptr"] = np.concatenate([[0], np.cumsum([len(p) for p in tags.values()], dtype=np.int64)]).astype(np.int64)
     arrays["tag_pos"] = np.concatenate([np.empty(0, np.int64), *tags.values()]).astype(np.int32)
     names, ptr, docs, tf, dl = cat.lexical.compacted(new_pos)
-    arrays |= {"bm25_ptr": ptr, "bm25_docs": docs, "bm25_dl": dl,
+    arrays |= {"bm25_ptr": ptr.astype(np.int32) if ptr[-1] < 2**31 else ptr, "bm25_docs": docs, "bm25_dl": dl,
                "bm25_tf": lexical.narrow(tf)}
     arrays |= {_TERMS + name: arr for name, arr in names.arrays().items()}
     header = {"format": FORMAT, "fingerprint": key, "codes": list(cat._codes), "sources": list(cat._sources),
