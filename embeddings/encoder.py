@@ -223,10 +223,8 @@ class Encoder:
         return self._encode_model(texts, progress)
 
     def _encode_lean(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
-        lean = lean_encoder(model_path())
-        assert lean is not None
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        order = np.argsort([-n for n in lean.count_tokens(list(texts))], kind="stable")
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # by length: little padding
         forward = _lean_forward()
         for i in range(0, len(texts), _QueryBatcher.MAX_BATCH):  # similar lengths padded together
             chunk = order[i : i + _QueryBatcher.MAX_BATCH]

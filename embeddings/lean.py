@@ -20,8 +20,12 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
@@ -155,7 +159,8 @@ class LeanEncoder:
         self.layers = int(cfg["num_hidden_layers"])
         self.eps = np.float32(cfg["layer_norm_eps"])
         self.dim = int(cfg["hidden_size"])
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer_path = str(path / "tokenizer.json")
+        self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()  # the file pads to 128: rows are padded here, to the longest, and masked
         raw = _read_safetensors(path / "model.safetensors")
@@ -199,13 +204,20 @@ class LeanEncoder:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
 
+    @functools.cached_property
+    def _counter(self) -> Tokenizer:
+        """A second tokenizer, without truncation, for counting: the one that embeds is never reconfigured
+        while another thread (the server's query thread) may be using it."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(self.tokenizer_path)
+        tok.no_truncation()
+        tok.no_padding()
+        return tok
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text (no special tokens, no truncation), as the model's tokenizer counts them."""
-        self.tokenizer.no_truncation()
-        try:
-            return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
-        finally:
-            self.tokenizer.enable_truncation(max_length=self.max_tokens)
+        return [len(e.ids) for e in self._counter.encode_batch(texts, add_special_tokens=False)]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """Vectors (len(texts), dim); several texts are padded to the longest and masked."""

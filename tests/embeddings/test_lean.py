@@ -129,3 +129,27 @@ def test_the_weights_digest_is_cached_only_for_the_same_file(tmp_path: Path, mon
         assert encoder.model_version() == first
     finally:
         encoder.model_version.cache_clear()
+
+
+def test_counting_tokens_in_one_thread_never_untruncates_a_text_embedded_in_another() -> None:
+    """The server counts tokens (context packing) while its query thread embeds: the counting must not
+    switch truncation off under the embedding (a 1,000-token text would then reach the 512 positions)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    lean = lean_encoder(model_path())
+    assert lean is not None
+    long = ["word " * 1000]
+
+    def count() -> None:
+        for _ in range(30):
+            assert lean.count_tokens(long) == [1000]
+
+    def embed() -> None:
+        for _ in range(10):
+            assert lean(long).shape == (1, 384)
+
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(2) as pool:  # one BLAS thread, as the server runs it
+        for f in [pool.submit(count), pool.submit(embed)]:
+            f.result()  # counting with the embedding tokenizer's truncation switched off failed here at once
