@@ -178,7 +178,8 @@ class Encoder:
 
     @property
     def dtype(self) -> Dtype:
-        """The dtype of document vectors; "auto" asks torch (imported only here, on the indexing path)."""
+        """The dtype of an indexing run's vectors; "auto": bfloat16 where torch runs it natively (bf16_supported,
+        which reads the CPU's flags unless torch is loaded)."""
         if self._dtype == "auto":
             self._dtype = "bfloat16" if bf16_supported() else "float32"
         return self._dtype
@@ -286,8 +287,8 @@ class Encoder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query vector, shape (1, DIM): through the numpy forward (embeddings/lean.py) where the model's
         architecture is the one it reproduces, so neither a search nor a server imports torch or
-        sentence-transformers (~5 ms a short query on one core in float32, no slower than the model's own
-        bfloat16 forward, without its ~540 MB); else through the model."""
+        sentence-transformers (p50 5.6-7.6 ms of CPU for a short query on one busy core in float32, less than
+        the model's own bfloat16 forward took, without its ~540 MB: bench/README.md); else through the model."""
         lean = lean_encoder(model_path())
         return _query_vector(text, "float32" if lean is not None else self.dtype)
 
