@@ -47,7 +47,7 @@ B = 0.75
 MERGE_FRACTION = 0.05
 BULK = 64  # appends of at least this many documents are merged straight away
 COMMON_FRACTION = 0.2
-WEIGHT_CACHE_BYTES = 16 << 20  # the weighed postings of the terms queried last (owner's view), least recent out
+WEIGHT_CACHE_BYTES = 24 << 20  # the weighed postings of the terms queried last (owner's view), least recent out
 STOPWORDS = sorted(set("""
 a an and are as at be been but by did do does for from had has have how i if in into is it its me my of on or
 our so that the their them then there these they this to was we were what when where which while who whom why
