@@ -199,7 +199,7 @@ class MemoryService:
         snapshot is written then, so the next process loads it)."""
         restored = snapshot.restore(self.vault, self._texts_of)
         if restored is None:
-            cat = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
+            cat = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault), self._texts_of)
             self._base, self._changed = (snapshot.save(self.vault, cat), len(cat.ids)), set()
         else:
             cat = restored.catalog
@@ -342,7 +342,7 @@ class MemoryService:
         from embeddings import memories
 
         sync = memories.sync(self.vault)
-        self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault))
+        self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault), self._texts_of)
         self._saved, self._base = False, None  # a new base snapshot
         if rebuild:
             dim = self.encoder.info.dim

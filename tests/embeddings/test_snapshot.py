@@ -31,9 +31,9 @@ def _rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     built: list[int] = []
     load = retrieve.Catalog.load.__func__  # type: ignore[attr-defined]
 
-    def counting(cls, vault, indexed=None):  # type: ignore[no-untyped-def]
+    def counting(cls, vault, indexed=None, texts_of=None):  # type: ignore[no-untyped-def]
         built.append(1)
-        return load(cls, vault, indexed)
+        return load(cls, vault, indexed, texts_of)
 
     monkeypatch.setattr(retrieve.Catalog, "load", classmethod(counting))
     return built
@@ -84,6 +84,16 @@ def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories
     _, smaller = snapshot.decode(snapshot.encode(rows, ["k"]), lambda ids: [])
     assert len(smaller) == len(rows) and not set(gone.tolist()) & set(smaller.ids.tolist())
     assert smaller.lexical.term_count <= restored.lexical.term_count
+
+
+def test_a_catalog_rebuilt_from_the_rows_holds_no_text_and_a_redacted_caller_still_finds_what_it_did(
+        indexed_vault: Vault, encoder: Encoder):
+    from_snapshot = MemoryService(indexed_vault, encoder=encoder)
+    expected = _results(from_snapshot, COARSE)
+    snapshot.drop(indexed_vault)
+    rebuilt = MemoryService(indexed_vault, encoder=encoder)
+    assert _results(rebuilt, COARSE) == expected and any(expected)
+    assert rebuilt._catalog is not None and rebuilt._catalog._texts is None  # read from the vault when needed
 
 
 def test_a_snapshot_the_memories_moved_on_from_is_not_used(indexed_vault: Vault, encoder: Encoder,
