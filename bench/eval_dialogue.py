@@ -22,7 +22,8 @@ through MemoryService.remember as an agent would (source "chat", occurred_at, me
 "speaker": ...}; `--no-session` leaves the session out so threads come from time adjacency).
 
 Measured in the same run over the same turns: the real search (`MemoryService.search`, k = 10) with
-neighbouring turns in the indexed text (embeddings/dialogue.py), the same vault re-indexed with each of
+neighbouring turns in the indexed text (embeddings/dialogue.py), the same without the bonus for notes said by a
+person the question names (SPEAKER_BONUS 0, no re-index), the same vault re-indexed with each other setting of
 VARIANTS (own text only; the own-text blend, OWN_WEIGHT 0.5, with 300 and 500 characters of context), and
 three plain baselines over the turns' own texts: BM25 (embeddings/lexical.py),
 dense (the same model, cosine) and BM25 + dense reciprocal-rank fusion (k = 60). Evidence recall@10 of a
@@ -208,31 +209,39 @@ def baselines(turns: list[Turn], questions: list[Question], encoder: Encoder) ->
 PASSPHRASE = "eval"
 KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
 VARIANTS: dict[str, dict[str, object]] = {  # other settings of embeddings/dialogue.py, measured beside
+    "search, no speaker bonus (SPEAKER_BONUS 0)": {"SPEAKER_BONUS": 0.0},
     "search, own text only": {"BEFORE": 0, "AFTER": 0},
     "search, own and indexed text's vectors blended (OWN_WEIGHT 0.5)": {"OWN_WEIGHT": 0.5},
     "search, blended, neighbours up to 500 characters": {"OWN_WEIGHT": 0.5, "CONTEXT_CHARS": 500},
 }
 
+SEARCH_ONLY = {"SPEAKER_BONUS", "SPEAKER_POOL"}  # settings that change the search, not the indexed texts
+
 
 def variants(vault: Vault, encoder: Encoder, questions: list[str], now: datetime | None = None
              ) -> dict[str, list[list[int]]]:
-    """Each VARIANTS setting: the vault re-indexed with it, every question searched (memory ids)."""
+    """Each VARIANTS setting: the vault re-indexed with it (unless it changes the search alone), every question
+    searched (memory ids)."""
     out: dict[str, list[list[int]]] = {}
+    reindexed = False
     for name, settings in VARIANTS.items():
         saved = {k: getattr(dialogue, k) for k in settings}
         try:
             for k, v in settings.items():
                 setattr(dialogue, k, v)
             svc = MemoryService(vault, encoder=encoder)
-            svc.index(rebuild=True)
+            if not set(settings) <= SEARCH_ONLY:
+                svc.index(rebuild=True)
+                reindexed = True
             out[name] = [[h.memory.memory_id for h in svc.search(q, k=K, now=now).hits] for q in questions]
             svc.close()
         finally:
             for k, v in saved.items():
                 setattr(dialogue, k, v)
-    svc = MemoryService(vault, encoder=encoder)
-    svc.index(rebuild=True)  # back to the current setting
-    svc.close()
+    if reindexed:
+        svc = MemoryService(vault, encoder=encoder)
+        svc.index(rebuild=True)  # back to the current setting
+        svc.close()
     return out
 
 
