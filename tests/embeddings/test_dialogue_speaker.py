@@ -30,7 +30,7 @@ def _store(svc: MemoryService, *, in_text: bool = False) -> list[int]:
 
 
 def _order(svc: MemoryService, query: str, **kw: object) -> list[int]:
-    return [h.memory.memory_id for h in svc.search(query, k=3, now=ASKED, **kw).hits]  # type: ignore[arg-type]
+    return [h.memory.memory_id for h in svc.search(query, k=3, now=ASKED, **kw).hits]
 
 
 def test_a_question_naming_a_person_ranks_that_persons_answer_above_the_other_speakers_question(svc: MemoryService):
