@@ -66,6 +66,12 @@ def test_rank_fusion_and_a_single_signal_are_not_reordered(svc: MemoryService, m
     assert favoured == [_order(svc, QUESTION, fusion="rrf"), _order(svc, QUESTION, mode="dense")]
 
 
+def test_a_most_recent_question_keeps_its_time_order_without_the_bonus(svc: MemoryService):
+    _store(svc)
+    hits = svc.search("What did Melanie say most recently about the pets?", k=3, now=ASKED).hits
+    assert hits and all("speaker" not in h.signals for h in hits)
+
+
 def test_a_name_is_named_as_whole_words_in_any_case():
     assert dialogue.names("What are Jon's pets?", "Jon") and dialogue.names("what did jon say", "Jon")
     assert not dialogue.names("What did Jonathan say?", "Jon")
