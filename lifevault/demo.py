@@ -248,8 +248,7 @@ def _prepare_fleet(passphrase: str, scratch: Path, indexed: threading.Event,
             run(vault, [exports])
         shutil.rmtree(exports, ignore_errors=True)
         peers.append(home)
-    t1 = time.perf_counter()
-    peers_s = t1 - t0
+    peers_s = time.perf_counter() - t0
     indexed.wait()  # Ray idle through the indexing would only cost CPU (its raylet and GCS keep working)
     if cancelled.is_set():  # step 2 failed: no Ray to start
         raise RuntimeError("the demo stopped before its fleet step")
