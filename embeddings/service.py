@@ -341,7 +341,16 @@ class MemoryService:
         t0 = time.perf_counter()
         from embeddings import memories
 
-        sync = memories.sync(self.vault)
+        prefetch = getattr(self.encoder, "prefetch", None)
+        # the first index after an ingest, or a rebuild, embeds every memory: load the model while they sync
+        loading = prefetch() if prefetch is not None and (rebuild or self._first_index()) else None
+        try:
+            return self._index(memories.sync(self.vault), rebuild=rebuild, progress=progress, actor=actor, t0=t0)
+        finally:
+            if loading is not None:
+                loading.join()  # never leave while torch is loading (a few texts need no model)
+
+    def _index(self, sync: Any, *, rebuild: bool, progress: Progress | None, actor: str, t0: float) -> IndexReport:
         self._catalog = retrieve.Catalog.load(self.vault, dialogue.texts(self.vault), self._texts_of)
         self._saved, self._base = False, None  # a new base snapshot
         if rebuild:
@@ -372,6 +381,11 @@ class MemoryService:
                                                removed=sync.removed, embedded=embedded, vectors=report.vectors,
                                                model=info.name, model_version=info.version, rebuilt=rebuild))
         return report
+
+    def _first_index(self) -> bool:
+        """Data was loaded and nothing is embedded yet: the index run about to start embeds every memory."""
+        return (not self.vault.query("SELECT 1 FROM memory_vectors LIMIT 1")
+                and bool(self.vault.query("SELECT 1 FROM loads LIMIT 1")))
 
     # ---- reading -----------------------------------------------------------------------------------------
     @_reading
