@@ -3,9 +3,10 @@
 1. The data engineer: the persona's exports (synth/, with planted bad records) are ingested into a new
    encrypted vault; what was loaded and quarantined is shown.
 2. The agent: `lifevault serve` runs as a subprocess on a free loopback port (lifevault/demo_agent.py); the
-   memories are indexed in it, a scoped token (memory:read, calendar:read, coarse location) asks the sample
-   questions over HTTP, plans a week through POST /v1/context and searches once through the MCP server; an
-   out-of-scope request is refused (403); every request is audited; the server is always stopped.
+   memories are indexed in it, a scoped token (memory:read, calendar:read, location:read at coarse
+   precision) asks the sample questions over HTTP, plans a week through POST /v1/context and searches once
+   through the MCP server; an out-of-scope request is refused (403); every request is audited; the server
+   is always stopped.
 3. The device in the fleet: a few differentially private rounds in Flower's simulation engine with the persona
    and synthetic peers, recorded in the persona's privacy ledger; then a quick empirical DP audit and the
    verification of both hash chains and every recorded epsilon.
@@ -197,7 +198,7 @@ def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], N
         out = run_agent(running, target, period=manifest.truth.period, person=_most_met(manifest), note=note,
                         indexed=indexed)
     err.print(f"      indexed {out.indexed:,} memories in the server in {out.index_s:.1f} s; token {out.token_id} "
-              f"({', '.join(AGENT_SCOPES)}, coarse location)", soft_wrap=True)
+              f"({', '.join(AGENT_SCOPES)} at coarse precision)", soft_wrap=True)
     for question, lines in out.answers:
         err.print(f"      Q: {question}", soft_wrap=True, markup=False)
         for line in lines:

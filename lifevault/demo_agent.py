@@ -28,7 +28,7 @@ SERVER_START_TIMEOUT_S = 180.0  # the server imports the model and opens the vau
 SERVER_STOP_TIMEOUT_S = 30.0  # after SIGINT; then it is killed
 REQUEST_TIMEOUT_S = 300.0  # one question, token or forget request
 INDEX_TIMEOUT_S = 3600.0  # embedding a year of memories (~20,000) on a slow, busy machine
-AGENT_SCOPES = ("memory:read", "calendar:read")
+AGENT_SCOPES = ("memory:read", "calendar:read", "location:read")  # location at coarse precision (the token's caveat)
 PLANNING_TASK = "plan my week around the gym and meetings"
 PLANNING_BUDGET = 400
 MCP_QUESTION = "check-up with Dr. Lee"
@@ -169,7 +169,7 @@ def run_agent(running: Any, home: Path, *, period: tuple[datetime, datetime], pe
                                                        "now": now.isoformat()}), "context")
         lines = [f"as of {now:%a %Y-%m-%d %H:%M} UTC, {pack['tokens_used']}/{pack['token_budget']} tokens, "
                  f"{len(pack['snippets'])} snippets, {len(pack.get('free') or [])} free slots"]
-        out.answers.append((f"POST /v1/context: {PLANNING_TASK}", lines + pack["text"].splitlines()[:8]))
+        out.answers.append((f"POST /v1/context: {PLANNING_TASK}", lines + pack["text"].splitlines()))
         note("asking through MCP (stdio)…")
         mcp, out.mcp_s = mcp_call.result()
         out.answers.append((f"MCP tool search: {MCP_QUESTION}", mcp))

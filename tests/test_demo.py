@@ -78,7 +78,8 @@ def test_the_demo_audits_the_agents_http_and_mcp_requests_and_its_refusal(demo_r
     with Vault.open(home, DEMO_PASSPHRASE) as vault:
         created = [e.body for e in audit.events(vault) if e.kind.endswith("token.created")
                    and e.body.get("agent") == "demo-assistant"]
-        assert created and created[0]["location"] == "coarse"
+        # "coarse location" is what the token really reads: visits and trips, at coarse precision
+        assert created and created[0]["location"] == "coarse" and "location:read" in created[0]["scopes"]
         mine = [e.body for e in audit.events(vault, kind="api.request")
                 if e.body.get("token_id") == created[0]["token_id"]]
     assert {b["via"] for b in mine} == {"http", "mcp"}
