@@ -2,10 +2,11 @@
 
 The model is loaded lazily, once per process (never at import time), on the CPU. Texts are tokenised
 once with the fast tokenizer, sorted by token length and cut into batches by a token budget (long texts
-in small batches, short ones in large), so padding is minimal; where the CPU has native bfloat16
-(AVX512-BF16/AMX) the forward pass runs on a bfloat16 copy of the model (no autocast: no per-call casts
-of weights and activations), which roughly doubles throughput at a cosine of ~0.99995 to the float32
-vectors (bench/bench_encode.py measures both and the retrieval cost). The batches are shared by
+in small batches, short ones in large), so padding is minimal. The batches run through the model's network
+built on torch alone (embeddings/torch_bert.py: no transformers or sentence-transformers import; the model
+itself serves only an architecture that module does not build); where the CPU has native bfloat16
+(AVX512-BF16/AMX) it runs on bfloat16 weights (no autocast: no per-call casts of weights and
+activations), which roughly doubles throughput at a cosine of ~0.99995 to the float32 vectors (bench/bench_encode.py measures both and the retrieval cost). The batches are shared by
 INDEX_WORKERS threads with one intra-op thread each rather than run one at a time on two OpenMP threads:
 a batch's small operations (LayerNorm, GELU, attention on 30-token rows) made two threads wait at every
 barrier, and on a busy machine a preempted thread held up its partner (measured: 4x the CPU time).
@@ -34,6 +35,8 @@ from embeddings.lean import lean_encoder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from embeddings.torch_bert import TorchBert
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
@@ -179,6 +182,18 @@ def _make_bf16_model() -> SentenceTransformer:
     return copy.deepcopy(load_model()).to(torch.bfloat16)
 
 
+def _torch_bert(dtype: str) -> TorchBert | None:
+    """The indexing forward on torch alone, where the model's architecture is the one it builds (else None:
+    the model itself is loaded)."""
+    from embeddings import torch_bert
+
+    path = model_path()
+    if not torch_bert.supported(path):
+        return None
+    with _bf16_lock if dtype == "bfloat16" else _model_lock:
+        return torch_bert.torch_bert(path, dtype)
+
+
 class Encoder:
     """Batched, length-bucketed, normalised sentence embeddings (float32 arrays of shape (n, DIM))."""
 
@@ -222,12 +237,16 @@ class Encoder:
         return [len(ids) for ids in enc]
 
     def prefetch(self) -> threading.Thread:
-        """Start loading the model an indexing run embeds with (importing sentence-transformers and torch: ~7 s
-        of one core) in a thread, so that it runs alongside the caller's own work (turning the tables into
+        """Start loading the model an indexing run embeds with (torch and the weights, embeddings/torch_bert.py;
+        where that does not serve, sentence-transformers too: ~7 s of one core) in a thread, so that it runs alongside the caller's own work (turning the tables into
         memories); the run's encode() then waits for that same load. The caller joins the thread before it
         returns (a process leaving while torch loads is aborted). A failure is left for encode() to raise,
         with its message, in the caller's thread."""
-        load = _bf16_model if self.dtype == "bfloat16" else load_model
+        dtype = self.dtype
+
+        def load() -> None:
+            if _torch_bert(dtype) is None:
+                (_bf16_model if dtype == "bfloat16" else load_model)()
 
         def run() -> None:
             try:
@@ -273,10 +292,22 @@ class Encoder:
         out = np.zeros((n, DIM), dtype=np.float32)
         if n == 0:
             return out
-        model = _bf16_model() if self.dtype == "bfloat16" else self.model
-        tok = self.tokenizer
-        enc = tok(list(texts), truncation=True, max_length=model.max_seq_length or max_tokens(), padding=False)
-        ids = enc["input_ids"]
+        bert = _torch_bert(self.dtype)
+        if bert is not None:  # the model's network on torch alone (embeddings/torch_bert.py)
+            ids = bert.token_ids(list(texts))
+
+            def vectors(chunk: np.ndarray) -> np.ndarray:
+                return bert([ids[j] for j in chunk])
+        else:
+            model = _bf16_model() if self.dtype == "bfloat16" else self.model
+            tok = self.tokenizer
+            enc = tok(list(texts), truncation=True, max_length=model.max_seq_length or max_tokens(), padding=False)
+            ids = enc["input_ids"]
+
+            def vectors(chunk: np.ndarray) -> np.ndarray:
+                batch = tok.pad({k: [enc[k][j] for j in chunk] for k in enc.keys()}, return_tensors="pt")
+                emb = model(dict(batch))["sentence_embedding"].float()
+                return torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
         order = np.argsort([-len(x) for x in ids], kind="stable")
         chunks: list[np.ndarray] = []
         i = 0
@@ -296,9 +327,7 @@ class Encoder:
                         chunk = next(pending, None)
                     if chunk is None:
                         return
-                    batch = tok.pad({k: [enc[k][j] for j in chunk] for k in enc.keys()}, return_tensors="pt")
-                    emb = model(dict(batch))["sentence_embedding"].float()
-                    out[chunk] = torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
+                    out[chunk] = vectors(chunk)
                     if progress is not None:
                         with lock:
                             progress(len(chunk))

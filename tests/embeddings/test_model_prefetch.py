@@ -62,9 +62,10 @@ def test_an_index_of_a_vault_without_data_does_not_load_the_model(vault: Vault, 
 
 
 def test_a_failing_prefetch_prints_nothing_and_leaves_the_error_to_the_run(monkeypatch, capfd):
-    def broken() -> None:
+    def broken(*_args: object) -> None:
         raise OSError("model weights unreadable")
 
+    monkeypatch.setattr(encmod, "_torch_bert", broken)
     monkeypatch.setattr(encmod, "_bf16_model", broken)
     monkeypatch.setattr(encmod, "load_model", broken)
     encmod.Encoder().prefetch().join(timeout=30)
