@@ -43,6 +43,7 @@ PERSONA_END = date(2025, 10, 31)
 PEERS = 4  # synthetic devices beside the persona in the federated rounds
 PEER_DAYS = 21  # days of life of each peer (the persona keeps --days)
 FED_ROUNDS = 3
+FLEET_NICE = 10  # step 3's preparation (peers, Ray) runs during step 2 at this lower priority
 FED_EPSILON = 4.0  # per user over the demo's rounds
 FED_LOCAL_STEPS = 10
 AUDIT_CANARIES = 200  # the quick empirical audit; `lifevault audit dp` defaults to 1000
@@ -116,20 +117,19 @@ def demo(
     scratch = Path(tempfile.mkdtemp(prefix="lifevault-demo-scratch-"))
     # the fleet's thread: peers and Ray during step 2; it lives until the end, and with it Ray (start_engine)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-fleet")
-    indexed, cancelled = threading.Event(), threading.Event()
+    cancelled = threading.Event()
     try:
         with _step(timings, 1, "Data engineer: ingest a year of exports") as note:
             manifest, code = _ingest(target, passphrase, days=days, seed=seed, scratch=scratch, note=note)
-        building = pool.submit(_prepare_fleet, passphrase, scratch, indexed, cancelled)  # while step 2 waits
+        building = pool.submit(_prepare_fleet, passphrase, scratch, cancelled)  # during step 2, at low priority
         with _step(timings, 2, "Agent: lifevault serve, a scoped token, HTTP and MCP") as note:
-            agent = _agent(target, passphrase, manifest, note, indexed.set)
+            agent = _agent(target, passphrase, manifest, note)
         with _step(timings, 3, "Device in the fleet: federated DP rounds, audit dp, audit verify") as note:
             fleet = _fleet(target, passphrase, building, note)
         with _step(timings, 4, "Auditor: the privacy report") as note:
             html = _privacy_report(target, passphrase)
     finally:
         cancelled.set()
-        indexed.set()  # a fleet thread still waiting for it ends now
         pool.shutdown(wait=True, cancel_futures=True)  # the fleet's thread writes under scratch: let it end
         if "federated.simulate" in sys.modules:  # a step failed after Ray started: stop it (a run stops its own)
             sys.modules["federated.simulate"].stop_engine()
@@ -187,16 +187,14 @@ def _most_met(manifest: Any) -> str:
     return next((n for n, _ in met.most_common() if n != me), "Sam")
 
 
-def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], None],
-           indexed: Callable[[], None] | None = None) -> Any:
+def _agent(target: Path, passphrase: str, manifest: Any, note: Callable[[str], None]) -> Any:
     from lifevault.demo_agent import AGENT_SCOPES, run_agent, served
 
     note("starting lifevault serve")
     with served(target, passphrase) as running:
         err.print(f"      serving on {running.url} after {running.ready_s:.1f} s (a subprocess, stopped at the end "
                   "of this step)", soft_wrap=True)
-        out = run_agent(running, target, period=manifest.truth.period, person=_most_met(manifest), note=note,
-                        indexed=indexed)
+        out = run_agent(running, target, period=manifest.truth.period, person=_most_met(manifest), note=note)
     err.print(f"      indexed {out.indexed:,} memories in the server in {out.index_s:.1f} s; token {out.token_id} "
               f"({', '.join(AGENT_SCOPES)} at coarse precision)", soft_wrap=True)
     for question, lines in out.answers:
@@ -219,14 +217,16 @@ class FleetReady:
     engine_s: float  # seconds starting Ray and finding the noise multiplier
 
 
-def _prepare_fleet(passphrase: str, scratch: Path, indexed: threading.Event,
-                   cancelled: threading.Event) -> FleetReady:
+def _prepare_fleet(passphrase: str, scratch: Path, cancelled: threading.Event) -> FleetReady:
     """What step 3 needs before its rounds, made in a thread during step 2, while the demo only waits on the
     server: the synthetic peers' vaults under scratch/fleet (the demo passphrase: one Fleet, one passphrase
-    file); then, once the server has built its index (`indexed`: its two cores are free again for the
-    questions, the MCP call and the forget), Flower's simulation engine started (Ray: ~3 s of start-up) and
-    the noise multiplier found (the accountant keeps the answer: simulate() asks the same question). Ray is
-    not started once `cancelled` is set; the demo shuts down a Ray its fleet step did not run on."""
+    file); then Flower's simulation engine started (Ray: ~3 s of start-up) and the noise multiplier found
+    (the accountant keeps the answer: simulate() asks the same question). All of it at FLEET_NICE, this
+    thread's priority (Linux sets it per thread; Ray's processes inherit it): it takes the cores only when
+    the server's indexing leaves them idle, and is ready when the indexing ends. Ray is not started once
+    `cancelled` is set; the demo shuts down a Ray its fleet step did not run on."""
+    with contextlib.suppress(OSError, AttributeError):  # no nice(): the same work at normal priority
+        os.nice(FLEET_NICE)
     from federated import simulate as sim
     from ingest.pipeline import run
     from synth import generate
@@ -250,7 +250,6 @@ def _prepare_fleet(passphrase: str, scratch: Path, indexed: threading.Event,
         shutil.rmtree(exports, ignore_errors=True)
         peers.append(home)
     peers_s = time.perf_counter() - t0
-    indexed.wait()  # Ray idle through the indexing would only cost CPU (its raylet and GCS keep working)
     if cancelled.is_set():  # step 2 failed: no Ray to start
         raise RuntimeError("the demo stopped before its fleet step")
     t1 = time.perf_counter()
