@@ -66,7 +66,8 @@ def deep(obj: Any, seen: set[int] | None = None) -> int:
 def structures(cat: retrieve.Catalog) -> list[tuple[str, int]]:
     rows = []
     seen: set[int] = set()
-    for holder, prefix in ((cat.lexical, "bm25."), (cat, "catalog.")):
+    holders: tuple[tuple[Any, str], ...] = ((cat.lexical, "bm25."), (cat, "catalog."))
+    for holder, prefix in holders:
         for name in sorted(getattr(holder, "__dict__", {}) or {n: None for n in holder.__slots__}):
             value = getattr(holder, name)
             if isinstance(value, lexical.BM25) or callable(value):
@@ -85,7 +86,7 @@ def main() -> None:
     with vault:
         vault.query("SELECT count(*) FROM memories")
         r1 = rss_mb()
-        svc = MemoryService(vault, encoder=None)  # type: ignore[arg-type]  # no model: the state only
+        svc = MemoryService(vault, encoder=None)  # no model: the state only
         t = time.perf_counter()
         cat = svc._load_catalog()
         t_cat = time.perf_counter() - t

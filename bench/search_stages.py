@@ -30,7 +30,7 @@ from bench.synthetic_memories import queries
 from embeddings import index as vindex
 from embeddings import lexical, retrieve, service, temporal
 from embeddings.service import MemoryService
-from vault import audit
+from vault import audit, chain
 from vault.store import Vault
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
@@ -46,7 +46,7 @@ STAGES: list[tuple[Any, str, str]] = [
     (retrieve, "_score_fusion", "fusion (with the cosines)"),
     (retrieve, "rank", "rank (all of the above)"),
     (service, "fetch", "hydration (fetch)"),
-    (audit.Chain, "append", "audit append (on its thread)"),
+    (chain.Chain, "append", "audit append (on its thread)"),
     (MemoryService, "search", "search (all, without the query embedding)"),
 ]
 
@@ -105,7 +105,7 @@ def main() -> None:
     current = audit.alongside
     for i, q in enumerate(qs * 2):
         for label, order in orders if i % 2 else orders[::-1]:
-            audit.alongside = order  # type: ignore[assignment]
+            audit.alongside = order
             if args.nocache:
                 svc._rows.clear()
             t, c = time.perf_counter(), time.process_time()
@@ -113,7 +113,7 @@ def main() -> None:
             if args.ab:
                 wall[label].append(time.perf_counter() - t)
                 cpu[label].append(time.process_time() - c)
-    audit.alongside = current  # type: ignore[assignment]
+    audit.alongside = current
     print(f"load average {os.getloadavg()[0]:.1f}; {len(qs) * 2} searches{' each' if args.ab else ''}; "
           f"{'time-filtered; ' if args.filtered else ''}row cache {'cleared before each' if args.nocache else 'kept'}")
     print("| stage | CPU p50 | CPU p95 | wall p50 | wall p95 |\n|---|---|---|---|---|")
