@@ -147,23 +147,47 @@ class _Layer:
     ln2: tuple[np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a forward pass of the model reads from its config files."""
+
+    max_tokens: int  # sentence-transformers' max_seq_length: longer texts are truncated
+    heads: int
+    layers: int
+    eps: float  # LayerNorm's
+    dim: int
+
+
+def read_shape(path: Path) -> Shape:
+    cfg = json.loads((path / "config.json").read_text())
+    st = json.loads((path / "sentence_bert_config.json").read_text())
+    return Shape(max_tokens=int(st.get("max_seq_length", 256)), heads=int(cfg["num_attention_heads"]),
+                 layers=int(cfg["num_hidden_layers"]), eps=float(cfg["layer_norm_eps"]), dim=int(cfg["hidden_size"]))
+
+
+def load_tokenizer(path: Path, max_tokens: int | None) -> Tokenizer:
+    """The model's own tokenizer file, truncating at max_tokens (None: never), without padding (the file pads
+    to 128: callers pad rows to the longest of their batch and mask)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+    if max_tokens is None:
+        tok.no_truncation()
+    else:
+        tok.enable_truncation(max_length=max_tokens)
+    tok.no_padding()
+    return tok
+
+
 class LeanEncoder:
     """Normalised sentence vectors (len(texts), dim) for short texts, in numpy."""
 
     def __init__(self, path: Path) -> None:
-        from tokenizers import Tokenizer
-
-        cfg = json.loads((path / "config.json").read_text())
-        st = json.loads((path / "sentence_bert_config.json").read_text())
-        self.max_tokens = int(st.get("max_seq_length", 256))
-        self.heads = int(cfg["num_attention_heads"])
-        self.layers = int(cfg["num_hidden_layers"])
-        self.eps = np.float32(cfg["layer_norm_eps"])
-        self.dim = int(cfg["hidden_size"])
-        self.tokenizer_path = str(path / "tokenizer.json")
-        self.tokenizer = Tokenizer.from_file(self.tokenizer_path)
-        self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        self.tokenizer.no_padding()  # the file pads to 128: rows are padded here, to the longest, and masked
+        shape = read_shape(path)
+        self.path = path
+        self.max_tokens, self.heads, self.layers, self.dim = shape.max_tokens, shape.heads, shape.layers, shape.dim
+        self.eps = np.float32(shape.eps)
+        self.tokenizer = load_tokenizer(path, self.max_tokens)
         raw = _read_safetensors(path / "model.safetensors")
         w = {k.removeprefix("bert."): v for k, v in raw.items()}
         self.word = w["embeddings.word_embeddings.weight"]  # (vocab, d), 47 MB: stays memory-mapped
@@ -209,12 +233,7 @@ class LeanEncoder:
     def _counter(self) -> Tokenizer:
         """A second tokenizer, without truncation, for counting: the one that embeds is never reconfigured
         while another thread (the server's query thread) may be using it."""
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(self.tokenizer_path)
-        tok.no_truncation()
-        tok.no_padding()
-        return tok
+        return load_tokenizer(self.path, None)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text (no special tokens, no truncation), as the model's tokenizer counts them."""

@@ -13,16 +13,11 @@ as before); tests/embeddings/test_torch_bert.py holds it to sentence-transformer
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embeddings.lean import LeanEncoder, _read_safetensors
-
-if TYPE_CHECKING:
-    import torch
+from embeddings.lean import LeanEncoder, _read_safetensors, load_tokenizer, read_shape
 
 
 class TorchBert:
@@ -30,18 +25,10 @@ class TorchBert:
 
     def __init__(self, path: Path, dtype: str) -> None:
         import torch
-        from tokenizers import Tokenizer
 
-        cfg = json.loads((path / "config.json").read_text())
-        st = json.loads((path / "sentence_bert_config.json").read_text())
-        self.max_tokens = int(st.get("max_seq_length", 256))
-        self.heads = int(cfg["num_attention_heads"])
-        self.layers = int(cfg["num_hidden_layers"])
-        self.eps = float(cfg["layer_norm_eps"])
+        self.shape = read_shape(path)
         self.dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        self.tokenizer.no_padding()
+        self.tokenizer = load_tokenizer(path, self.shape.max_tokens)
         raw = _read_safetensors(path / "model.safetensors")
         self.w = {k.removeprefix("bert."): torch.from_numpy(np.array(v, dtype=np.float32)).to(self.dtype)
                   for k, v in raw.items() if not k.endswith("position_ids")}
@@ -54,38 +41,35 @@ class TorchBert:
         import torch
         from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-        w, h = self.w, self.heads
+        w, (h, d, eps) = self.w, (self.shape.heads, self.shape.dim, self.shape.eps)
         b, n = len(ids), max(len(row) for row in ids)
         tokens = torch.zeros((b, n), dtype=torch.long)
         present = torch.zeros((b, n), dtype=torch.bool)
         for i, row in enumerate(ids):
             tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             present[i, : len(row)] = True
-        d = w["embeddings.word_embeddings.weight"].shape[1]
         hd = d // h
         x = (w["embeddings.word_embeddings.weight"][tokens] + w["embeddings.token_type_embeddings.weight"][0]
              + w["embeddings.position_embeddings.weight"][:n])
-        x = F.layer_norm(x, (d,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        x = F.layer_norm(x, (d,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
         mask = torch.zeros((b, 1, 1, n), dtype=self.dtype)  # padded keys get the dtype's minimum
         mask.masked_fill_(~present[:, None, None, :], torch.finfo(self.dtype).min)
-        for i in range(self.layers):
+        for i in range(self.shape.layers):
             p = f"encoder.layer.{i}."
-
-            def heads(name: str, x: torch.Tensor = x, p: str = p) -> torch.Tensor:
-                y = F.linear(x, w[f"{p}attention.self.{name}.weight"], w[f"{p}attention.self.{name}.bias"])
-                return y.view(b, n, h, hd).transpose(1, 2)
-
-            a = F.scaled_dot_product_attention(heads("query"), heads("key"), heads("value"), attn_mask=mask)
+            q, k, v = (F.linear(x, w[f"{p}attention.self.{name}.weight"], w[f"{p}attention.self.{name}.bias"])
+                       .view(b, n, h, hd).transpose(1, 2) for name in ("query", "key", "value"))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             a = F.linear(a.transpose(1, 2).reshape(b, n, d), w[p + "attention.output.dense.weight"],
                          w[p + "attention.output.dense.bias"])
             x = F.layer_norm(a + x, (d,), w[p + "attention.output.LayerNorm.weight"],
-                             w[p + "attention.output.LayerNorm.bias"], self.eps)
+                             w[p + "attention.output.LayerNorm.bias"], eps)
             f = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
             f = F.linear(f, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
-            x = F.layer_norm(f + x, (d,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-                             self.eps)
+            x = F.layer_norm(f + x, (d,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
         keep = present.unsqueeze(-1).to(x.dtype)
         pooled = (x * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
+        # normalised in the run's dtype, as the model's Normalize module does, then again in float32 as the
+        # encoder did the model's output: the same rounding as before
         pooled = F.normalize(pooled, p=2, dim=1).float()
         return F.normalize(pooled, p=2, dim=1).numpy()
 
