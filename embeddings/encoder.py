@@ -6,9 +6,10 @@ in small batches, short ones in large), so padding is minimal. The batches run t
 built on torch alone (embeddings/torch_bert.py: no transformers or sentence-transformers import; the model
 itself serves only an architecture that module does not build); where the CPU has native bfloat16
 (AVX512-BF16/AMX) it runs on bfloat16 weights (no autocast: no per-call casts of weights and
-activations), which roughly doubles throughput at a cosine of ~0.99995 to the float32 vectors (bench/bench_encode.py measures both and the retrieval cost). The batches are shared by
-INDEX_WORKERS threads with one intra-op thread each rather than run one at a time on two OpenMP threads:
-a batch's small operations (LayerNorm, GELU, attention on 30-token rows) made two threads wait at every
+activations), which roughly doubles throughput at a cosine of ~0.99995 to the float32 vectors
+(bench/bench_encode.py measures both and the retrieval cost). The batches are shared by INDEX_WORKERS
+threads with one intra-op thread each rather than run one at a time on two OpenMP threads: a batch's small
+operations (LayerNorm, GELU, attention on 30-token rows) made two threads wait at every
 barrier, and on a busy machine a preempted thread held up its partner (measured: 4x the CPU time).
 A query, and an encode() of at most LEAN_MAX_TEXTS texts (a note's write), go through the numpy forward of
 embeddings/lean.py in float32 instead, so a search, `lifevault remember` and `lifevault serve` never import
@@ -238,8 +239,9 @@ class Encoder:
 
     def prefetch(self) -> threading.Thread:
         """Start loading the model an indexing run embeds with (torch and the weights, embeddings/torch_bert.py;
-        where that does not serve, sentence-transformers too: ~7 s of one core) in a thread, so that it runs alongside the caller's own work (turning the tables into
-        memories); the run's encode() then waits for that same load. The caller joins the thread before it
+        where that does not serve, sentence-transformers too: ~7 s of one core) in a thread, so that it runs
+        alongside the caller's own work (turning the tables into memories); the run's encode() then waits for
+        that same load. The caller joins the thread before it
         returns (a process leaving while torch loads is aborted). A failure is left for encode() to raise,
         with its message, in the caller's thread."""
         dtype = self.dtype

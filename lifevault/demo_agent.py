@@ -130,16 +130,13 @@ def planning_now(period_end: datetime) -> datetime:
 
 
 def run_agent(running: Any, home: Path, *, period: tuple[datetime, datetime], person: str,
-              note: Callable[[str], None], indexed: Callable[[], None] | None = None) -> AgentRun:
-    """Index in the server, make the agent's token, ask, refuse, and read back the token's audit trail.
-    `indexed()` is called once the index is built (the server's two cores are then mostly free again)."""
+              note: Callable[[str], None]) -> AgentRun:
+    """Index in the server, make the agent's token, ask, refuse, and read back the token's audit trail."""
     out = AgentRun()
     note("indexing the memories in the server…")
     t0 = time.perf_counter()
     report = running.request("POST", "/v1/index", json_body={"rebuild": False}, timeout=INDEX_TIMEOUT_S)
     out.index_s = time.perf_counter() - t0
-    if indexed is not None:
-        indexed()
     out.indexed = int(report.get("vectors") or 0)
     issued = running.request("POST", "/v1/tokens", json_body={
         "agent": "demo-assistant", "scopes": list(AGENT_SCOPES), "location": "coarse", "ttl": "1d",
