@@ -1,5 +1,6 @@
-"""The 8-bit codes of vectors added to an IVF index since its blob was last written whole, sealed apart so
-a `remember` does not reseal the whole codes blob (~400 MB at 1M).
+"""The codes of vectors added to an IVF index since its blob was last written whole, sealed apart so a
+`remember` does not reseal the whole codes blob (~200 MB at 1M with 4-bit codes, ~400 MB with 8-bit ones).
+A code file holds codes of the index's own size (what its quantizer writes); one of another size fails.
 
 Each save of only-added vectors seals their (memory id, list, code) as a new record file
 `<index>.codes.<random>` (vault/sealed_records.py), absorbing the trailing files no bigger than it the way
@@ -23,7 +24,8 @@ import numpy as np
 from vault.sealed_records import RecordReader
 from vault.store import Vault
 
-CODE_DELTA_MAX = 65_536  # vectors added since the last whole write that may be sealed as code files (25 MiB)
+CODE_DELTA_MAX = 65_536  # vectors added since the last whole write that may be sealed as code files (13 MiB
+# with 4-bit codes at 384 dimensions, 25 MiB with 8-bit ones)
 _HEAD = 16  # bytes before each code: the memory id and the list, int64 each
 
 

@@ -1,12 +1,15 @@
 """The vector index: FAISS IndexIDMap2 over IndexFlatIP (exact) below IVF_THRESHOLD vectors, IVF above.
 
-Above the threshold the index is an IndexIVFScalarQuantizer (8-bit codes, 384 bytes a vector, no graph)
-behind an IndexIDMap, and the exact vectors (float16, scores within ~1e-3 of float32) live in a sealed
-record store on disk (embeddings/vectorstore.py): a search takes the top RERANK_DEPTH by the 8-bit codes
-from the IVF_NPROBE nearest lists and re-scores them exactly from the store, a chunk read and decrypted per
-vector; the page cache holds the store, the process holds the codes. The coarse lists are k-means trained
-on a sample when the index crosses the threshold, and trained again (a rebuild) when it has grown
-IVF_REGROW times since. Indexes sealed as HNSW before are rebuilt as IVF when they are opened.
+Above the threshold the index is an IndexIVFScalarQuantizer (IVF_CODE_BITS = 4-bit codes, 192 bytes a
+vector at 384 dimensions, no graph) behind an IndexIDMap, and the exact vectors (float16, scores within
+~1e-3 of float32) live in a sealed record store on disk (embeddings/vectorstore.py): a search takes the top
+RERANK_DEPTH by the codes from the IVF_NPROBE nearest lists and re-scores them exactly from the store, a
+chunk read and decrypted per vector; the page cache holds the store, the process holds the codes. An index
+sealed with 8-bit codes (384 bytes a vector, before the 4-bit change) opens and searches as it was sealed,
+whatever quantizer its blob names, and adds keep its codes; its next rebuild or retraining makes it 4-bit.
+The coarse lists are k-means trained on a sample when the index crosses the threshold, and trained again
+(a rebuild) when it has grown IVF_REGROW times since. Indexes sealed as HNSW before are rebuilt as IVF
+when they are opened.
 
 Vectors are L2-normalised, so inner product is cosine similarity. Ids are memory ids, slots their positions
 in the order added. Deletes:
@@ -16,7 +19,7 @@ in the order added. Deletes:
     rebuilt from the live vectors when tombstones pass TOMBSTONE_REBUILD.
 Searches over a subset (filters applied before ranking): on a Flat index, or a subset of at most
 STORE_EXACT_MAX vectors, the subset is scored exactly. Otherwise a subset small for the index (CODE_COST)
-has every one of its 8-bit codes scored, found by slot through a map of where each code sits in the
+has every one of its codes scored, found by slot through a map of where each code sits in the
 lists (O(subset), not O(index)); a broader one is searched with a bitmap selector over slots, probing
 IVF_NPROBE * FILTER_PROBE_MARGIN / (the subset's share of the index) lists. Either way the shortlist is
 re-scored exactly as above.
@@ -66,11 +69,14 @@ BUILD_THREADS = 2  # k-means and bulk adds use both cores of a small machine; se
 IVF_LISTS = 4  # nlist = IVF_LISTS * sqrt(n) coarse lists, n the vectors it is trained on
 IVF_TRAIN_PER_LIST = 40  # k-means sample: this many vectors a list (FAISS warns under 39)
 IVF_REGROW = 4  # trained again (rebuilt) once it holds this many times the vectors it was trained on
-IVF_NPROBE = 32  # lists searched (of ~2,800 at 1M): the 8-bit shortlist holds the true top 10 (bench_index)
-RERANK_DEPTH = 100  # shortlist by 8-bit codes re-scored exactly from the store (at least k)
+IVF_CODE_BITS = 4  # bits a component of a new IVF index's codes: 192 bytes a vector at 384 dimensions (8 bits: 384,
+# 384 MB at 1M); indexes sealed with 8-bit codes open and search as they were, a rebuild makes them 4-bit
+_QTYPES = {8: faiss.ScalarQuantizer.QT_8bit, 4: faiss.ScalarQuantizer.QT_4bit}
+IVF_NPROBE = 32  # lists searched (of ~2,800 at 1M): the codes' shortlist holds the true top 10 (bench_index)
+RERANK_DEPTH = 100  # shortlist by the codes re-scored exactly from the store (at least k)
 FILTER_PROBE_MARGIN = 2  # a filtered search scores ~this many times the vectors an unfiltered one does
 STORE_EXACT_MAX = 256  # a filtered IVF search over at most this many vectors scores them all exactly
-CODE_COST = 30  # a filtered IVF search scores its subset's 8-bit codes directly (found by slot: O(subset))
+CODE_COST = 30  # a filtered IVF search scores its subset's codes directly (found by slot: O(subset))
 # when that is cheaper than probing the lists through a bitmap, where each stored code of a probed list is
 # tested (~20 ns) and a code gathered by slot and scored costs ~this many tests (~0.6 us): at 1M, filters
 # under ~2.7% (2,828 lists), at 100k under ~3.3% (1,264 lists, every one of them probed there)
@@ -138,7 +144,7 @@ class VectorIndex:
         self._ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
         self._sorted: np.ndarray | None = None  # _ids[_order]
-        self._code_map: CodeMap | None = None  # IVF: where each 8-bit code sits, for selective filters
+        self._code_map: CodeMap | None = None  # IVF: where each code sits, for selective filters
         self.version = next(_VERSIONS)  # new on every change, unique across indexes (callers cache slot maps)
 
     # ---- construction ----------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ class VectorIndex:
         at a time) and holding them."""
         n, dim = vecs.shape
         nlist = max(1, min(int(IVF_LISTS * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
-        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist, _QTYPES[IVF_CODE_BITS],
                                             faiss.METRIC_INNER_PRODUCT)
         ivf.cp.spherical = True  # unit vectors: centroids on the sphere
         sample = vecs
@@ -190,6 +196,13 @@ class VectorIndex:
 
     def _ivf(self) -> faiss.IndexIVFScalarQuantizer:
         return faiss.downcast_index(self._index.index)
+
+    @property
+    def code_bits(self) -> int | None:
+        """Bits a component of an IVF index's codes (4, or 8 for one sealed before the 4-bit change); None: flat."""
+        if self._store is None:
+            return None
+        return next(bits for bits, qtype in _QTYPES.items() if qtype == int(self._ivf().sq.qtype))
 
     # ---- id bookkeeping --------------------------------------------------------------------------------
     def _slots(self) -> tuple[np.ndarray, np.ndarray]:
@@ -362,7 +375,7 @@ class VectorIndex:
         return ids[slots[0][keep]], scores[0][keep]
 
     def _ivf_search(self, q: np.ndarray, k: int, pos: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The top max(k, RERANK_DEPTH) by the 8-bit codes, re-scored exactly from the store. Unfiltered:
+        """The top max(k, RERANK_DEPTH) by the codes, re-scored exactly from the store. Unfiltered:
         from the IVF_NPROBE nearest lists. Filtered (only slots in `pos`, through a bitmap selector): a
         filter passing a share s of the index probes IVF_NPROBE * FILTER_PROBE_MARGIN / s lists, so about
         twice as many of its vectors are scored as an unfiltered search scores; when that is every list
@@ -406,7 +419,7 @@ class VectorIndex:
         return self._code_map
 
     def _codes_search(self, q: np.ndarray, k: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Filtered, a subset small for the index (see CODE_COST): every one of its 8-bit codes is scored
+        """Filtered, a subset small for the index (see CODE_COST): every one of its codes is scored
         (embeddings/codemap.py: the score FAISS's scan gives it), the top max(k, RERANK_DEPTH) re-scored
         exactly from the store. Which lists hold the others does not matter: what an index of the subset
         alone scanned whole would find."""
