@@ -135,7 +135,7 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
                 svc.search(q + " warm", k=10, now=NOW)
             ours, base, filtered, embed, ours_cpu, base_cpu = [], [], [], [], [], []
             for _ in range(2):  # blocks, twice (ABAB): spread other processes' load; no cache hits
-                encoder_mod._query_vector.cache_clear()
+                encoder_mod._QUERY_VECTORS.clear()
                 for q in qs:
                     t, c = time.perf_counter(), time.process_time()
                     res = svc.search(q, k=10, now=NOW)
@@ -148,13 +148,13 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
                     flat.search(qv, 10)
                     base.append(time.perf_counter() - t)
                     base_cpu.append(time.process_time() - c)
-            encoder_mod._query_vector.cache_clear()
+            encoder_mod._QUERY_VECTORS.clear()
             for q in qs:
                 t = time.perf_counter()
                 encoder.encode_query(q)
                 embed.append(time.perf_counter() - t)
             recall = _dense_recall(vault, flat, qs, encoder)
-            encoder_mod._query_vector.cache_clear()
+            encoder_mod._QUERY_VECTORS.clear()
             for i, q in enumerate(qs):
                 t = time.perf_counter()
                 res = svc.search(f"{q} {['in March 2024', 'on weekends', 'after 9pm last year'][i % 3]}", k=10, now=NOW)

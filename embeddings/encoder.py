@@ -24,6 +24,7 @@ import hashlib
 import os
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
 LEAN_MAX_TEXTS = 32  # an encode() call of at most this many texts runs the numpy forward (no torch import)
+QUERY_VECTORS = 512  # query vectors kept (embeddings of recent questions: 0.8 MB)
 INDEX_WORKERS = 2  # threads sharing an indexing run's batches, one intra-op thread each (the machine's 2 cores)
 Dtype = Literal["auto", "bfloat16", "float32"]
 
@@ -352,8 +354,14 @@ class Encoder:
         architecture is the one it reproduces, so neither a search nor a server imports torch or
         sentence-transformers (p50 5.6-7.6 ms of CPU for a short query on one busy core in float32, less than
         the model's own bfloat16 forward took, without its ~540 MB: bench/README.md); else through the model."""
+        return self.encode_query_soon(text).result()
+
+    def encode_query_soon(self, text: str) -> Future[np.ndarray]:
+        """encode_query started now and awaited later: on the server's query thread where the numpy forward
+        serves (the caller goes on with what needs no vector, e.g. BM25, and takes `.result()` when it needs
+        it); already done for a vector in the cache, or where the model itself embeds."""
         lean = lean_encoder(model_path())
-        return _query_vector(text, "float32" if lean is not None else self.dtype)
+        return _query_vector_soon(text, "float32" if lean is not None else self.dtype)
 
     def serve_queries(self) -> None:
         """Load the query forward and start its thread now (a server's warm-up) rather than in the first
@@ -390,10 +398,14 @@ class _QueryBatcher:
                     self._thread.start()
 
     def __call__(self, text: str) -> np.ndarray:
+        return self.submit(text).result()
+
+    def submit(self, text: str) -> Future[np.ndarray]:
+        """The vector of `text` (shape (1, DIM), read-only), computed on the thread."""
         self.start()
         done: Future[np.ndarray] = Future()
         self._queue.put((text, done))
-        return done.result()
+        return done
 
     def _run(self) -> None:  # (the forward limits BLAS to one thread itself: _single_blas_thread)
         while True:
@@ -410,7 +422,9 @@ class _QueryBatcher:
                     done.set_exception(e)
                 continue
             for (_, done), vec in zip(batch, vectors, strict=True):
-                done.set_result(vec[None, :])
+                one = vec[None, :]
+                one.setflags(write=False)  # shared through the cache
+                done.set_result(one)
 
 
 @functools.cache
@@ -441,8 +455,57 @@ def _single_blas_thread(forward: Callable[[list[str]], np.ndarray]) -> Callable[
     return run
 
 
-@functools.lru_cache(maxsize=512)
-def _query_vector(text: str, dtype: Dtype) -> np.ndarray:
-    vec = _query_forward(dtype)(text)
+class _QueryVectors:
+    """The last QUERY_VECTORS query vectors by (text, dtype), least recently used out first: a repeated
+    question (an agent's follow-ups, a client's retry) skips the forward pass. Vectors are read-only."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> np.ndarray | None:
+        with self._lock:
+            vec = self._vectors.get(key)
+            if vec is not None:
+                self._vectors.move_to_end(key)
+            return vec
+
+    def put(self, key: tuple[str, str], vec: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[key] = vec
+            self._vectors.move_to_end(key)
+            while len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+_QUERY_VECTORS = _QueryVectors(QUERY_VECTORS)
+
+
+def _query_vector_soon(text: str, dtype: Dtype) -> Future[np.ndarray]:
+    key = (text, dtype)
+    cached = _QUERY_VECTORS.get(key)
+    if cached is not None:
+        return _done(cached)
+    forward = _query_forward(dtype)
+    if isinstance(forward, _QueryBatcher):
+        pending = forward.submit(text)
+        def keep(f: Future[np.ndarray]) -> None:
+            if f.exception() is None:
+                _QUERY_VECTORS.put(key, f.result())
+        pending.add_done_callback(keep)
+        return pending
+    vec = forward(text)
     vec.setflags(write=False)
-    return vec
+    _QUERY_VECTORS.put(key, vec)
+    return _done(vec)
+
+
+def _done(vec: np.ndarray) -> Future[np.ndarray]:
+    f: Future[np.ndarray] = Future()
+    f.set_result(vec)
+    return f

@@ -404,7 +404,7 @@ class MemoryService:
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags), sources=_set(sources),
                                 as_of=as_of)
         filters = _instances(retrieve.Filters.combine(base, tf))
-        qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
+        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() and mode != "lexical" else None
         speakers = mode == "hybrid" and fusion == "score" and not tf.recency  # a named speaker's notes favoured
         depth = k + dialogue.SPEAKER_POOL if speakers else k
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=depth, filters=filters, redaction=redaction,
@@ -412,7 +412,7 @@ class MemoryService:
         if not ranked.candidates and _narrows(tf):  # the phrase's window holds nothing the caller may see
             cleaned, tf = query, temporal.TimeFilter(kinds=tf.kinds)  # so it is read as words
             filters = _instances(retrieve.Filters.combine(base, tf))
-            qv = self.encoder.encode_query(cleaned) if cleaned.strip() and mode != "lexical" else None
+            qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() and mode != "lexical" else None
             ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=depth, filters=filters, redaction=redaction,
                                    mode=mode, fusion=fusion)
         if speakers:
@@ -450,7 +450,7 @@ class MemoryService:
         cleaned, tf = temporal.parse(task.replace(plan[2], " ", 1) if plan else task, now)
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags))
         filters = _instances(retrieve.Filters.combine(base, tf))
-        qv = self.encoder.encode_query(cleaned) if cleaned.strip() else None
+        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() else None
 
         def ranked_hits(f: retrieve.Filters, n: int, recency: Any = None) -> list[retrieve.Hit]:
             ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=n, filters=f, redaction=redaction,

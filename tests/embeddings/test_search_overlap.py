@@ -1,0 +1,146 @@
+"""A search embeds its query on the query thread while BM25 runs and the BM25 hits' exact vectors are read;
+the sealed vectors it reads stay decrypted in a bounded cache that a delete empties of the slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from embeddings import index as vindex
+from embeddings import retrieve, vectorstore
+from embeddings.encoder import Encoder
+from embeddings.index import VectorIndex
+from embeddings.redaction import Redaction
+from vault.store import Vault
+
+N, D = 3_000, 32
+WORDS = ["coffee", "roadmap", "gym", "lisbon", "dentist", "invoice", "piano", "ferry"]
+
+
+def _unit(n: int, d: int = D, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _catalog(n: int = N) -> retrieve.Catalog:
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(WORDS, 3)) + f" item{i}" for i in range(n)]
+    cat = retrieve.Catalog()
+    cat.add(pl.DataFrame({
+        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["note"] * n,
+        "source": ["agent"] * n, "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n,
+        "ingested_at": [at] * n, "tags": [[]] * n, "text": texts, "text_redacted": [None] * n},
+        schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String}))
+    return cat
+
+
+def _sealed(vault: Vault, vecs: np.ndarray) -> VectorIndex:
+    """An IVF index whose exact vectors are all in sealed segments (saved, then loaded)."""
+    ix = VectorIndex.new(D, ivf=True)
+    ix.add(np.arange(1, len(vecs) + 1, dtype=np.int64), vecs)
+    vindex.save(vault, "probe", ix, {"dim": D})
+    loaded = vindex.load(vault, "probe")
+    assert loaded is not None
+    return loaded[0]
+
+
+class _Watched(Future):
+    """Calls `note` when rank asks for the vector (to see what was read before it was there)."""
+
+    def __init__(self, note: Callable[[], None]) -> None:
+        super().__init__()
+        self._note = note
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        self._note()
+        return super().result(timeout)
+
+
+def test_a_query_vector_still_on_its_way_ranks_exactly_as_one_already_there(vault: Vault):
+    vecs, cat = _unit(N), _catalog()
+    query = vecs[7] + 0.5 * vecs[8]
+    query /= np.linalg.norm(query)
+    words = "coffee roadmap gym"
+    ranked: dict[str, retrieve.Ranked] = {}
+    awaited: dict[str, list[bool]] = {}
+    for name in ("there", "on its way"):
+        index = _sealed(vault, vecs)  # a fresh cache each time
+        store = index._store
+        assert store is not None
+        bm25_top = retrieve.rank(cat, index, None, None, words, k=10, filters=retrieve.Filters(),
+                                 redaction=Redaction.OWNER, mode="lexical").ids
+        slots = index.slot_of(np.array(bm25_top)).tolist()
+        pending = _Watched(lambda n=name, st=store, sl=slots: awaited.__setitem__(n, [s in st._decrypted for s in sl]))
+        threading.Timer(0.2, pending.set_result, args=(query,)).start()
+        if name == "there":
+            pending.result()
+        ranked[name] = retrieve.rank(cat, index, None, pending, words, k=10, filters=retrieve.Filters(),
+                                     redaction=Redaction.OWNER)
+    assert ranked["there"].ids == ranked["on its way"].ids
+    assert ranked["there"].fused == ranked["on its way"].fused
+    assert ranked["there"].signals == ranked["on its way"].signals
+    assert not any(awaited["there"])  # a vector already there: nothing read ahead
+    assert all(awaited["on its way"])  # the BM25 hits' vectors were read while it was awaited
+
+
+def test_the_query_thread_gives_the_vector_encode_query_gives():
+    enc = Encoder()
+    soon = enc.encode_query_soon("when did I leave the ferry in Lisbon?")
+    vec = soon.result(timeout=60)
+    assert vec.shape == (1, 384) and not vec.flags.writeable
+    assert np.array_equal(vec, enc.encode_query("when did I leave the ferry in Lisbon?"))
+    assert enc.encode_query_soon("when did I leave the ferry in Lisbon?").done()  # from the cache
+
+
+def test_cached_vectors_equal_the_sealed_ones_and_a_zeroed_slot_leaves_the_cache(vault: Vault):
+    vecs = _unit(N)
+    index = _sealed(vault, vecs)
+    store = index._store
+    assert store is not None
+    slots = np.array([5, 17, 2_999, 5])
+    first = store.rows(slots)  # read from the segments, then kept
+    assert all(int(s) in store._decrypted for s in slots)
+    assert np.array_equal(store.rows(slots), first)
+    assert np.allclose(first, vecs[slots], atol=2e-3)  # float16 as stored
+    store.zero(np.array([17]))
+    assert 17 not in store._decrypted
+    assert not store.rows(np.array([17])).any()  # destroyed, not served from memory
+
+
+def test_the_cache_holds_its_byte_budget_and_lets_the_least_recent_go(vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(vectorstore, "ROW_CACHE_BYTES", 10 * D * 2)  # ten float16 vectors
+    index = _sealed(vault, _unit(N))
+    store = index._store
+    assert store is not None
+    store.rows(np.arange(10))
+    store.rows(np.array([0]))  # 0 used again: 1 is now the least recent
+    store.rows(np.arange(10, 15))
+    held = [s for s in range(15) if s in store._decrypted]
+    assert held == [0, *range(6, 15)]
+    assert store._decrypted._rows.nbytes == 10 * D * 2
+
+
+def test_a_prefetch_stops_between_blocks_when_the_vector_arrives(vault: Vault):
+    store = _sealed(vault, _unit(N))._store
+    assert store is not None
+    calls = iter([False, True])
+    read = store.prefetch(np.arange(1_000), stop=lambda: next(calls))
+    assert read == vectorstore.PREFETCH_BLOCK
+    assert sum(s in store._decrypted for s in range(1_000)) == vectorstore.PREFETCH_BLOCK
+
+
+def test_a_prefetch_without_a_cache_reads_nothing(vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(vectorstore, "ROW_CACHE_BYTES", 0)
+    store = _sealed(vault, _unit(N))._store
+    assert store is not None
+    t = time.perf_counter()
+    assert store.prefetch(np.arange(1_000), stop=lambda: False) == 0
+    assert time.perf_counter() - t < 5
