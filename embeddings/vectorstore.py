@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,68 +47,77 @@ class _Segment:
 
 
 class _Decrypted:
-    """The ROW_CACHE_BYTES budget of sealed vectors as stored (float16), by slot, least recently used out
-    first. A slot's vector leaves it when the slot is zeroed, so a forgotten embedding is not served from it."""
+    """The ROW_CACHE_BYTES budget of sealed vectors as stored (float16), by slot. Each row carries the tick of
+    its last use; when the cache is full, the least recently used eighth goes at once (so a lookup is a dict
+    probe per slot and one vectorised stamp, not a reordering). A slot's vector leaves it when the slot is
+    zeroed, so a forgotten embedding is not served from it."""
 
     def __init__(self, dim: int, capacity_bytes: int) -> None:
         self.capacity = max(0, capacity_bytes // (dim * np.dtype(_DTYPE).itemsize))
         self._dim = dim
         self._rows = np.empty((0, dim), dtype=_DTYPE)  # allocated on first use; pages resident as filled
-        self._at: OrderedDict[int, int] = OrderedDict()  # slot -> its row in _rows
-        self._free: list[int] = []  # rows given back by drop()
-        self._next = 0  # rows never used yet start here
+        self._slot_at = np.empty(0, dtype=np.int64)  # row -> the slot it holds (-1: free)
+        self._used = np.empty(0, dtype=np.int64)  # row -> tick of its last use
+        self._row_of: dict[int, int] = {}  # slot -> row
+        self._free: list[int] = []
+        self._tick = 0
         self._lock = threading.Lock()
 
     def take(self, slots: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fill `out` (float32, len(slots) rows) where the cache holds the slot; the mask of those filled."""
-        found = np.zeros(len(slots), dtype=bool)
-        if not self.capacity:
-            return found
+        if not self._row_of:
+            return np.zeros(len(slots), dtype=bool)
         with self._lock:
-            rows = []
-            for i, slot in enumerate(slots.tolist()):
-                r = self._at.get(slot)
-                if r is not None:
-                    self._at.move_to_end(slot)
-                    found[i] = True
-                    rows.append(r)
-            if rows:
-                out[found] = self._rows[rows]
+            get = self._row_of.get
+            rows = np.fromiter((get(s, -1) for s in slots.tolist()), dtype=np.int64, count=len(slots))
+            found = rows >= 0
+            if found.any():
+                self._tick += 1
+                self._used[rows[found]] = self._tick
+                out[found] = self._rows[rows[found]]
         return found
 
     def put(self, slots: np.ndarray, rows: np.ndarray) -> None:
         if not self.capacity or not len(slots):
             return
+        slots, rows = slots[-self.capacity :], rows[-self.capacity :]
         with self._lock:
             if not len(self._rows):
                 self._rows = np.empty((self.capacity, self._dim), dtype=_DTYPE)
+                self._slot_at = np.full(self.capacity, -1, dtype=np.int64)
+                self._used = np.zeros(self.capacity, dtype=np.int64)
+                self._free = list(range(self.capacity - 1, -1, -1))
+            self._tick += 1
             at = []
-            for slot in slots[-self.capacity:].tolist():
-                r = self._at.get(slot)
+            for slot in slots.tolist():
+                r = self._row_of.get(slot)
                 if r is None:
-                    r = self._slot()
-                    self._at[slot] = r
-                self._at.move_to_end(slot)
+                    if not self._free:
+                        self._evict(max(len(slots), self.capacity // 8))
+                    r = self._free.pop()
+                    self._row_of[slot], self._slot_at[r] = r, slot
+                self._used[r] = self._tick  # (now: an eviction later in this call keeps it)
                 at.append(r)
-            self._rows[at] = rows[-self.capacity:]
+            self._rows[at] = rows
 
-    def _slot(self) -> int:
-        if self._free:
-            return self._free.pop()
-        if self._next < self.capacity:
-            self._next += 1
-            return self._next - 1
-        return self._at.popitem(last=False)[1]
+    def _evict(self, n: int) -> None:
+        held = np.flatnonzero(self._slot_at >= 0)
+        old = held[np.argsort(self._used[held], kind="stable")[: min(n, len(held))]]
+        for slot in self._slot_at[old].tolist():
+            del self._row_of[slot]
+        self._slot_at[old] = -1
+        self._free.extend(old[::-1].tolist())
 
     def drop(self, slots: np.ndarray) -> None:
         with self._lock:
             for slot in slots.tolist():
-                r = self._at.pop(slot, None)
+                r = self._row_of.pop(slot, None)
                 if r is not None:
+                    self._slot_at[r] = -1
                     self._free.append(r)
 
     def __contains__(self, slot: int) -> bool:
-        return slot in self._at
+        return slot in self._row_of
 
 
 class VectorStore:

@@ -144,3 +144,17 @@ def test_a_prefetch_without_a_cache_reads_nothing(vault: Vault, monkeypatch: pyt
     t = time.perf_counter()
     assert store.prefetch(np.arange(1_000), stop=lambda: False) == 0
     assert time.perf_counter() - t < 5
+
+
+def test_a_cache_churned_past_its_budget_serves_only_the_stored_vectors(vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(vectorstore, "ROW_CACHE_BYTES", 64 * D * 2)
+    vecs = _unit(N)
+    store = _sealed(vault, vecs)._store
+    assert store is not None
+    rng = np.random.default_rng(3)
+    for _ in range(60):  # random shortlists, many more slots than the cache holds
+        slots = rng.choice(N, size=int(rng.integers(1, 100)), replace=True)
+        assert np.allclose(store.rows(slots), vecs[slots], atol=2e-3)
+        assert len(store._decrypted._row_of) <= 64
+    held = np.array(sorted(store._decrypted._row_of))
+    assert np.allclose(store.rows(held), vecs[held], atol=2e-3)
