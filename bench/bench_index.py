@@ -1,10 +1,12 @@
 """The vector index alone at 100k / 1M vectors: build, seal, open, resident memory, search, filtered search,
 each with recall@10 against an exact float32 scan, for the previous index ("old": HNSW M=32 over float16,
-`IndexHNSWSQ`, the code at --old-rev, loaded from git) and the current one ("new": IVF with 8-bit codes and
-an exact re-rank from the sealed float16 store), in the same run.
+`IndexHNSWSQ`, the code at --old-rev, loaded from git) and the current one ("new": IVF with IVF_CODE_BITS
+(4-bit) codes and an exact re-rank from the sealed float16 store; "new-8bit": the same with 8-bit codes, as
+indexes sealed before the 4-bit change hold), in the same run.
 
-    python -m bench.bench_index [--sizes 100000] [--data clustered random] [--variants old new]
+    python -m bench.bench_index [--sizes 100000] [--data clustered random] [--variants old new new-8bit]
                                 [--real 1000] [--real-cache F.npy] [--queries 200] [--sweep 8 16 32 64]
+                                [--depths 100 200]
 
 Data: "random" = random unit vectors (the pathological case for any graph or cluster index: no structure at
 all, queries random too); "clustered" = the model's embeddings of --real synthetic memory texts, each vector
@@ -14,11 +16,11 @@ build time, wall and CPU (batches of 100k, as `lifevault index` adds them), seal
 and, for IVF, its store), open time (sealed files to a searchable index), the process's resident memory
 grown by opening it (VmRSS, after freeing the built one) and its peak while opening (VmHWM reset before),
 search p50 / p95 at k=50 (the dense depth of a search with k=10) on one thread, filtered search (a random
-subset of 1% / 8% / 28% of the ids, like "in March", "on weekends"; a small one has its 8-bit codes scored
+subset of 1% / 8% / 28% of the ids, like "in March", "on weekends"; a small one has its codes scored
 by slot, a broad one probes lists through a bitmap, see CODE_COST), the one-off cost of the map of where
 each code sits (built by the first such filter after an open or a change), and the cost of one more
 vector: add it and seal again (what a `remember` costs the index), then a 1% filter (the map rebuilt). --sweep re-measures the new index's search at other
-IVF_NPROBE values. The load average is printed with every figure: the machine is shared.
+IVF_NPROBE values, --depths at other RERANK_DEPTH values (filtered searches too). The load average is printed with every figure: the machine is shared.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from vault.store import Vault
 KDF = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)
 DEPTH = 50
 BATCH = 100_000
+VARIANT_BITS = {"new-8bit": 8}  # the code bits a variant builds with (else IVF_CODE_BITS)
 OLD_REV = "9ccc1b6"  # the last commit with the HNSW index (IndexHNSWSQ float16, M=32, efConstruction 64)
 
 
@@ -127,15 +130,20 @@ def _searches(ix: Any, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, ids: np
 
 
 def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.ndarray, *, old: types.ModuleType | None,
-        sweep: list[int]) -> dict:
+        sweep: list[int], depths: list[int]) -> dict:
     n, d = x.shape
     ids = np.arange(n, dtype=np.int64) + 1
     mod: Any = old if variant == "old" else vindex
     assert mod is not None
     ix = mod.VectorIndex.new(d, hnsw=True)
+    bits = vindex.IVF_CODE_BITS
+    vindex.IVF_CODE_BITS = VARIANT_BITS.get(variant, bits)  # what the build (and each retraining) quantizes to
     t, cpu = time.perf_counter(), time.process_time()
-    for lo in range(0, n, BATCH):
-        ix.add(ids[lo : lo + BATCH], x[lo : lo + BATCH])
+    try:
+        for lo in range(0, n, BATCH):
+            ix.add(ids[lo : lo + BATCH], x[lo : lo + BATCH])
+    finally:
+        vindex.IVF_CODE_BITS = bits
     build, build_cpu = time.perf_counter() - t, time.process_time() - cpu
     build_load = _load()
     t = time.perf_counter()
@@ -155,7 +163,7 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
     opened = time.perf_counter() - t
     rss1, peak = _rss()
     code_map = 0.0
-    if getattr(ix, "is_ivf", False) and hasattr(ix, "_codes"):  # where each 8-bit code sits, for selective filters
+    if getattr(ix, "is_ivf", False) and hasattr(ix, "_codes"):  # where each code sits, for selective filters
         t = time.perf_counter()
         ix._codes()
         code_map = time.perf_counter() - t
@@ -163,19 +171,28 @@ def run(vault: Vault, variant: str, x: np.ndarray, qs: np.ndarray, truth: np.nda
               f"+{_rss()[0] - rss1:4.0f} MB", flush=True)
     out = {"variant": variant, "build_s": build, "build_cpu_s": build_cpu, "seal_s": seal, "size_mb": size,
            "open_s": opened, "rss_mb": rss1 - rss0, "peak_mb": peak - rss0} | _searches(ix, x, qs, truth, ids)
-    print(f"    {variant}: build {build:6.1f} s (cpu {build_cpu:6.1f} s, load {build_load}) | seal {seal:5.2f} s, "
+    bits_now = getattr(ix, "code_bits", None)
+    print(f"    {variant}{f' ({bits_now}-bit codes)' if bits_now else ''}: build {build:6.1f} s (cpu {build_cpu:6.1f} s, load {build_load}) | seal {seal:5.2f} s, "
           f"{size:5.0f} MB | open {opened:5.2f} s, +{rss1 - rss0:5.0f} MB resident (peak +{peak - rss0:5.0f}) | "
           f"search p50 {out['p50']:5.2f} p95 {out['p95']:5.2f} ms, recall@10 {out['recall10']:.4f} | load {_load()}",
           flush=True)
     for share, (p50, p95, r) in out["filtered"].items():
         print(f"      filter {share:4.0%}: p50 {p50:5.2f} p95 {p95:5.2f} ms, recall@10 {r:.4f}", flush=True)
-    if variant == "new":
+    if variant != "old":
         for nprobe in sweep:
             vindex.IVF_NPROBE, keep = nprobe, vindex.IVF_NPROBE
             got = _searches(ix, x, qs, truth, ids)
             vindex.IVF_NPROBE = keep
             print(f"      nprobe {nprobe:4d}: search p50 {got['p50']:5.2f} p95 {got['p95']:5.2f} ms, "
                   f"recall@10 {got['recall10']:.4f} | load {_load()}", flush=True)
+        for depth in depths:
+            vindex.RERANK_DEPTH, keep = depth, vindex.RERANK_DEPTH
+            got = _searches(ix, x, qs, truth, ids)
+            vindex.RERANK_DEPTH = keep
+            filt = ", ".join(f"{s:.0%} {p50:5.2f} ({p95:5.2f}) {r:.4f}" for s, (p50, p95, r) in got["filtered"].items())
+            print(f"      depth {depth:4d}: search p50 {got['p50']:5.2f} p95 {got['p95']:5.2f} ms, "
+                  f"recall@10 {got['recall10']:.4f}; filtered p50 (p95) ms, recall@10: {filt} | load {_load()}",
+                  flush=True)
     one = np.asarray(qs[:1], dtype=np.float32)
     t = time.perf_counter()
     ix.add(np.array([n + 1], dtype=np.int64), one)
@@ -214,9 +231,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     ap.add_argument("--data", nargs="*", default=["clustered", "random"], choices=["clustered", "random"])
-    ap.add_argument("--variants", nargs="*", default=["old", "new"], choices=["old", "new"])
+    ap.add_argument("--variants", nargs="*", default=["old", "new"], choices=["old", "new", "new-8bit"])
     ap.add_argument("--old-rev", default=OLD_REV, help="the commit whose embeddings/index.py is the old index")
     ap.add_argument("--sweep", type=int, nargs="*", default=[], help="IVF_NPROBE values to re-measure search at")
+    ap.add_argument("--depths", type=int, nargs="*", default=[], help="RERANK_DEPTH values to re-measure search at")
     ap.add_argument("--real", type=int, default=1000, help="texts embedded by the model for the clustered set")
     ap.add_argument("--real-cache", type=Path, help="an .npy of those embeddings, written once and reused")
     ap.add_argument("--queries", type=int, default=200)
@@ -244,7 +262,7 @@ def main() -> None:
                     truth = exact_top10(x, qs) + 1
                     print(f"  n={n:,} {kind}:", flush=True)
                     for variant in args.variants:
-                        run(vault, variant, x, qs, truth, old=old, sweep=args.sweep)
+                        run(vault, variant, x, qs, truth, old=old, sweep=args.sweep, depths=args.depths)
 
 
 if __name__ == "__main__":
