@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -106,42 +107,73 @@ _COLUMNS = ("memory_id, kind, text, text_redacted, start_ts, end_ts, utc_offset_
             "source_table, source_row_ids, sensitivity, version, ingested_at, updated_at")
 
 
+RECORD_CACHE_ROWS = 20_000  # rows the hydration cache keeps: the memories that keep coming back in search hits
+# ... and the bytes they hold, as Python objects (row_bytes). A bench memory row weighs ~1.3 KB (20,000 rows:
+# ~26 MB), but a note may weigh ~200 KB (MAX_TEXT_CHARS of text, its redacted copy, MAX_METADATA_BYTES of
+# metadata): by rows alone, 20,000 of them would hold GBs. A row heavier than this on its own is not kept.
+RECORD_CACHE_BYTES = 16 << 20
+
+
+def row_bytes(row: tuple[Any, ...]) -> int:
+    """What a cached row holds: the tuple and its values (a list's items too), by sys.getsizeof."""
+    size = sys.getsizeof(row)
+    for value in row:
+        size += sys.getsizeof(value)
+        if isinstance(value, list | tuple):
+            size += sum(sys.getsizeof(v) for v in value)
+    return size
+
+
 class RowCache:
     """Memory rows as stored (before redaction) by id: a bounded LRU in front of the encrypted table, so the
     memories that keep coming back in search hits are not read and decoded again for every query. It lives
-    in memory only, holds at most `capacity` rows, and its owner (MemoryService) clears it around every
-    write, so it never serves a row that was changed or forgotten."""
+    in memory only, holds at most `capacity` rows and `max_bytes` bytes of them (row_bytes), least recent
+    out, and its owner (MemoryService) clears it around every write, so it never serves a row that was
+    changed or forgotten."""
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int = RECORD_CACHE_ROWS, max_bytes: int = RECORD_CACHE_BYTES) -> None:
         self.capacity = capacity
-        self._rows: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._rows: OrderedDict[int, tuple[tuple[Any, ...], int]] = OrderedDict()  # id -> (row, row_bytes)
         self._lock = threading.Lock()
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def get(self, ids: list[int]) -> tuple[dict[int, tuple[Any, ...]], list[int]]:
         found: dict[int, tuple[Any, ...]] = {}
         with self._lock:
             for i in ids:
-                row = self._rows.get(i)
-                if row is not None:
+                held = self._rows.get(i)
+                if held is not None:
                     self._rows.move_to_end(i)
-                    found[i] = row
+                    found[i] = held[0]
             self.hits += len(found)
             self.misses += len(ids) - len(found)
         return found, [i for i in ids if i not in found]
 
     def put(self, rows: list[tuple[Any, ...]]) -> None:
+        sized = [(row, row_bytes(row)) for row in rows]  # outside the lock
         with self._lock:
-            for row in rows:
-                self._rows[row[0]] = row
-                self._rows.move_to_end(row[0])
-            while len(self._rows) > self.capacity:
-                self._rows.popitem(last=False)
+            for row, size in sized:
+                old = self._rows.pop(row[0], None)
+                if old is not None:
+                    self.bytes -= old[1]
+                if size > self.max_bytes:
+                    continue
+                self._rows[row[0]] = (row, size)
+                self.bytes += size
+            while len(self._rows) > self.capacity or self.bytes > self.max_bytes:
+                _, (_, size) = self._rows.popitem(last=False)
+                self.bytes -= size
 
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()
+            self.bytes = 0
 
 
 def fetch(vault: Vault, ids: list[int], redaction: Redaction, cache: RowCache | None = None) -> dict[int, MemoryRecord]:
