@@ -8,14 +8,23 @@ next|coming N days|weeks. With a planning word (plan, schedule, prepare, organis
 ahead, agenda, what's on) also: today / tonight, this week / my week / the week / rest of the week (to the next
 Monday; from Friday evening on, the Monday after); and a planning word alone means the next PLAN_DAYS days. "What did I do today" is
 about the past. Day boundaries are in `now`'s time zone. The phrase found is
-returned so the caller can drop it from the text it ranks by.
+returned so the caller can drop it from the text it ranks by. agenda() lists the window's events as a caller
+sees them and the free time between them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from embeddings import context as ctx
+from embeddings import retrieve
+from embeddings.agenda import free_slots, waking_days
+from embeddings.records import MemoryRecord
+from embeddings.redaction import Redaction
+
+EVENTS_IN_PLAN = 200  # events of the window in a planning pack (the budget decides how many are written)
 
 PLAN_DAYS = 7
 MAX_DAYS = 92  # "next 1000 days" is read as the next quarter, at most
@@ -66,3 +75,24 @@ def window(task: str, now: datetime) -> tuple[datetime, datetime, str] | None:
 
 def _next_month(d: datetime) -> datetime:
     return (d.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def agenda(catalog: retrieve.Catalog, since: datetime, until: datetime, *, kinds: frozenset[str] | None,
+           redaction: Redaction, now: datetime,
+           fetch: Callable[[list[int]], dict[int, MemoryRecord]]) -> ctx.Agenda:
+    """The window's events as the caller sees them (time order; `fetch` reads them in the caller's view) and the
+    free time between the timed, non-cancelled ones, within the waking day (agenda.py)."""
+    offset = int((now.utcoffset() or timedelta(0)).total_seconds() // 60)
+    if kinds is not None and "event" not in kinds:
+        return ctx.Agenda(since=since, until=until, offset_min=offset)
+    mask = catalog.mask(retrieve.Filters(kinds=frozenset({"event"}), since=since, until=until), redaction.visible)
+    records = fetch(catalog.ids[mask].tolist())
+    events = sorted((r for r in records.values() if r.start_ts is not None and r.start_ts < until),
+                    key=lambda r: (r.start_ts, r.memory_id))[:EVENTS_IN_PLAN]
+    busy = [(r.start_ts, r.end_ts) for r in events if r.start_ts is not None
+            and not r.details.get("all_day") and str(r.details.get("status") or "").upper() != "CANCELLED"]
+    utc = since.astimezone(UTC), until.astimezone(UTC)  # waking_days counts days from UTC instants
+    free = [slot for a, b in waking_days(*utc, offset) for slot in free_slots(busy, a, b)]
+    return ctx.Agenda(since=since, until=until, offset_min=offset, free=tuple(free),
+                      events=tuple(retrieve.Hit(memory=r, score=1.0, rank=i + 1, signals={})
+                                   for i, r in enumerate(events)))

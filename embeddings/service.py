@@ -26,7 +26,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -34,7 +34,6 @@ import numpy as np
 from embeddings import context as ctx
 from embeddings import dialogue, notes, planning, retrieve, snapshot, temporal
 from embeddings import index as vindex
-from embeddings.agenda import free_slots, waking_days
 from embeddings.encoder import DIM, Encoder, model_version
 from embeddings.events import (
     ContextBuilt,
@@ -60,7 +59,6 @@ INDEX_BLOB = "memory-index"
 REDACTED_BLOB = "memory-index-redacted"
 ROUTINES_IN_PLAN = 8  # routines in a planning pack, best first
 ROUTINES_RANKED = 500  # routines ranked by the task before the meeting ones are dropped (a vault holds dozens)
-EVENTS_IN_PLAN = 200  # events of the window in a planning pack (the budget decides how many are written)
 Progress = Callable[[int, int], None]  # (done, total)
 T = TypeVar("T")
 
@@ -464,7 +462,8 @@ class MemoryService:
         if plan is None:
             hits = ranked_hits(filters, k, tf.recency)
         else:
-            agenda = self._agenda(catalog, plan[0], plan[1], kinds=_set(kinds), redaction=redaction, now=now)
+            agenda = planning.agenda(catalog, plan[0], plan[1], kinds=_set(kinds), redaction=redaction, now=now,
+                                     fetch=lambda ids: fetch(self.vault, ids, redaction, self._rows))
             wanted = _set(kinds)
             if wanted is None or "routine" in wanted:
                 # the habits the calendar does not already say: places, apps, the phone day (meeting series and
@@ -482,26 +481,6 @@ class MemoryService:
                                               returned_ids=[i for s in pack.snippets for i in (s.memory_id, *s.also)],
                                               left_out=len(pack.left_out)))
         return pack
-
-    def _agenda(self, catalog: retrieve.Catalog, since: datetime, until: datetime, *, kinds: frozenset[str] | None,
-                redaction: Redaction, now: datetime) -> ctx.Agenda:
-        """The window's events as the caller sees them (time order) and the free time between the timed,
-        non-cancelled ones, within the waking day (agenda.py)."""
-        offset = int((now.utcoffset() or timedelta(0)).total_seconds() // 60)
-        if kinds is not None and "event" not in kinds:
-            return ctx.Agenda(since=since, until=until, offset_min=offset)
-        mask = catalog.mask(retrieve.Filters(kinds=frozenset({"event"}), since=since, until=until), redaction.visible)
-        ids = catalog.ids[mask]
-        records = fetch(self.vault, ids.tolist(), redaction, self._rows)
-        events = sorted((r for r in records.values() if r.start_ts is not None and r.start_ts < until),
-                        key=lambda r: (r.start_ts, r.memory_id))[:EVENTS_IN_PLAN]
-        busy = [(r.start_ts, r.end_ts) for r in events if r.start_ts is not None
-                and not r.details.get("all_day") and str(r.details.get("status") or "").upper() != "CANCELLED"]
-        utc = since.astimezone(UTC), until.astimezone(UTC)  # waking_days counts days from UTC instants
-        free = [slot for a, b in waking_days(*utc, offset) for slot in free_slots(busy, a, b)]
-        return ctx.Agenda(since=since, until=until, offset_min=offset, free=tuple(free),
-                          events=tuple(retrieve.Hit(memory=r, score=1.0, rank=i + 1, signals={})
-                                       for i, r in enumerate(events)))
 
     @_reading
     def get(self, memory_id: int, *, redaction: Redaction = Redaction.OWNER, actor: str = "owner") -> MemoryRecord:
