@@ -5,7 +5,7 @@
 Per size, in a fresh encrypted vault: N synthetic memories (bench/synthetic_memories.py) are written to
 the memories table; the first --encode of them are embedded with the real model, the rest get random
 unit vectors (encoding 100k-1M texts on 2 cores takes 10-60 min; random vectors cost FAISS and numpy
-what real ones do). Above 50k vectors the index is IVF with 8-bit codes and an exact re-rank from the
+what real ones do). Above 50k vectors the index is IVF with 4-bit codes (8-bit in a vault kept from before) and an exact re-rank from the
 sealed float16 store (embeddings/index.py); random vectors have no neighbourhoods, the pathological case
 for any cluster index, so the dense recall printed here is far below what real, clustered memories get
 (bench_index measures that). The index is sealed in the vault and loaded by a fresh MemoryService like
@@ -17,7 +17,9 @@ embedded as the API server and a one-shot `lifevault search` both embed it: the 
 (embeddings/lean.py, after the server's warm-up, MemoryService.serve_queries).
 Baseline, same process: SentenceTransformer.encode(q) + IndexFlatIP.search over the same vectors (no
 filters, no lexical signal, no hydration, no audit), FAISS with its default threads. Ours and the
-baseline run in blocks of all queries, twice (ABAB), with the query-vector cache cleared before each.
+baseline run in two blocks (ABAB) of --queries distinct queries each, the query-vector cache cleared
+before each block: no search repeats a query, so neither its vector nor the rows of its answer (the
+decrypted-vector and row caches) are there from an earlier search of the same text.
 Each search is timed in wall time and in this process's CPU time; on a shared machine the CPU time is
 the steadier figure (`--threads 1` keeps OpenMP spin-waiting out of it).
 """
@@ -134,15 +136,17 @@ def run_size(n: int, real: np.ndarray, docs_all: list[str], qs: list[str], model
             for q in qs[:10]:
                 svc.search(q + " warm", k=10, now=NOW)
             ours, base, filtered, embed, ours_cpu, base_cpu = [], [], [], [], [], []
-            for _ in range(2):  # blocks, twice (ABAB): spread other processes' load; no cache hits
+            half = len(qs) // 2
+            for block in (qs[:half], qs[half:]):  # two blocks (ABAB) to spread other processes' load; no
+                # search repeats a query, so neither the query vectors nor the rows of its answer are cached
                 encoder_mod._QUERY_VECTORS.clear()
-                for q in qs:
+                for q in block:
                     t, c = time.perf_counter(), time.process_time()
                     res = svc.search(q, k=10, now=NOW)
                     ours.append(time.perf_counter() - t)
                     ours_cpu.append(time.process_time() - c)
                     assert len(res.hits) == 10
-                for q in qs:
+                for q in block:
                     t, c = time.perf_counter(), time.process_time()
                     qv = model.encode([q], normalize_embeddings=True)
                     flat.search(qv, 10)
@@ -180,7 +184,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--million", action="store_true", help="also 1,000,000 memories (IVF; minutes to build)")
     ap.add_argument("--encode", type=int, default=2000, help="memories embedded for real (the rest: random)")
-    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--queries", type=int, default=200, help="distinct queries a block (two blocks)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--keep", type=Path, help="build each size's vault in DIR/n<size> and reuse it in later runs "
                     "(the 1M IVF build takes 2-6 min); the vault is encrypted like any other")
@@ -197,7 +201,7 @@ def main() -> None:
     real = encoder.encode(docs[: args.encode])
     print(f"{args.encode} memories embedded for real in {time.perf_counter() - t:.1f} s; "
           f"faiss threads {faiss.omp_get_max_threads()}")
-    qs = list(dict.fromkeys(queries(args.queries * 2)))[: args.queries]
+    qs = list(dict.fromkeys(queries(args.queries * 4)))[: args.queries * 2]  # two blocks of distinct queries
     results = [run_size(n, real, docs, qs, model, encoder, args.keep) for n in sizes]
     print("\nsize        ours p50/p95 ms     baseline p50/p95 ms   filtered p50/p95 ms   index  dense recall@10")
     for r in results:
