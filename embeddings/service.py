@@ -396,13 +396,14 @@ class MemoryService:
         """Hybrid search, filters before ranking. Each hit carries every signal's rank and score (explain)."""
         if k <= 0:
             raise ValueError("k must be positive")
-        catalog, full, red = self._state(redaction)
         now = now or datetime.now().astimezone()
         cleaned, tf = temporal.parse(query, now) if parse_time else (query, temporal.TimeFilter())
+        # embedded on the query thread while this one loads the state (a cold process) and runs BM25
+        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() and mode != "lexical" else None
+        catalog, full, red = self._state(redaction)
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags), sources=_set(sources),
                                 as_of=as_of)
         filters = _instances(retrieve.Filters.combine(base, tf))
-        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() and mode != "lexical" else None
         speakers = mode == "hybrid" and fusion == "score" and not tf.recency  # a named speaker's notes favoured
         depth = k + dialogue.SPEAKER_POOL if speakers else k
         ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=depth, filters=filters, redaction=redaction,
@@ -442,13 +443,13 @@ class MemoryService:
         """A token-budgeted, cited context pack for a task (counted with the model's tokenizer). A task about the
         future (embeddings/planning.py) gets the window's events and free time, then routines, then the
         relevant past; near-duplicates share a line."""
-        catalog, full, red = self._state(redaction)
         now = now or datetime.now().astimezone()
         plan = planning.window(task, now) if since is None and until is None else None
         cleaned, tf = temporal.parse(task.replace(plan[2], " ", 1) if plan else task, now)
+        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() else None  # (while the state loads)
+        catalog, full, red = self._state(redaction)
         base = retrieve.Filters(since=since, until=until, kinds=_set(kinds), tags=_set(tags))
         filters = _instances(retrieve.Filters.combine(base, tf))
-        qv = self.encoder.encode_query_soon(cleaned) if cleaned.strip() else None
 
         def ranked_hits(f: retrieve.Filters, n: int, recency: Any = None) -> list[retrieve.Hit]:
             ranked = retrieve.rank(catalog, full, red, qv, cleaned, k=n, filters=f, redaction=redaction,
