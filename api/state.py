@@ -27,6 +27,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 T = TypeVar("T")
 PREFIX = "/v1"
 SESSION_FILE = "serve.token"
+# DuckDB's memory (its buffer pool: cached table blocks, the primary-key index, query state) in the server.
+# Unbounded (DuckDB's default is 80% of RAM) it keeps every block a search has read: at 1M memories 68 MB after
+# the warm-up, 138 MB after 1,000 searches and still growing. Past the limit it evicts blocks and spills work
+# to the vault's encrypted temp files. Not lower: a catalog rebuilt from the rows at 1M (a stale snapshot)
+# sorts them in DuckDB, which fails at 64MB (it needs ~96MB); bench/README.md "serve memory in use".
+SERVE_MEMORY_LIMIT = "128MB"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,7 +44,7 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     announce: bool = False  # write the port to the lock file and the CLI's owner secret to <home>/serve.token
-    memory_limit: str | None = None
+    memory_limit: str | None = SERVE_MEMORY_LIMIT  # None: DuckDB's default (80% of RAM)
     warm: bool = True  # load the memory index in the background as the server starts, not in the first search
 
     def __post_init__(self) -> None:

@@ -108,8 +108,8 @@ _COLUMNS = ("memory_id, kind, text, text_redacted, start_ts, end_ts, utc_offset_
 
 
 RECORD_CACHE_ROWS = 20_000  # rows the hydration cache keeps: the memories that keep coming back in search hits
-# ... and the bytes they hold, as Python objects (row_bytes). A bench memory row weighs ~1.3 KB (20,000 rows:
-# ~26 MB), but a note may weigh ~200 KB (MAX_TEXT_CHARS of text, its redacted copy, MAX_METADATA_BYTES of
+# ... and the bytes they hold, as Python objects (row_bytes). A bench memory row weighs ~1.2 KB (20,000 rows:
+# ~23 MB), but a note may weigh ~200 KB (MAX_TEXT_CHARS of text, its redacted copy, MAX_METADATA_BYTES of
 # metadata): by rows alone, 20,000 of them would hold GBs. A row heavier than this on its own is not kept.
 RECORD_CACHE_BYTES = 16 << 20
 
