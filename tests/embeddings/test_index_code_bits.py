@@ -86,9 +86,14 @@ def test_a_small_filter_scored_by_its_codes_returns_what_an_index_of_the_subset_
     pick = np.sort(np.random.default_rng(6).choice(12_000, 360, replace=False))
     alone = VectorIndex.new(32)  # exact, over the vectors as the store keeps them
     alone.add(ids[pick], vecs[pick].astype(np.float16))
-    calls = []
+    calls: list[int] = []
     real = ix._codes_search
-    monkeypatch.setattr(ix, "_codes_search", lambda q, k, pos: calls.append(len(pos)) or real(q, k, pos))
+
+    def counted(q: np.ndarray, k: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(len(pos))
+        return real(q, k, pos)
+
+    monkeypatch.setattr(ix, "_codes_search", counted)
     for q in queries:
         got, scores = ix.search(q, 10, ids[pick])
         want, exact = alone.search(q, 10)
