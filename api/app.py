@@ -173,6 +173,7 @@ def create_app(settings: ApiSettings, *, encoder: Any = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = await anyio.to_thread.run_sync(_open, settings, encoder)
         app.state.backend = backend
+        backend.heap.start()  # freed heap back to the system when requests pause (api/heap.py)
         if settings.warm:  # requests that arrive meanwhile wait for it (as they would have loaded it themselves)
             threading.Thread(target=_warm, args=(backend.service,), name="lifevault-warm", daemon=True).start()
         session: Path | None = None
@@ -184,6 +185,7 @@ def create_app(settings: ApiSettings, *, encoder: Any = None) -> FastAPI:
         finally:
             if session is not None:
                 session.unlink(missing_ok=True)
+            backend.heap.close()
             with backend.lock:
                 with contextlib.suppress(Exception):
                     backend.service.close()

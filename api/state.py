@@ -15,6 +15,7 @@ from typing import ClassVar, TypeVar
 
 import anyio
 
+from api.heap import IdleTrim
 from api.tokens import Actor, RateLimiter, TokenStore
 from embeddings.service import MemoryService
 from vault import audit
@@ -101,6 +102,7 @@ class Backend:
         self.service = service
         self.tokens = tokens
         self.limiter = RateLimiter()
+        self.heap = IdleTrim()  # started and closed by create_app's lifespan; touched as each request's work ends
         self.lock = RWLock()  # `with lock:` / lock.write(): alone; lock.read(): side by side
         self.allowed_hosts = allowed_hosts(settings.host, settings.port)
         self.origins = {f"http://{h}" for h in self.allowed_hosts}
@@ -159,12 +161,18 @@ class Backend:
                 info.recorded = True
                 return out
 
-        return await anyio.to_thread.run_sync(job)
+        try:
+            return await anyio.to_thread.run_sync(job)
+        finally:
+            self.heap.touch()
 
     def read(self, reader: Callable[[Vault], T]) -> T:
         """`reader(vault)` under the read side of the lock (a vault.read function, typically)."""
-        with self.lock.read():
-            return reader(self.vault)
+        try:
+            with self.lock.read():
+                return reader(self.vault)
+        finally:
+            self.heap.touch()
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
