@@ -5,8 +5,9 @@ vector at 384 dimensions, no graph) behind an IndexIDMap, and the exact vectors 
 ~1e-3 of float32) live in a sealed record store on disk (embeddings/vectorstore.py): a search takes the top
 RERANK_DEPTH by the codes from the IVF_NPROBE nearest lists and re-scores them exactly from the store, a
 chunk read and decrypted per vector; the page cache holds the store, the process holds the codes. An index
-sealed with 8-bit codes (384 bytes a vector, before the 4-bit change) opens and searches as it was sealed,
-whatever quantizer its blob names, and adds keep its codes; its next rebuild or retraining makes it 4-bit.
+sealed with 8-bit codes (384 bytes a vector, before the 4-bit change) opens and searches as it was sealed
+(its blob names its quantizer; one of another width fails to open with the rebuild hint), and adds keep its
+codes; its next rebuild or retraining makes it 4-bit.
 The coarse lists are k-means trained on a sample when the index crosses the threshold, and trained again
 (a rebuild) when it has grown IVF_REGROW times since. Indexes sealed as HNSW before are rebuilt as IVF
 when they are opened.
@@ -483,6 +484,8 @@ class VectorIndex:
         if isinstance(inner, faiss.IndexIVFScalarQuantizer):
             if records is None:
                 raise ValueError("an IVF index opens its vector store through records= (use load())")
+            if int(inner.sq.qtype) not in _QTYPES.values():  # codes this code neither scores by slot nor writes
+                raise broken
             token, base = header.get("token"), int(index.ntotal)
             codes: list[list[Any]] = []
             try:

@@ -12,6 +12,7 @@ from bench.synthetic_memories import texts
 from embeddings import index as vindex
 from embeddings.codemap import CodeMap
 from embeddings.index import VectorIndex
+from vault.errors import IntegrityError
 from vault.store import Vault
 
 
@@ -154,3 +155,13 @@ def test_recall_at_10_on_the_models_vectors_against_an_exact_scan_is_at_least_09
     filtered = np.mean([len(set(ix.search(q, 10, sub)[0].tolist()) & set(t.tolist())) / 10
                         for q, t in zip(queries, exact_sub, strict=True)])
     assert recall >= 0.99 and filtered >= 0.99, (recall, filtered)
+
+
+def test_an_index_sealed_with_codes_of_another_width_fails_with_the_rebuild_hint(vault: Vault, monkeypatch):
+    vecs, ids = _clustered(1_000, 32, seed=9), np.arange(1_000, dtype=np.int64) + 1
+    monkeypatch.setitem(vindex._QTYPES, 6, faiss.ScalarQuantizer.QT_6bit)
+    ix = _built(6, vecs, ids, monkeypatch)
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    monkeypatch.delitem(vindex._QTYPES, 6)
+    with pytest.raises(IntegrityError, match="'probe' is not a lifevault vector index; run `lifevault index --rebuild`"):
+        vindex.load(vault, "probe")
