@@ -138,13 +138,17 @@ def test_a_subset_just_under_the_code_cost_bound_is_scored_by_its_codes_and_one_
     assert calls == [("_codes_search", bound - 1), ("_ivf_search", bound)]
 
 
-def test_the_code_map_follows_adds_and_deletes_after_a_filtered_search():
-    """The map of where each 8-bit code sits re-reads the lists an add or a delete touched (FAISS moves a
-    list's codes when it grows, entries within it on a delete): a vector added or deleted after a filtered
-    search is found, or not, by the next one, and the map is the one a fresh pass over the lists builds."""
+@pytest.mark.parametrize("bits", [8, 4])
+def test_the_code_map_follows_adds_and_deletes_after_a_filtered_search(bits: int, monkeypatch):
+    """The map of where each code sits (8-bit, or 4-bit) re-reads the lists an add or a delete touched (FAISS
+    moves a list's codes when it grows, entries within it on a delete): a vector added or deleted after a
+    filtered search is found, or not, by the next one, and the map is the one a fresh pass over the lists
+    builds."""
+    monkeypatch.setattr(vindex, "IVF_CODE_BITS", bits)
     vecs, ids = _clustered(12_000, 32, seed=9), np.arange(12_000, dtype=np.int64) + 1
     ix = VectorIndex.new(32, ivf=True)
     ix.add(ids[:10_000], vecs[:10_000])
+    assert ix.code_bits == bits
     subset = ids[::40]
     assert len(subset) * vindex.CODE_COST < ix._probed(len(subset))
     ix.search(vecs[0], 10, subset)
