@@ -13,7 +13,8 @@ parts, as the search returns and again after `--idle` seconds without a request.
 search's wall time at the client (p50 / p95) and the server's CPU time per search (/proc/<pid>/stat), over
 all N searches (not the pauses). `--env` sets variables in the server's environment (e.g. glibc's
 MALLOC_ARENA_MAX=2); `--mappings` lists the largest resident mappings at the end (smaps); `--writes` then
-runs a note write, an index sync and a forget of 20 memories (it changes the vault) and measures after each.
+runs a note write, a forget of 20 memories and an index sync, measuring after each (it changes the vault:
+on a bench vault the sync deletes every memory but the notes, which alone have source rows).
 Without --token, an owner token with a high rate limit (the default 600/min would refuse the run) is
 created first with `lifevault token create` (the vault must not be served then).
 
@@ -162,29 +163,26 @@ def drive(client: httpx.Client, at: list[int], measure: Callable[[str], str], cp
 
 
 def writes(client: httpx.Client, measure: Callable[[str], str]) -> str:
-    """The server's big owner operations after the searches: a note write, an index sync over every memory,
-    and a forget of 20 memories (which reseals the vector index and writes a new catalog snapshot)."""
+    """The server's big owner operations after the searches: a note write, a forget of 20 memories (which
+    reseals the vector index and writes a new catalog snapshot), then an index sync over every memory. On a
+    bench vault the sync deletes every memory but the notes: the bench's other memories have no source rows."""
     lines = []
-    steps: list[tuple[str, str, dict[str, Any]]] = [
-        ("note write", "/v1/memories", {"text": "Ana prefers the window seat on the 7:40 train", "tags": ["bench"]}),
-        ("index sync", "/v1/index", {}),
-    ]
-    for label, url, body in steps:
+
+    def step(label: str, url: str, body: dict[str, Any]) -> Any:
         t = time.perf_counter()
         r = client.post(url, json=body)
         took = time.perf_counter() - t
         if r.status_code >= 300:
             raise SystemExit(f"{label} answered {r.status_code}: {r.text[:200]}")
         lines.append(measure(f"{label} ({took:.1f} s)"))
+        return r.json()
+
+    step("note write", "/v1/memories", {"text": "Ana prefers the window seat on the 7:40 train", "tags": ["bench"]})
     hits = client.post("/v1/search", json={"query": "window seat train", "k": 20}).json()["hits"]
     selector = {"memory_ids": [h["id"] for h in hits]}
-    t = time.perf_counter()
-    preview = client.post("/v1/forget", json=selector).json()
-    r = client.post("/v1/forget", json=selector | {"commit": True, "digest": preview["digest"]})
-    took = time.perf_counter() - t
-    if r.status_code != 200:
-        raise SystemExit(f"forget answered {r.status_code}: {r.text[:200]}")
-    lines.append(measure(f"forget {len(hits)} ({took:.1f} s)"))
+    preview = step("forget preview", "/v1/forget", selector)
+    step(f"forget {len(hits)}", "/v1/forget", selector | {"commit": True, "digest": preview["digest"]})
+    step("index sync", "/v1/index", {})
     return "\n".join(lines)
 
 
@@ -325,7 +323,7 @@ def main() -> None:
     ap.add_argument("--trim", action="store_true", help="with --attribute: also VmRSS after malloc_trim(0)")
     ap.add_argument("--memory-limit", help="with --attribute: DuckDB's memory_limit (default: the server's)")
     ap.add_argument("--writes", action="store_true",
-                    help="then a note write, an index sync and a forget of 20 memories (changes the vault)")
+                    help="then a note write, a forget of 20 memories, an index sync (changes the vault)")
     ap.add_argument("--mappings", action="store_true", help="then the largest resident mappings (smaps)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="set in the server's environment (e.g. MALLOC_ARENA_MAX=2); repeatable")
