@@ -18,7 +18,8 @@ on a bench vault the sync deletes every memory but the notes, which alone have s
 Without --token, an owner token with a high rate limit (the default 600/min would refuse the run) is
 created first with `lifevault token create` (the vault must not be served then).
 
-`--attribute` runs the same server in this process (create_app under uvicorn, in a thread) so that at each
+`--attribute` runs the same server in this process (create_app under uvicorn, in a thread; the code of the
+tree it is run from, not --tree's) so that at each
 point it can also print DuckDB's own accounting (`duckdb_memory()` through the vault's connection), glibc's
 heap (mallinfo2: bytes in use and bytes free but held), the row cache and the BM25 weight cache, with
 `--trim` VmRSS after a malloc_trim(0), and with `--tracemalloc` the Python allocations that grew most since
