@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
+import faiss
 import numpy as np
 import polars as pl
 import pytest
@@ -158,3 +160,41 @@ def test_a_cache_churned_past_its_budget_serves_only_the_stored_vectors(vault: V
         assert len(store._decrypted._row_of) <= 64
     held = np.array(sorted(store._decrypted._row_of))
     assert np.allclose(store.rows(held), vecs[held], atol=2e-3)
+
+
+def test_a_query_far_from_every_memory_probes_more_lists_and_finds_more_of_its_top_10(monkeypatch: pytest.MonkeyPatch):
+    """Random vectors in 384 dimensions: no query is near any memory (every cosine under ~0.25), so its ten best
+    sit in lists the 32 nearest centroids miss. Such a query probes WEAK_NPROBE lists as well."""
+    vecs, queries = _unit(20_000, d=384, seed=5), _unit(60, d=384, seed=6)
+    index = VectorIndex.new(384, ivf=True)
+    index.add(np.arange(1, 20_001, dtype=np.int64), vecs)
+    truth = [set((np.argsort(-(vecs @ q))[:10] + 1).tolist()) for q in queries]
+
+    def recall() -> float:
+        return float(np.mean([len(set(index.search(q, 10)[0].tolist()) & t) / 10 for q, t in zip(queries, truth,
+                                                                                                  strict=True)]))
+    assert vindex._kth(vecs @ queries[0], vindex.WEAK_AT) < vindex.WEAK_MATCH  # far from every memory
+    widened = recall()
+    monkeypatch.setattr(vindex, "WEAK_MATCH", -1.0)  # never widen
+    narrow = recall()
+    assert widened > narrow + 0.1 and widened > 0.5
+
+
+def test_a_query_near_ten_memories_probes_only_the_nearest_lists(monkeypatch: pytest.MonkeyPatch):
+    vecs = _unit(20_000, d=384, seed=5)
+    near = vecs[0] + 0.05 * _unit(10, d=384, seed=7)  # ten memories within a cosine of ~0.999 of the query
+    vecs[1:11] = near / np.linalg.norm(near, axis=1, keepdims=True)
+    index = VectorIndex.new(384, ivf=True)
+    index.add(np.arange(1, 20_001, dtype=np.int64), vecs)
+    probes: list[int] = []
+    search = faiss.IndexIVFScalarQuantizer.search
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        probes.append(int(kwargs["params"].nprobe))
+        return search(self, *args, **kwargs)
+    monkeypatch.setattr(faiss.IndexIVFScalarQuantizer, "search", counted)
+    found, _ = index.search(vecs[0], 10)
+    assert probes == [vindex.IVF_NPROBE] and set(found.tolist()) <= set(range(1, 12))  # the query and its ten
+    probes.clear()
+    index.search(_unit(1, d=384, seed=8)[0], 10)  # a stranger: widened
+    assert probes == [vindex.IVF_NPROBE, vindex.WEAK_NPROBE]
