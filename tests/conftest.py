@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +53,32 @@ def grep_tree(root: Path, needle: bytes) -> list[Path]:
         if any(f in data for f in forms):
             hits.append(p)
     return hits
+
+
+@contextlib.contextmanager
+def watching_temp_files(home: Path, needle: bytes) -> Iterator[tuple[list[Path], list[Path]]]:
+    """While the block runs, poll the vault's temp directory every 10 ms: (every temp file seen, those holding
+    `needle`), filled as the block runs (spilled files come and go before any check after the block)."""
+    seen: list[Path] = []
+    hits: list[Path] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for p in (home / "tmp").rglob("*"):
+                if p.is_file():
+                    seen.append(p)
+                    try:
+                        if needle in p.read_bytes():
+                            hits.append(p)
+                    except OSError:
+                        pass
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        yield seen, hits
+    finally:
+        stop.set()
+        t.join()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.state import SERVE_MEMORY_LIMIT, ApiSettings
 from lifevault.cli import main
-from tests.conftest import FAST_KDF, PASSPHRASE, grep_tree
+from tests.conftest import FAST_KDF, PASSPHRASE, grep_tree, watching_temp_files
 from vault.store import Vault
 
 CANARY = "CANARY-serve-5d1e-Dr-Lee-Kings-Rd"
@@ -60,32 +58,11 @@ def test_the_servers_limit_is_a_bound_well_below_duckdbs_default() -> None:
 def test_a_sort_past_the_servers_memory_limit_spills_only_encrypted_temp_files(tmp_path, rows) -> None:
     home = tmp_path / "h"
     Vault.create(home, PASSPHRASE, kdf=FAST_KDF)[0].close()
-    seen: list[Path] = []
-    hits: list[Path] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            for p in (home / "tmp").rglob("*"):
-                if p.is_file():
-                    seen.append(p)
-                    try:
-                        if CANARY.encode() in p.read_bytes():
-                            hits.append(p)
-                    except OSError:
-                        pass
-            time.sleep(0.01)
-
-    with Vault.open(home, PASSPHRASE, memory_limit=SERVE_MEMORY_LIMIT) as v:
-        t = threading.Thread(target=watch)
-        t.start()
-        try:
-            v.execute("CREATE TABLE big AS SELECT ? || md5(range::VARCHAR) || repeat('x', 40) AS s FROM range(?)",
-                      [CANARY, rows])
-            top = v.query("SELECT s, count(*) FROM big GROUP BY s ORDER BY s LIMIT 2")
-        finally:
-            stop.set()
-            t.join()
+    with (Vault.open(home, PASSPHRASE, memory_limit=SERVE_MEMORY_LIMIT) as v,
+          watching_temp_files(home, CANARY.encode()) as (seen, hits)):
+        v.execute("CREATE TABLE big AS SELECT ? || md5(range::VARCHAR) || repeat('x', 40) AS s FROM range(?)",
+                  [CANARY, rows])
+        top = v.query("SELECT s, count(*) FROM big GROUP BY s ORDER BY s LIMIT 2")
     assert len(top) == 2 and all(s.startswith(CANARY) and n == 1 for s, n in top)
     assert bool(seen) == (rows > 1_000_000), "the sort spilled only past the limit"
     assert hits == []

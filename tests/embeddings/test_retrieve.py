@@ -13,6 +13,7 @@ from embeddings.events import MemorySearched
 from embeddings.index import VectorIndex
 from embeddings.redaction import Redaction
 from embeddings.service import MemoryService
+from tests.embeddings.helpers import notes_catalog
 from tests.embeddings.persona import NOW
 from vault import audit
 
@@ -75,12 +76,7 @@ def test_a_memory_only_bm25_finds_rises_on_its_score_with_its_exact_cosine():
     n = 300
     at = datetime(2025, 3, 1, tzinfo=UTC)
     texts = ["coffee chat about the roadmap"] * 200 + ["lunch with Oyelaran"] + ["gym session"] * (n - 201)
-    cat = retrieve.Catalog()
-    cat.add(pl.DataFrame({
-        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["note"] * n,
-        "source": ["agent"] * n, "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n,
-        "ingested_at": [at] * n, "tags": [[]] * n, "text": texts, "text_redacted": [None] * n},
-        schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String}))
+    cat = notes_catalog(texts, at)
     cos = np.array([0.6] * 200 + [0.3] + [0.1] * (n - 201), dtype=np.float32)
     vectors = np.zeros((n, DIM), dtype=np.float32)
     vectors[:, 0], vectors[:, 1] = cos, np.sqrt(1 - cos**2)

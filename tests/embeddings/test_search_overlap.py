@@ -12,7 +12,6 @@ from typing import Any
 
 import faiss
 import numpy as np
-import polars as pl
 import pytest
 
 from embeddings import index as vindex
@@ -20,6 +19,7 @@ from embeddings import retrieve, vectorstore
 from embeddings.encoder import Encoder
 from embeddings.index import VectorIndex
 from embeddings.redaction import Redaction
+from tests.embeddings.helpers import notes_catalog
 from vault.store import Vault
 
 N, D = 3_000, 32
@@ -35,13 +35,7 @@ def _catalog(n: int = N) -> retrieve.Catalog:
     at = datetime(2025, 3, 1, tzinfo=UTC)
     rng = np.random.default_rng(1)
     texts = [" ".join(rng.choice(WORDS, 3)) + f" item{i}" for i in range(n)]
-    cat = retrieve.Catalog()
-    cat.add(pl.DataFrame({
-        "memory_id": list(range(1, n + 1)), "kind": ["note"] * n, "sensitivity": ["note"] * n,
-        "source": ["agent"] * n, "start_ts": [at] * n, "end_ts": [at] * n, "utc_offset_min": [0] * n,
-        "ingested_at": [at] * n, "tags": [[]] * n, "text": texts, "text_redacted": [None] * n},
-        schema_overrides={"tags": pl.List(pl.String), "text_redacted": pl.String}))
-    return cat
+    return notes_catalog(texts, at)
 
 
 def _sealed(vault: Vault, vecs: np.ndarray) -> VectorIndex:

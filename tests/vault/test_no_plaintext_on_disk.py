@@ -7,11 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-from tests.conftest import PASSPHRASE, grep_tree
+from tests.conftest import PASSPHRASE, grep_tree, watching_temp_files
 from tests.vault.canary import plant_everywhere
 from vault import audit
 from vault.store import Vault
@@ -40,32 +39,10 @@ def test_temp_files_spilled_by_a_large_sort_are_encrypted(tmp_path):
 
     home = tmp_path / "h"
     Vault.create(home, PASSPHRASE, kdf=FAST_KDF)[0].close()
-    seen: list[Path] = []
-    hits: list[Path] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            for p in (home / "tmp").rglob("*"):
-                if p.is_file():
-                    seen.append(p)
-                    try:
-                        if CANARY.encode() in p.read_bytes():
-                            hits.append(p)
-                    except OSError:
-                        pass
-            time.sleep(0.01)
-
-    with Vault.open(home, PASSPHRASE, memory_limit="256MB") as v:
-        t = threading.Thread(target=watch)
-        t.start()
-        try:
-            v.execute("CREATE TABLE big AS SELECT ? || md5(range::VARCHAR) || repeat('x', 40) AS s FROM range(4000000)",
-                      [CANARY])
-            v.query("SELECT s, count(*) FROM big GROUP BY s ORDER BY s LIMIT 3")
-        finally:
-            stop.set()
-            t.join()
+    with Vault.open(home, PASSPHRASE, memory_limit="256MB") as v, watching_temp_files(home, CANARY.encode()) as (seen, hits):
+        v.execute("CREATE TABLE big AS SELECT ? || md5(range::VARCHAR) || repeat('x', 40) AS s FROM range(4000000)",
+                  [CANARY])
+        v.query("SELECT s, count(*) FROM big GROUP BY s ORDER BY s LIMIT 3")
     assert seen, "the sort did not spill: the test would prove nothing"
     assert hits == []
     assert grep_tree(home, CANARY.encode()) == []
