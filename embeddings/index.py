@@ -262,13 +262,6 @@ class VectorIndex:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return np.array(self._rows(self.positions(ids)), dtype=np.float32)
 
-    def prefetch(self, ids: np.ndarray, stop: Callable[[], bool]) -> None:
-        """Read the exact vectors of `ids` into the store's cache ahead of scores_of, until stop() (IVF only:
-        a flat index holds its vectors)."""
-        if self._store is not None and len(ids):
-            slot = self.slot_of(np.asarray(ids, dtype=np.int64))
-            self._store.prefetch(slot[slot >= 0], stop)
-
     def scores_of(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with each id's vector (exact), NaN where the index holds none."""
         slot = self.slot_of(ids)

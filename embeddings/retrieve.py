@@ -453,7 +453,7 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None,
          redaction: Redaction, recency: str | None = None, mode: Mode = "hybrid", fusion: Fusion = "score") -> Ranked:
     """Fused ranking of the candidates that pass `filters` and `redaction.visible`. The query vector may still
     be on its way (a Future, Encoder.encode_query_soon): the mask and BM25 need none, so they run while the
-    query thread embeds, and the BM25 hits' exact vectors are read meanwhile (VectorIndex.prefetch)."""
+    query thread embeds."""
     mask = cat.mask(filters, redaction.visible)
     n = int(np.count_nonzero(mask))
     depth = max(MIN_DEPTH, 5 * k)
@@ -473,8 +473,6 @@ def rank(cat: Catalog, full: VectorIndex, redacted: VectorIndex | None,
             def lexical(ids: np.ndarray, h: np.ndarray = hits, s: np.ndarray = scores) -> np.ndarray:
                 return _scatter(len(cat.ids), h, s)[cat.position_of(ids)]
             exact["lexical"] = lexical
-            if isinstance(query_vector, Future) and not query_vector.done():
-                _prefetch(full, redacted, cat, cat.ids[pos], use_redacted, query_vector.done)
     qv = query_vector.result() if isinstance(query_vector, Future) else query_vector
     if mode in ("hybrid", "dense") and query.strip() and qv is not None and n:
         ids, scores = _dense(full, redacted, cat, mask, qv, depth, use_redacted)
@@ -502,19 +500,6 @@ def _scatter(n: int, positions: np.ndarray, scores: np.ndarray) -> np.ndarray:
     out = np.zeros(n + 1, dtype=np.float32)
     out[positions] = scores
     return out
-
-
-def _prefetch(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, ids: np.ndarray, use_redacted: bool,
-              stop: Callable[[], bool]) -> None:
-    """Read the BM25 hits' exact vectors (each from the index _cosines will score it in) until stop(): the
-    fusion needs their cosines, the dense shortlist shares some, and the query vector is not there yet."""
-    if use_redacted and redacted is not None:
-        pos = cat.position_of(ids)
-        red = (pos >= 0) & cat.has_redacted[np.maximum(pos, 0)]
-        full.prefetch(ids[~red], stop)
-        redacted.prefetch(ids[red], stop)
-    else:
-        full.prefetch(ids, stop)
 
 
 def _cosines(full: VectorIndex, redacted: VectorIndex | None, cat: Catalog, q: np.ndarray, ids: np.ndarray,

@@ -32,7 +32,6 @@ READ_BLOCK = 65_536  # records converted to float32 at a time by rows_all()
 ROW_CACHE_BYTES = 16 << 20  # sealed vectors kept decrypted (in memory only), least recently used out first:
 # 21,845 at dim 384, so the shortlists of recent and similar searches are not read and decrypted again (a
 # record costs ~12 us: a search reads ~230, about a third of its time at 100k without the cache)
-PREFETCH_BLOCK = 32  # records read at a time by prefetch(), which stops between blocks when told to
 _DTYPE = np.float16
 
 
@@ -158,20 +157,6 @@ class VectorStore:
         if len(missing):
             out[missing] = self._fetch(slots[missing])
         return out
-
-    def prefetch(self, slots: np.ndarray, stop: Callable[[], bool]) -> int:
-        """Decrypt the sealed vectors at `slots` into the cache, PREFETCH_BLOCK at a time, until stop() says
-        to (a query vector arrived); how many it read."""
-        if not self._decrypted.capacity:  # nothing would be kept
-            return 0
-        slots = np.asarray(slots, dtype=np.int64)
-        wanted = np.array([s for s in slots.tolist() if s not in self._decrypted], dtype=np.int64)
-        done = 0
-        for lo in range(0, len(wanted), PREFETCH_BLOCK):
-            if stop():
-                break
-            done += len(self._fetch(wanted[lo : lo + PREFETCH_BLOCK]))
-        return done
 
     def _fetch(self, slots: np.ndarray) -> np.ndarray:
         """The vectors at `slots` read from their segments (float16), the sealed ones kept in the cache."""

@@ -1,10 +1,9 @@
-"""A search embeds its query on the query thread while BM25 runs and the BM25 hits' exact vectors are read;
-the sealed vectors it reads stay decrypted in a bounded cache that a delete empties of the slot."""
+"""A search embeds its query on the query thread while BM25 runs; the sealed vectors it reads stay decrypted in
+a bounded cache that a delete empties of the slot; a query far from every memory probes more lists."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from embeddings import index as vindex
-from embeddings import retrieve, vectorstore
+from embeddings import lexical, retrieve, vectorstore
 from embeddings.encoder import Encoder
 from embeddings.index import VectorIndex
 from embeddings.redaction import Redaction
@@ -60,31 +59,34 @@ class _Watched(Future):
         return super().result(timeout)
 
 
-def test_a_query_vector_still_on_its_way_ranks_exactly_as_one_already_there(vault: Vault):
+def test_a_query_vector_still_on_its_way_ranks_exactly_as_one_already_there(vault: Vault,
+                                                                             monkeypatch: pytest.MonkeyPatch):
     vecs, cat = _unit(N), _catalog()
     query = vecs[7] + 0.5 * vecs[8]
     query /= np.linalg.norm(query)
-    words = "coffee roadmap gym"
-    ranked: dict[str, retrieve.Ranked] = {}
-    awaited: dict[str, list[bool]] = {}
+    index = _sealed(vault, vecs)
+    order: list[str] = []
+    current: list[Future[np.ndarray]] = []
+    scores = lexical.BM25.scores
+
+    def noted(self: lexical.BM25, *args: Any, **kwargs: Any) -> Any:
+        order.append("bm25, vector " + ("there" if current[0].done() else "on its way"))
+        return scores(self, *args, **kwargs)
+    monkeypatch.setattr(lexical.BM25, "scores", noted)
+    ranked = {}
     for name in ("there", "on its way"):
-        index = _sealed(vault, vecs)  # a fresh cache each time
-        store = index._store
-        assert store is not None
-        bm25_top = retrieve.rank(cat, index, None, None, words, k=10, filters=retrieve.Filters(),
-                                 redaction=Redaction.OWNER, mode="lexical").ids
-        slots = index.slot_of(np.array(bm25_top)).tolist()
-        pending = _Watched(lambda n=name, st=store, sl=slots: awaited.__setitem__(n, [s in st._decrypted for s in sl]))
+        order.clear()
+        pending = _Watched(lambda: order.append("vector awaited"))
+        current[:] = [pending]
         threading.Timer(0.2, pending.set_result, args=(query,)).start()
         if name == "there":
-            pending.result()
-        ranked[name] = retrieve.rank(cat, index, None, pending, words, k=10, filters=retrieve.Filters(),
-                                     redaction=Redaction.OWNER)
+            Future.result(pending)
+        ranked[name] = retrieve.rank(cat, index, None, pending, "coffee roadmap gym", k=10,
+                                     filters=retrieve.Filters(), redaction=Redaction.OWNER)
+        assert order == [f"bm25, vector {name}", "vector awaited"]  # BM25 first, the vector taken after it
     assert ranked["there"].ids == ranked["on its way"].ids
     assert ranked["there"].fused == ranked["on its way"].fused
     assert ranked["there"].signals == ranked["on its way"].signals
-    assert not any(awaited["there"])  # a vector already there: nothing read ahead
-    assert all(awaited["on its way"])  # the BM25 hits' vectors were read while it was awaited
 
 
 def test_the_query_thread_gives_the_vector_encode_query_gives():
@@ -122,24 +124,6 @@ def test_the_cache_holds_its_byte_budget_and_lets_the_least_recent_go(vault: Vau
     held = [s for s in range(15) if s in store._decrypted]
     assert held == [0, *range(6, 15)]
     assert store._decrypted._rows.nbytes == 10 * D * 2
-
-
-def test_a_prefetch_stops_between_blocks_when_the_vector_arrives(vault: Vault):
-    store = _sealed(vault, _unit(N))._store
-    assert store is not None
-    calls = iter([False, True])
-    read = store.prefetch(np.arange(1_000), stop=lambda: next(calls))
-    assert read == vectorstore.PREFETCH_BLOCK
-    assert sum(s in store._decrypted for s in range(1_000)) == vectorstore.PREFETCH_BLOCK
-
-
-def test_a_prefetch_without_a_cache_reads_nothing(vault: Vault, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(vectorstore, "ROW_CACHE_BYTES", 0)
-    store = _sealed(vault, _unit(N))._store
-    assert store is not None
-    t = time.perf_counter()
-    assert store.prefetch(np.arange(1_000), stop=lambda: False) == 0
-    assert time.perf_counter() - t < 5
 
 
 def test_a_cache_churned_past_its_budget_serves_only_the_stored_vectors(vault: Vault, monkeypatch: pytest.MonkeyPatch):
