@@ -61,7 +61,9 @@ def test_building_the_forward_leaves_no_page_of_the_weights_file_resident(fresh:
 
 
 def test_a_query_maps_back_only_the_rows_it_reads_and_embeds_as_before(fresh: dict) -> None:
-    assert fresh["after_query"] < 2.0
+    # the rows read and the pages the kernel reads ahead around them (1-4 MB seen), far from the ~40 MB of the
+    # layers the build read or the 47 MB table
+    assert fresh["after_query"] < 8.0
     assert fresh["same"] and abs(fresh["norm"] - 1.0) < 1e-5  # the word rows read back from the page cache
 
 
