@@ -231,7 +231,6 @@ class LeanEncoder:
                 ln2=(np.array(w[p + "output.LayerNorm.weight"]), np.array(w[p + "output.LayerNorm.bias"]))))
         release_pages(self.word)
 
-
     @staticmethod
     def supports(path: Path) -> bool:
         """Only the architecture this reproduces, read from the model's own config files."""
