@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.lifevault-installed
 
 .PHONY: test demo bench lint clean browser fuzz
 
-$(STAMP): pyproject.toml setup.py ingest/_records.c
+$(STAMP): pyproject.toml setup.py ingest/_records.c embeddings/_gemm.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

@@ -4,8 +4,9 @@
 
 Distinct synthetic queries (bench/synthetic_memories.py) of 5-15 tokens, one at a time, with one BLAS
 thread and one torch thread (as the server's query thread runs). Paths, in blocks of all queries, each
-round (ABCABC): the numpy forward in float32; sentence-transformers' encode([q]) in bfloat16 and in
-float32 (the model with its wrappers). Wall and this thread's CPU time per query, p50 / p95, and each
+round (ABCDABCD): the numpy forward with its half-precision native products (what serves, where the CPU runs
+them: embeddings/_gemm.c) and with numpy's float32 products; sentence-transformers' encode([q]) in bfloat16
+and in float32 (the model with its wrappers). Wall and this thread's CPU time per query, p50 / p95, and each
 path's smallest cosine to the float32 model's vectors.
 """
 
@@ -40,6 +41,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     lean = LeanEncoder(model_path())
+    lean32 = LeanEncoder(model_path(), half=False)
     model = load_model()
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     pool = list(dict.fromkeys(queries(args.queries * 10)))
@@ -55,7 +57,8 @@ def main() -> None:
         return run
 
     paths: dict[str, Callable[[list[str]], np.ndarray]] = {
-        "numpy float32 (lean.py)": lean, "model bfloat16": st(bf16), "model float32": st(model)}
+        f"numpy, {'half-precision' if lean.half else 'float32 (no native)'} products": lean,
+        "numpy, float32 products": lean32, "model bfloat16": st(bf16), "model float32": st(model)}
     wall: dict[str, list[float]] = {k: [] for k in paths}
     cpu: dict[str, list[float]] = {k: [] for k in paths}
     with threadpool_limits(1, "blas"):
@@ -73,7 +76,7 @@ def main() -> None:
         for name, f in paths.items():
             got = np.concatenate([f([q]) for q in qs])
             cos = float((got * reference).sum(axis=1).min())
-            print(f"  {name:24s} wall p50 {pct(wall[name], 50):6.2f} p95 {pct(wall[name], 95):6.2f} ms | "
+            print(f"  {name:34s} wall p50 {pct(wall[name], 50):6.2f} p95 {pct(wall[name], 95):6.2f} ms | "
                   f"CPU p50 {pct(cpu[name], 50):6.2f} p95 {pct(cpu[name], 95):6.2f} ms | min cosine {cos:.7f}")
 
 

@@ -1,7 +1,7 @@
 """Where a serving process's memory goes: the vault open, the catalog (with BM25) from its snapshot and the
 sealed indexes, loaded as `lifevault serve` loads them (MemoryService._state), each step's VmRSS growth,
 then the catalog's structures one by one (numpy buffers by nbytes, Python containers by a deep getsizeof).
-The query forward is not loaded (the server's numpy forward adds 42 MB of copied weights on top; no torch).
+The query forward is not loaded (the server's numpy forward adds 21 MB of copied half-float weights on top; no torch).
 
     python -m bench.bench_serve_memory --home /work/bench-1m/n1000000 [--queries 200]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from embeddings.encoder import load_model, model_path
-from embeddings.lean import BLOCK_ELEMS, BLOCK_ROWS, LeanEncoder, _Linear, lean_encoder
+from embeddings.lean import BLOCK_ELEMS, BLOCK_ROWS, LeanEncoder, _gemm, _HalfLinear, _Linear, lean_encoder
 from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.embeddings.persona import seed
 from vault.store import Vault
@@ -24,9 +24,10 @@ HEAVY = ("torch", "transformers", "sentence_transformers")
 NOT_FOR_A_SEARCH = ("polars", "pyarrow", "httpx")  # frames are for ingest and writes; httpx for a running server
 
 
-def test_the_numpy_forward_gives_the_models_vectors_alone_and_padded_together() -> None:
+@pytest.mark.parametrize("half", [True, False], ids=["half-precision products", "float32 numpy products"])
+def test_the_numpy_forward_gives_the_models_vectors_alone_and_padded_together(half: bool) -> None:
     model = load_model()
-    lean = lean_encoder(model_path())
+    lean = lean_encoder(model_path()) if half else LeanEncoder(model_path(), half=False)
     assert lean is not None and LeanEncoder.supports(model_path())
     reference = model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
     alone = np.concatenate([lean([t]) for t in TEXTS])
@@ -35,6 +36,56 @@ def test_the_numpy_forward_gives_the_models_vectors_alone_and_padded_together() 
         assert got.dtype == np.float32 and got.shape == (len(TEXTS), 384)
         assert (got * reference).sum(axis=1).min() > 0.99999
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+
+
+def test_the_half_precision_products_are_built_and_used_where_the_cpu_runs_them() -> None:
+    """The native products are optional at install: on a machine that runs them they must not be silently
+    missing (a failed build would leave every query on the slower float32 products)."""
+    if not {"avx2", "fma", "f16c"} <= _cpu_flags():
+        pytest.skip("this CPU lacks AVX2, FMA or F16C: the float32 products serve, as designed")
+    lean = lean_encoder(model_path())
+    assert _gemm() is not None and lean is not None and lean.half
+    assert all(isinstance(m, _HalfLinear) for layer in lean.stack for m in (layer.qkv, layer.out, layer.up, layer.down))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 6, 7, 12, 13, 37])
+def test_a_half_precision_product_is_the_float32_product_of_the_rounded_weights(rows: int) -> None:
+    gemm = _gemm()
+    if gemm is None:
+        pytest.skip("the native products do not run on this CPU")
+    rng = np.random.default_rng(rows)
+    for k, n in ((384, 1152), (1536, 384), (384, 16)):
+        w, b = rng.standard_normal((k, n)).astype(np.float32) * 0.05, rng.standard_normal(n).astype(np.float32)
+        x = rng.standard_normal((rows, k)).astype(np.float32)
+        got = _HalfLinear(w, b, gemm)(x)
+        want = x.astype(np.float64) @ w.astype(np.float16).astype(np.float64) + b
+        assert got.shape == (rows, n) and got.dtype == np.float32 and got.flags.c_contiguous
+        assert np.abs(got - want).max() < 1e-4
+        assert np.array_equal(_HalfLinear(w, b, gemm)(np.asfortranarray(x)), got)  # any layout of x
+
+
+def test_a_half_precision_product_refuses_arrays_of_the_wrong_kind() -> None:
+    gemm = _gemm()
+    if gemm is None:
+        pytest.skip("the native products do not run on this CPU")
+    x, strips = np.zeros((3, 32), np.float32), np.zeros((2, 32, 16), np.float16)
+    bias, out = np.zeros(32, np.float32), np.zeros((3, 32), np.float32)
+    gemm.linear(x, strips, bias, out)
+    for args in ((x.astype(np.float64), strips, bias, out), (x, strips.astype(np.float32), bias, out),
+                 (x, strips, bias[:16], out), (x, strips, bias, out[:, :16]), (x[:, :16], strips, bias, out),
+                 (x, strips, bias, out.T.copy().T), (x, strips, bias, np.zeros((3, 32), np.float32)[::-1])):
+        with pytest.raises((ValueError, BufferError)):
+            gemm.linear(*args)
+    with pytest.raises((ValueError, BufferError)):  # the output must be writable
+        gemm.linear(x, strips, bias, np.frombuffer(bytes(out), np.float32).reshape(3, 32))
 
 
 def test_the_tokenizer_file_counts_and_cuts_as_the_models_tokenizer() -> None:
@@ -72,12 +123,13 @@ def test_a_blocked_product_is_the_plain_product_under_and_over_the_row_bound(row
 
 
 def test_only_the_layers_are_copied_and_the_word_table_stays_mapped() -> None:
-    lean = lean_encoder(model_path())
-    assert lean is not None
-    copied = sum(m.blocks.nbytes + m.bias.nbytes for layer in lean.stack
-                 for m in (layer.qkv, layer.out, layer.up, layer.down))
-    assert 40e6 < copied < 45e6  # 6 layers x 1.77M float32 weights
-    assert not lean.word.flags.owndata and lean.word.nbytes > 45e6  # a view of the weights file's memory map
+    for lean in (lean_encoder(model_path()), LeanEncoder(model_path(), half=False)):
+        assert lean is not None
+        copied = sum((m.strips if isinstance(m, _HalfLinear) else m.blocks).nbytes + m.bias.nbytes
+                     for layer in lean.stack for m in (layer.qkv, layer.out, layer.up, layer.down))
+        low, high = (20e6, 23e6) if lean.half else (40e6, 45e6)  # 6 layers x 1.77M weights, 2 or 4 bytes each
+        assert low < copied < high
+        assert not lean.word.flags.owndata and lean.word.nbytes > 45e6  # a view of the weights file's memory map
 
 
 def test_an_architecture_it_does_not_reproduce_is_refused(tmp_path: Path) -> None:
