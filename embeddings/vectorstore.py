@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from vault.sealed_records import RecordReader
 from vault.store import Vault
 
 SEGMENT_RECORDS = 65_536  # slots per sealed segment at most (48 MiB at 384 float16): what a delete rewrites
-READ_BLOCK = 65_536  # records converted to float32 at a time by rows_all()
+SEAL_BLOCK = 8_192  # records decrypted, zeroed and sealed again at a time by save() (6 MiB at 384 float16)
 ROW_CACHE_BYTES = 16 << 20  # sealed vectors kept decrypted (in memory only), least recently used out first:
 # 21,845 at dim 384, so the shortlists of recent and similar searches are not read and decrypted again (a
 # record costs ~12 us: a search reads ~230, about a third of its time at 100k without the cache)
@@ -240,22 +240,47 @@ class VectorStore:
         return [[s.name, s.start, s.count] for s in kept]
 
     def _seal(self, vault: Vault, prefix: str, segments: list[_Segment]) -> list[_Segment]:
-        data = np.concatenate([self._whole(s) for s in segments]) if len(segments) > 1 else self._whole(segments[0])
-        start = segments[0].start
-        out = []
-        for lo in range(0, max(1, len(data)), SEGMENT_RECORDS):
-            piece = data[lo : lo + SEGMENT_RECORDS]
+        """`segments` (consecutive) sealed again as new files of at most SEGMENT_RECORDS, their zeroed slots
+        zero, streamed SEAL_BLOCK records at a time: a forget at 1M rewrites most of the store's 768 MB, and
+        holding it whole (as this did) took +1.3 GB."""
+        start, total = segments[0].start, sum(s.count for s in segments)
+        out: list[_Segment] = []
+        pieces = [(lo, min(SEGMENT_RECORDS, total - lo)) for lo in range(0, max(1, total), SEGMENT_RECORDS)]
+        blocks = (block for s in segments for block in self._blocks(s))
+        pending = np.empty((0, self.dim), dtype=_DTYPE)
+        for lo, count in pieces:
             name = f"{prefix}.vec.{os.urandom(8).hex()}"
-            writer = vault.record_writer(name, record_size=self.record_size, count=len(piece))
+            writer = vault.record_writer(name, record_size=self.record_size, count=count)
             try:
-                for b in range(0, len(piece), READ_BLOCK):
-                    writer.write(np.ascontiguousarray(piece[b : b + READ_BLOCK]))
+                left = count
+                while left:
+                    if not len(pending):
+                        pending = next(blocks)
+                    take, pending = pending[:left], pending[left:]
+                    writer.write(np.ascontiguousarray(take))
+                    left -= len(take)
             except BaseException:
                 writer.abort()
                 raise
             writer.commit()
-            out.append(_Segment(start=start + lo, count=len(piece), name=name, reader=vault.open_records(name)))
+            out.append(_Segment(start=start + lo, count=count, name=name, reader=vault.open_records(name)))
         return out
+
+    def _blocks(self, s: _Segment) -> Iterator[np.ndarray]:
+        """Segment `s`'s vectors in order (float16), SEAL_BLOCK at a time, its zeroed slots zero."""
+        zeroed = np.unique(np.concatenate(s.zeroed)) if s.zeroed else np.empty(0, np.int64)
+        for lo in range(0, s.count, SEAL_BLOCK):
+            hi = min(s.count, lo + SEAL_BLOCK)
+            if s.array is not None:
+                block = s.array[lo:hi]
+            else:
+                assert s.reader is not None
+                block = s.reader.read(np.arange(lo, hi)).view(_DTYPE)
+            gone = zeroed[(zeroed >= lo) & (zeroed < hi)] - lo
+            if len(gone):
+                block = block.copy() if s.array is not None else block
+                block[gone] = 0
+            yield block
 
     def committed(self, vault: Vault, prefix: str) -> None:
         """The index blob naming this store's segments is in place: delete every other segment of `prefix`

@@ -63,6 +63,30 @@ def test_a_delete_rewrites_only_its_segment_under_a_new_name_and_the_old_file_is
     assert ids[1_500] not in restored.search(vecs[1_500], 10)[0]
 
 
+def test_deletes_across_segments_are_sealed_a_block_at_a_time_and_every_other_vector_survives(vault: Vault,
+                                                                                               monkeypatch):
+    """Resealing streams (SEAL_BLOCK records at a time, blocks straddling the new files' bounds) rather than
+    holding the store whole: what comes back is every vector as it was, the deleted ones zero."""
+    monkeypatch.setattr(vectorstore, "SEGMENT_RECORDS", 1_000)
+    monkeypatch.setattr(vectorstore, "SEAL_BLOCK", 333)
+    vecs, ids = _unit(3_600), np.arange(3_600, dtype=np.int64) + 1
+    ix = VectorIndex.new(32, ivf=True)
+    ix.add(ids[:3_000], vecs[:3_000])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    ix.add(ids[3_000:], vecs[3_000:])  # in memory, not sealed yet: merged into the resealed tail
+    gone = np.array([0, 332, 333, 999, 1_000, 1_998, 2_500, 2_999, 3_001, 3_599])
+    ix.remove(ids[gone])
+    vindex.save(vault, "probe", ix, {"dim": 32})
+    restored, _ = vindex.load(vault, "probe")  # type: ignore[misc]
+    store = restored._store
+    assert store is not None and len(store) == 3_600
+    assert sum(vault.open_records(n).count for n in _segments(vault, "probe")) == 3_600
+    got = store.rows(np.arange(3_600))
+    want = vecs.astype(np.float16).astype(np.float32)
+    want[gone] = 0
+    assert np.array_equal(got, want)
+
+
 def test_a_tampered_or_missing_store_segment_fails_as_tampering_with_the_rebuild_hint(vault: Vault):
     vecs, ids = _unit(2_000), np.arange(2_000, dtype=np.int64) + 1
     ix = VectorIndex.new(32, ivf=True)
