@@ -58,6 +58,7 @@ AFTER = 2  # next turns in a note's indexed text, at most
 NEIGHBOUR_CHARS = 300  # each neighbour's text is cut to this many characters in the indexed text
 SESSION_GAP = timedelta(minutes=30)  # notes without a session: a longer silence starts a new thread
 DECLARED_GAP = timedelta(days=1)  # notes of a declared session: a longer silence starts a new thread
+WINDOW_SPANS = 64  # time windows read at most to find the threads around a set of notes (_window)
 SESSION_KEYS = ("session", "session_id", "thread_id", "conversation_id")  # metadata keys naming the session
 SESSION_TAG = "session:"
 CONTEXT_CHARS: int | None = 300  # each side's neighbours are added (nearest first) while own + that side's
@@ -184,17 +185,37 @@ def indexed_text(thread: Sequence[Turn], i: int) -> str:
 
 
 def _window(vault: Vault, ids: Sequence[int]) -> list[list[Turn]]:
-    """The threads around the given notes, read from a bounded window of their sources' notes."""
+    """The threads around the given notes, read from bounded windows of their sources' notes: each note's
+    reach either side (every turn its indexed text or a neighbour's can name lies within it), overlapping
+    reaches merged, and at most WINDOW_SPANS windows a call (the nearest merged first). One window from the
+    first note to the last, as this read before, spanned a year of notes for a forget of notes a year apart
+    (~400,000 rows read at 1M notes, 4.6 s)."""
     if not ids:
         return []
-    where = vault.query("SELECT source, min(start_ts), max(start_ts) FROM memories WHERE kind = 'note' "
-                        "AND start_ts IS NOT NULL AND memory_id IN (SELECT unnest(?::BIGINT[])) GROUP BY source",
+    where = vault.query("SELECT source, start_ts FROM memories WHERE kind = 'note' AND start_ts IS NOT NULL "
+                        "AND memory_id IN (SELECT unnest(?::BIGINT[])) ORDER BY source NULLS FIRST, start_ts",
                         [list(ids)])
     reach = DECLARED_GAP * (max(BEFORE, AFTER) + 1)
+    spans: list[list[Any]] = []  # [source, lo, hi], by source then time, disjoint
+    for source, at in where:
+        if spans and spans[-1][0] == source and at - reach <= spans[-1][2]:
+            spans[-1][2] = at + reach
+        else:
+            spans.append([source, at - reach, at + reach])
+    gaps = sorted(b[1] - a[2] for a, b in zip(spans, spans[1:], strict=False) if a[0] == b[0])
+    if len(spans) > WINDOW_SPANS and gaps:  # merge across the smallest gaps of one source until few remain
+        limit = gaps[min(len(spans) - WINDOW_SPANS, len(gaps)) - 1]
+        merged = spans[:1]
+        for span in spans[1:]:
+            if span[0] == merged[-1][0] and span[1] - merged[-1][2] <= limit:
+                merged[-1][2] = span[2]
+            else:
+                merged.append(span)
+        spans = merged
     rows: list[Sequence[Any]] = []
-    for source, lo, hi in where:
+    for source, lo, hi in spans:
         rows += vault.query(_SELECT + " AND source IS NOT DISTINCT FROM ? AND start_ts BETWEEN ? AND ?",
-                            [source, lo - reach, hi + reach])
+                            [source, lo, hi])
     return threads(_turns(rows))
 
 

@@ -112,3 +112,47 @@ def test_a_session_is_declared_in_metadata_or_by_a_tag():
     assert dialogue.session_of('{"session_id": 7}', ()) == "7"
     assert dialogue.session_of(None, ("travel", "session:b")) == "b"
     assert dialogue.session_of('{"session": true}', ("session:",)) is None
+
+
+@pytest.mark.parametrize("spans", [dialogue.WINDOW_SPANS, 2])
+def test_the_threads_around_notes_far_apart_are_read_from_their_own_windows_with_the_same_result(
+        vault: Vault, monkeypatch: pytest.MonkeyPatch, spans: int):
+    """A note's indexed text and its neighbours depend only on the turns within its reach, so reading a
+    window around each note (merged where they overlap, or down to WINDOW_SPANS) gives exactly what reading
+    every note gives, while notes months apart no longer read every note in between."""
+    import random
+
+    from embeddings import notes
+
+    monkeypatch.setattr(dialogue, "WINDOW_SPANS", spans)
+    rng = random.Random(spans)
+    ids: list[int] = []
+    for day in range(0, 240, 6):
+        for source in ("chat", "sms"):
+            session = f"s{day}" if day % 12 else None
+            minutes = 0
+            for turn in range(rng.randint(1, 6)):
+                minutes += rng.choice([1, 20, 45])  # some silences past SESSION_GAP split an undeclared thread
+                ids.append(notes.remember(vault, text=f"turn {turn} of day {day} on {source}", source=source,
+                                          occurred_at=AT + timedelta(days=day, minutes=minutes),
+                                          metadata={"session": session} if session else None).memory_id)
+    every = dialogue.entries(vault)
+    whole = dialogue.threads(dialogue._turns(vault.query(dialogue._SELECT)))
+    read: list[int] = []
+    turns = dialogue._turns
+    monkeypatch.setattr(dialogue, "_turns", lambda rows: (read.append(len(rows)), turns(rows))[1])
+
+    def neighbours(wanted: set[int]) -> set[int]:
+        return {t.memory_id for th in whole for i, t in enumerate(th)
+                if any(n.memory_id in wanted for n in th[slice(*dialogue.window(th, i))])} - wanted
+
+    for k in (1, 2, 5, 40):
+        wanted = rng.sample(ids, k)
+        assert dialogue.entries(vault, wanted) == {m: e for m, e in every.items() if m in wanted}
+        assert dialogue.neighbours(vault, wanted) == neighbours(set(wanted))
+    assert len(every) > 50
+    chat = [m for (m,) in vault.query("SELECT memory_id FROM memories WHERE source = 'chat' ORDER BY start_ts")]
+    picked = [chat[0], chat[-1]]  # the first and the last note of one source, eight months apart
+    read.clear()
+    dialogue.entries(vault, picked)
+    assert read[-1] < len(ids) / 4  # their windows, not the months between them
