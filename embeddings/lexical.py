@@ -109,6 +109,15 @@ def narrow(tf: np.ndarray) -> np.ndarray:
     return tf.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.float32)
 
 
+def _kept_bounds(ptr: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The term bounds `ptr` (len terms + 1) of postings after keeping those where `kept` (one per posting),
+    from a running count read at the bounds: no term id per posting is materialised."""
+    running = np.zeros(len(kept) + 1, dtype=np.int32 if len(kept) < 2**31 else np.int64)
+    np.cumsum(kept, out=running[1:])
+    out: np.ndarray = running[np.asarray(ptr, dtype=np.int64)].astype(np.int64)
+    return out
+
+
 def best(hits: np.ndarray, s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best of (positions, scores), best first."""
     if not len(hits):
@@ -192,28 +201,43 @@ class BM25:
         self._cached = None
 
     def _merge(self, bulk: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """Fold the pending postings (and `bulk`'s: term ids, documents, counts) into the sorted ones, dropping
+        the dead documents': each added posting goes to the end of its term's range, in the order given, as a
+        stable sort of everything by term would place it. O(postings) in place of that sort: at 1M memories
+        the sort's int64 copies of every posting took ~1.2 GB when a forget's snapshot was written."""
         nterms = len(self._terms)
-        parts_t = [np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))]
-        parts_d, parts_f = [self._docs.astype(np.int64)], [self._tf]
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         if self._delta:
             d = np.asarray([(t, doc, c) for t, posts in self._delta.items() for doc, c in posts], dtype=np.int64)
-            parts_t.append(d[:, 0])
-            parts_d.append(d[:, 1])
-            parts_f.append(d[:, 2].astype(np.float32))
+            parts.append((d[:, 0], d[:, 1], d[:, 2].astype(np.float32)))
         if bulk is not None:
-            parts_t.append(bulk[0])
-            parts_d.append(bulk[1])
-            parts_f.append(bulk[2].astype(np.float32))
-        terms, docs = np.concatenate(parts_t), np.concatenate(parts_d)
-        tf = np.concatenate(parts_f).astype(np.float32)
-        keep = self._alive[docs] if len(docs) else np.empty(0, dtype=bool)
-        terms, docs, tf = terms[keep], docs[keep], tf[keep]
-        order = np.argsort(terms, kind="stable")
-        self._docs, self._tf = docs[order].astype(np.int32), narrow(tf[order])
+            parts.append((np.asarray(bulk[0], dtype=np.int64), np.asarray(bulk[1], dtype=np.int64),
+                          np.asarray(bulk[2]).astype(np.float32)))
+        docs, tf = self._docs, self._tf
+        ptr = np.zeros(nterms + 1, dtype=np.int64)
+        ptr[: len(self._ptr)] = self._ptr
+        ptr[len(self._ptr) :] = self._ptr[-1] if len(self._ptr) else 0
+        if len(docs):
+            live = self._alive[docs]
+            if not live.all():
+                ptr = _kept_bounds(ptr, live)
+                docs, tf = docs[live], tf[live]
+        if parts:
+            terms = np.concatenate([p[0] for p in parts])
+            added, counts = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+            keep = self._alive[added] if len(added) else np.empty(0, dtype=bool)
+            terms, added, counts = terms[keep], added[keep], counts[keep]
+            order = np.argsort(terms, kind="stable")
+            terms, added, counts = terms[order], added[order], counts[order]
+            at = ptr[terms + 1]  # the end of each one's term range (np.insert keeps equal positions in order)
+            docs = np.insert(docs.astype(np.int32, copy=False), at, added.astype(np.int32))
+            wide = np.result_type(tf.dtype, narrow(counts).dtype)
+            tf = np.insert(tf.astype(wide, copy=False), at, counts.astype(wide))
+            ptr[1:] += np.cumsum(np.bincount(terms, minlength=nterms))
+        self._docs, self._tf = docs.astype(np.int32, copy=False), narrow(tf)
         # Lucene-style: the length normalisation of each document under the mean length at merge time
         self._renorm()
-        self._ptr = np.zeros(nterms + 1, dtype=np.int64)
-        np.cumsum(np.bincount(terms, minlength=nterms), out=self._ptr[1:])
+        self._ptr = ptr
         self._delta, self._delta_docs = {}, 0
 
     def settle(self) -> None:
@@ -223,10 +247,8 @@ class BM25:
         if len(self._docs):
             live = self._alive[self._docs]
             if not live.all():
-                terms = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))[live]
+                self._ptr = _kept_bounds(self._ptr, live)
                 self._docs, self._tf = self._docs[live], self._tf[live]
-                self._ptr = np.zeros(len(self._ptr), dtype=np.int64)
-                np.cumsum(np.bincount(terms, minlength=len(self._ptr) - 1), out=self._ptr[1:])
         for tid, posts in list(self._delta.items()):
             kept = [(d, c) for d, c in posts if self._alive[d]]
             if kept:
@@ -249,17 +271,20 @@ class BM25:
         if self._delta:
             self._merge()
         keep = new_pos >= 0
-        terms = np.repeat(np.arange(len(self._ptr) - 1), np.diff(self._ptr))  # term-major: already sorted
-        held = keep[self._docs]
-        terms, docs, tf = terms[held], new_pos[self._docs[held]], self._tf[held]
-        used = np.bincount(terms, minlength=len(self._terms)) > 0
-        terms = (np.cumsum(used) - 1)[terms]  # renumbered in order: still sorted
+        held = keep[self._docs]  # per posting: its document stays
+        bounds = _kept_bounds(self._ptr, held)
+        counts = np.diff(bounds)
+        used = counts > 0
         ptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(terms, minlength=len(ptr) - 1), out=ptr[1:])
-        names = self._terms.subset(used)
+        np.cumsum(counts[used], out=ptr[1:])
+        docs = new_pos.astype(np.int32)[self._docs[held]]
+        tf = self._tf[held]
+        every = np.zeros(len(self._terms), dtype=bool)  # terms past the postings' last (none held) are dropped
+        every[: len(used)] = used
+        names = self._terms.subset(every)
         dl = np.empty(int(keep.sum()), dtype=np.float32)
         dl[new_pos[keep]] = self._dl[keep]
-        return names, ptr, docs.astype(np.int32), tf, dl
+        return names, ptr, docs, tf, dl
 
     @classmethod
     def restore(cls, terms: Terms, ptr: np.ndarray, docs: np.ndarray, tf: np.ndarray, dl: np.ndarray) -> BM25:

@@ -537,7 +537,7 @@ class Vault:
         return sealed.read(path, self._keys.sealed, name) if path.exists() else None
 
     @contextlib.contextmanager
-    def blob_writer(self, name: str) -> Iterator[Callable[[bytes], None]]:
+    def blob_writer(self, name: str) -> Iterator[Callable[[bytes | memoryview], None]]:
         """Seal what is written to the yielded function as blob `name`, chunk by chunk (no plaintext copy
         of the whole); the blob is replaced atomically when the block ends without an error."""
         from vault import sealed

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from embeddings import lexical
-from embeddings.lexical import BM25, K1, B
+from embeddings.lexical import BM25, K1, B, narrow
 from embeddings.service import MemoryService
 from vault.store import Vault
 
@@ -99,3 +99,74 @@ def test_weights_from_the_cache_score_as_freshly_weighed_ones_and_the_cache_keep
     again = BM25(texts + texts[:BM25_BULK])
     for q in QUERIES:
         assert _scores(bm, q) == _scores(again, q), q
+
+
+def _compacted_reference(bm: BM25, new_pos: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """compacted() as it read before it stopped materialising a term per posting: (names, ptr, docs, tf)."""
+    keep = new_pos >= 0
+    terms = np.repeat(np.arange(len(bm._ptr) - 1), np.diff(bm._ptr))
+    held = keep[bm._docs]
+    terms, docs, tf = terms[held], new_pos[bm._docs[held]], bm._tf[held]
+    used = np.bincount(terms, minlength=len(bm._terms)) > 0
+    terms = (np.cumsum(used) - 1)[terms]
+    ptr = np.zeros(int(used.sum()) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=len(ptr) - 1), out=ptr[1:])
+    names = bm._terms.subset(used)
+    return [names.term(i) for i in range(len(names))], ptr, docs.astype(np.int32), tf
+
+
+def test_compacted_postings_are_the_per_posting_reference_with_dropped_documents_and_terms():
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(2_000)]
+    texts += ["solitary onlyhere", "onlyhere again"]  # terms that only dropped documents hold
+    bm = BM25(texts)
+    for dropped in ([], [len(texts) - 2, len(texts) - 1], rng.choice(len(texts), 700, replace=False).tolist()):
+        keep = np.ones(len(texts), dtype=bool)
+        keep[dropped] = False
+        new_pos = np.full(len(texts), -1, dtype=np.int64)
+        new_pos[keep] = rng.permutation(int(keep.sum()))  # any renumbering, as a snapshot's sort gives
+        names, ptr, docs, tf, dl = bm.compacted(new_pos)
+        want_names, want_ptr, want_docs, want_tf = _compacted_reference(bm, new_pos)
+        assert [names.term(i) for i in range(len(names))] == want_names
+        assert np.array_equal(ptr, want_ptr) and np.array_equal(docs, want_docs) and np.array_equal(tf, want_tf)
+        assert docs.dtype == np.int32 and len(dl) == keep.sum()
+        assert ("onlyhere" in want_names) == (not set(dropped) >= {len(texts) - 2, len(texts) - 1})
+
+
+def _merged_reference(bm: BM25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_merge() as it read before (every posting's term id, then a stable sort of all): (ptr, docs, tf)."""
+    nterms = len(bm._terms)
+    parts_t = [np.repeat(np.arange(len(bm._ptr) - 1), np.diff(bm._ptr))]
+    parts_d, parts_f = [bm._docs.astype(np.int64)], [bm._tf]
+    if bm._delta:
+        d = np.asarray([(t, doc, c) for t, posts in bm._delta.items() for doc, c in posts], dtype=np.int64)
+        parts_t.append(d[:, 0])
+        parts_d.append(d[:, 1])
+        parts_f.append(d[:, 2].astype(np.float32))
+    terms, docs = np.concatenate(parts_t), np.concatenate(parts_d)
+    tf = np.concatenate(parts_f).astype(np.float32)
+    keep = bm._alive[docs]
+    terms, docs, tf = terms[keep], docs[keep], tf[keep]
+    order = np.argsort(terms, kind="stable")
+    ptr = np.zeros(nterms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=nterms), out=ptr[1:])
+    return ptr, docs[order].astype(np.int32), narrow(tf[order])
+
+
+def test_folding_pending_postings_in_is_the_stable_sort_it_replaced_with_dead_documents_and_new_terms():
+    rng = np.random.default_rng(9)
+    words = [f"w{i}" for i in range(200)]
+
+    def texts(n: int, extra: str = "") -> list[str]:
+        return [" ".join(rng.choice(words, size=int(rng.integers(1, 10)))) + extra for _ in range(n)]
+
+    bm = BM25(texts(1_500))
+    for round_ in range(3):
+        bm.append(texts(40, f" fresh{round_} " * (round_ + 1)) + ["w1 " * 300], merge=False)  # new terms; tf > 255
+        bm.kill(rng.choice(len(bm._dl), 60, replace=False))
+        want = _merged_reference(bm)  # reads, changes nothing
+        bm._merge()
+        assert not bm._delta
+        assert np.array_equal(bm._ptr, want[0]) and np.array_equal(bm._docs, want[1])
+        assert bm._tf.dtype == want[2].dtype and np.array_equal(bm._tf, want[2])

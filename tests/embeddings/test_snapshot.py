@@ -62,7 +62,8 @@ def test_a_cold_service_loads_the_snapshot_and_ranks_exactly_as_a_rebuild_from_r
     assert any(from_snapshot[0]) and any(from_snapshot[1])
 
 
-def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories(indexed_vault: Vault):
+def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories(indexed_vault: Vault,
+                                                                                monkeypatch: pytest.MonkeyPatch):
     from embeddings import dialogue
 
     rows = retrieve.Catalog.load(indexed_vault, dialogue.texts(indexed_vault))
@@ -79,6 +80,10 @@ def test_the_snapshot_holds_every_filter_column_and_posting_of_the_live_memories
         a, b = rows.lexical.search(q, 20), restored.lexical.search(q, 20)
         assert sorted(zip(rows.ids[a[0]].tolist(), np.round(a[1], 5).tolist(), strict=True)) == \
             sorted(zip(restored.ids[b[0]].tolist(), np.round(b[1], 5).tolist(), strict=True))
+    key = snapshot.save(indexed_vault, rows)  # streamed into the sealed blob a slice at a time
+    assert indexed_vault.read_blob(snapshot.BLOB) == snapshot.encode(rows, key)
+    monkeypatch.setattr(snapshot, "_WRITE_BLOCK", 7)  # slices that end mid-element and mid-array
+    assert snapshot.encode(rows, key) == indexed_vault.read_blob(snapshot.BLOB)
     gone = rows.ids[:3]
     rows.remove(gone)  # dead positions, and terms only they held, are left out
     _, smaller = snapshot.decode(snapshot.encode(rows, ["k"]), lambda ids: [])
