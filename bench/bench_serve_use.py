@@ -72,7 +72,7 @@ def proc_mb(pid: int) -> dict[str, float]:
     """VmRSS and its anonymous / file-backed parts, in MB."""
     out: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "RssAnon:", "RssFile:", "Threads:")):
+        if line.startswith(("VmRSS:", "RssAnon:", "RssFile:", "Threads:", "VmHWM:")):
             key, value = line.split(":", 1)
             out[key] = int(value.split()[0]) / (1 if key == "Threads" else 1024)
     return out
@@ -163,7 +163,7 @@ def drive(client: httpx.Client, at: list[int], measure: Callable[[str], str], cp
     return "\n".join(lines)
 
 
-def writes(client: httpx.Client, measure: Callable[[str], str]) -> str:
+def writes(client: httpx.Client, measure: Callable[[str], str], idle: float = 0.0) -> str:
     """The server's big owner operations after the searches: a note write, a forget of 20 memories (which
     reseals the vector index and writes a new catalog snapshot), then an index sync over every memory. On a
     bench vault the sync deletes every memory but the notes: the bench's other memories have no source rows."""
@@ -176,6 +176,9 @@ def writes(client: httpx.Client, measure: Callable[[str], str]) -> str:
         if r.status_code >= 300:
             raise SystemExit(f"{label} answered {r.status_code}: {r.text[:200]}")
         lines.append(measure(f"{label} ({took:.1f} s)"))
+        if idle:
+            time.sleep(idle)
+            lines.append(measure(f"  then {idle:g} s idle"))
         return r.json()
 
     step("note write", "/v1/memories", {"text": "Ana prefers the window seat on the 7:40 train", "tags": ["bench"]})
@@ -201,12 +204,13 @@ def run_subprocess(home: Path, tree: Path, token: str, at: list[int], extra_env:
             def measure(label: str) -> str:
                 m = proc_mb(p.pid)
                 return (f"  {label:24s} VmRSS {m['VmRSS']:7.0f} MB (anon {m['RssAnon']:.0f}, file "
-                        f"{m['RssFile']:.0f}), threads {m['Threads']:.0f}, at {time.monotonic() - t0:.0f} s")
+                        f"{m['RssFile']:.0f}), peak so far {m['VmHWM']:.0f}, threads {m['Threads']:.0f}, "
+                        f"at {time.monotonic() - t0:.0f} s")
 
             out = drive(client, at, measure, lambda: cpu_s(p.pid), idle)
             if show_mappings:
                 out += "\n  resident by mapping:\n" + mappings(p.pid)
-            return out + ("\n" + writes(client, measure) if with_writes else "")
+            return out + ("\n" + writes(client, measure, idle) if with_writes else "")
     except SystemExit:
         p.send_signal(2)
         _, err = p.communicate(timeout=120)

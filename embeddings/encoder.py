@@ -262,19 +262,22 @@ class Encoder:
         thread.start()
         return thread
 
-    def forward_dtype(self, n: int) -> str:
-        """The dtype encode() computes a call of `n` texts in: float32 for at most LEAN_MAX_TEXTS texts where the
-        numpy forward serves and no dtype was asked for, else the encoder's dtype."""
-        return "float32" if self._lean_serves(n) else self.dtype
+    def forward_dtype(self, n: int, *, write: bool = False) -> str:
+        """The dtype encode() computes a call of `n` texts in: float32 for at most LEAN_MAX_TEXTS texts (any
+        number for a `write`) where the numpy forward serves and no dtype was asked for, else the encoder's."""
+        return "float32" if self._lean_serves(n, write) else self.dtype
 
-    def _lean_serves(self, n: int) -> bool:
-        return self._auto and n <= LEAN_MAX_TEXTS and lean_encoder(model_path()) is not None
+    def _lean_serves(self, n: int, write: bool = False) -> bool:
+        return self._auto and (write or n <= LEAN_MAX_TEXTS) and lean_encoder(model_path()) is not None
 
-    def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
+               write: bool = False) -> np.ndarray:
         """Embed texts; `progress(n)` is called after each batch with the number just embedded. A few texts
         (a note's write with its neighbouring turns) go through the numpy forward, so `remember` and the server
-        never import torch; an indexing run's many through the model (forward_dtype says which)."""
-        if self._lean_serves(len(texts)):
+        never import torch; an indexing run's many through the model (forward_dtype says which). `write`: the
+        texts a write re-embeds (a note's neighbours, a forget's), through the numpy forward however many: a
+        forget whose neighbours outnumbered LEAN_MAX_TEXTS imported torch into the server (+400 MB, ~3 s)."""
+        if self._lean_serves(len(texts), write):
             return self._encode_lean(texts, progress)
         return self._encode_model(texts, progress)
 

@@ -261,8 +261,9 @@ class MemoryService:
                 ix.remove(stale)
                 self._dirty = True
 
-    def _embed(self, ids: list[int], progress: Progress | None = None) -> int:
-        """Embed these memories' texts (and redacted texts) into the in-memory indexes; pending until sealed."""
+    def _embed(self, ids: list[int], progress: Progress | None = None, *, write: bool = False) -> int:
+        """Embed these memories' texts (and redacted texts) into the in-memory indexes; pending until sealed.
+        `write`: a write's few (Encoder.encode's `write`: never torch)."""
         assert self._full is not None and self._redacted is not None
         rows = self.vault.query("SELECT memory_id, text, text_redacted, text_sha, kind FROM memories "
                                 f"WHERE memory_id IN (SELECT unnest({id_list(ids)}))")
@@ -277,8 +278,8 @@ class MemoryService:
             if progress is not None:
                 progress(done[0], len(texts))
 
-        vecs = self.encoder.encode(texts, progress=step)
-        dtype = self.encoder.forward_dtype(len(texts))  # numpy's float32 for a few texts, else the model's
+        vecs = self.encoder.encode(texts, progress=step, write=write)
+        dtype = self.encoder.forward_dtype(len(texts), write=write)  # numpy's float32 for a few, else the model's
         if blended:
             vecs[blended] = dialogue.blend(vecs[len(texts) - len(blended):], vecs[blended])
         n = len(rows)
@@ -513,7 +514,7 @@ class MemoryService:
                     dialogue.texts(self.vault, ids))
         todo = sorted(set(around) | ({memory_id} if embed and memory_id is not None else set()))
         if todo:
-            self._embed(todo)
+            self._embed(todo, write=True)
 
     @_locked
     def remember(self, text: str, *, occurred_at: datetime | None = None, tags: Iterable[str] = (),

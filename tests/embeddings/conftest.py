@@ -26,10 +26,11 @@ class SessionEncoder(Encoder):
         self._seen: dict[str, np.ndarray] = {}
         self.embedded = 0  # texts that really went through the model
 
-    def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None,
+               write: bool = False) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._seen]
         if missing:
-            self._seen.update(zip(missing, super().encode(missing), strict=True))
+            self._seen.update(zip(missing, super().encode(missing, write=write), strict=True))
             self.embedded += len(missing)
         if progress is not None and texts:
             progress(len(texts))

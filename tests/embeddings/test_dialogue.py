@@ -72,7 +72,7 @@ def test_a_new_turn_reembeds_only_itself_and_the_turns_whose_window_it_enters(sv
     ids = _chat(svc)
     embedded: list[list[int]] = []
     original = svc._embed
-    monkeypatch.setattr(svc, "_embed", lambda todo, progress=None: embedded.append(sorted(todo)) or original(todo))
+    monkeypatch.setattr(svc, "_embed", lambda todo, progress=None, write=False: embedded.append(sorted(todo)) or original(todo, write=write))
     new = svc.remember("Jon: it has a basket too", occurred_at=AT + timedelta(minutes=3, seconds=30),
                        metadata={"session": "s1"}, source="chat").memory_id
     # the turns whose window it enters: two before it (their next turns), the one after it (its previous turns)
@@ -156,3 +156,28 @@ def test_the_threads_around_notes_far_apart_are_read_from_their_own_windows_with
     read.clear()
     dialogue.entries(vault, picked)
     assert read[-1] < len(ids) / 4  # their windows, not the months between them
+
+
+def test_a_forget_re_embeds_its_neighbours_with_the_numpy_forward_however_many_they_are(
+        vault: Vault, monkeypatch: pytest.MonkeyPatch):
+    """A forget or an edit re-embeds the turns around it; past LEAN_MAX_TEXTS an indexing run's batch goes
+    through torch, which a server must not import for a write (+400 MB, seconds)."""
+    from embeddings import encoder as encoder_mod
+    from embeddings.encoder import Encoder
+    from embeddings.forget import ForgetRequest
+
+    monkeypatch.setattr(encoder_mod, "LEAN_MAX_TEXTS", 1)  # so a handful of neighbours is "many"
+    svc = MemoryService(vault, encoder=Encoder())
+    ids = _chat(svc)
+    assert len(dialogue.neighbours(vault, [ids["Jon: yes, the blue one"]])) > 1
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a write's texts went to the model")
+
+    monkeypatch.setattr(Encoder, "_encode_model", no_model)
+    receipt = svc.forget_commit(svc.forget_preview(ForgetRequest(memory_ids=(ids["Jon: yes, the blue one"],))))
+    assert receipt.memories == 1
+    dtypes = {d for (d,) in vault.query("SELECT DISTINCT dtype FROM memory_vectors")}
+    assert dtypes == {"float32"}
+    assert "Jon: yes, the blue one" not in _top(svc, QUESTION, 5)
+    svc.close()
