@@ -35,7 +35,7 @@ from api.schemas import ERRORS, Health
 from api.state import PREFIX, SESSION_FILE, ApiSettings, Backend, RequestAudit
 from api.tokens import Actor, TokenError, TokenRefused
 from embeddings.records import InvalidMemory, MemoryNotFound, NotEditable
-from vault.errors import VaultError
+from vault.errors import MemoryCapReached, VaultError
 
 log = logging.getLogger("lifevault.api")
 VERSION = "1"
@@ -234,6 +234,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(TokenError)
     async def token_error(_: Request, exc: TokenError) -> JSONResponse:
         return _json(400, str(exc))
+
+    @app.exception_handler(MemoryCapReached)
+    async def memory_cap(_: Request, exc: MemoryCapReached) -> JSONResponse:
+        log.warning("request failed: %s", type(exc).__name__)  # the server's state, not the caller's: retry later
+        return _json(503, one_line(str(exc)))
 
     @app.exception_handler(VaultError)
     async def vault_error(_: Request, exc: VaultError) -> JSONResponse:

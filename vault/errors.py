@@ -37,6 +37,10 @@ class DiskFull(VaultError):
     pass
 
 
+class MemoryCapReached(VaultError):
+    """DuckDB needed more than its memory_limit for a statement and could not spill the rest to disk."""
+
+
 class BudgetExhausted(VaultError):
     """A privacy-ledger append that would exceed the user's lifetime budget."""
 

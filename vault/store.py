@@ -40,7 +40,15 @@ if TYPE_CHECKING:  # polars is imported where a frame is made, not by every comm
     import polars as pl
 
     from vault import sealed_records
-from vault.errors import DiskFull, IntegrityError, VaultError, VaultExists, VaultLocked, VaultMissing
+from vault.errors import (
+    DiskFull,
+    IntegrityError,
+    MemoryCapReached,
+    VaultError,
+    VaultExists,
+    VaultLocked,
+    VaultMissing,
+)
 from vault.fsio import fsync_dir
 from vault.lockfile import LOCK_FILE, read_lock_info
 from vault.sqltext import sql_literal
@@ -75,6 +83,10 @@ def translate(e: BaseException, *, home: Path | None = None) -> VaultError | Bas
         return IntegrityError(f"vault.duckdb does not belong to this keys.json{where}; restore the matching pair")
     if "No space left" in msg or "File too large" in msg or "disk is full" in msg.lower():
         return DiskFull("disk full: the write was rolled back and the previous state is intact; free space and retry")
+    if isinstance(e, duckdb.OutOfMemoryException):
+        return MemoryCapReached(
+            f"out of memory{where}: the operation needed more than the vault's memory cap (DuckDB's memory_limit) "
+            "and could not spill the rest to disk; it was rolled back; retry it when less is running")
     return e
 
 
