@@ -13,7 +13,8 @@ parts, as the search returns and again after `--idle` seconds without a request.
 search's wall time at the client (p50 / p95) and the server's CPU time per search (/proc/<pid>/stat), over
 all N searches (not the pauses). `--env` sets variables in the server's environment (e.g. glibc's
 MALLOC_ARENA_MAX=2); `--mappings` lists the largest resident mappings at the end (smaps); `--writes` then
-runs a note write, a forget of 20 memories and an index sync, measuring after each (it changes the vault:
+runs a note write, a forget of 20 memories and an index sync, measuring after each and the peak during each
+(VmHWM, reset before each where /proc/<pid>/clear_refs allows; then after `--idle` seconds) (it changes the vault:
 on a bench vault the sync deletes every memory but the notes, which alone have source rows).
 Without --token, an owner token with a high rate limit (the default 600/min would refuse the run) is
 created first with `lifevault token create` (the vault must not be served then).
@@ -76,6 +77,15 @@ def proc_mb(pid: int) -> dict[str, float]:
             key, value = line.split(":", 1)
             out[key] = int(value.split()[0]) / (1 if key == "Threads" else 1024)
     return out
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM (the peak) afresh at the current VmRSS (Linux: 5 to /proc/<pid>/clear_refs), so the peak
+    printed after a write is that write's; where it is refused the peak stays the process's."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def mappings(pid: int, top: int = 12) -> str:
@@ -163,13 +173,15 @@ def drive(client: httpx.Client, at: list[int], measure: Callable[[str], str], cp
     return "\n".join(lines)
 
 
-def writes(client: httpx.Client, measure: Callable[[str], str], idle: float = 0.0) -> str:
+def writes(client: httpx.Client, measure: Callable[[str], str], idle: float = 0.0,
+           reset_peak: Callable[[], None] = lambda: None) -> str:
     """The server's big owner operations after the searches: a note write, a forget of 20 memories (which
     reseals the vector index and writes a new catalog snapshot), then an index sync over every memory. On a
     bench vault the sync deletes every memory but the notes: the bench's other memories have no source rows."""
     lines = []
 
     def step(label: str, url: str, body: dict[str, Any]) -> Any:
+        reset_peak()
         t = time.perf_counter()
         r = client.post(url, json=body)
         took = time.perf_counter() - t
@@ -204,13 +216,13 @@ def run_subprocess(home: Path, tree: Path, token: str, at: list[int], extra_env:
             def measure(label: str) -> str:
                 m = proc_mb(p.pid)
                 return (f"  {label:24s} VmRSS {m['VmRSS']:7.0f} MB (anon {m['RssAnon']:.0f}, file "
-                        f"{m['RssFile']:.0f}), peak so far {m['VmHWM']:.0f}, threads {m['Threads']:.0f}, "
+                        f"{m['RssFile']:.0f}), peak {m['VmHWM']:.0f}, threads {m['Threads']:.0f}, "
                         f"at {time.monotonic() - t0:.0f} s")
 
             out = drive(client, at, measure, lambda: cpu_s(p.pid), idle)
             if show_mappings:
                 out += "\n  resident by mapping:\n" + mappings(p.pid)
-            return out + ("\n" + writes(client, measure, idle) if with_writes else "")
+            return out + ("\n" + writes(client, measure, idle, lambda: reset_peak(p.pid)) if with_writes else "")
     except SystemExit:
         p.send_signal(2)
         _, err = p.communicate(timeout=120)
