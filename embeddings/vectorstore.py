@@ -88,11 +88,11 @@ class _Decrypted:
                 self._free = list(range(self.capacity - 1, -1, -1))
             self._tick += 1
             at = []
-            for slot in slots.tolist():
+            for i, slot in enumerate(slots.tolist()):
                 r = self._row_of.get(slot)
                 if r is None:
-                    if not self._free:
-                        self._evict(max(len(slots), self.capacity // 8))
+                    if not self._free:  # room for the rest of this call at least (the rows it placed are newest)
+                        self._evict(max(len(slots) - i, self.capacity // 8))
                     r = self._free.pop()
                     self._row_of[slot], self._slot_at[r] = r, slot
                 self._used[r] = self._tick  # (now: an eviction later in this call keeps it)

@@ -176,3 +176,13 @@ def test_a_query_near_ten_memories_probes_only_the_nearest_lists(monkeypatch: py
     probes.clear()
     index.search(_unit(1, d=384, seed=8)[0], 10)  # a stranger: widened
     assert probes == [vindex.IVF_NPROBE, vindex.WEAK_NPROBE]
+
+
+def test_a_put_of_cached_and_new_slots_evicts_only_room_for_the_new_ones() -> None:
+    cache = vectorstore._Decrypted(D, 64 * D * 2)
+    rows = np.ones((72, D), dtype=np.float16)
+    cache.put(np.arange(64), rows[:64])
+    cache.put(np.arange(56, 72), rows[56:72])  # 8 already held (now the newest), 8 new
+    held = [s for s in range(72) if s in cache]
+    assert len(held) == 64 and set(range(56, 72)) <= set(held)  # full: no row was evicted for nothing
+    assert held[:48] == list(range(8, 56))  # the 8 least recent went
