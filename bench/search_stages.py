@@ -7,8 +7,9 @@ MemoryService.search as the server runs it, with the query vectors cached first 
 measured by bench_encode / bench_query). Each stage is a wrapper around the function that does it, timed in
 wall time and in this process's CPU time (no profiler); stages nest (rank holds the mask, BM25, dense and
 fusion). `--filtered` appends the bench's time phrases in turn; `--nocache` clears the row cache before
-each search, so every hit is read from the vault. `--ab` alternates, per search, the audit record committed
-after the hits are read (the order before audit.alongside) with the current order, in one process.
+each search, so every hit is read from the vault. `--ab` rotates, per search, between the audit record
+committed beside the read (the current order), after it (the order before audit.alongside) and before it
+on the search's own thread, in one process.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def _after(vault: Vault, event: audit.AuditEvent) -> Iterator[None]:
     audit.record(vault, event)
 
 
+@contextlib.contextmanager
+def _first(vault: Vault, event: audit.AuditEvent) -> Iterator[None]:
+    """Append and commit on the search's own thread, then read (no hand-over to the appender thread)."""
+    audit.record(vault, event)
+    yield
+
+
 def _ms(xs: list[float], p: float) -> float:
     return float(np.percentile(np.array(xs) * 1000, p))
 
@@ -98,13 +106,13 @@ def main() -> None:
     cpu: dict[str, list[float]] = defaultdict(list)
     orders: list[tuple[str, Callable[..., Any]]] = [("alongside (now)", audit.alongside)]
     if args.ab:
-        orders.append(("after the read (before)", _after))
+        orders += [("after the read (before)", _after), ("first, on the search's thread", _first)]
     else:
         for owner, name, label in STAGES:
             _timed(owner, name, label, wall, cpu)
     current = audit.alongside
     for i, q in enumerate(qs * 2):
-        for label, order in orders if i % 2 else orders[::-1]:
+        for label, order in orders[i % len(orders):] + orders[: i % len(orders)]:
             audit.alongside = order
             if args.nocache:
                 svc._rows.clear()
