@@ -30,7 +30,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -173,14 +173,22 @@ class BM25:
         start = len(self._dl)
         if not docs:
             return range(start, start)
-        import polars as pl
+        if len(docs) < BULK:  # a write's few: the same rules in Python (tokens()), no polars in a server
+            counted = Counter((start + i, t) for i, text in enumerate(docs) for t in _tokens(text))
+            terms = list(dict.fromkeys(t for _, t in counted))
+            vocab = dict(zip(terms, self._terms.add(terms).tolist(), strict=True)) if terms else {}
+            tids = np.array([vocab[t] for _, t in counted], dtype=np.int64)
+            doc = np.array([d for d, _ in counted], dtype=np.int64)
+            counts = np.array(list(counted.values()), dtype=np.int64)
+        else:
+            import polars as pl
 
-        tf = token_frame(docs, start).group_by("doc", "t").len("tf")
-        terms = tf["t"].unique().to_list()
-        vocab = dict(zip(terms, self._terms.add(terms).tolist(), strict=True))
-        tids = tf["t"].replace_strict(vocab, return_dtype=pl.Int64).to_numpy()
-        doc = tf["doc"].to_numpy()
-        counts = tf["tf"].to_numpy()
+            tf = token_frame(docs, start).group_by("doc", "t").len("tf")
+            terms = tf["t"].unique().to_list()
+            vocab = dict(zip(terms, self._terms.add(terms).tolist(), strict=True))
+            tids = tf["t"].replace_strict(vocab, return_dtype=pl.Int64).to_numpy()
+            doc = tf["doc"].to_numpy()
+            counts = tf["tf"].to_numpy()
         lengths = np.bincount(doc - start, weights=counts, minlength=len(docs)).astype(np.float32)
         self._dl = np.concatenate([self._dl, lengths])
         self._cached = None

@@ -31,7 +31,7 @@ from embeddings.labels import day_label, duration_label, local
 from embeddings.records import KINDS as KINDS  # defined with the records: a search knows them without polars
 from vault import read
 from vault.homezone import home_zone
-from vault.sqltext import id_list
+from vault.sqltext import id_list, sql_literal
 from vault.store import Vault
 
 if TYPE_CHECKING:  # frames are made where memories are written, not by a search that imports KINDS
@@ -486,6 +486,36 @@ def frame(items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetim
     import polars as pl
 
     return pl.DataFrame(rows, schema=_schema())
+
+
+_TYPED = {"start_ts": "TIMESTAMPTZ", "end_ts": "TIMESTAMPTZ", "ingested_at": "TIMESTAMPTZ", "updated_at": "TIMESTAMPTZ",
+          "tags": "VARCHAR[]", "source_row_ids": "BIGINT[]"}
+
+
+def insert(vault: Vault, items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetime] | None = None,
+           version: int = 1) -> None:
+    """Insert a few memories (a note's write), one bound statement each: the rows frame() gives, without
+    importing polars (and pyarrow) into a server that only searched until then (+~120 MB)."""
+    ingested = ingested or {}
+    marks = ", ".join(f"?::{_TYPED[c]}" if c in _TYPED else "?" for c in COLUMNS)
+    for m in items:
+        vault.execute(f"INSERT INTO memories ({', '.join(COLUMNS)}) VALUES ({marks})", [
+            m.memory_id, m.kind, m.text, m.text_redacted, m.start_ts, m.end_ts, m.utc_offset_min, list(m.tags),
+            m.metadata, canonical(m.details), m.source, m.source_table, list(m.source_row_ids), m.sensitivity,
+            version, ingested.get(m.memory_id, now), now, m.text_sha, m.content_sha])
+
+
+PROVENANCE_ROWS = 256  # vector bookkeeping rows written by one literal statement (more: through a polars frame)
+
+
+def provenance_sql(pending: dict[int, tuple[str, str]], *, model: str, version: str, at: datetime) -> str:
+    """One statement recording (replacing) the vectors of `pending` (memory id -> (text sha, dtype)) for the
+    memories that still exist, values inlined as literals (binding costs DuckDB's client more)."""
+    rows = ", ".join(f"({int(i)}, {sql_literal(sha)}, {sql_literal(dtype)})" for i, (sha, dtype) in pending.items())
+    return ("INSERT OR REPLACE INTO memory_vectors (memory_id, text_sha, dtype, model, model_version, embedded_at) "
+            f"SELECT v.memory_id, v.text_sha, v.dtype, {sql_literal(model)}, {sql_literal(version)}, "
+            f"{sql_literal(at.astimezone(UTC).isoformat())}::TIMESTAMPTZ FROM (VALUES {rows}) "
+            "AS v(memory_id, text_sha, dtype) WHERE v.memory_id IN (SELECT memory_id FROM memories)")
 
 
 def delete_ids(vault: Vault, ids: Iterable[int]) -> None:

@@ -84,7 +84,7 @@ def remember(vault: Vault, *, text: str, occurred_at: datetime | None = None, ta
     _check(text, tags, metadata)
     now = now or datetime.now(UTC)
     note = build(new_id(), text=text, occurred_at=occurred_at or now, tags=tags, metadata=metadata, source=source)
-    vault.insert_frame("memories", memories.frame([note], now=now), on_conflict_nothing=False)
+    memories.insert(vault, [note], now=now)
     return note
 
 
@@ -133,8 +133,7 @@ def update(vault: Vault, memory_id: int, *, text: str | None = None, occurred_at
             "source, updated_at, replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [memory_id, version, old_text, s, e, off, list(old_tags or []), old_meta, source, updated, now])
         vault.execute("DELETE FROM memories WHERE memory_id = ?", [memory_id])
-        vault.insert_frame("memories", memories.frame([note], now=now, ingested={memory_id: ingested},
-                                                      version=version + 1), on_conflict_nothing=False)
+        memories.insert(vault, [note], now=now, ingested={memory_id: ingested}, version=version + 1)
     return note, version + 1
 
 

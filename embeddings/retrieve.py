@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -59,6 +59,8 @@ Mode = Literal["hybrid", "dense", "lexical"]
 Fusion = Literal["score", "rrf"]
 _NO_TIME = np.iinfo(np.int64).min
 _US = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,8 +133,37 @@ class SearchResult:
                 "understood": list(self.understood), "candidates": self.candidates, "mode": self.mode}
 
 
-def _us(col: pl.Series) -> np.ndarray:
+def _us(col: pl.Series | _Column) -> np.ndarray:
+    if isinstance(col, _Column):
+        return np.array([_NO_TIME if t is None else (t - _EPOCH) // _ONE_US for t in col], dtype=np.int64)
     return col.dt.epoch("us").fill_null(_NO_TIME).to_numpy().astype(np.int64)
+
+
+class _Column(list[Any]):
+    """One column of Rows, with the frame methods Catalog.add calls."""
+
+    def to_list(self) -> list[Any]:
+        return list(self)
+
+    def to_numpy(self) -> np.ndarray:
+        return np.asarray(self)
+
+    def fill_null(self, value: Any) -> _Column:
+        return _Column(value if v is None else v for v in self)
+
+
+class Rows:
+    """Rows of Catalog.SELECT as vault.query returns them, read by Catalog.add as it reads a polars frame: a
+    write's few memories are added without importing polars (and pyarrow) into a server (+~120 MB)."""
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        names = [c.strip() for c in Catalog.SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(",")]
+        self.height = len(rows)
+        self._columns = {n: _Column(col) for n, col in zip(names, zip(*rows, strict=True) if rows else [()] * len(names),
+                                                          strict=True)}
+
+    def __getitem__(self, name: str) -> _Column:
+        return self._columns[name]
 
 
 class Catalog:
@@ -199,8 +230,8 @@ class Catalog:
     def _names(table: dict[str, int], dtype: Any = "<U8") -> np.ndarray:
         return np.array(list(table) or [""], dtype=dtype)
 
-    def add(self, df: pl.DataFrame, indexed: dict[int, str] | None = None, *, merge: bool = True) -> None:
-        """Append memories (a frame shaped like SELECT); ids already present are replaced. `indexed` gives the
+    def add(self, df: pl.DataFrame | Rows, indexed: dict[int, str] | None = None, *, merge: bool = True) -> None:
+        """Append memories (a frame shaped like SELECT, or its Rows); ids already present are replaced. `indexed` gives the
         text BM25 indexes for some of them instead of their own (a note with its neighbouring turns);
         merge=False keeps their BM25 postings pending (BM25.append)."""
         if df.height == 0:

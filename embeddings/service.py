@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from embeddings import context as ctx
-from embeddings import dialogue, notes, planning, retrieve, snapshot, temporal
+from embeddings import dialogue, memories, notes, planning, retrieve, snapshot, temporal
 from embeddings import index as vindex
 from embeddings.encoder import DIM, Encoder, model_version
 from embeddings.events import (
@@ -313,7 +313,10 @@ class MemoryService:
         if self._redacted is not None:  # not loaded: not changed (every write loads it)
             vindex.save(self.vault, REDACTED_BLOB, self._redacted, self._header("redacted"))
         info = self.encoder.info
-        if self._pending:  # one statement for all: a row at a time cost 50 s of CPU for a year's 20,648
+        if self._pending and len(self._pending) <= memories.PROVENANCE_ROWS:  # a write's few: no polars
+            self.vault.execute(memories.provenance_sql(self._pending, model=info.name, version=info.version,
+                                                       at=datetime.now(UTC)))
+        elif self._pending:  # one statement for all: a row at a time cost 50 s of CPU for a year's 20,648
             import polars as pl
 
             provenance = pl.DataFrame(
@@ -510,7 +513,8 @@ class MemoryService:
         if not ids:
             return
         self._changed.update(ids)
-        catalog.add(self.vault.frame(retrieve.Catalog.SELECT + f" WHERE memory_id IN (SELECT unnest({id_list(ids)}))"),
+        catalog.add(retrieve.Rows(self.vault.query(retrieve.Catalog.SELECT
+                                                   + f" WHERE memory_id IN (SELECT unnest({id_list(ids)}))")),
                     dialogue.texts(self.vault, ids))
         todo = sorted(set(around) | ({memory_id} if embed and memory_id is not None else set()))
         if todo:
