@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from embeddings.encoder import Encoder
 from embeddings.service import MemoryService
 from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.embeddings.persona import seed
@@ -39,7 +40,7 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_a_note_write_and_its_seal_import_no_polars_pyarrow_or_torch(tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
+def test_a_note_write_and_its_seal_import_no_polars_pyarrow_or_torch(tmp_path: Path, encoder: Encoder) -> None:
     home = tmp_path / "home"
     vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
     with vault:
