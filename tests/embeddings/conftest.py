@@ -84,3 +84,16 @@ def seeded_home(tmp_path: Path, monkeypatch, encoder) -> Path:
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("LIFEVAULT_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def indexed_home(tmp_path: Path, encoder: Encoder) -> Path:
+    """A closed, indexed persona vault on disk, for a process of its own to open."""
+    home = tmp_path / "home"
+    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
+    with vault:
+        seed(vault)
+        service = MemoryService(vault, encoder=encoder)
+        service.index()
+        service.close()
+    return home

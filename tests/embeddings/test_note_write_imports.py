@@ -9,11 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from embeddings.encoder import Encoder
-from embeddings.service import MemoryService
-from tests.conftest import FAST_KDF, PASSPHRASE
-from tests.embeddings.persona import seed
-from vault.store import Vault
+from tests.conftest import PASSPHRASE
 
 PROBE = textwrap.dedent("""
     import json, sys
@@ -40,15 +36,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_a_note_write_and_its_seal_import_no_polars_pyarrow_or_torch(tmp_path: Path, encoder: Encoder) -> None:
-    home = tmp_path / "home"
-    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
-    with vault:
-        seed(vault)
-        svc = MemoryService(vault, encoder=encoder)
-        svc.index()
-        svc.close()
-    run = subprocess.run([sys.executable, "-c", PROBE, str(home), PASSPHRASE], capture_output=True, text=True,
+def test_a_note_write_and_its_seal_import_no_polars_pyarrow_or_torch(indexed_home: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", PROBE, str(indexed_home), PASSPHRASE], capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])

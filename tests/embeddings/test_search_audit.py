@@ -14,8 +14,7 @@ import pytest
 from embeddings.encoder import Encoder
 from embeddings.events import MemorySearched
 from embeddings.service import MemoryService
-from tests.conftest import FAST_KDF, PASSPHRASE
-from tests.embeddings.persona import seed
+from tests.conftest import PASSPHRASE
 from vault import audit
 from vault.store import Vault
 
@@ -30,33 +29,20 @@ os.kill(os.getpid(), signal.SIGKILL)  # the answer is out: nothing is flushed, c
 """
 
 
-@pytest.fixture
-def home(tmp_path: Path, encoder: Encoder) -> Path:
-    """A closed, indexed persona vault on disk, for a process of its own to open."""
-    home = tmp_path / "home"
-    vault, _ = Vault.create(home, PASSPHRASE, kdf=FAST_KDF)
-    with vault:
-        seed(vault)
-        service = MemoryService(vault, encoder=encoder)
-        service.index()
-        service.close()
-    return home
-
-
-def test_an_answer_that_left_the_process_is_in_the_audit_log_when_the_process_is_killed_right_after(home: Path):
-    run = subprocess.run([sys.executable, "-c", SEARCH_THEN_DIE, str(home), PASSPHRASE, "check-up with Dr. Lee"],
+def test_an_answer_that_left_the_process_is_in_the_audit_log_when_the_process_is_killed_right_after(indexed_home: Path):
+    run = subprocess.run([sys.executable, "-c", SEARCH_THEN_DIE, str(indexed_home), PASSPHRASE, "check-up with Dr. Lee"],
                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
     returned = [int(i) for i in run.stdout.strip().split(",") if i]
     assert returned  # the persona has seen Dr. Lee
-    with Vault.open(home, PASSPHRASE, read_only=True) as vault:
+    with Vault.open(indexed_home, PASSPHRASE, read_only=True) as vault:
         records = [e for e in audit.events(vault, kind=MemorySearched.kind) if e.body["actor"] == "killed-reader"]
         assert [[int(i) for i in r.body["returned_ids"]] for r in records] == [returned]
         assert audit.verify(vault).ok
 
 
-def test_a_search_whose_audit_record_cannot_be_written_returns_no_answer(home: Path, encoder: Encoder):
-    with Vault.open(home, PASSPHRASE, read_only=True) as vault:  # reads work, the audit append is refused
+def test_a_search_whose_audit_record_cannot_be_written_returns_no_answer(indexed_home: Path, encoder: Encoder):
+    with Vault.open(indexed_home, PASSPHRASE, read_only=True) as vault:  # reads work, the audit append is refused
         service = MemoryService(vault, encoder=encoder)
         before = len(list(audit.events(vault)))
         with pytest.raises(Exception, match="read-only"):  # DuckDB refuses the INSERT
@@ -65,8 +51,8 @@ def test_a_search_whose_audit_record_cannot_be_written_returns_no_answer(home: P
         service.close()
 
 
-def test_inside_deferred_the_search_record_is_held_for_the_caller_exactly_as_returned(home: Path, encoder: Encoder):
-    with Vault.open(home, PASSPHRASE) as vault:
+def test_inside_deferred_the_search_record_is_held_for_the_caller_exactly_as_returned(indexed_home: Path, encoder: Encoder):
+    with Vault.open(indexed_home, PASSPHRASE) as vault:
         service = MemoryService(vault, encoder=encoder)
         before = len(list(audit.events(vault)))
         with audit.deferred() as held:
