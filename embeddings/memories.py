@@ -472,17 +472,21 @@ def _schema() -> dict[str, Any]:
     }
 
 
-def frame(items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetime] | None = None,
-          version: int = 1) -> pl.DataFrame:
-    ingested = ingested or {}
-    rows = [{
+def _row(m: Memory, *, now: datetime, ingested: dict[int, datetime], version: int) -> dict[str, Any]:
+    """A memory's row of the memories table, by column (COLUMNS' order)."""
+    return {
         "memory_id": m.memory_id, "kind": m.kind, "text": m.text, "text_redacted": m.text_redacted,
         "start_ts": m.start_ts, "end_ts": m.end_ts, "utc_offset_min": m.utc_offset_min, "tags": list(m.tags),
         "metadata": m.metadata, "details": canonical(m.details), "source": m.source, "source_table": m.source_table,
         "source_row_ids": list(m.source_row_ids), "sensitivity": m.sensitivity, "version": version,
         "ingested_at": ingested.get(m.memory_id, now), "updated_at": now, "text_sha": m.text_sha,
         "content_sha": m.content_sha,
-    } for m in items]
+    }
+
+
+def frame(items: Sequence[Memory], *, now: datetime, ingested: dict[int, datetime] | None = None,
+          version: int = 1) -> pl.DataFrame:
+    rows = [_row(m, now=now, ingested=ingested or {}, version=version) for m in items]
     import polars as pl
 
     return pl.DataFrame(rows, schema=_schema())
@@ -496,13 +500,10 @@ def insert(vault: Vault, items: Sequence[Memory], *, now: datetime, ingested: di
            version: int = 1) -> None:
     """Insert a few memories (a note's write), one bound statement each: the rows frame() gives, without
     importing polars (and pyarrow) into a server that only searched until then (+~120 MB)."""
-    ingested = ingested or {}
     marks = ", ".join(f"?::{_TYPED[c]}" if c in _TYPED else "?" for c in COLUMNS)
     for m in items:
-        vault.execute(f"INSERT INTO memories ({', '.join(COLUMNS)}) VALUES ({marks})", [
-            m.memory_id, m.kind, m.text, m.text_redacted, m.start_ts, m.end_ts, m.utc_offset_min, list(m.tags),
-            m.metadata, canonical(m.details), m.source, m.source_table, list(m.source_row_ids), m.sensitivity,
-            version, ingested.get(m.memory_id, now), now, m.text_sha, m.content_sha])
+        row = _row(m, now=now, ingested=ingested or {}, version=version)
+        vault.execute(f"INSERT INTO memories ({', '.join(COLUMNS)}) VALUES ({marks})", [row[c] for c in COLUMNS])
 
 
 PROVENANCE_ROWS = 256  # vector bookkeeping rows written by one literal statement (more: through a polars frame)

@@ -157,10 +157,9 @@ class Rows:
     write's few memories are added without importing polars (and pyarrow) into a server (+~120 MB)."""
 
     def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
-        names = [c.strip() for c in Catalog.SELECT.removeprefix("SELECT ").split(" FROM ")[0].split(",")]
         self.height = len(rows)
-        self._columns = {n: _Column(col) for n, col in zip(names, zip(*rows, strict=True) if rows else [()] * len(names),
-                                                          strict=True)}
+        columns = zip(*rows, strict=True) if rows else [()] * len(Catalog.COLUMNS)
+        self._columns = {n: _Column(col) for n, col in zip(Catalog.COLUMNS, columns, strict=True)}
 
     def __getitem__(self, name: str) -> _Column:
         return self._columns[name]
@@ -169,8 +168,9 @@ class Rows:
 class Catalog:
     """Per-memory filter columns and the BM25 indexes, by position (positions are never reused)."""
 
-    SELECT = ("SELECT memory_id, kind, sensitivity, source, start_ts, end_ts, utc_offset_min, ingested_at, tags, "
-              "text, text_redacted FROM memories")
+    COLUMNS = ("memory_id", "kind", "sensitivity", "source", "start_ts", "end_ts", "utc_offset_min", "ingested_at",
+               "tags", "text", "text_redacted")
+    SELECT = f"SELECT {', '.join(COLUMNS)} FROM memories"
 
     def __init__(self) -> None:
         self.ids = np.empty(0, np.int64)

@@ -267,20 +267,9 @@ class VectorStore:
         return out
 
     def _blocks(self, s: _Segment) -> Iterator[np.ndarray]:
-        """Segment `s`'s vectors in order (float16), SEAL_BLOCK at a time, its zeroed slots zero."""
-        zeroed = np.unique(np.concatenate(s.zeroed)) if s.zeroed else np.empty(0, np.int64)
+        """Segment `s`'s vectors in order (float16), SEAL_BLOCK at a time, its zeroed slots zero (_read)."""
         for lo in range(0, s.count, SEAL_BLOCK):
-            hi = min(s.count, lo + SEAL_BLOCK)
-            if s.array is not None:
-                block = s.array[lo:hi]
-            else:
-                assert s.reader is not None
-                block = s.reader.read(np.arange(lo, hi)).view(_DTYPE)
-            gone = zeroed[(zeroed >= lo) & (zeroed < hi)] - lo
-            if len(gone):
-                block = block.copy() if s.array is not None else block
-                block[gone] = 0
-            yield block
+            yield self._read(s, np.arange(lo, min(s.count, lo + SEAL_BLOCK)))
 
     def committed(self, vault: Vault, prefix: str) -> None:
         """The index blob naming this store's segments is in place: delete every other segment of `prefix`
